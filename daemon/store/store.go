@@ -1,0 +1,234 @@
+// Package store holds acquit's durable state behind one interface, with an
+// embedded SQLite implementation (the default) and a PostgreSQL one for
+// several instances sharing the work. Both pass the same suite
+// (storetest).
+//
+// Rules every implementation keeps:
+//   - every raw input from a bank is recorded as received before anything acts
+//     on it (RecordRaw), and its verdict is appended, never overwritten;
+//   - a state change and the event it raises commit in one transaction
+//     (Tx.Emit inside Store.InTx): the outbox;
+//   - nothing is updated in place without a record of the previous state
+//     (history rows).
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when an optimistic version check fails or a unique
+// key is already taken.
+var ErrConflict = errors.New("conflict")
+
+// Store is acquit's durable state.
+type Store interface {
+	// InTx runs fn in one transaction; it commits when fn returns nil.
+	InTx(ctx context.Context, fn func(tx Tx) error) error
+
+	// RecordRaw stores one raw input as received and returns its id. It is
+	// its own transaction, committed before the input is acted on.
+	RecordRaw(ctx context.Context, in RawInput) (int64, error)
+	// GetRaw returns one raw input with its verdicts.
+	GetRaw(ctx context.Context, id int64) (*RawInput, error)
+
+	Events
+	KV
+	PluginState
+	Schedules
+
+	// Close releases the database.
+	Close() error
+	// Driver names the implementation ("sqlite" or "postgres").
+	Driver() string
+}
+
+// Tx is what can be done inside one transaction.
+type Tx interface {
+	// Emit adds an event to the outbox; it is delivered after commit.
+	Emit(ctx context.Context, ev NewEvent) (Event, error)
+	// AddVerdict appends a verdict to a raw input.
+	AddVerdict(ctx context.Context, rawID int64, v Verdict) error
+	// RecordHistory appends a state transition of an entity.
+	RecordHistory(ctx context.Context, h History) error
+	// Exec and Query give domain packages (payments, transmissions) access
+	// to their own tables with portable SQL using ? placeholders; the
+	// PostgreSQL implementation rewrites them to $n.
+	Exec(ctx context.Context, query string, args ...any) (int64, error)
+	QueryRow(ctx context.Context, query string, args ...any) Row
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+}
+
+// Row is a single result row.
+type Row interface{ Scan(dest ...any) error }
+
+// Rows is a result set.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
+// RawInput is one input from outside, as received.
+type RawInput struct {
+	ID         int64
+	Source     string // "atos", "ebics:bnp", ...
+	Channel    string // "automatic", "manual", "download", ...
+	RemoteAddr string
+	Method     string
+	Path       string
+	Headers    map[string][]string
+	Body       []byte
+	ReceivedAt time.Time
+	// SHA256 of Body, hex; computed by the store when empty.
+	SHA256   string
+	Verdicts []Verdict
+}
+
+// Verdict is the outcome of verifying a raw input.
+type Verdict struct {
+	Verified bool
+	Code     string // "ok", "bad_seal", "duplicate", ...
+	Message  string
+	Subject  string // the payment/transmission it concerned, when known
+	At       time.Time
+}
+
+// History is one state transition of an entity.
+type History struct {
+	Entity  string // "payment", "transmission"
+	ID      string
+	From    string
+	To      string
+	Cause   string // channel or reason
+	RawID   int64  // raw input that caused it, 0 if none
+	Details json.RawMessage
+	At      time.Time
+}
+
+// NewEvent is an event to be emitted.
+type NewEvent struct {
+	Type    string // "payment.accepted", ...
+	Subject string // ordering key: events of one subject are delivered in order
+	Payload json.RawMessage
+}
+
+// EventState is where an event is in its delivery.
+type EventState string
+
+// Event states.
+const (
+	EventPending   EventState = "pending"
+	EventRunning   EventState = "running"
+	EventDelivered EventState = "delivered"
+	EventDead      EventState = "dead"
+)
+
+// Event is an outbox event.
+type Event struct {
+	ID          string // stable id (ULID-like, sortable), the hook's idempotency key
+	Seq         int64  // global insertion order
+	Type        string
+	Subject     string
+	Payload     json.RawMessage
+	State       EventState
+	Attempts    int
+	NextAttempt time.Time
+	LastError   string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	LockedBy    string
+	LockedUntil time.Time
+}
+
+// EventFilter selects events for listing.
+type EventFilter struct {
+	State   EventState
+	Type    string
+	Subject string
+	Limit   int
+	AfterSeq int64
+}
+
+// Events is the outbox.
+type Events interface {
+	// ClaimEvents leases up to limit deliverable events for worker until
+	// lease expires. An event is deliverable when it is pending, due
+	// (NextAttempt <= now), and no earlier event of the same subject is
+	// undelivered (pending, running or dead): order per subject.
+	ClaimEvents(ctx context.Context, worker string, limit int, lease time.Duration, now time.Time) ([]Event, error)
+	// CompleteEvent marks a leased event delivered.
+	CompleteEvent(ctx context.Context, id, worker string) error
+	// FailEvent records a failed attempt: back to pending at next, or dead
+	// when dead is set.
+	FailEvent(ctx context.Context, id, worker, errText string, next time.Time, dead bool) error
+	// ReplayEvent puts a dead (or delivered) event back to pending, attempts
+	// reset, keeping its id.
+	ReplayEvent(ctx context.Context, id string) error
+	GetEvent(ctx context.Context, id string) (*Event, error)
+	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
+	// EventAttempts lists every delivery attempt of an event.
+	EventAttempts(ctx context.Context, id string) ([]Attempt, error)
+}
+
+// Attempt is one delivery attempt of an event.
+type Attempt struct {
+	EventID  string
+	N        int
+	Worker   string
+	Started  time.Time
+	Finished time.Time
+	OK       bool
+	Error    string
+}
+
+// KV is the small durable key-value store offered to Lua hooks.
+type KV interface {
+	KVGet(ctx context.Context, ns, key string) (string, bool, error)
+	// KVSet stores value; ttl 0 keeps it forever.
+	KVSet(ctx context.Context, ns, key, value string, ttl time.Duration) error
+	KVDelete(ctx context.Context, ns, key string) error
+	// KVIncr adds delta to an integer value (missing = 0) and returns it.
+	KVIncr(ctx context.Context, ns, key string, delta int64) (int64, error)
+}
+
+// PluginState backs sdk.Host for plugins.
+type PluginState interface {
+	StateGet(ctx context.Context, plugin, key string) ([]byte, int64, error)
+	StatePut(ctx context.Context, plugin, key string, value []byte, version int64) (int64, error)
+	NextSequence(ctx context.Context, plugin, name string) (int64, error)
+}
+
+// Run is one run of a schedule.
+type Run struct {
+	ID        int64
+	Schedule  string
+	Scheduled time.Time // the time the run was due
+	Started   time.Time
+	Finished  time.Time
+	OK        bool
+	Summary   string
+	Error     string
+	Instance  string
+}
+
+// Schedules records schedule runs and leases them among instances.
+type Schedules interface {
+	// StartRun records a run of schedule due at scheduled. It returns
+	// ErrConflict if a run for the same schedule and due time already
+	// exists (another instance took it, or it already ran) or if a run of
+	// the schedule is still unfinished (no overlap).
+	StartRun(ctx context.Context, schedule string, scheduled time.Time, instance string, now time.Time) (int64, error)
+	FinishRun(ctx context.Context, id int64, ok bool, summary, errText string, now time.Time) error
+	LastRun(ctx context.Context, schedule string) (*Run, error)
+	ListRuns(ctx context.Context, schedule string, limit int) ([]Run, error)
+	// AbandonRuns marks unfinished runs started before cutoff as failed
+	// (their process died).
+	AbandonRuns(ctx context.Context, before time.Time) (int, error)
+}

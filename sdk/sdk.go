@@ -1,0 +1,317 @@
+// Package sdk is everything a bank plugin author imports to write an acquit
+// plugin: the Go interfaces for the two plugin kinds, the types that cross the
+// process boundary, the go-plugin handshake and Serve.
+//
+// A plugin is an executable started by the acquit daemon with
+// hashicorp/go-plugin over gRPC. It implements PaymentGateway (card payments:
+// Atos/Worldline Sips, Worldline Direct, ...) or BankTransport (file transfer
+// with a bank: EBICS, ...), and calls Serve from main:
+//
+//	func main() { sdk.Serve(sdk.ServeConfig{Gateway: atos.New()}) }
+//
+// A plugin must write its logs to stderr only: anything on stdout breaks the
+// go-plugin handshake.
+//
+// The wire protocol is versioned (ProtocolVersion, and the proto package
+// acquit.plugin.v1). Fields are only ever added; a change that breaks older
+// plugins bumps ProtocolVersion.
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ProtocolVersion is the plugin protocol version negotiated in the handshake.
+const ProtocolVersion = 1
+
+// Kind names the plugin kinds the daemon knows.
+type Kind string
+
+// The plugin kinds.
+const (
+	KindPaymentGateway Kind = "payment_gateway"
+	KindBankTransport  Kind = "bank_transport"
+)
+
+// Info is what a plugin says about itself.
+type Info struct {
+	Name    string // short name, e.g. "atos"
+	Version string // the plugin's own version, e.g. "1.2.0"
+	Kind    Kind
+	// ConfigSchema is a JSON Schema (as text) of the plugin's settings block.
+	ConfigSchema string
+	// Jobs lists the schedule jobs the plugin offers, e.g. "reconcile";
+	// the daemon exposes them as "<name>.<job>".
+	Jobs []string
+}
+
+// Plugin is what every plugin implements, whatever its kind.
+type Plugin interface {
+	// Describe returns the plugin's name, version, kind and config schema.
+	Describe(ctx context.Context) (Info, error)
+	// Configure hands the plugin its settings block (JSON, with secrets
+	// already resolved by the daemon) and a Host for durable state. It is
+	// called once after start and again on every reload; an error keeps the
+	// previous configuration in force.
+	Configure(ctx context.Context, settings []byte, host Host) error
+	// Health reports whether the plugin can do its work (nil) or not.
+	Health(ctx context.Context) error
+}
+
+// Host is what the daemon offers a plugin: durable state kept in the daemon's
+// store (SQLite or PostgreSQL), so a plugin needs no database of its own and
+// its state survives a crash of either process.
+type Host interface {
+	// StateGet returns the value stored under key and its version; a missing
+	// key returns (nil, 0, nil).
+	StateGet(ctx context.Context, key string) (value []byte, version int64, err error)
+	// StatePut stores value under key if the key's current version equals
+	// version (0: the key must not exist). It returns the new version, or
+	// ErrConflict.
+	StatePut(ctx context.Context, key string, value []byte, version int64) (int64, error)
+	// NextSequence returns the next value (starting at 1) of the named
+	// counter; values are never handed out twice.
+	NextSequence(ctx context.Context, name string) (int64, error)
+}
+
+// ErrConflict is returned by Host.StatePut when the version does not match.
+var ErrConflict = errors.New("state version conflict")
+
+// ---------------------------------------------------------------------------
+// Payment gateways
+
+// PaymentGateway is a card-payment provider: it builds the request that sends
+// the customer to the provider's payment page, verifies the notifications the
+// provider sends back, and answers questions about a transaction.
+type PaymentGateway interface {
+	Plugin
+	// InitPayment builds what the shop shows the customer to start paying.
+	InitPayment(ctx context.Context, req PaymentRequest) (*PaymentInit, error)
+	// VerifyNotification checks a notification received on the public
+	// listener (seal, merchant, key version) and decodes it. It returns a
+	// *RejectError when the notification must not be trusted.
+	VerifyNotification(ctx context.Context, n Notification) (*PaymentResult, error)
+	// QueryTransaction asks the provider for the state of a transaction.
+	// A transaction the provider never saw returns Outcome NotFound.
+	QueryTransaction(ctx context.Context, q TransactionQuery) (*PaymentResult, error)
+}
+
+// PaymentRequest is the shop's request to start a payment.
+type PaymentRequest struct {
+	Merchant  string // merchant account name from the plugin settings ("" = default)
+	Reference string // unique reference allocated by the daemon (alphanumeric, <= 35)
+	// DailySequence is a per-gateway counter reset each day (1..899999),
+	// for providers whose legacy references are "6 digits, unique per day".
+	DailySequence int64
+	OrderID       string
+	Amount        int64  // minor units
+	Currency      string // ISO 4217 alphabetic, e.g. "EUR"
+	CustomerID    string
+	CustomerEmail string
+	Locale        string
+	// AutomaticURL and ManualURL are acquit's public URLs for the
+	// server-to-server notification and the customer's return.
+	AutomaticURL string
+	ManualURL    string
+	Extra        map[string]string
+}
+
+// PaymentInit is what the shop shows the customer.
+type PaymentInit struct {
+	// Reference is how the provider's notifications will name the payment
+	// (may differ from the requested one, e.g. a legacy 6-digit id).
+	Reference string
+	// TransactionDate is the provider's date of the reference (YYYYMMDD), for
+	// references unique per day only.
+	TransactionDate string
+	Merchant        string
+	RedirectURL     string
+	Method          string            // "POST" or "GET"
+	Fields          map[string]string // form fields to post to RedirectURL
+	// Raw holds provider-specific data the daemon stores with the payment
+	// (e.g. the request Data), for audit.
+	Raw map[string]string
+}
+
+// Channel says how a payment result reached acquit.
+type Channel string
+
+// The channels.
+const (
+	ChannelAutomatic      Channel = "automatic"      // server-to-server notification
+	ChannelManual         Channel = "manual"         // the customer's browser returning
+	ChannelReconciliation Channel = "reconciliation" // acquit asked the provider
+)
+
+// Notification is an HTTP request received on the public listener, as
+// received.
+type Notification struct {
+	Channel    Channel
+	Method     string
+	Path       string
+	Query      string
+	Headers    map[string][]string
+	Body       []byte
+	RemoteAddr string
+	ReceivedAt time.Time
+}
+
+// Outcome is a payment's outcome.
+type Outcome string
+
+// The outcomes.
+const (
+	OutcomeAccepted  Outcome = "accepted"
+	OutcomeRefused   Outcome = "refused"
+	OutcomeCancelled Outcome = "cancelled" // by the customer
+	OutcomeFailed    Outcome = "failed"    // technical failure, final
+	OutcomePending   Outcome = "pending"   // not final: ask again later
+	OutcomeExpired   Outcome = "expired"   // abandoned: the provider never saw it
+	OutcomeNotFound  Outcome = "not_found" // provider does not know the transaction
+)
+
+// Final reports whether an outcome ends a payment.
+func (o Outcome) Final() bool {
+	switch o {
+	case OutcomeAccepted, OutcomeRefused, OutcomeCancelled, OutcomeFailed, OutcomeExpired:
+		return true
+	}
+	return false
+}
+
+// PaymentResult is a verified statement by the provider about a payment.
+type PaymentResult struct {
+	Merchant             string
+	Reference            string
+	TransactionDate      string // YYYYMMDD where references are unique per day
+	Amount               int64
+	Currency             string
+	Outcome              Outcome
+	ResponseCode         string
+	AcquirerResponseCode string
+	// AskLater is set when the provider's answer is not final and it should
+	// be asked again (e.g. Sips 60, 90, 99, 94).
+	AskLater bool
+	// Explanation is a human sentence about the codes.
+	Explanation     string
+	AuthorisationID string
+	KeyVersion      string
+	// Fields holds every field the provider sent, decoded.
+	Fields map[string]string
+}
+
+// TransactionQuery asks about one transaction.
+type TransactionQuery struct {
+	Merchant        string
+	Reference       string
+	TransactionDate string
+}
+
+// RejectError says a notification or answer must not be trusted: forged
+// seal, unknown key version, unknown merchant, malformed body...
+type RejectError struct {
+	Code    string // stable, for metrics: "bad_seal", "unknown_key_version", ...
+	Message string
+}
+
+func (e *RejectError) Error() string { return fmt.Sprintf("rejected (%s): %s", e.Code, e.Message) }
+
+// Reject builds a *RejectError.
+func Reject(code, format string, args ...any) error {
+	return &RejectError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ---------------------------------------------------------------------------
+// Bank transports
+
+// BankTransport moves files to and from a bank (EBICS, ...).
+type BankTransport interface {
+	Plugin
+	// Upload sends one file. It must be idempotent on req.TransmissionID:
+	// called again after a crash, it resumes or recovers the same order and
+	// never creates a second order at the bank for one file.
+	Upload(ctx context.Context, req UploadRequest, progress func(sent, total int64)) (*UploadResult, error)
+	// Download fetches files of one kind (statements, acknowledgements...).
+	// Returned documents are not yet confirmed to the bank: the daemon
+	// stores them durably, then calls Confirm.
+	Download(ctx context.Context, req DownloadRequest) (*DownloadResult, error)
+	// Confirm tells the bank a download was stored (EBICS receipt code 0)
+	// or not (ok=false), so it is delivered again.
+	Confirm(ctx context.Context, bank, downloadID string, ok bool) error
+	// Keys runs a key-management action (init, letter, send,
+	// fetch-bank-keys, status).
+	Keys(ctx context.Context, req KeyRequest) (*KeyResult, error)
+}
+
+// UploadRequest asks for one file to be sent.
+type UploadRequest struct {
+	Bank           string
+	TransmissionID string // the daemon's stable id for this file
+	Function       string // business function in the bank profile: "sct", "sdd", ...
+	Path           string // file on local disk, readable by the plugin
+	SHA256         string // hex digest of the file
+	Size           int64
+	Params         map[string]string
+}
+
+// UploadResult says what the bank recorded.
+type UploadResult struct {
+	OrderID       string
+	TransactionID string
+	Segments      int
+	// Resumed is set when the upload continued an interrupted one.
+	Resumed bool
+	// ReturnCode and ReturnText are the bank's final answer.
+	ReturnCode string
+	ReturnText string
+	Details    map[string]string
+}
+
+// DownloadRequest asks for documents of one kind.
+type DownloadRequest struct {
+	Bank     string
+	Function string // "psr", "hac", "ptk", "statement", ...
+	From, To time.Time
+	Params   map[string]string
+}
+
+// DownloadResult carries what the bank delivered; NoData is set when the
+// bank had nothing new (EBICS 090005), which is not an error.
+type DownloadResult struct {
+	NoData    bool
+	Documents []Document
+}
+
+// Document is one downloaded file.
+type Document struct {
+	DownloadID string // pass to Confirm
+	Function   string
+	Format     string // e.g. "pain.002.001.03", "ptk-text", "zip"
+	Name       string
+	Content    []byte
+	Meta       map[string]string
+}
+
+// KeyRequest is a key-management action.
+type KeyRequest struct {
+	Bank   string
+	Action string // init, letter, send, fetch-bank-keys, status
+	Params map[string]string
+}
+
+// KeyResult is the outcome of a key-management action.
+type KeyResult struct {
+	Status string
+	Text   string            // human-readable output (a letter, a status table)
+	Files  map[string][]byte // e.g. "letter.pdf"
+	Meta   map[string]string
+}
+
+// JobRunner is implemented by plugins that offer schedule jobs (Info.Jobs).
+type JobRunner interface {
+	// RunJob runs the named job with its parameters and returns a summary.
+	RunJob(ctx context.Context, job string, params map[string]string) (string, error)
+}
