@@ -149,10 +149,10 @@ type Event struct {
 
 // EventFilter selects events for listing.
 type EventFilter struct {
-	State   EventState
-	Type    string
-	Subject string
-	Limit   int
+	State    EventState
+	Type     string
+	Subject  string
+	Limit    int
 	AfterSeq int64
 }
 
