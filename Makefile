@@ -1,0 +1,51 @@
+# acquit — build, test and demo.
+#   make demo   builds everything and runs the demo against the bank simulators
+#   make test   runs the whole test suite (starts a throwaway PostgreSQL for the
+#               multi-instance tests; installs it with apt-get on a fresh machine)
+
+GO      ?= go
+BIN     := bin
+GOFLAGS ?=
+export GOFLAGS
+
+CMDS := \
+	$(BIN)/acquit=./cmd/acquit \
+	$(BIN)/acquit-plugin-atos=./plugins/atos/cmd/acquit-plugin-atos \
+	$(BIN)/acquit-plugin-ebics=./plugins/ebics/cmd/acquit-plugin-ebics \
+	$(BIN)/acquit-plugin-test=./plugins/testplugin/cmd/acquit-plugin-test \
+	$(BIN)/atos-sim=./plugins/atos/sim/cmd/atos-sim \
+	$(BIN)/ebics-sim=./plugins/ebics/sim/cmd/ebics-sim
+
+.PHONY: build test test-short bench demo fmt vet generate clean
+
+build:
+	@mkdir -p $(BIN)
+	@set -e; for pair in $(CMDS); do \
+		out=$${pair%%=*}; pkg=$${pair#*=}; \
+		if [ -d "$$pkg" ]; then echo "go build -o $$out $$pkg"; $(GO) build -o $$out $$pkg; fi; \
+	done
+
+# The test command of the README and of .ci/run.
+test: build
+	@bash tools/test.sh
+
+test-short: build
+	$(GO) test -short ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build
+	$(BIN)/acquit demo
+
+generate:
+	$(GO) generate ./sdk/...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN) .tmp

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs acquit's whole test suite: starts (and on a fresh Debian machine
+# installs) a throwaway PostgreSQL for the multi-instance tests, installs
+# xmllint for the EBICS schema checks, then go vet and go test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v xmllint >/dev/null 2>&1 || need_apt+=(libxml2-utils)
+if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+  echo "tools/test.sh: installing ${need_apt[*]}"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ -z "${ACQUIT_TEST_PG_DSN:-}" ] && [ -x tools/pg-start.sh ]; then
+  eval "$(tools/pg-start.sh)"
+fi
+export ACQUIT_TEST_PG_DSN="${ACQUIT_TEST_PG_DSN:-}"
+export ACQUIT_BIN_DIR="$PWD/bin"
+
+go vet ./...
+# -race on the packages where concurrency is the point; the rest without it
+# to keep CI short on two cores.
+race_pkgs=$(go list ./daemon/outbox/... ./daemon/payments/... ./daemon/hooks/... ./daemon/pluginhost/... 2>/dev/null || true)
+other_pkgs=$(go list ./... | grep -v -F -x -f <(printf '%s\n' $race_pkgs) || true)
+status=0
+if [ -n "$race_pkgs" ]; then
+  go test -race -count=1 -timeout 15m $race_pkgs || status=$?
+fi
+go test -count=1 -timeout 20m $other_pkgs || status=$?
+exit $status
