@@ -1,0 +1,440 @@
+package payments
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/sdk"
+)
+
+// ErrRawNotStored is returned by HandleNotification when the raw input could
+// not be committed: nothing was acted on, the sender should retry.
+var ErrRawNotStored = errors.New("raw input not stored")
+
+// NotificationResult says what became of one notification.
+type NotificationResult struct {
+	RawID   int64
+	Gateway string
+	Channel sdk.Channel
+	Verdict Verdict
+	// RejectCode is the gateway's reject code (Verdict rejected), or
+	// "oversized", "unavailable" for rejections by acquit itself.
+	RejectCode string
+	// Reference is our reference of the payment, when known.
+	Reference string
+	// State is the payment's stored state after processing, when known.
+	State State
+	// Outcome is the verified outcome the notification stated, if verified.
+	Outcome  sdk.Outcome
+	AskLater bool
+	// ProviderReference and TransactionDate name the payment as the
+	// verified notification did.
+	ProviderReference string
+	TransactionDate   string
+	// SuccessURL and FailureURL are the payment's return URLs, when known.
+	SuccessURL string
+	FailureURL string
+}
+
+// HandleNotification stores, verifies and applies one notification received
+// on the public listener. The result is never nil. The error is non-nil when
+// the raw input could not be stored (wraps ErrRawNotStored) or when it was
+// stored but could not be verified or applied now (wraps ErrUnavailable);
+// rejections are not errors (see Verdict and RejectCode).
+func (s *Service) HandleNotification(ctx context.Context, gateway string, channel sdk.Channel, r *http.Request) (*NotificationResult, error) {
+	start := time.Now()
+	defer func() { s.m.duration.WithLabelValues(string(channel)).Observe(time.Since(start).Seconds()) }()
+	res := &NotificationResult{Gateway: gateway, Channel: channel}
+	now := s.now()
+
+	body, readErr := readLimited(r.Body, s.cfg.MaxBodyBytes)
+	raw := store.RawInput{
+		Source: gateway, Channel: string(channel), RemoteAddr: r.RemoteAddr, Method: r.Method,
+		Path: r.URL.RequestURI(), Headers: sanitizeHeaders(r.Header), Body: body, ReceivedAt: now.UTC(),
+	}
+	rawID, err := s.st.RecordRaw(ctx, raw)
+	if err != nil {
+		res.Verdict = VerdictError
+		s.count(res)
+		s.log.Error().Err(err).Str("gateway", gateway).Str("channel", string(channel)).Int("bytes", len(body)).
+			Msg("notification not stored")
+		return res, fmt.Errorf("notification %s/%s: %w: %w", gateway, channel, ErrRawNotStored, err)
+	}
+	res.RawID = rawID
+	if readErr != nil {
+		code := "read_error"
+		if errors.Is(readErr, errTooLarge) {
+			code = "oversized"
+		}
+		return s.reject(ctx, res, &sdk.RejectError{Code: code, Message: readErr.Error()}), nil
+	}
+	if !utf8.Valid(body) {
+		// Sips Data is ASCII (or base64); anything else is not from the
+		// provider. Refuse before handing it to the plugin.
+		return s.reject(ctx, res, &sdk.RejectError{Code: "bad_encoding", Message: "body is not valid UTF-8"}), nil
+	}
+	gw, err := s.gateway(gateway)
+	if err != nil {
+		s.addVerdict(ctx, rawID, store.Verdict{Code: "unavailable", Message: err.Error(), At: s.now().UTC()})
+		res.Verdict, res.RejectCode = VerdictError, "unavailable"
+		s.count(res)
+		s.log.Error().Err(err).Int64("raw_id", rawID).Str("gateway", gateway).Msg("notification stored, gateway unavailable")
+		return res, fmt.Errorf("notification %d: gateway %s: %w: %w", rawID, gateway, ErrUnavailable, err)
+	}
+	pr, err := gw.VerifyNotification(ctx, sdk.Notification{
+		Channel: channel, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
+		Headers: raw.Headers, Body: body, RemoteAddr: r.RemoteAddr, ReceivedAt: now,
+	})
+	if err != nil {
+		var rej *sdk.RejectError
+		if errors.As(err, &rej) {
+			return s.reject(ctx, res, rej), nil
+		}
+		s.addVerdict(ctx, rawID, store.Verdict{Code: "verify_error", Message: err.Error(), At: s.now().UTC()})
+		res.Verdict, res.RejectCode = VerdictError, "verify_error"
+		s.count(res)
+		s.log.Error().Err(err).Int64("raw_id", rawID).Str("gateway", gateway).Msg("notification stored, verification failed")
+		return res, fmt.Errorf("notification %d: verify: %w: %w", rawID, ErrUnavailable, err)
+	}
+	if pr == nil {
+		return s.reject(ctx, res, &sdk.RejectError{Code: "empty_result", Message: "gateway returned no result"}), nil
+	}
+	res.Outcome, res.AskLater = pr.Outcome, pr.AskLater
+	res.ProviderReference, res.TransactionDate = pr.Reference, pr.TransactionDate
+	a, err := s.apply(ctx, gateway, channel, rawID, pr, "")
+	if err != nil {
+		res.Verdict = VerdictError
+		s.count(res)
+		s.log.Error().Err(err).Int64("raw_id", rawID).Str("gateway", gateway).Str("provider_reference", pr.Reference).
+			Msg("notification stored and verified, not applied")
+		return res, fmt.Errorf("notification %d: apply: %w: %w", rawID, ErrUnavailable, err)
+	}
+	res.Verdict = a.verdict
+	if a.payment != nil {
+		res.Reference, res.State = a.payment.Reference, a.payment.State
+		res.SuccessURL, res.FailureURL = a.payment.SuccessURL, a.payment.FailureURL
+	}
+	s.count(res)
+	ev := s.log.Info()
+	if a.verdict == VerdictConflict || a.verdict == VerdictMismatch || a.verdict == VerdictUnknownReference {
+		ev = s.log.Warn()
+	}
+	ev.Int64("raw_id", rawID).Str("gateway", gateway).Str("channel", string(channel)).
+		Str("reference", res.Reference).Str("provider_reference", pr.Reference).Str("outcome", string(pr.Outcome)).
+		Str("response_code", pr.ResponseCode).Str("verdict", string(a.verdict)).Str("state", string(res.State)).
+		Str("reason", a.reason).Msg("notification applied")
+	return res, nil
+}
+
+func (s *Service) count(res *NotificationResult) {
+	s.m.notifications.WithLabelValues(res.Gateway, string(res.Channel), string(res.Verdict)).Inc()
+}
+
+// reject records a rejection verdict; nothing else stored changes.
+func (s *Service) reject(ctx context.Context, res *NotificationResult, rej *sdk.RejectError) *NotificationResult {
+	res.Verdict, res.RejectCode = VerdictRejected, rej.Code
+	s.addVerdict(ctx, res.RawID, store.Verdict{Verified: false, Code: rej.Code, Message: rej.Message, At: s.now().UTC()})
+	s.m.rejects.WithLabelValues(res.Gateway, rej.Code).Inc()
+	s.count(res)
+	s.log.Warn().Int64("raw_id", res.RawID).Str("gateway", res.Gateway).Str("channel", string(res.Channel)).
+		Str("code", rej.Code).Str("reason", rej.Message).Msg("notification rejected")
+	return res
+}
+
+func (s *Service) addVerdict(ctx context.Context, rawID int64, v store.Verdict) {
+	err := s.st.InTx(ctx, func(tx store.Tx) error { return tx.AddVerdict(ctx, rawID, v) })
+	if err != nil {
+		s.log.Error().Err(err).Int64("raw_id", rawID).Str("code", v.Code).Msg("verdict not stored")
+	}
+}
+
+var errTooLarge = errors.New("body too large")
+
+// readLimited reads at most limit bytes; a longer body returns the first
+// limit bytes and errTooLarge.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	if r == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return b, fmt.Errorf("read body: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return b[:limit], fmt.Errorf("%w: more than %d bytes", errTooLarge, limit)
+	}
+	return b, nil
+}
+
+// applied is the outcome of apply.
+type applied struct {
+	verdict Verdict
+	payment *Payment // state after, when the payment is known
+	reason  string
+}
+
+const paymentCols = `reference, gateway, merchant, provider_reference, transaction_date, daily_sequence, order_id,
+	amount, currency, customer_id, customer_email, success_url, failure_url, state, decided_channel, decided_at,
+	decided_raw_id, response_code, acquirer_response_code, authorisation_id, explanation, created_at, updated_at,
+	next_check_at, check_count, version`
+
+func scanPayment(row store.Row) (*Payment, error) {
+	var p Payment
+	var state string
+	var decidedAt, createdAt, updatedAt, nextCheck int64
+	if err := row.Scan(&p.Reference, &p.Gateway, &p.Merchant, &p.ProviderReference, &p.TransactionDate,
+		&p.DailySequence, &p.OrderID, &p.Amount, &p.Currency, &p.CustomerID, &p.CustomerEmail, &p.SuccessURL,
+		&p.FailureURL, &state, &p.DecidedChannel, &decidedAt, &p.DecidedRawID, &p.ResponseCode,
+		&p.AcquirerResponseCode, &p.AuthorisationID, &p.Explanation, &createdAt, &updatedAt, &nextCheck,
+		&p.CheckCount, &p.Version); err != nil {
+		return nil, err
+	}
+	p.State = State(state)
+	p.DecidedAt, p.CreatedAt, p.UpdatedAt, p.NextCheckAt = fromMS(decidedAt), fromMS(createdAt), fromMS(updatedAt), fromMS(nextCheck)
+	return &p, nil
+}
+
+func getPayment(ctx context.Context, tx store.Tx, ref string) (*Payment, error) {
+	p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentCols+` FROM payments WHERE reference = ?`, ref))
+	if err != nil {
+		if isNoRows(err) {
+			return nil, fmt.Errorf("payment %s: %w", ref, store.ErrNotFound)
+		}
+		return nil, fmt.Errorf("payment %s: %w", ref, err)
+	}
+	return p, nil
+}
+
+// isNoRows recognises "no rows" from either driver without importing them.
+func isNoRows(err error) bool {
+	if errors.Is(err, store.ErrNotFound) {
+		return true
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return true
+	}
+	return strings.Contains(err.Error(), "no rows in result set")
+}
+
+// findByProvider finds the payment a verified result names: by the
+// provider's reference, narrowed by transaction date when both sides have
+// one (legacy references are unique per day only).
+func findByProvider(ctx context.Context, tx store.Tx, gateway string, pr *sdk.PaymentResult) (*Payment, string, error) {
+	rows, err := tx.Query(ctx, `SELECT `+paymentCols+` FROM payments WHERE gateway = ? AND provider_reference = ?
+		ORDER BY created_at DESC`, gateway, pr.Reference)
+	if err != nil {
+		return nil, "", fmt.Errorf("find %s: %w", pr.Reference, err)
+	}
+	defer rows.Close()
+	var cands []*Payment
+	for rows.Next() {
+		p, err := scanPayment(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("find %s: %w", pr.Reference, err)
+		}
+		if pr.TransactionDate != "" && p.TransactionDate != "" && pr.TransactionDate != p.TransactionDate {
+			continue
+		}
+		cands = append(cands, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("find %s: %w", pr.Reference, err)
+	}
+	switch len(cands) {
+	case 0:
+		return nil, "no payment with this provider reference", store.ErrNotFound
+	case 1:
+		return cands[0], "", nil
+	}
+	return nil, "ambiguous: several payments with this provider reference and no transaction date", store.ErrNotFound
+}
+
+// mismatch says how a verified result differs from the started payment.
+func mismatch(p *Payment, pr *sdk.PaymentResult) string {
+	var diffs []string
+	if pr.Merchant != "" && p.Merchant != "" && pr.Merchant != p.Merchant {
+		diffs = append(diffs, fmt.Sprintf("merchant %q, started with %q", pr.Merchant, p.Merchant))
+	}
+	if pr.Amount != p.Amount {
+		diffs = append(diffs, fmt.Sprintf("amount %d, started with %d", pr.Amount, p.Amount))
+	}
+	if !strings.EqualFold(pr.Currency, p.Currency) {
+		diffs = append(diffs, fmt.Sprintf("currency %q, started with %q", pr.Currency, p.Currency))
+	}
+	return strings.Join(diffs, "; ")
+}
+
+// apply runs the exactly-once transition for a verified result, in one
+// transaction. ref, when set, names our payment directly (reconciliation);
+// otherwise the payment is found by the provider's reference.
+func (s *Service) apply(ctx context.Context, gateway string, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, ref string) (*applied, error) {
+	var out *applied
+	err := s.st.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		out, err = s.applyTx(ctx, tx, gateway, channel, rawID, pr, ref)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out.verdict == VerdictDecided && out.payment != nil {
+		s.m.transitions.WithLabelValues(string(out.payment.State), string(channel)).Inc()
+		s.m.pending.Dec()
+	}
+	return out, nil
+}
+
+func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, ref string) (*applied, error) {
+	now := s.now().UTC()
+	out := &applied{}
+	var p *Payment
+	var err error
+	if ref != "" {
+		p, err = getPayment(ctx, tx, ref)
+	} else {
+		p, out.reason, err = findByProvider(ctx, tx, gateway, pr)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		out.verdict = VerdictUnknownReference
+		if out.reason == "" {
+			out.reason = "no such payment"
+		}
+		return out, s.record(ctx, tx, pr.Reference, gateway, rawID, channel, pr, out, now)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out.payment = p
+	if d := mismatch(p, pr); d != "" {
+		out.verdict, out.reason = VerdictMismatch, d
+		if err := s.emit(ctx, tx, "payment.mismatch", p, channel, rawID, pr, d); err != nil {
+			return nil, err
+		}
+		return out, s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
+	}
+	if !pr.Outcome.Final() || pr.AskLater {
+		out.verdict = VerdictNotFinal
+		if channel != sdk.ChannelReconciliation && p.State.Decidable() {
+			// Ask the provider soon rather than at the usual time.
+			soon := now.Add(s.cfg.RecheckEvery)
+			if _, err := tx.Exec(ctx, `UPDATE payments SET next_check_at = ?, updated_at = ?
+				WHERE reference = ? AND state IN ('pending', 'unknown') AND next_check_at > ?`,
+				ms(soon), ms(now), p.Reference, ms(soon)); err != nil {
+				return nil, fmt.Errorf("payment %s: schedule check: %w", p.Reference, err)
+			}
+		}
+		return out, s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
+	}
+	newState := State(pr.Outcome)
+	if p.State.Decidable() {
+		n, err := tx.Exec(ctx, `UPDATE payments SET state = ?, decided_channel = ?, decided_at = ?, decided_raw_id = ?,
+			response_code = ?, acquirer_response_code = ?, authorisation_id = ?, explanation = ?, updated_at = ?,
+			version = version + 1 WHERE reference = ? AND state IN ('pending', 'unknown')`,
+			string(newState), string(channel), ms(now), rawID, pr.ResponseCode, pr.AcquirerResponseCode,
+			pr.AuthorisationID, pr.Explanation, ms(now), p.Reference)
+		if err != nil {
+			return nil, fmt.Errorf("payment %s: decide: %w", p.Reference, err)
+		}
+		if n == 1 {
+			from := p.State
+			p.State, p.DecidedChannel, p.DecidedAt, p.DecidedRawID = newState, string(channel), now, rawID
+			p.ResponseCode, p.AcquirerResponseCode, p.AuthorisationID, p.Explanation = pr.ResponseCode, pr.AcquirerResponseCode, pr.AuthorisationID, pr.Explanation
+			p.UpdatedAt, p.Version = now, p.Version+1
+			det, _ := json.Marshal(map[string]string{"response_code": pr.ResponseCode, "acquirer_response_code": pr.AcquirerResponseCode})
+			if err := tx.RecordHistory(ctx, store.History{Entity: "payment", ID: p.Reference, From: string(from),
+				To: string(newState), Cause: string(channel), RawID: rawID, Details: det, At: now}); err != nil {
+				return nil, fmt.Errorf("payment %s: history: %w", p.Reference, err)
+			}
+			if err := s.emit(ctx, tx, "payment."+string(newState), p, channel, rawID, pr, ""); err != nil {
+				return nil, err
+			}
+			out.verdict = VerdictDecided
+			return out, s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
+		}
+		// Another transaction decided it between our read and our update
+		// (PostgreSQL, read committed): read what it decided.
+		if p, err = getPayment(ctx, tx, p.Reference); err != nil {
+			return nil, err
+		}
+		out.payment = p
+	}
+	if p.State == newState {
+		out.verdict = VerdictDuplicate
+		return out, s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
+	}
+	out.verdict = VerdictConflict
+	out.reason = fmt.Sprintf("%s says %s, payment already %s by %s", channel, newState, p.State, p.DecidedChannel)
+	if err := s.emit(ctx, tx, "payment.conflict", p, channel, rawID, pr, out.reason); err != nil {
+		return nil, err
+	}
+	return out, s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
+}
+
+// emit adds a payment event to the outbox.
+func (s *Service) emit(ctx context.Context, tx store.Tx, typ string, p *Payment, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, reason string) error {
+	pl := EventPayload{Payment: *p, Channel: string(channel), RawID: rawID, Reason: reason}
+	if pr != nil {
+		pl.Outcome, pl.ResponseCode, pl.AcquirerResponseCode = string(pr.Outcome), pr.ResponseCode, pr.AcquirerResponseCode
+		pl.AuthorisationID, pl.Explanation, pl.Fields = pr.AuthorisationID, pr.Explanation, pr.Fields
+	}
+	b, err := json.Marshal(pl)
+	if err != nil {
+		return fmt.Errorf("payment %s: event %s: %w", p.Reference, typ, err)
+	}
+	if _, err := tx.Emit(ctx, store.NewEvent{Type: typ, Subject: "payment:" + p.Reference, Payload: b}); err != nil {
+		return fmt.Errorf("payment %s: emit %s: %w", p.Reference, typ, err)
+	}
+	return nil
+}
+
+// record appends the timeline row and the raw verdict.
+func (s *Service) record(ctx context.Context, tx store.Tx, ref, gateway string, rawID int64, channel sdk.Channel, pr *sdk.PaymentResult, out *applied, now time.Time) error {
+	var outcome, code, acq string
+	det := map[string]any{}
+	if pr != nil {
+		outcome, code, acq = string(pr.Outcome), pr.ResponseCode, pr.AcquirerResponseCode
+		if pr.AskLater {
+			det["ask_later"] = true
+		}
+		if pr.Explanation != "" {
+			det["explanation"] = pr.Explanation
+		}
+		if pr.Amount != 0 {
+			det["amount"] = pr.Amount
+			det["currency"] = pr.Currency
+		}
+	}
+	if out.reason != "" {
+		det["reason"] = out.reason
+	}
+	b, _ := json.Marshal(det)
+	if len(ref) > 64 {
+		ref = ref[:64]
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO payment_responses (id, reference, gateway, raw_id, channel, outcome,
+		response_code, acquirer_response_code, verdict, at, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		NewReference(now), ref, gateway, rawID, string(channel), outcome, code, acq, string(out.verdict), ms(now), string(b)); err != nil {
+		return fmt.Errorf("payment %s: timeline: %w", ref, err)
+	}
+	if rawID == 0 {
+		return nil
+	}
+	subject := ""
+	if out.payment != nil {
+		subject = "payment:" + out.payment.Reference
+	}
+	if err := tx.AddVerdict(ctx, rawID, store.Verdict{Verified: true, Code: string(out.verdict), Message: out.reason,
+		Subject: subject, At: now}); err != nil {
+		return fmt.Errorf("payment %s: raw verdict: %w", ref, err)
+	}
+	return nil
+}

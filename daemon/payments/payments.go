@@ -1,0 +1,364 @@
+// Package payments keeps acquit's card payments and decides each one's
+// outcome exactly once, whatever reaches the daemon: the provider's
+// server-to-server (automatic) response, the customer's browser coming back
+// (manual response), both, in any order, concurrently, twice, or neither (then
+// reconciliation asks the provider).
+//
+// Every notification is stored raw first (store.RecordRaw, committed), then
+// verified by the gateway plugin, then applied in one transaction: a payment
+// leaves a decidable state (pending, or unknown after the final deadline)
+// through one conditional UPDATE ... WHERE state IN ('pending','unknown'),
+// together with its history row and its event (payment.accepted, ...). Later
+// responses with the same outcome are recorded as duplicates; a contradicting
+// one raises payment.conflict and changes nothing.
+//
+// Decisions documented here:
+//   - A provider NotFound answer at reconciliation (Sips 25: it never saw the
+//     transaction, the customer abandoned before paying) moves the payment to
+//     "expired" and emits payment.expired (not payment.cancelled: the
+//     customer did not press cancel, and shops usually treat the two
+//     differently).
+//   - A payment in state "unknown" (past FinalDeadline) is still decidable: a
+//     late verified final response or reconciliation answer decides it and
+//     emits its usual event. payment.unknown is raised once, by the
+//     pending -> unknown transition.
+//   - The manual response always ends in a 303 redirect: to the payment's
+//     success URL when the payment is accepted (by this response or earlier),
+//     to its failure URL otherwise. When the stored state cannot be read (DB
+//     slow or down) but the gateway verified the response, the verified
+//     outcome chooses the URL if the URLs can still be read; when nothing
+//     about the payment can be known (forged, unknown reference, DB down),
+//     the browser goes to Config.FallbackReturnURL, or gets a neutral
+//     "payment being confirmed" page (HTTP 200) when none is configured.
+//   - Rejected notifications (forged seal, unknown key version, ...) carry no
+//     trustworthy reference: they get a raw verdict but no payment_responses
+//     row.
+package payments
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/sdk"
+)
+
+// Migrations holds the package's schema (numbers 100-199).
+//
+//go:embed migrations/*.sql
+var Migrations embed.FS
+
+// State is where a payment is.
+type State string
+
+// Payment states.
+const (
+	StatePending   State = "pending"
+	StateAccepted  State = "accepted"
+	StateRefused   State = "refused"
+	StateCancelled State = "cancelled"
+	StateFailed    State = "failed"
+	StateExpired   State = "expired"
+	StateUnknown   State = "unknown" // undecided at the final deadline
+)
+
+// Decidable reports whether a response can still decide the payment.
+func (s State) Decidable() bool { return s == StatePending || s == StateUnknown }
+
+// Verdict classifies one response received about a payment.
+type Verdict string
+
+// Verdicts of the timeline (payment_responses.verdict) and of raw inputs.
+const (
+	VerdictDecided          Verdict = "decided"           // this response decided the payment
+	VerdictDuplicate        Verdict = "duplicate"         // same outcome as already decided
+	VerdictConflict         Verdict = "conflict"          // contradicts the decided outcome
+	VerdictNotFinal         Verdict = "not_final"         // provider says ask later
+	VerdictMismatch         Verdict = "mismatch"          // sealed, but merchant/amount/currency differ
+	VerdictRejected         Verdict = "rejected"          // not trusted (seal, key version, ...)
+	VerdictUnknownReference Verdict = "unknown_reference" // sealed, but names no payment of ours
+	VerdictError            Verdict = "error"             // acquit could not process it (store, plugin)
+)
+
+// Config is the payment domain's configuration.
+type Config struct {
+	// DefaultGateway is used when a StartRequest names none.
+	DefaultGateway string
+	// ReconcileAfter is how long a payment stays pending before
+	// reconciliation asks the provider (default 20m).
+	ReconcileAfter time.Duration
+	// RecheckEvery is the first delay before asking again about a payment
+	// whose answer was not final; it doubles per check, up to 64x
+	// (default 5m).
+	RecheckEvery time.Duration
+	// FinalDeadline is the age after which a still undecided payment moves
+	// to "unknown" and raises payment.unknown (default 72h).
+	FinalDeadline time.Duration
+	// PublicBaseURL is the public listener's base URL as the provider sees
+	// it, e.g. "https://pay.example.com"; the notification URLs are
+	// PublicBaseURL + "/notify/{gateway}/automatic|manual".
+	PublicBaseURL string
+	// FallbackReturnURL is where a customer's browser goes when nothing is
+	// known about the payment it returns from (optional).
+	FallbackReturnURL string
+	// MaxBodyBytes limits a notification's body (default 64 KiB).
+	MaxBodyBytes int64
+	// ManualTimeout bounds the work done before redirecting a returning
+	// customer (default 5s).
+	ManualTimeout time.Duration
+	// AutomaticTimeout bounds the work done for an automatic response
+	// (default 20s).
+	AutomaticTimeout time.Duration
+}
+
+// Deps is what the Service needs.
+type Deps struct {
+	Store store.Store
+	// Gateway returns the payment gateway plugin of that name.
+	Gateway    func(name string) (sdk.PaymentGateway, error)
+	Logger     zerolog.Logger
+	Registerer prometheus.Registerer // nil: metrics are not registered
+	Now        func() time.Time      // nil: time.Now
+	Config     Config
+}
+
+// Service is the payment domain.
+type Service struct {
+	st      store.Store
+	gateway func(string) (sdk.PaymentGateway, error)
+	log     zerolog.Logger
+	now     func() time.Time
+	cfg     Config
+	m       *metrics
+}
+
+// New builds a Service; defaults fill unset Config durations.
+func New(deps Deps) *Service {
+	c := deps.Config
+	if c.ReconcileAfter <= 0 {
+		c.ReconcileAfter = 20 * time.Minute
+	}
+	if c.RecheckEvery <= 0 {
+		c.RecheckEvery = 5 * time.Minute
+	}
+	if c.FinalDeadline <= 0 {
+		c.FinalDeadline = 72 * time.Hour
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	if c.ManualTimeout <= 0 {
+		c.ManualTimeout = 5 * time.Second
+	}
+	if c.AutomaticTimeout <= 0 {
+		c.AutomaticTimeout = 20 * time.Second
+	}
+	c.PublicBaseURL = strings.TrimRight(c.PublicBaseURL, "/")
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	gw := deps.Gateway
+	if gw == nil {
+		gw = func(name string) (sdk.PaymentGateway, error) {
+			return nil, fmt.Errorf("payment gateway %q: no gateways configured", name)
+		}
+	}
+	return &Service{
+		st:      deps.Store,
+		gateway: gw,
+		log:     deps.Logger.With().Str("component", "payments").Logger(),
+		now:     now,
+		cfg:     c,
+		m:       newMetrics(deps.Registerer),
+	}
+}
+
+// Payment is one stored payment.
+type Payment struct {
+	Reference            string    `json:"reference"`
+	Gateway              string    `json:"gateway"`
+	Merchant             string    `json:"merchant"`
+	ProviderReference    string    `json:"provider_reference"`
+	TransactionDate      string    `json:"transaction_date,omitempty"`
+	DailySequence        int64     `json:"daily_sequence,omitempty"`
+	OrderID              string    `json:"order_id"`
+	Amount               int64     `json:"amount"`
+	Currency             string    `json:"currency"`
+	CustomerID           string    `json:"customer_id,omitempty"`
+	CustomerEmail        string    `json:"customer_email,omitempty"`
+	SuccessURL           string    `json:"success_url"`
+	FailureURL           string    `json:"failure_url"`
+	State                State     `json:"state"`
+	DecidedChannel       string    `json:"decided_channel,omitempty"`
+	DecidedAt            time.Time `json:"decided_at,omitzero"`
+	DecidedRawID         int64     `json:"decided_raw_id,omitempty"`
+	ResponseCode         string    `json:"response_code,omitempty"`
+	AcquirerResponseCode string    `json:"acquirer_response_code,omitempty"`
+	AuthorisationID      string    `json:"authorisation_id,omitempty"`
+	Explanation          string    `json:"explanation,omitempty"`
+	CreatedAt            time.Time `json:"created_at"`
+	UpdatedAt            time.Time `json:"updated_at"`
+	NextCheckAt          time.Time `json:"next_check_at,omitzero"`
+	CheckCount           int64     `json:"check_count"`
+	Version              int64     `json:"version"`
+}
+
+// Response is one row of a payment's timeline.
+type Response struct {
+	ID                   string          `json:"id"`
+	Reference            string          `json:"reference"`
+	Gateway              string          `json:"gateway"`
+	RawID                int64           `json:"raw_id"`
+	Channel              string          `json:"channel"`
+	Outcome              string          `json:"outcome,omitempty"`
+	ResponseCode         string          `json:"response_code,omitempty"`
+	AcquirerResponseCode string          `json:"acquirer_response_code,omitempty"`
+	Verdict              Verdict         `json:"verdict"`
+	At                   time.Time       `json:"at"`
+	Details              json.RawMessage `json:"details,omitempty"`
+}
+
+// Detail is a payment with its timeline, for `acquit payments show`.
+type Detail struct {
+	Payment  Payment    `json:"payment"`
+	Timeline []Response `json:"timeline"`
+}
+
+// EventPayload is the payload of every payment.* event.
+type EventPayload struct {
+	Payment              Payment `json:"payment"`
+	Channel              string  `json:"channel"`
+	RawID                int64   `json:"raw_id,omitempty"`
+	Outcome              string  `json:"outcome,omitempty"`
+	ResponseCode         string  `json:"response_code,omitempty"`
+	AcquirerResponseCode string  `json:"acquirer_response_code,omitempty"`
+	AuthorisationID      string  `json:"authorisation_id,omitempty"`
+	Explanation          string  `json:"explanation,omitempty"`
+	// Reason explains payment.conflict, payment.mismatch and payment.unknown.
+	Reason string `json:"reason,omitempty"`
+	// Fields are the provider's raw fields, decoded.
+	Fields map[string]string `json:"fields,omitempty"`
+}
+
+// ValidationError says a StartRequest (or an admin query) is invalid.
+type ValidationError struct {
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Message) }
+
+// ErrUnavailable wraps failures of the store or of a gateway that make a
+// request impossible to serve now (retry later).
+var ErrUnavailable = errors.New("payments unavailable")
+
+// ---------------------------------------------------------------------------
+// metrics
+
+type metrics struct {
+	notifications *prometheus.CounterVec
+	rejects       *prometheus.CounterVec
+	transitions   *prometheus.CounterVec
+	pending       prometheus.Gauge
+	reconcile     *prometheus.CounterVec
+	started       *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "acquit", Subsystem: "payments", Name: "notifications_total",
+			Help: "Notifications received on the public listener, by gateway, channel and verdict.",
+		}, []string{"gateway", "channel", "verdict"}),
+		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "acquit", Subsystem: "payments", Name: "rejects_total",
+			Help: "Notifications rejected by the gateway, by reject code.",
+		}, []string{"gateway", "code"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "acquit", Subsystem: "payments", Name: "transitions_total",
+			Help: "Payment state transitions, by new state and the channel that caused them.",
+		}, []string{"outcome", "channel"}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "acquit", Subsystem: "payments", Name: "pending",
+			Help: "Payments still pending (exact after each reconcile pass).",
+		}),
+		reconcile: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "acquit", Subsystem: "payments", Name: "reconcile_results_total",
+			Help: "Reconciliation results per payment checked.",
+		}, []string{"result"}),
+		started: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "acquit", Subsystem: "payments", Name: "started_total",
+			Help: "Payments started, by gateway.",
+		}, []string{"gateway"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "acquit", Subsystem: "payments", Name: "notification_seconds",
+			Help:    "Time to store, verify and apply one notification.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"channel"}),
+	}
+	if reg != nil {
+		m.notifications = register(reg, m.notifications)
+		m.rejects = register(reg, m.rejects)
+		m.transitions = register(reg, m.transitions)
+		m.pending = register(reg, m.pending)
+		m.reconcile = register(reg, m.reconcile)
+		m.started = register(reg, m.started)
+		m.duration = register(reg, m.duration)
+	}
+	return m
+}
+
+// register registers c, or reuses the collector already registered under
+// the same descriptor (a second Service on the same registry).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+// ---------------------------------------------------------------------------
+// helpers
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// sanitizeHeaders drops credentials a browser might send along; the rest is
+// stored as received.
+func sanitizeHeaders(h http.Header) map[string][]string {
+	out := make(map[string][]string, len(h))
+	for k, v := range h {
+		switch http.CanonicalHeaderKey(k) {
+		case "Cookie", "Authorization", "Proxy-Authorization":
+			continue
+		}
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}

@@ -1,0 +1,253 @@
+package payments
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/sdk"
+)
+
+// Reconcile is the schedule job "<gateway>.reconcile" (atos.reconcile): it
+// asks the provider about every undecided payment (pending, or unknown past
+// the deadline) created more than ReconcileAfter ago and due for a check,
+// and applies each answer through the same exactly-once transition as the
+// notifications (channel reconciliation). NotFound expires the payment; a
+// non-final answer schedules the next check with exponential backoff, and a
+// payment still pending at FinalDeadline moves to unknown (payment.unknown,
+// once).
+//
+// params: "gateway" restricts to one gateway; "limit" caps the payments
+// checked in this pass (default 5000).
+//
+// A gateway that cannot be reached stops the pass with an error; what was
+// applied before stays applied, the payment being asked about is unchanged.
+func (s *Service) Reconcile(ctx context.Context, params map[string]string) (string, error) {
+	limit := 5000
+	if v := params["limit"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1_000_000 {
+			return "", &ValidationError{Field: "limit", Message: "must be 1..1000000"}
+		}
+		limit = n
+	}
+	gwFilter := params["gateway"]
+	now := s.now().UTC()
+	var due []*Payment
+	err := s.st.InTx(ctx, func(tx store.Tx) error {
+		due = due[:0]
+		q := `SELECT ` + paymentCols + ` FROM payments WHERE state IN ('pending', 'unknown') AND next_check_at <= ?
+			AND created_at <= ?`
+		args := []any{ms(now), ms(now.Add(-s.cfg.ReconcileAfter))}
+		if gwFilter != "" {
+			q += ` AND gateway = ?`
+			args = append(args, gwFilter)
+		}
+		q += ` ORDER BY next_check_at, reference LIMIT ?`
+		args = append(args, limit)
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			p, err := scanPayment(rows)
+			if err != nil {
+				return err
+			}
+			due = append(due, p)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return "", fmt.Errorf("reconcile: list due payments: %w", err)
+	}
+	counts := map[string]int{}
+	checked := 0
+	var passErr error
+	for _, p := range due {
+		if err := ctx.Err(); err != nil {
+			passErr = fmt.Errorf("reconcile: %w", err)
+			break
+		}
+		result, err := s.reconcileOne(ctx, p, now)
+		if err != nil {
+			passErr = fmt.Errorf("reconcile %s: %w", p.Reference, err)
+			s.m.reconcile.WithLabelValues("error").Inc()
+			break
+		}
+		checked++
+		counts[result]++
+		s.m.reconcile.WithLabelValues(result).Inc()
+	}
+	s.refreshPending(ctx)
+	summary := summarize(checked, counts)
+	if passErr != nil {
+		s.log.Error().Err(passErr).Str("summary", summary).Msg("reconcile pass stopped")
+		return summary, passErr
+	}
+	s.log.Info().Int("checked", checked).Str("summary", summary).Msg("reconcile pass done")
+	return summary, nil
+}
+
+var summaryOrder = []string{"accepted", "refused", "cancelled", "failed", "expired", "duplicate", "conflict",
+	"mismatch", "rejected", "unknown", "still pending"}
+
+func summarize(checked int, counts map[string]int) string {
+	var parts []string
+	for _, k := range summaryOrder {
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+		}
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("checked %d", checked)
+	}
+	return fmt.Sprintf("checked %d: %s", checked, strings.Join(parts, ", "))
+}
+
+// reconcileOne asks about one payment and applies the answer; it returns the
+// summary bucket.
+func (s *Service) reconcileOne(ctx context.Context, p *Payment, now time.Time) (string, error) {
+	gw, err := s.gateway(p.Gateway)
+	if err != nil {
+		return "", fmt.Errorf("gateway %s: %w: %w", p.Gateway, ErrUnavailable, err)
+	}
+	res, err := gw.QueryTransaction(ctx, sdk.TransactionQuery{Merchant: p.Merchant, Reference: p.ProviderReference,
+		TransactionDate: p.TransactionDate})
+	var rej *sdk.RejectError
+	if err != nil && !errors.As(err, &rej) {
+		return "", fmt.Errorf("query %s: %w: %w", p.Gateway, ErrUnavailable, err)
+	}
+	// Keep the provider's answer as a raw input, for the timeline.
+	var body []byte
+	if rej != nil {
+		body, _ = json.Marshal(map[string]string{"reject_code": rej.Code, "reject": rej.Message})
+	} else if res != nil {
+		body, _ = json.Marshal(res)
+	}
+	rawID, err := s.st.RecordRaw(ctx, store.RawInput{Source: p.Gateway, Channel: string(sdk.ChannelReconciliation),
+		Method: "QUERY", Path: p.ProviderReference, Body: body, ReceivedAt: now})
+	if err != nil {
+		return "", fmt.Errorf("record answer: %w", err)
+	}
+	if rej != nil || res == nil {
+		code, msg := "empty_result", "gateway returned no result"
+		if rej != nil {
+			code, msg = rej.Code, rej.Message
+		}
+		s.m.rejects.WithLabelValues(p.Gateway, code).Inc()
+		s.log.Warn().Str("reference", p.Reference).Str("code", code).Str("reason", msg).Msg("reconciliation answer rejected")
+		s.addVerdict(ctx, rawID, store.Verdict{Code: code, Message: msg, Subject: "payment:" + p.Reference, At: now})
+		if err := s.recheck(ctx, p, rawID, nil, now, VerdictRejected, code); err != nil {
+			return "", err
+		}
+		return "rejected", nil
+	}
+	if res.Outcome == sdk.OutcomeNotFound {
+		// The provider never saw it: the customer abandoned before paying.
+		r := *res
+		r.Outcome, r.AskLater = sdk.OutcomeExpired, false
+		r.Merchant, r.Amount, r.Currency = p.Merchant, p.Amount, p.Currency
+		if r.Explanation == "" {
+			r.Explanation = "the provider has no such transaction: abandoned before payment"
+		}
+		res = &r
+	}
+	if !res.Outcome.Final() || res.AskLater {
+		// Check the answer is about our payment before acting on it.
+		if d := mismatch(p, res); d != "" && res.Amount != 0 {
+			a, err := s.apply(ctx, p.Gateway, sdk.ChannelReconciliation, rawID, res, p.Reference)
+			if err != nil {
+				return "", err
+			}
+			return string(a.verdict), nil
+		}
+		if err := s.recheck(ctx, p, rawID, res, now, VerdictNotFinal, ""); err != nil {
+			return "", err
+		}
+		if now.Sub(p.CreatedAt) >= s.cfg.FinalDeadline {
+			return "unknown", nil
+		}
+		return "still pending", nil
+	}
+	a, err := s.apply(ctx, p.Gateway, sdk.ChannelReconciliation, rawID, res, p.Reference)
+	if err != nil {
+		return "", err
+	}
+	if a.verdict == VerdictDecided {
+		return string(a.payment.State), nil
+	}
+	return string(a.verdict), nil
+}
+
+// recheck records a non-final answer, schedules the next check with
+// backoff and, past the final deadline, moves a pending payment to unknown.
+func (s *Service) recheck(ctx context.Context, p *Payment, rawID int64, res *sdk.PaymentResult, now time.Time, v Verdict, reason string) error {
+	shift := p.CheckCount
+	if shift > 6 {
+		shift = 6
+	}
+	next := now.Add(s.cfg.RecheckEvery << uint(shift))
+	pastDeadline := now.Sub(p.CreatedAt) >= s.cfg.FinalDeadline
+	var becameUnknown bool
+	err := s.st.InTx(ctx, func(tx store.Tx) error {
+		becameUnknown = false
+		if _, err := tx.Exec(ctx, `UPDATE payments SET check_count = check_count + 1, next_check_at = ?, updated_at = ?
+			WHERE reference = ? AND state IN ('pending', 'unknown')`, ms(next), ms(now), p.Reference); err != nil {
+			return fmt.Errorf("payment %s: schedule check: %w", p.Reference, err)
+		}
+		if pastDeadline {
+			n, err := tx.Exec(ctx, `UPDATE payments SET state = 'unknown', version = version + 1, updated_at = ?
+				WHERE reference = ? AND state = 'pending'`, ms(now), p.Reference)
+			if err != nil {
+				return fmt.Errorf("payment %s: mark unknown: %w", p.Reference, err)
+			}
+			if n == 1 {
+				becameUnknown = true
+				q := *p
+				q.State, q.UpdatedAt, q.Version = StateUnknown, now, p.Version+1
+				reason := fmt.Sprintf("still undecided %s after creation (%d checks)", now.Sub(p.CreatedAt).Round(time.Second), p.CheckCount+1)
+				if err := tx.RecordHistory(ctx, store.History{Entity: "payment", ID: p.Reference, From: string(StatePending),
+					To: string(StateUnknown), Cause: "final_deadline", RawID: rawID, At: now}); err != nil {
+					return fmt.Errorf("payment %s: history: %w", p.Reference, err)
+				}
+				if err := s.emit(ctx, tx, "payment.unknown", &q, sdk.ChannelReconciliation, rawID, res, reason); err != nil {
+					return err
+				}
+			}
+		}
+		out := &applied{verdict: v, payment: p, reason: reason}
+		return s.record(ctx, tx, p.Reference, p.Gateway, rawID, sdk.ChannelReconciliation, res, out, now)
+	})
+	if err != nil {
+		return err
+	}
+	if becameUnknown {
+		s.m.transitions.WithLabelValues(string(StateUnknown), string(sdk.ChannelReconciliation)).Inc()
+		s.m.pending.Dec()
+		s.log.Warn().Str("reference", p.Reference).Msg("payment undecided at final deadline: unknown")
+	}
+	return nil
+}
+
+// refreshPending sets the pending gauge to the exact count.
+func (s *Service) refreshPending(ctx context.Context) {
+	var n int64
+	err := s.st.InTx(ctx, func(tx store.Tx) error {
+		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM payments WHERE state = 'pending'`).Scan(&n)
+	})
+	if err != nil {
+		s.log.Warn().Err(err).Msg("pending gauge not refreshed")
+		return
+	}
+	s.m.pending.Set(float64(n))
+}
+
+// RefreshMetrics sets the gauges from the store (call at startup).
+func (s *Service) RefreshMetrics(ctx context.Context) { s.refreshPending(ctx) }

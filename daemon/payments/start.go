@@ -1,0 +1,280 @@
+package payments
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/sdk"
+)
+
+// StartRequest is the shop's request to start a payment.
+type StartRequest struct {
+	Gateway       string            `json:"gateway,omitempty"`  // "" = Config.DefaultGateway
+	Merchant      string            `json:"merchant,omitempty"` // "" = the gateway's default account
+	OrderID       string            `json:"order_id"`
+	Amount        int64             `json:"amount"`   // minor units
+	Currency      string            `json:"currency"` // ISO 4217 alpha-3
+	CustomerID    string            `json:"customer_id,omitempty"`
+	CustomerEmail string            `json:"customer_email,omitempty"`
+	Locale        string            `json:"locale,omitempty"`
+	SuccessURL    string            `json:"success_url"`
+	FailureURL    string            `json:"failure_url"`
+	Extra         map[string]string `json:"extra,omitempty"`
+}
+
+// Started is what the shop shows the customer.
+type Started struct {
+	Reference         string            `json:"reference"`
+	ProviderReference string            `json:"provider_reference"`
+	Gateway           string            `json:"gateway"`
+	RedirectURL       string            `json:"redirect_url"`
+	Method            string            `json:"method"`
+	Fields            map[string]string `json:"fields"`
+	// HTML is a complete page that posts Fields to RedirectURL by itself.
+	HTML string `json:"html"`
+}
+
+var (
+	reCurrency = regexp.MustCompile(`^[A-Z]{3}$`)
+	reGateway  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+	reOrderID  = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,64}$`)
+)
+
+// validate checks a StartRequest; every error is a *ValidationError.
+func (r *StartRequest) validate() error {
+	if r.Amount <= 0 {
+		return &ValidationError{Field: "amount", Message: "must be > 0 (minor units)"}
+	}
+	if r.Amount > 99_999_999_999 {
+		return &ValidationError{Field: "amount", Message: "too large"}
+	}
+	r.Currency = strings.ToUpper(strings.TrimSpace(r.Currency))
+	if !reCurrency.MatchString(r.Currency) {
+		return &ValidationError{Field: "currency", Message: "must be an ISO 4217 alphabetic code such as EUR"}
+	}
+	if !reOrderID.MatchString(r.OrderID) {
+		return &ValidationError{Field: "order_id", Message: "must be 1-64 characters of A-Z a-z 0-9 . _ : / -"}
+	}
+	if !reGateway.MatchString(r.Gateway) {
+		return &ValidationError{Field: "gateway", Message: "unknown or malformed gateway name"}
+	}
+	for _, u := range []struct{ name, v string }{{"success_url", r.SuccessURL}, {"failure_url", r.FailureURL}} {
+		if err := checkURL(u.v); err != nil {
+			return &ValidationError{Field: u.name, Message: err.Error()}
+		}
+	}
+	if len(r.CustomerID) > 64 || len(r.CustomerEmail) > 254 || len(r.Locale) > 16 || len(r.Merchant) > 64 {
+		return &ValidationError{Field: "customer", Message: "customer_id, customer_email, locale or merchant too long"}
+	}
+	if r.CustomerEmail != "" && (!strings.Contains(r.CustomerEmail, "@") || strings.ContainsAny(r.CustomerEmail, " \r\n<>")) {
+		return &ValidationError{Field: "customer_email", Message: "not an e-mail address"}
+	}
+	if len(r.Extra) > 32 {
+		return &ValidationError{Field: "extra", Message: "at most 32 entries"}
+	}
+	return nil
+}
+
+func checkURL(v string) error {
+	if v == "" {
+		return fmt.Errorf("required")
+	}
+	if len(v) > 2048 {
+		return fmt.Errorf("longer than 2048 characters")
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return fmt.Errorf("not a URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("scheme must be http or https")
+	}
+	if u.Host == "" {
+		return fmt.Errorf("host missing")
+	}
+	if u.User != nil {
+		return fmt.Errorf("credentials in URL not allowed")
+	}
+	return nil
+}
+
+// Start validates the request, allocates a reference, asks the gateway to
+// build the provider request and stores the payment as pending.
+func (s *Service) Start(ctx context.Context, req StartRequest) (*Started, error) {
+	if req.Gateway == "" {
+		req.Gateway = s.cfg.DefaultGateway
+	}
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	gw, err := s.gateway(req.Gateway)
+	if err != nil {
+		return nil, &ValidationError{Field: "gateway", Message: err.Error()}
+	}
+	now := s.now()
+	ref := NewReference(now)
+	day := now.UTC().Format("20060102")
+	seq, err := s.st.NextSequence(ctx, "payments", "daily:"+req.Gateway+":"+day)
+	if err != nil {
+		return nil, fmt.Errorf("payment %s: daily sequence: %w: %w", ref, ErrUnavailable, err)
+	}
+	if seq > 899999 {
+		return nil, fmt.Errorf("payment %s: daily sequence of %s exhausted (%d): %w", ref, req.Gateway, seq, ErrUnavailable)
+	}
+	base := s.cfg.PublicBaseURL + "/notify/" + req.Gateway
+	init, err := gw.InitPayment(ctx, sdk.PaymentRequest{
+		Merchant:      req.Merchant,
+		Reference:     ref,
+		DailySequence: seq,
+		OrderID:       req.OrderID,
+		Amount:        req.Amount,
+		Currency:      req.Currency,
+		CustomerID:    req.CustomerID,
+		CustomerEmail: req.CustomerEmail,
+		Locale:        req.Locale,
+		AutomaticURL:  base + "/automatic",
+		ManualURL:     base + "/manual",
+		Extra:         req.Extra,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("payment %s: %s init: %w: %w", ref, req.Gateway, ErrUnavailable, err)
+	}
+	if init.RedirectURL == "" || checkURL(init.RedirectURL) != nil {
+		return nil, fmt.Errorf("payment %s: %s init returned an invalid redirect URL %q", ref, req.Gateway, init.RedirectURL)
+	}
+	provRef := init.Reference
+	if provRef == "" {
+		provRef = ref
+	}
+	merchant := init.Merchant
+	if merchant == "" {
+		merchant = req.Merchant
+	}
+	method := strings.ToUpper(init.Method)
+	if method != "GET" {
+		method = "POST"
+	}
+	initRaw, _ := json.Marshal(init.Raw)
+	p := Payment{
+		Reference: ref, Gateway: req.Gateway, Merchant: merchant, ProviderReference: provRef,
+		TransactionDate: init.TransactionDate, DailySequence: seq, OrderID: req.OrderID,
+		Amount: req.Amount, Currency: req.Currency, CustomerID: req.CustomerID, CustomerEmail: req.CustomerEmail,
+		SuccessURL: req.SuccessURL, FailureURL: req.FailureURL, State: StatePending,
+		CreatedAt: now.UTC(), UpdatedAt: now.UTC(), NextCheckAt: now.Add(s.cfg.ReconcileAfter).UTC(), Version: 1,
+	}
+	err = s.st.InTx(ctx, func(tx store.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO payments (reference, gateway, merchant, provider_reference,
+			transaction_date, daily_sequence, order_id, amount, currency, customer_id, customer_email,
+			success_url, failure_url, state, init_raw, created_at, updated_at, next_check_at, check_count, version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1)`,
+			p.Reference, p.Gateway, p.Merchant, p.ProviderReference, p.TransactionDate, p.DailySequence,
+			p.OrderID, p.Amount, p.Currency, p.CustomerID, p.CustomerEmail, p.SuccessURL, p.FailureURL,
+			string(p.State), string(initRaw), ms(now), ms(now), ms(p.NextCheckAt)); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		det, _ := json.Marshal(map[string]any{"order_id": p.OrderID, "amount": p.Amount, "currency": p.Currency, "provider_reference": provRef})
+		return tx.RecordHistory(ctx, store.History{Entity: "payment", ID: ref, From: "", To: string(StatePending),
+			Cause: "start", Details: det, At: now.UTC()})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("payment %s: store: %w: %w", ref, ErrUnavailable, err)
+	}
+	s.m.started.WithLabelValues(req.Gateway).Inc()
+	s.m.pending.Inc()
+	page, err := renderPage(method, init.RedirectURL, init.Fields)
+	if err != nil {
+		return nil, fmt.Errorf("payment %s: page: %w", ref, err)
+	}
+	s.log.Info().Str("reference", ref).Str("gateway", req.Gateway).Str("order_id", req.OrderID).
+		Int64("amount", req.Amount).Str("currency", req.Currency).Msg("payment started")
+	fields := init.Fields
+	if fields == nil {
+		fields = map[string]string{}
+	}
+	return &Started{Reference: ref, ProviderReference: provRef, Gateway: req.Gateway,
+		RedirectURL: init.RedirectURL, Method: method, Fields: fields, HTML: page}, nil
+}
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Payment</title></head>
+<body onload="document.forms[0].submit()">
+<form method="{{.Method}}" action="{{.Action}}">
+{{range .Fields}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
+{{end}}<noscript><p>Please continue to the payment page.</p></noscript>
+<button type="submit">Continue to payment</button>
+</form>
+</body></html>
+`))
+
+type field struct{ Name, Value string }
+
+func renderPage(method, action string, fields map[string]string) (string, error) {
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	fs := make([]field, 0, len(names))
+	for _, n := range names {
+		fs = append(fs, field{n, fields[n]})
+	}
+	var buf bytes.Buffer
+	if err := pageTmpl.Execute(&buf, struct {
+		Method, Action string
+		Fields         []field
+	}{method, action, fs}); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}
+
+// ---------------------------------------------------------------------------
+// references
+
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// NewReference returns a new payment reference: 26 characters of Crockford
+// base32 (upper-case alphanumerics), the first 10 encoding the time in
+// milliseconds so references sort by creation, the last 16 random (80 bits).
+func NewReference(now time.Time) string {
+	var b [26]byte
+	t := uint64(now.UnixMilli())
+	for i := 9; i >= 0; i-- {
+		b[i] = crockford[t&31]
+		t >>= 5
+	}
+	var r [10]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	// 80 random bits -> 16 characters.
+	var acc uint64
+	bits := 0
+	j := 10
+	for _, x := range r {
+		acc = acc<<8 | uint64(x)
+		bits += 8
+		for bits >= 5 {
+			bits -= 5
+			b[j] = crockford[(acc>>uint(bits))&31]
+			j++
+		}
+	}
+	return string(b[:])
+}
+
+var reReference = regexp.MustCompile(`^[0-9A-Za-z]{1,35}$`)
+
+// ValidReference reports whether ref has the shape of a reference
+// (1-35 alphanumerics).
+func ValidReference(ref string) bool { return reReference.MatchString(ref) }
