@@ -1,0 +1,25 @@
+// Command acquit-plugin-test is the test payment-gateway plugin. It is
+// started by the acquit daemon; see package testplugin for the
+// misbehaviour switches read from the environment.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/acquit/acquit/plugins/testplugin"
+	"github.com/acquit/acquit/sdk"
+)
+
+func main() {
+	if os.Getenv(testplugin.EnvExitAtStart) == "1" {
+		fmt.Fprintln(os.Stderr, "acquit-plugin-test: exiting at start on purpose")
+		os.Exit(4)
+	}
+	if os.Getenv(testplugin.EnvStdoutGarbage) == "1" {
+		fmt.Fprintln(os.Stdout, "this is not a go-plugin handshake line\x00\xff")
+	}
+	logger := sdk.NewLogger(testplugin.Name)
+	logger.Info("starting", "version", testplugin.Version)
+	sdk.Serve(sdk.ServeConfig{Gateway: testplugin.New(testplugin.MisbehaviourFromEnv()), Logger: logger})
+}

@@ -1,0 +1,320 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"sync"
+
+	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
+)
+
+// GatewayPlugin is the go-plugin glue for PaymentGateway: Impl is set in
+// the plugin process, left nil in the daemon.
+type GatewayPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl PaymentGateway
+}
+
+var _ plugin.GRPCPlugin = (*GatewayPlugin)(nil)
+
+// GRPCServer implements plugin.GRPCPlugin.
+func (p *GatewayPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
+	if p.Impl == nil {
+		return errors.New("gateway plugin: no implementation to serve")
+	}
+	pluginv1.RegisterPaymentGatewayServer(s, NewGatewayGRPCServer(p.Impl, broker))
+	return nil
+}
+
+// GRPCClient implements plugin.GRPCPlugin.
+func (p *GatewayPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &GatewayGRPCClient{client: pluginv1.NewPaymentGatewayClient(c), common: commonClient{broker: broker}}, nil
+}
+
+// TransportPlugin is the go-plugin glue for BankTransport: Impl is set in
+// the plugin process, left nil in the daemon.
+type TransportPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl BankTransport
+}
+
+var _ plugin.GRPCPlugin = (*TransportPlugin)(nil)
+
+// GRPCServer implements plugin.GRPCPlugin.
+func (p *TransportPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
+	if p.Impl == nil {
+		return errors.New("transport plugin: no implementation to serve")
+	}
+	pluginv1.RegisterBankTransportServer(s, NewTransportGRPCServer(p.Impl, broker))
+	return nil
+}
+
+// GRPCClient implements plugin.GRPCPlugin.
+func (p *TransportPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &TransportGRPCClient{client: pluginv1.NewBankTransportClient(c), common: commonClient{broker: broker}}, nil
+}
+
+// PluginMap is the plugin set the daemon passes to go-plugin's
+// ClientConfig.Plugins; dispense PluginNameGateway or PluginNameTransport.
+func PluginMap() plugin.PluginSet {
+	return plugin.PluginSet{
+		PluginNameGateway:   &GatewayPlugin{},
+		PluginNameTransport: &TransportPlugin{},
+	}
+}
+
+// PluginName returns the PluginMap key of a kind.
+func PluginName(k Kind) (string, error) {
+	switch k {
+	case KindPaymentGateway:
+		return PluginNameGateway, nil
+	case KindBankTransport:
+		return PluginNameTransport, nil
+	}
+	return "", fmt.Errorf("unknown plugin kind %q", k)
+}
+
+// commonClient holds the daemon-side state shared by both kinds: the Host
+// currently served to the plugin.
+type commonClient struct {
+	broker *plugin.GRPCBroker
+	mu     sync.Mutex
+	host   *hostServing
+}
+
+// configure serves host (unless it is already served) and calls rpc with
+// its broker id. The previous Host server is stopped only once the plugin
+// accepted the new configuration.
+func (c *commonClient) configure(ctx context.Context, host Host, rpc func(id uint32) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if host == nil {
+		return rpc(0)
+	}
+	if c.host != nil && sameHost(c.host.host, host) {
+		return rpc(c.host.id)
+	}
+	hs := serveHost(c.broker, host)
+	if err := rpc(hs.id); err != nil {
+		hs.stop()
+		return err
+	}
+	c.host.stop()
+	c.host = hs
+	return nil
+}
+
+// sameHost compares two hosts without panicking on non-comparable
+// dynamic types.
+func sameHost(a, b Host) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	if ta != tb || !ta.Comparable() {
+		return false
+	}
+	return a == b
+}
+
+func (c *commonClient) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.host.stop()
+	c.host = nil
+}
+
+var callOpts = []grpc.CallOption{grpc.MaxCallRecvMsgSize(MaxMessageSize)}
+
+// GatewayGRPCClient is the daemon's sdk.PaymentGateway for a gateway plugin
+// process. It also implements JobRunner; RunJob returns ErrUnsupported when
+// the plugin does not.
+type GatewayGRPCClient struct {
+	client pluginv1.PaymentGatewayClient
+	common commonClient
+}
+
+var (
+	_ PaymentGateway = (*GatewayGRPCClient)(nil)
+	_ JobRunner      = (*GatewayGRPCClient)(nil)
+)
+
+// Describe implements sdk.Plugin.
+func (c *GatewayGRPCClient) Describe(ctx context.Context) (Info, error) {
+	r, err := c.client.Describe(ctx, &pluginv1.DescribeRequest{}, callOpts...)
+	if err != nil {
+		return Info{}, fromStatus(ctx, "Describe", err)
+	}
+	return infoFromWire(r)
+}
+
+// Configure implements sdk.Plugin: host is served to the plugin over the
+// go-plugin broker for as long as this configuration is in force.
+func (c *GatewayGRPCClient) Configure(ctx context.Context, settings []byte, host Host) error {
+	return c.common.configure(ctx, host, func(id uint32) error {
+		_, err := c.client.Configure(ctx, &pluginv1.ConfigureRequest{Settings: settings, HostBrokerId: id}, callOpts...)
+		return fromStatus(ctx, "Configure", err)
+	})
+}
+
+// Health implements sdk.Plugin.
+func (c *GatewayGRPCClient) Health(ctx context.Context) error {
+	_, err := c.client.Health(ctx, &pluginv1.HealthRequest{}, callOpts...)
+	return fromStatus(ctx, "Health", err)
+}
+
+// RunJob implements sdk.JobRunner.
+func (c *GatewayGRPCClient) RunJob(ctx context.Context, job string, params map[string]string) (string, error) {
+	r, err := c.client.RunJob(ctx, &pluginv1.RunJobRequest{Job: job, Params: params}, callOpts...)
+	if err != nil {
+		return "", fromStatus(ctx, "RunJob", err)
+	}
+	return r.GetSummary(), nil
+}
+
+// InitPayment implements sdk.PaymentGateway.
+func (c *GatewayGRPCClient) InitPayment(ctx context.Context, req PaymentRequest) (*PaymentInit, error) {
+	r, err := c.client.InitPayment(ctx, paymentRequestToWire(req), callOpts...)
+	if err != nil {
+		return nil, fromStatus(ctx, "InitPayment", err)
+	}
+	return paymentInitFromWire(r), nil
+}
+
+// VerifyNotification implements sdk.PaymentGateway.
+func (c *GatewayGRPCClient) VerifyNotification(ctx context.Context, n Notification) (*PaymentResult, error) {
+	r, err := c.client.VerifyNotification(ctx, notificationToWire(n), callOpts...)
+	if err != nil {
+		return nil, fromStatus(ctx, "VerifyNotification", err)
+	}
+	res, err := paymentResultFromWire(r)
+	if err != nil {
+		return nil, fmt.Errorf("plugin VerifyNotification: %w", err)
+	}
+	return res, nil
+}
+
+// QueryTransaction implements sdk.PaymentGateway.
+func (c *GatewayGRPCClient) QueryTransaction(ctx context.Context, q TransactionQuery) (*PaymentResult, error) {
+	r, err := c.client.QueryTransaction(ctx, queryToWire(q), callOpts...)
+	if err != nil {
+		return nil, fromStatus(ctx, "QueryTransaction", err)
+	}
+	res, err := paymentResultFromWire(r)
+	if err != nil {
+		return nil, fmt.Errorf("plugin QueryTransaction: %w", err)
+	}
+	return res, nil
+}
+
+// Close stops serving the Host to the plugin.
+func (c *GatewayGRPCClient) Close() { c.common.close() }
+
+// TransportGRPCClient is the daemon's sdk.BankTransport for a transport
+// plugin process. It also implements JobRunner; RunJob returns
+// ErrUnsupported when the plugin does not.
+type TransportGRPCClient struct {
+	client pluginv1.BankTransportClient
+	common commonClient
+}
+
+var (
+	_ BankTransport = (*TransportGRPCClient)(nil)
+	_ JobRunner     = (*TransportGRPCClient)(nil)
+)
+
+// Describe implements sdk.Plugin.
+func (c *TransportGRPCClient) Describe(ctx context.Context) (Info, error) {
+	r, err := c.client.Describe(ctx, &pluginv1.DescribeRequest{}, callOpts...)
+	if err != nil {
+		return Info{}, fromStatus(ctx, "Describe", err)
+	}
+	return infoFromWire(r)
+}
+
+// Configure implements sdk.Plugin: host is served to the plugin over the
+// go-plugin broker for as long as this configuration is in force.
+func (c *TransportGRPCClient) Configure(ctx context.Context, settings []byte, host Host) error {
+	return c.common.configure(ctx, host, func(id uint32) error {
+		_, err := c.client.Configure(ctx, &pluginv1.ConfigureRequest{Settings: settings, HostBrokerId: id}, callOpts...)
+		return fromStatus(ctx, "Configure", err)
+	})
+}
+
+// Health implements sdk.Plugin.
+func (c *TransportGRPCClient) Health(ctx context.Context) error {
+	_, err := c.client.Health(ctx, &pluginv1.HealthRequest{}, callOpts...)
+	return fromStatus(ctx, "Health", err)
+}
+
+// RunJob implements sdk.JobRunner.
+func (c *TransportGRPCClient) RunJob(ctx context.Context, job string, params map[string]string) (string, error) {
+	r, err := c.client.RunJob(ctx, &pluginv1.RunJobRequest{Job: job, Params: params}, callOpts...)
+	if err != nil {
+		return "", fromStatus(ctx, "RunJob", err)
+	}
+	return r.GetSummary(), nil
+}
+
+// ErrNoUploadResult is returned when an upload stream ends without a
+// result event.
+var ErrNoUploadResult = errors.New("upload stream ended without a result")
+
+// Upload implements sdk.BankTransport; progress may be nil.
+func (c *TransportGRPCClient) Upload(ctx context.Context, req UploadRequest, progress func(sent, total int64)) (*UploadResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.client.Upload(ctx, uploadRequestToWire(req), callOpts...)
+	if err != nil {
+		return nil, fromStatus(ctx, "Upload", err)
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("plugin Upload %s: %w", req.TransmissionID, ErrNoUploadResult)
+		}
+		if err != nil {
+			return nil, fromStatus(ctx, "Upload", err)
+		}
+		switch e := ev.GetEvent().(type) {
+		case *pluginv1.UploadEvent_Progress:
+			if progress != nil {
+				progress(e.Progress.GetSent(), e.Progress.GetTotal())
+			}
+		case *pluginv1.UploadEvent_Result:
+			return uploadResultFromWire(e.Result), nil
+		default:
+			return nil, fmt.Errorf("plugin Upload %s: %w: empty event", req.TransmissionID, ErrBadResult)
+		}
+	}
+}
+
+// Download implements sdk.BankTransport.
+func (c *TransportGRPCClient) Download(ctx context.Context, req DownloadRequest) (*DownloadResult, error) {
+	r, err := c.client.Download(ctx, downloadRequestToWire(req), callOpts...)
+	if err != nil {
+		return nil, fromStatus(ctx, "Download", err)
+	}
+	return downloadResultFromWire(r), nil
+}
+
+// Confirm implements sdk.BankTransport.
+func (c *TransportGRPCClient) Confirm(ctx context.Context, bank, downloadID string, ok bool) error {
+	_, err := c.client.Confirm(ctx, &pluginv1.ConfirmRequest{Bank: bank, DownloadId: downloadID, Ok: ok}, callOpts...)
+	return fromStatus(ctx, "Confirm", err)
+}
+
+// Keys implements sdk.BankTransport.
+func (c *TransportGRPCClient) Keys(ctx context.Context, req KeyRequest) (*KeyResult, error) {
+	r, err := c.client.Keys(ctx, keyRequestToWire(req), callOpts...)
+	if err != nil {
+		return nil, fromStatus(ctx, "Keys", err)
+	}
+	return keyResultFromWire(r), nil
+}
+
+// Close stops serving the Host to the plugin.
+func (c *TransportGRPCClient) Close() { c.common.close() }

@@ -1,0 +1,246 @@
+package sdk
+
+import (
+	"fmt"
+	"time"
+
+	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Conversions between the sdk types and their wire messages. Decoding of
+// messages that come from the other process validates what the sdk types
+// promise (known kinds and outcomes).
+
+func tsFrom(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func tsTo(ts *timestamppb.Timestamp) (time.Time, error) {
+	if ts == nil {
+		return time.Time{}, nil
+	}
+	if err := ts.CheckValid(); err != nil {
+		return time.Time{}, fmt.Errorf("bad timestamp: %w", err)
+	}
+	return ts.AsTime(), nil
+}
+
+func infoToWire(i Info) *pluginv1.DescribeResponse {
+	return &pluginv1.DescribeResponse{
+		Name: i.Name, Version: i.Version, Kind: string(i.Kind),
+		ConfigSchema: i.ConfigSchema, Jobs: i.Jobs,
+	}
+}
+
+// ErrBadInfo is returned when a plugin describes itself with an unknown
+// kind or an empty name.
+var ErrBadInfo = fmt.Errorf("bad plugin description")
+
+func infoFromWire(r *pluginv1.DescribeResponse) (Info, error) {
+	k := Kind(r.GetKind())
+	if k != KindPaymentGateway && k != KindBankTransport {
+		return Info{}, fmt.Errorf("%w: unknown kind %q", ErrBadInfo, clip(r.GetKind()))
+	}
+	if r.GetName() == "" {
+		return Info{}, fmt.Errorf("%w: empty name", ErrBadInfo)
+	}
+	return Info{
+		Name: r.GetName(), Version: r.GetVersion(), Kind: k,
+		ConfigSchema: r.GetConfigSchema(), Jobs: r.GetJobs(),
+	}, nil
+}
+
+func paymentRequestToWire(r PaymentRequest) *pluginv1.PaymentRequest {
+	return &pluginv1.PaymentRequest{
+		Merchant: r.Merchant, Reference: r.Reference, DailySequence: r.DailySequence,
+		OrderId: r.OrderID, Amount: r.Amount, Currency: r.Currency,
+		CustomerId: r.CustomerID, CustomerEmail: r.CustomerEmail, Locale: r.Locale,
+		AutomaticUrl: r.AutomaticURL, ManualUrl: r.ManualURL, Extra: r.Extra,
+	}
+}
+
+func paymentRequestFromWire(r *pluginv1.PaymentRequest) PaymentRequest {
+	return PaymentRequest{
+		Merchant: r.GetMerchant(), Reference: r.GetReference(), DailySequence: r.GetDailySequence(),
+		OrderID: r.GetOrderId(), Amount: r.GetAmount(), Currency: r.GetCurrency(),
+		CustomerID: r.GetCustomerId(), CustomerEmail: r.GetCustomerEmail(), Locale: r.GetLocale(),
+		AutomaticURL: r.GetAutomaticUrl(), ManualURL: r.GetManualUrl(), Extra: r.GetExtra(),
+	}
+}
+
+func paymentInitToWire(p *PaymentInit) *pluginv1.PaymentInit {
+	return &pluginv1.PaymentInit{
+		Reference: p.Reference, TransactionDate: p.TransactionDate, Merchant: p.Merchant,
+		RedirectUrl: p.RedirectURL, Method: p.Method, Fields: p.Fields, Raw: p.Raw,
+	}
+}
+
+func paymentInitFromWire(p *pluginv1.PaymentInit) *PaymentInit {
+	return &PaymentInit{
+		Reference: p.GetReference(), TransactionDate: p.GetTransactionDate(), Merchant: p.GetMerchant(),
+		RedirectURL: p.GetRedirectUrl(), Method: p.GetMethod(), Fields: p.GetFields(), Raw: p.GetRaw(),
+	}
+}
+
+func notificationToWire(n Notification) *pluginv1.Notification {
+	var h map[string]*pluginv1.HeaderValues
+	if len(n.Headers) > 0 {
+		h = make(map[string]*pluginv1.HeaderValues, len(n.Headers))
+		for k, v := range n.Headers {
+			h[k] = &pluginv1.HeaderValues{Values: v}
+		}
+	}
+	return &pluginv1.Notification{
+		Channel: string(n.Channel), Method: n.Method, Path: n.Path, Query: n.Query,
+		Headers: h, Body: n.Body, RemoteAddr: n.RemoteAddr, ReceivedAt: tsFrom(n.ReceivedAt),
+	}
+}
+
+func notificationFromWire(n *pluginv1.Notification) (Notification, error) {
+	at, err := tsTo(n.GetReceivedAt())
+	if err != nil {
+		return Notification{}, fmt.Errorf("notification received_at: %w", err)
+	}
+	var h map[string][]string
+	if len(n.GetHeaders()) > 0 {
+		h = make(map[string][]string, len(n.GetHeaders()))
+		for k, v := range n.GetHeaders() {
+			h[k] = v.GetValues()
+		}
+	}
+	return Notification{
+		Channel: Channel(n.GetChannel()), Method: n.GetMethod(), Path: n.GetPath(), Query: n.GetQuery(),
+		Headers: h, Body: n.GetBody(), RemoteAddr: n.GetRemoteAddr(), ReceivedAt: at,
+	}, nil
+}
+
+// ErrBadResult is returned when a plugin answers with a result the daemon
+// cannot trust (an unknown outcome).
+var ErrBadResult = fmt.Errorf("bad plugin result")
+
+func knownOutcome(o Outcome) bool {
+	switch o {
+	case OutcomeAccepted, OutcomeRefused, OutcomeCancelled, OutcomeFailed,
+		OutcomePending, OutcomeExpired, OutcomeNotFound:
+		return true
+	}
+	return false
+}
+
+func paymentResultToWire(r *PaymentResult) *pluginv1.PaymentResult {
+	return &pluginv1.PaymentResult{
+		Merchant: r.Merchant, Reference: r.Reference, TransactionDate: r.TransactionDate,
+		Amount: r.Amount, Currency: r.Currency, Outcome: string(r.Outcome),
+		ResponseCode: r.ResponseCode, AcquirerResponseCode: r.AcquirerResponseCode,
+		AskLater: r.AskLater, Explanation: r.Explanation, AuthorisationId: r.AuthorisationID,
+		KeyVersion: r.KeyVersion, Fields: r.Fields,
+	}
+}
+
+func paymentResultFromWire(r *pluginv1.PaymentResult) (*PaymentResult, error) {
+	o := Outcome(r.GetOutcome())
+	if !knownOutcome(o) {
+		return nil, fmt.Errorf("%w: unknown outcome %q", ErrBadResult, clip(r.GetOutcome()))
+	}
+	return &PaymentResult{
+		Merchant: r.GetMerchant(), Reference: r.GetReference(), TransactionDate: r.GetTransactionDate(),
+		Amount: r.GetAmount(), Currency: r.GetCurrency(), Outcome: o,
+		ResponseCode: r.GetResponseCode(), AcquirerResponseCode: r.GetAcquirerResponseCode(),
+		AskLater: r.GetAskLater(), Explanation: r.GetExplanation(), AuthorisationID: r.GetAuthorisationId(),
+		KeyVersion: r.GetKeyVersion(), Fields: r.GetFields(),
+	}, nil
+}
+
+func queryToWire(q TransactionQuery) *pluginv1.TransactionQuery {
+	return &pluginv1.TransactionQuery{Merchant: q.Merchant, Reference: q.Reference, TransactionDate: q.TransactionDate}
+}
+
+func queryFromWire(q *pluginv1.TransactionQuery) TransactionQuery {
+	return TransactionQuery{Merchant: q.GetMerchant(), Reference: q.GetReference(), TransactionDate: q.GetTransactionDate()}
+}
+
+func uploadRequestToWire(r UploadRequest) *pluginv1.UploadRequest {
+	return &pluginv1.UploadRequest{
+		Bank: r.Bank, TransmissionId: r.TransmissionID, Function: r.Function, Path: r.Path,
+		Sha256: r.SHA256, Size: r.Size, Params: r.Params,
+	}
+}
+
+func uploadRequestFromWire(r *pluginv1.UploadRequest) UploadRequest {
+	return UploadRequest{
+		Bank: r.GetBank(), TransmissionID: r.GetTransmissionId(), Function: r.GetFunction(), Path: r.GetPath(),
+		SHA256: r.GetSha256(), Size: r.GetSize(), Params: r.GetParams(),
+	}
+}
+
+func uploadResultToWire(r *UploadResult) *pluginv1.UploadResult {
+	return &pluginv1.UploadResult{
+		OrderId: r.OrderID, TransactionId: r.TransactionID, Segments: int32(r.Segments), Resumed: r.Resumed,
+		ReturnCode: r.ReturnCode, ReturnText: r.ReturnText, Details: r.Details,
+	}
+}
+
+func uploadResultFromWire(r *pluginv1.UploadResult) *UploadResult {
+	return &UploadResult{
+		OrderID: r.GetOrderId(), TransactionID: r.GetTransactionId(), Segments: int(r.GetSegments()), Resumed: r.GetResumed(),
+		ReturnCode: r.GetReturnCode(), ReturnText: r.GetReturnText(), Details: r.GetDetails(),
+	}
+}
+
+func downloadRequestToWire(r DownloadRequest) *pluginv1.DownloadRequest {
+	return &pluginv1.DownloadRequest{Bank: r.Bank, Function: r.Function, From: tsFrom(r.From), To: tsFrom(r.To), Params: r.Params}
+}
+
+func downloadRequestFromWire(r *pluginv1.DownloadRequest) (DownloadRequest, error) {
+	from, err := tsTo(r.GetFrom())
+	if err != nil {
+		return DownloadRequest{}, fmt.Errorf("download from: %w", err)
+	}
+	to, err := tsTo(r.GetTo())
+	if err != nil {
+		return DownloadRequest{}, fmt.Errorf("download to: %w", err)
+	}
+	return DownloadRequest{Bank: r.GetBank(), Function: r.GetFunction(), From: from, To: to, Params: r.GetParams()}, nil
+}
+
+func downloadResultToWire(r *DownloadResult) *pluginv1.DownloadResult {
+	out := &pluginv1.DownloadResult{NoData: r.NoData}
+	for _, d := range r.Documents {
+		out.Documents = append(out.Documents, &pluginv1.Document{
+			DownloadId: d.DownloadID, Function: d.Function, Format: d.Format, Name: d.Name,
+			Content: d.Content, Meta: d.Meta,
+		})
+	}
+	return out
+}
+
+func downloadResultFromWire(r *pluginv1.DownloadResult) *DownloadResult {
+	out := &DownloadResult{NoData: r.GetNoData()}
+	for _, d := range r.GetDocuments() {
+		out.Documents = append(out.Documents, Document{
+			DownloadID: d.GetDownloadId(), Function: d.GetFunction(), Format: d.GetFormat(), Name: d.GetName(),
+			Content: d.GetContent(), Meta: d.GetMeta(),
+		})
+	}
+	return out
+}
+
+func keyRequestToWire(r KeyRequest) *pluginv1.KeyRequest {
+	return &pluginv1.KeyRequest{Bank: r.Bank, Action: r.Action, Params: r.Params}
+}
+
+func keyRequestFromWire(r *pluginv1.KeyRequest) KeyRequest {
+	return KeyRequest{Bank: r.GetBank(), Action: r.GetAction(), Params: r.GetParams()}
+}
+
+func keyResultToWire(r *KeyResult) *pluginv1.KeyResult {
+	return &pluginv1.KeyResult{Status: r.Status, Text: r.Text, Files: r.Files, Meta: r.Meta}
+}
+
+func keyResultFromWire(r *pluginv1.KeyResult) *KeyResult {
+	return &KeyResult{Status: r.GetStatus(), Text: r.GetText(), Files: r.GetFiles(), Meta: r.GetMeta()}
+}

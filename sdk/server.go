@@ -1,0 +1,249 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
+)
+
+// commonServer implements the rpcs every plugin kind shares.
+type commonServer struct {
+	impl Plugin
+	host *hostDialer
+}
+
+func (s *commonServer) describe(ctx context.Context) (*pluginv1.DescribeResponse, error) {
+	info, err := s.impl.Describe(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return infoToWire(info), nil
+}
+
+func (s *commonServer) configure(ctx context.Context, req *pluginv1.ConfigureRequest) (*pluginv1.ConfigureResponse, error) {
+	err := s.host.configure(req.GetHostBrokerId(), func(h Host) error {
+		return s.impl.Configure(ctx, req.GetSettings(), h)
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginv1.ConfigureResponse{}, nil
+}
+
+func (s *commonServer) health(ctx context.Context) (*pluginv1.HealthResponse, error) {
+	if err := s.impl.Health(ctx); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginv1.HealthResponse{}, nil
+}
+
+func (s *commonServer) runJob(ctx context.Context, req *pluginv1.RunJobRequest) (*pluginv1.RunJobResponse, error) {
+	jr, ok := s.impl.(JobRunner)
+	if !ok {
+		return nil, toStatus(fmt.Errorf("run job %q: %w", req.GetJob(), ErrUnsupported))
+	}
+	sum, err := jr.RunJob(ctx, req.GetJob(), req.GetParams())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginv1.RunJobResponse{Summary: sum}, nil
+}
+
+// recoverToStatus turns a panic in an implementation into an Internal
+// error for that call. The plugin keeps running: a panicking call must not
+// take the other calls down with it.
+func recoverToStatus(err *error) {
+	if r := recover(); r != nil {
+		*err = status.Errorf(codes.Internal, "plugin panic: %v", r)
+	}
+}
+
+// GatewayGRPCServer serves an sdk.PaymentGateway implementation inside the
+// plugin process.
+type GatewayGRPCServer struct {
+	pluginv1.UnimplementedPaymentGatewayServer
+	Impl   PaymentGateway
+	common commonServer
+}
+
+// NewGatewayGRPCServer wraps impl for serving; broker is the plugin's
+// go-plugin broker, used to reach the daemon's Host.
+func NewGatewayGRPCServer(impl PaymentGateway, broker *plugin.GRPCBroker) *GatewayGRPCServer {
+	return &GatewayGRPCServer{Impl: impl, common: commonServer{impl: impl, host: &hostDialer{broker: broker}}}
+}
+
+// Describe implements pluginv1.PaymentGatewayServer.
+func (s *GatewayGRPCServer) Describe(ctx context.Context, _ *pluginv1.DescribeRequest) (r *pluginv1.DescribeResponse, err error) {
+	defer recoverToStatus(&err)
+	return s.common.describe(ctx)
+}
+
+// Configure implements pluginv1.PaymentGatewayServer.
+func (s *GatewayGRPCServer) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) (r *pluginv1.ConfigureResponse, err error) {
+	defer recoverToStatus(&err)
+	return s.common.configure(ctx, req)
+}
+
+// Health implements pluginv1.PaymentGatewayServer.
+func (s *GatewayGRPCServer) Health(ctx context.Context, _ *pluginv1.HealthRequest) (r *pluginv1.HealthResponse, err error) {
+	defer recoverToStatus(&err)
+	return s.common.health(ctx)
+}
+
+// RunJob implements pluginv1.PaymentGatewayServer.
+func (s *GatewayGRPCServer) RunJob(ctx context.Context, req *pluginv1.RunJobRequest) (r *pluginv1.RunJobResponse, err error) {
+	defer recoverToStatus(&err)
+	return s.common.runJob(ctx, req)
+}
+
+// InitPayment implements pluginv1.PaymentGatewayServer.
+func (s *GatewayGRPCServer) InitPayment(ctx context.Context, req *pluginv1.PaymentRequest) (r *pluginv1.PaymentInit, err error) {
+	defer recoverToStatus(&err)
+	p, err := s.Impl.InitPayment(ctx, paymentRequestFromWire(req))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if p == nil {
+		return nil, status.Error(codes.Internal, "InitPayment returned no result and no error")
+	}
+	return paymentInitToWire(p), nil
+}
+
+// VerifyNotification implements pluginv1.PaymentGatewayServer.
+func (s *GatewayGRPCServer) VerifyNotification(ctx context.Context, req *pluginv1.Notification) (r *pluginv1.PaymentResult, err error) {
+	defer recoverToStatus(&err)
+	n, err := notificationFromWire(req)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	res, err := s.Impl.VerifyNotification(ctx, n)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if res == nil {
+		return nil, status.Error(codes.Internal, "VerifyNotification returned no result and no error")
+	}
+	return paymentResultToWire(res), nil
+}
+
+// QueryTransaction implements pluginv1.PaymentGatewayServer.
+func (s *GatewayGRPCServer) QueryTransaction(ctx context.Context, req *pluginv1.TransactionQuery) (r *pluginv1.PaymentResult, err error) {
+	defer recoverToStatus(&err)
+	res, err := s.Impl.QueryTransaction(ctx, queryFromWire(req))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if res == nil {
+		return nil, status.Error(codes.Internal, "QueryTransaction returned no result and no error")
+	}
+	return paymentResultToWire(res), nil
+}
+
+// TransportGRPCServer serves an sdk.BankTransport implementation inside the
+// plugin process.
+type TransportGRPCServer struct {
+	pluginv1.UnimplementedBankTransportServer
+	Impl   BankTransport
+	common commonServer
+}
+
+// NewTransportGRPCServer wraps impl for serving; broker is the plugin's
+// go-plugin broker, used to reach the daemon's Host.
+func NewTransportGRPCServer(impl BankTransport, broker *plugin.GRPCBroker) *TransportGRPCServer {
+	return &TransportGRPCServer{Impl: impl, common: commonServer{impl: impl, host: &hostDialer{broker: broker}}}
+}
+
+// Describe implements pluginv1.BankTransportServer.
+func (s *TransportGRPCServer) Describe(ctx context.Context, _ *pluginv1.DescribeRequest) (r *pluginv1.DescribeResponse, err error) {
+	defer recoverToStatus(&err)
+	return s.common.describe(ctx)
+}
+
+// Configure implements pluginv1.BankTransportServer.
+func (s *TransportGRPCServer) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) (r *pluginv1.ConfigureResponse, err error) {
+	defer recoverToStatus(&err)
+	return s.common.configure(ctx, req)
+}
+
+// Health implements pluginv1.BankTransportServer.
+func (s *TransportGRPCServer) Health(ctx context.Context, _ *pluginv1.HealthRequest) (r *pluginv1.HealthResponse, err error) {
+	defer recoverToStatus(&err)
+	return s.common.health(ctx)
+}
+
+// RunJob implements pluginv1.BankTransportServer.
+func (s *TransportGRPCServer) RunJob(ctx context.Context, req *pluginv1.RunJobRequest) (r *pluginv1.RunJobResponse, err error) {
+	defer recoverToStatus(&err)
+	return s.common.runJob(ctx, req)
+}
+
+// Upload implements pluginv1.BankTransportServer: progress callbacks become
+// progress events, then the result is sent as the last event.
+func (s *TransportGRPCServer) Upload(req *pluginv1.UploadRequest, stream pluginv1.BankTransport_UploadServer) (err error) {
+	defer recoverToStatus(&err)
+	ctx := stream.Context()
+	var sendErr error
+	progress := func(sent, total int64) {
+		if sendErr != nil {
+			return
+		}
+		sendErr = stream.Send(&pluginv1.UploadEvent{Event: &pluginv1.UploadEvent_Progress{
+			Progress: &pluginv1.UploadProgress{Sent: sent, Total: total}}})
+	}
+	res, err := s.Impl.Upload(ctx, uploadRequestFromWire(req), progress)
+	if err != nil {
+		return toStatus(err)
+	}
+	if res == nil {
+		return status.Error(codes.Internal, "Upload returned no result and no error")
+	}
+	if sendErr != nil && !errors.Is(sendErr, context.Canceled) {
+		return sendErr
+	}
+	return stream.Send(&pluginv1.UploadEvent{Event: &pluginv1.UploadEvent_Result{Result: uploadResultToWire(res)}})
+}
+
+// Download implements pluginv1.BankTransportServer.
+func (s *TransportGRPCServer) Download(ctx context.Context, req *pluginv1.DownloadRequest) (r *pluginv1.DownloadResult, err error) {
+	defer recoverToStatus(&err)
+	dr, err := downloadRequestFromWire(req)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	res, err := s.Impl.Download(ctx, dr)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if res == nil {
+		return nil, status.Error(codes.Internal, "Download returned no result and no error")
+	}
+	return downloadResultToWire(res), nil
+}
+
+// Confirm implements pluginv1.BankTransportServer.
+func (s *TransportGRPCServer) Confirm(ctx context.Context, req *pluginv1.ConfirmRequest) (r *pluginv1.ConfirmResponse, err error) {
+	defer recoverToStatus(&err)
+	if err := s.Impl.Confirm(ctx, req.GetBank(), req.GetDownloadId(), req.GetOk()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginv1.ConfirmResponse{}, nil
+}
+
+// Keys implements pluginv1.BankTransportServer.
+func (s *TransportGRPCServer) Keys(ctx context.Context, req *pluginv1.KeyRequest) (r *pluginv1.KeyResult, err error) {
+	defer recoverToStatus(&err)
+	res, err := s.Impl.Keys(ctx, keyRequestFromWire(req))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if res == nil {
+		return nil, status.Error(codes.Internal, "Keys returned no result and no error")
+	}
+	return keyResultToWire(res), nil
+}
