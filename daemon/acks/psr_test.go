@@ -22,15 +22,15 @@ type txGold struct {
 }
 
 type psrGold struct {
-	file                          string
-	version                       string
-	msgID, orgnlMsgID, orgnlNmID  string
-	nbTxs, ctrlSum                string
-	grpSts                        Status
-	grpReasons                    []string // keys
-	grpAddtl                      []string
-	pmtInfs                       []string // "ID:STS:reasonkey"
-	txs                           []txGold
+	file                         string
+	version                      string
+	msgID, orgnlMsgID, orgnlNmID string
+	nbTxs, ctrlSum               string
+	grpSts                       Status
+	grpReasons                   []string // keys
+	grpAddtl                     []string
+	pmtInfs                      []string // "ID:STS:reasonkey"
+	txs                          []txGold
 }
 
 func readTestdata(t testing.TB, rel string) []byte {
