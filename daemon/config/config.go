@@ -1,0 +1,272 @@
+// Package config loads acquit's YAML configuration strictly: unknown keys,
+// bad values and failed checks are all reported, each as "file:line:
+// message", in one *Errors.
+//
+// String values may use ${VAR} and ${VAR:-default}. Secrets are never
+// written in the file: a secret value is one of
+//
+//	!file /path/to/secret        the file's content (one trailing newline trimmed)
+//	!credential name             $CREDENTIALS_DIRECTORY/name (systemd LoadCredential=)
+//	!env NAME                    the environment variable NAME
+//
+// and is held in a Secret, which never prints its value.
+//
+// Relative paths (state.path, scripts.dir, plugins[].path, !file) are
+// resolved against the working directory (Options.Dir), and stored
+// absolute in Config.
+//
+// To add a block for a new feature, add a struct type with `yaml` tags and
+// doc comments, a field in Config, its defaults in defaults() and its checks
+// in validate(); the decoder handles strings, bools, integers,
+// time.Duration, Size, Secret, netip.Prefix, slices, maps and nested
+// structs.
+package config
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config is acquit's whole configuration.
+type Config struct {
+	// Instance names this daemon instance (default: the host name). It is
+	// recorded with schedule runs and event leases, so it must differ
+	// between instances sharing one PostgreSQL database.
+	Instance string `yaml:"instance"`
+	// State selects the database.
+	State State `yaml:"state"`
+	// Listen configures the public and admin HTTP listeners.
+	Listen Listen `yaml:"listen"`
+	// Log configures logging.
+	Log Log `yaml:"log"`
+	// Scripts configures the Lua engine.
+	Scripts Scripts `yaml:"scripts"`
+	// Hooks bind event types to Lua functions.
+	Hooks []Hook `yaml:"hooks"`
+	// Events configures the outbox dispatcher.
+	Events Events `yaml:"events"`
+	// Plugins lists the bank plugins to start.
+	Plugins []Plugin `yaml:"plugins"`
+	// Schedules lists the cron jobs.
+	Schedules []Schedule `yaml:"schedules"`
+	// Payments configures card payments (the Atos/Sips feature).
+	Payments Payments `yaml:"payments"`
+	// Banks lists the banks files are sent to (the EBICS feature).
+	Banks []Bank `yaml:"banks"`
+
+	// File is the absolute path the configuration was loaded from.
+	File string `yaml:"-"`
+}
+
+// State selects and locates the database.
+type State struct {
+	// Driver is "sqlite" (default) or "postgres".
+	Driver string `yaml:"driver"`
+	// Path is the SQLite file (default $STATE_DIRECTORY/acquit.db under
+	// systemd, else /var/lib/acquit/acquit.db). Used with driver sqlite.
+	Path string `yaml:"path"`
+	// DSN is the PostgreSQL connection string (a secret, it holds the
+	// password). Required with driver postgres.
+	DSN Secret `yaml:"dsn"`
+}
+
+// Listen configures both HTTP listeners.
+type Listen struct {
+	// Public is the listener banks and customers' browsers reach.
+	Public Public `yaml:"public"`
+	// Admin is the listener of the CLI, /metrics and health probes.
+	Admin Admin `yaml:"admin"`
+}
+
+// Public configures the public listener.
+type Public struct {
+	// Addr is the TCP address (default ":8080").
+	Addr string `yaml:"addr"`
+	// MaxBodyBytes bounds request bodies (default 64KiB).
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// ReadHeaderTimeout bounds reading request headers (default 5s).
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request (default 10s).
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response (default 10s).
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout bounds keep-alive idle connections (default 60s).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// TrustedProxies are the networks whose X-Forwarded-For is believed
+	// (default none). A bare address means a /32 or /128.
+	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+	// BaseURL is the public https URL of this listener, used to build the
+	// notification URLs given to payment providers.
+	BaseURL string `yaml:"base_url"`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	// Addr is "host:port" (loopback advised) or "unix:/path/to/socket"
+	// (default "127.0.0.1:8081").
+	Addr string `yaml:"addr"`
+	// Token is the bearer token the CLI presents (required).
+	Token Secret `yaml:"token"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is trace, debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is auto (default: console on a terminal, JSON otherwise),
+	// json or console.
+	Format string `yaml:"format"`
+}
+
+// Scripts configures the Lua engine.
+type Scripts struct {
+	// Dir holds the Lua scripts (default "scripts").
+	Dir string `yaml:"dir"`
+	// Timeout bounds one hook call (default 5s).
+	Timeout time.Duration `yaml:"timeout"`
+	// PoolSize is the number of Lua states kept ready (default 4).
+	PoolSize int `yaml:"pool_size"`
+	// MemoryBudget bounds the memory of the Lua states (default 256MiB).
+	MemoryBudget Size `yaml:"memory_budget"`
+	// Values is exposed to scripts as the "config" module. Values are
+	// string, int64, float64, bool, nil, []any, map[string]any or Secret
+	// (for tagged secrets; call Reveal when building the Lua value).
+	Values map[string]any `yaml:"values"`
+}
+
+// Hook binds event types to a Lua function.
+type Hook struct {
+	// Events are event-type patterns ("payment.*", "transmission.rejected",
+	// "*"); path.Match syntax.
+	Events []string `yaml:"events"`
+	// Script is the file in Scripts.Dir (relative name, as written).
+	Script string `yaml:"script"`
+	// Function is the global Lua function called with the event.
+	Function string `yaml:"function"`
+}
+
+// Events configures the outbox dispatcher.
+type Events struct {
+	// Workers is the number of concurrent deliveries (default 4).
+	Workers int `yaml:"workers"`
+	// MaxAttempts before an event is dead (default 20).
+	MaxAttempts int `yaml:"max_attempts"`
+	// MaxAge after which a failing event is dead (default 72h).
+	MaxAge time.Duration `yaml:"max_age"`
+	// BackoffBase is the first retry delay (default 1s), doubled each time.
+	BackoffBase time.Duration `yaml:"backoff_base"`
+	// BackoffMax caps the retry delay (default 1h).
+	BackoffMax time.Duration `yaml:"backoff_max"`
+	// PollInterval is how often the outbox is polled when idle (default 1s).
+	PollInterval time.Duration `yaml:"poll_interval"`
+}
+
+// Plugin is one bank plugin process.
+type Plugin struct {
+	// Name is the plugin's short name ("atos", "ebics"), unique; jobs are
+	// named "<name>.<job>".
+	Name string `yaml:"name"`
+	// Path is the plugin executable (absolute after loading).
+	Path string `yaml:"path"`
+	// SHA256 pins the executable's checksum (hex, optional): the daemon
+	// refuses a different file.
+	SHA256 string `yaml:"sha256"`
+	// Settings is the plugin's free-form settings block, handed to the
+	// plugin as JSON with secrets resolved.
+	Settings Settings `yaml:"settings"`
+}
+
+// Schedule is one cron job.
+type Schedule struct {
+	// Name is unique; runs are recorded under it.
+	Name string `yaml:"name"`
+	// Cron is the spec: 5 fields, 6 with seconds first, or a descriptor
+	// (@hourly, @daily, @every 5m). A CRON_TZ= prefix is accepted.
+	Cron string `yaml:"cron"`
+	// Timezone is an IANA zone (default: the local zone).
+	Timezone string `yaml:"timezone"`
+	// Job is "<plugin>.<job>" or "lua".
+	Job string `yaml:"job"`
+	// Params are passed to the job.
+	Params map[string]string `yaml:"params"`
+	// Script is the Lua file (job "lua").
+	Script string `yaml:"script"`
+	// Function is the Lua function (job "lua").
+	Function string `yaml:"function"`
+	// Timeout bounds one run (default 10m).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Payments configures card payments.
+type Payments struct {
+	// ReconcileAfter is how long a payment may stay pending before acquit
+	// asks the provider (default 15m).
+	ReconcileAfter time.Duration `yaml:"reconcile_after"`
+	// FinalDeadline is when a still-unknown payment raises an alert
+	// (default 24h).
+	FinalDeadline time.Duration `yaml:"final_deadline"`
+	// Gateway is the plugin handling payments (optional; a configured
+	// plugin).
+	Gateway string `yaml:"gateway"`
+}
+
+// Bank is one bank files are sent to.
+type Bank struct {
+	// Name is unique ("demo", "bnp").
+	Name string `yaml:"name"`
+	// Plugin is the configured plugin that talks to the bank.
+	Plugin string `yaml:"plugin"`
+	// AckDeadline is how long a transmission may wait for its
+	// acknowledgement before an alert (default 24h).
+	AckDeadline time.Duration `yaml:"ack_deadline"`
+}
+
+// defaultStatePath is the SQLite file when state.path is not set.
+const defaultStatePath = "/var/lib/acquit/acquit.db"
+
+// defaults returns a Config holding every default.
+func defaults(lookup func(string) (string, bool), hostname func() (string, error)) *Config {
+	c := &Config{}
+	if h, err := hostname(); err == nil {
+		c.Instance = h
+	}
+	c.State.Driver = "sqlite"
+	c.State.Path = defaultStatePath
+	if d, ok := lookup("STATE_DIRECTORY"); ok && d != "" {
+		// systemd may pass several directories separated by ':'.
+		d, _, _ = strings.Cut(d, ":")
+		c.State.Path = d + "/acquit.db"
+	}
+	c.Listen.Public = Public{
+		Addr:              ":8080",
+		MaxBodyBytes:      64 * KiB,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+	c.Listen.Admin.Addr = "127.0.0.1:8081"
+	c.Log = Log{Level: "info", Format: "auto"}
+	c.Scripts = Scripts{Dir: "scripts", Timeout: 5 * time.Second, PoolSize: 4, MemoryBudget: 256 * MiB}
+	c.Events = Events{Workers: 4, MaxAttempts: 20, MaxAge: 72 * time.Hour, BackoffBase: time.Second,
+		BackoffMax: time.Hour, PollInterval: time.Second}
+	c.Payments = Payments{ReconcileAfter: 15 * time.Minute, FinalDeadline: 24 * time.Hour}
+	return c
+}
+
+// setDefaults fills the defaults of a schedule decoded from a list.
+func (s *Schedule) setDefaults() { s.Timeout = 10 * time.Minute }
+
+// setDefaults fills the defaults of a bank decoded from a list.
+func (b *Bank) setDefaults() { b.AckDeadline = 24 * time.Hour }
+
+// Plugin returns the configured plugin named name.
+func (c *Config) Plugin(name string) (*Plugin, bool) {
+	for i := range c.Plugins {
+		if c.Plugins[i].Name == name {
+			return &c.Plugins[i], true
+		}
+	}
+	return nil, false
+}
