@@ -136,6 +136,7 @@ func FuzzParsePSR(f *testing.F) {
 	for _, name := range []string{"nordea_pain_002_v3_txn_reject.xml", "acquit_pain_002_001_02_part.xml", "acquit_pain_002_001_10_part.xml", "cross_river_pain_002_batch_rejected.xml"} {
 		f.Add(readTestdata(f, "psr/"+name))
 	}
+	f.Add(readTestdata(f, "hac/acquit_hac_ebics30_btf.xml"))
 	f.Add([]byte(psrWith(`<OrgnlPmtInfAndSts><StsRsnInf><Orgtr><Id><OrgId><Othr><Id>X</Id><SchmeNm><Prtry>OrderID</Prtry></SchmeNm></Othr></OrgId></Id></Orgtr></StsRsnInf></OrgnlPmtInfAndSts>`)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lim := Limits{MaxBytes: 1 << 20, MaxTokenBytes: 4 << 10, MaxRepeat: 16, MaxCollect: 1000}
@@ -162,5 +163,7 @@ func FuzzParsePSR(f *testing.F) {
 	})
 }
 
-// fuzzHAC is replaced once the HAC parser exists.
-var fuzzHAC = func([]byte, Limits) error { return nil }
+func fuzzHAC(data []byte, lim Limits) error {
+	_, err := ParseHAC(bytes.NewReader(data), lim)
+	return err
+}
