@@ -323,7 +323,7 @@ func (s *Service) Get(ctx context.Context, ref string) (*Detail, error) {
 		}
 		d = Detail{Payment: *p, Timeline: []Response{}}
 		rows, err := tx.Query(ctx, `SELECT id, reference, gateway, raw_id, channel, outcome, response_code,
-			acquirer_response_code, verdict, at, details FROM payment_responses WHERE reference = ? ORDER BY at, id`,
+			acquirer_response_code, verdict, at, details FROM payment_responses WHERE reference = ? ORDER BY n, at, id`,
 			p.Reference)
 		if err != nil {
 			return err

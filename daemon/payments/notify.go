@@ -313,6 +313,15 @@ func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, chan
 	if err != nil {
 		return nil, err
 	}
+	// Take the payment's row lock (PostgreSQL; SQLite serialises writers
+	// anyway) so that concurrent responses for one payment are applied one
+	// after the other, then read its current state.
+	if _, err := tx.Exec(ctx, `UPDATE payments SET version = version WHERE reference = ?`, p.Reference); err != nil {
+		return nil, fmt.Errorf("payment %s: lock: %w", p.Reference, err)
+	}
+	if p, err = getPayment(ctx, tx, p.Reference); err != nil {
+		return nil, err
+	}
 	out.payment = p
 	if d := mismatch(p, pr); d != "" {
 		out.verdict, out.reason = VerdictMismatch, d
@@ -420,9 +429,10 @@ func (s *Service) record(ctx context.Context, tx store.Tx, ref, gateway string, 
 	if len(ref) > 64 {
 		ref = ref[:64]
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO payment_responses (id, reference, gateway, raw_id, channel, outcome,
-		response_code, acquirer_response_code, verdict, at, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		NewReference(now), ref, gateway, rawID, string(channel), outcome, code, acq, string(out.verdict), ms(now), string(b)); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO payment_responses (id, reference, n, gateway, raw_id, channel, outcome,
+		response_code, acquirer_response_code, verdict, at, details) VALUES (?, ?,
+		(SELECT COALESCE(MAX(n), 0) + 1 FROM payment_responses WHERE reference = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		NewReference(now), ref, ref, gateway, rawID, string(channel), outcome, code, acq, string(out.verdict), ms(now), string(b)); err != nil {
 		return fmt.Errorf("payment %s: timeline: %w", ref, err)
 	}
 	if rawID == 0 {

@@ -40,6 +40,7 @@ CREATE INDEX payments_order ON payments (order_id);
 CREATE TABLE payment_responses (
     id                     TEXT PRIMARY KEY,
     reference              TEXT NOT NULL,
+    n                      BIGINT NOT NULL DEFAULT 0, -- order within the reference
     gateway                TEXT NOT NULL,
     raw_id                 BIGINT NOT NULL DEFAULT 0,
     channel                TEXT NOT NULL,
@@ -51,4 +52,4 @@ CREATE TABLE payment_responses (
     details                TEXT NOT NULL DEFAULT '{}'
 );
 
-CREATE INDEX payment_responses_ref ON payment_responses (reference, at);
+CREATE INDEX payment_responses_ref ON payment_responses (reference, n);
