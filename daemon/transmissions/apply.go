@@ -1,0 +1,307 @@
+package transmissions
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/sdk"
+)
+
+// Effect is what an acknowledgement entry says about its transmission.
+type Effect string
+
+// Effects, from weakest to strongest.
+const (
+	EffectNone     Effect = ""
+	EffectReceived Effect = "received"
+	EffectSigOK    Effect = "signature_verified"
+	EffectAccepted Effect = "accepted"
+	EffectPartial  Effect = "partially_accepted"
+	EffectRejected Effect = "rejected"
+)
+
+// finding is one acknowledgement entry, normalised across PSR, HAC and PTK.
+type finding struct {
+	Level      string // group, pmtinf, tx, hac, ptk
+	Ref        string
+	Status     string
+	ReasonCode string
+	ReasonText string
+	At         time.Time
+	Effect     Effect
+	// Match keys.
+	MsgID, PmtInfID, EndToEndID string
+	OrderID, PartnerID          string
+	Amount, Currency            string
+}
+
+// candidate is a transmission an entry can be matched to.
+type candidate struct {
+	t *Transmission
+}
+
+// apply parses doc, matches its entries and applies them inside tx.
+func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, rawID int64, res *IngestResult, doc sdk.Document) error {
+	fs, perr := s.parse(bank, kind, doc)
+	if perr != nil {
+		res.ParseError = perr.Error()
+		s.m.rejected.WithLabelValues(bank, "parse").Inc()
+		s.d.Logger.Warn().Err(perr).Str("bank", bank).Str("kind", kind).Str("ack", res.AckID).Msg("acknowledgement could not be parsed; stored raw")
+		if _, err := tx.Exec(ctx, `UPDATE acks SET parse_error = ? WHERE id = ?`, res.ParseError, res.AckID); err != nil {
+			return err
+		}
+		if err := tx.AddVerdict(ctx, rawID, store.Verdict{Verified: false, Code: "malformed", Message: res.ParseError, At: s.d.Now()}); err != nil {
+			return err
+		}
+		payload, _ := json.Marshal(map[string]any{"ack_id": res.AckID, "bank": bank, "kind": kind, "name": doc.Name,
+			"raw_id": rawID, "reason": "unparseable: " + res.ParseError})
+		_, err := tx.Emit(ctx, store.NewEvent{Type: "ack.unmatched", Subject: "ack:" + res.AckID, Payload: payload})
+		return err
+	}
+	// Match and record every entry.
+	byTransmission := map[string][]finding{}
+	var order []string
+	var unmatched []finding
+	for i, f := range fs {
+		t, err := s.match(ctx, tx, bank, f)
+		if err != nil {
+			return err
+		}
+		tid := ""
+		if t != nil {
+			tid = t.ID
+			if _, ok := byTransmission[tid]; !ok {
+				order = append(order, tid)
+			}
+			byTransmission[tid] = append(byTransmission[tid], f)
+		} else {
+			unmatched = append(unmatched, f)
+		}
+		sum, _ := json.Marshal(f)
+		var at int64
+		if !f.At.IsZero() {
+			at = f.At.UnixMilli()
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO ack_entries (ack_id, seq, transmission_id, level, ref, status, reason_code, reason_text, at_ms, summary)
+			VALUES (?,?,?,?,?,?,?,?,?,?)`, res.AckID, i+1, tid, f.Level, f.Ref, f.Status, f.ReasonCode, f.ReasonText, at, string(sum)); err != nil {
+			return err
+		}
+	}
+	res.Entries, res.Unmatched = len(fs), len(unmatched)
+	if _, err := tx.Exec(ctx, `UPDATE acks SET entries = ?, unmatched = ? WHERE id = ?`, len(fs), len(unmatched), res.AckID); err != nil {
+		return err
+	}
+	subject := ""
+	if len(order) == 1 {
+		subject = order[0]
+	}
+	if err := tx.AddVerdict(ctx, rawID, store.Verdict{Verified: true, Code: "ok",
+		Message: fmt.Sprintf("%d entries, %d unmatched", len(fs), len(unmatched)), Subject: subject, At: s.d.Now()}); err != nil {
+		return err
+	}
+	for _, tid := range order {
+		changed, err := s.applyTo(ctx, tx, tid, rawID, res.AckID, kind, byTransmission[tid])
+		if err != nil {
+			return err
+		}
+		if changed {
+			res.Changed = append(res.Changed, tid)
+		}
+	}
+	if len(unmatched) > 0 {
+		s.m.unmatched.Add(float64(len(unmatched)))
+		s.d.Logger.Warn().Str("bank", bank).Str("kind", kind).Str("ack", res.AckID).Int("entries", len(unmatched)).
+			Msg("acknowledgement entries match no transmission")
+		payload, _ := json.Marshal(map[string]any{"ack_id": res.AckID, "bank": bank, "kind": kind, "name": doc.Name,
+			"raw_id": rawID, "entries": unmatched})
+		if _, err := tx.Emit(ctx, store.NewEvent{Type: "ack.unmatched", Subject: "ack:" + res.AckID, Payload: payload}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// match finds the transmission an entry is about: PSR by original MsgId,
+// PmtInfId or EndToEndId; HAC and PTK by OrderID (+ partner) within a time
+// window, preferring the most recent submission (OrderIDs are four
+// characters and reused).
+func (s *Service) match(ctx context.Context, tx store.Tx, bank string, f finding) (*Transmission, error) {
+	q := func(where string, args ...any) (*Transmission, error) {
+		t, err := scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE bank = ? AND `+where+
+			` ORDER BY submitted_ms DESC, created_ms DESC LIMIT 1`, append([]any{bank}, args...)...))
+		if notFound(err) == store.ErrNotFound {
+			return nil, nil
+		}
+		return t, err
+	}
+	if f.MsgID != "" {
+		if t, err := q(`msg_id = ?`, f.MsgID); t != nil || err != nil {
+			return t, err
+		}
+	}
+	if f.PmtInfID != "" || f.EndToEndID != "" {
+		col, v := "pmt_inf_id", f.PmtInfID
+		if v == "" {
+			col, v = "end_to_end_id", f.EndToEndID
+		}
+		if t, err := q(`id IN (SELECT transmission_id FROM transmission_txs WHERE `+col+` = ?)`, v); t != nil || err != nil {
+			return t, err
+		}
+	}
+	if f.OrderID != "" {
+		window := 30 * 24 * time.Hour
+		at := f.At
+		if at.IsZero() {
+			at = s.d.Now()
+		}
+		lo, hi := at.Add(-window).UnixMilli(), at.Add(time.Hour).UnixMilli()
+		if f.PartnerID != "" {
+			if t, err := q(`order_id = ? AND (partner_id = ? OR partner_id = '') AND submitted_ms BETWEEN ? AND ?`, f.OrderID, f.PartnerID, lo, hi); t != nil || err != nil {
+				return t, err
+			}
+			return nil, nil
+		}
+		return q(`order_id = ? AND submitted_ms BETWEEN ? AND ?`, f.OrderID, lo, hi)
+	}
+	return nil, nil
+}
+
+// applyTo merges the entries of one acknowledgement into one transmission.
+func (s *Service) applyTo(ctx context.Context, tx store.Tx, id string, rawID int64, ackID, kind string, fs []finding) (bool, error) {
+	t, err := scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE id = ?`, id))
+	if err != nil {
+		return false, err
+	}
+	// Transaction-level statuses first: they decide accepted vs partial.
+	effect := EffectNone
+	for _, f := range fs {
+		switch f.Level {
+		case "tx":
+			if err := s.setTxStatus(ctx, tx, id, `end_to_end_id = ?`, f.EndToEndID, f); err != nil {
+				return false, err
+			}
+		case "pmtinf":
+			if f.Effect == EffectRejected {
+				if err := s.setTxStatus(ctx, tx, id, `pmt_inf_id = ?`, f.PmtInfID, f); err != nil {
+					return false, err
+				}
+			}
+		case "group":
+			if f.Effect == EffectRejected {
+				if err := s.setTxStatus(ctx, tx, id, `1 = ?`, 1, f); err != nil {
+					return false, err
+				}
+			}
+		}
+		if f.Level == "group" || f.Level == "hac" || f.Level == "ptk" {
+			effect = stronger(effect, f.Effect)
+		}
+	}
+	// Count what the bank refused so far (across every acknowledgement).
+	var rejected, total int64
+	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM transmission_txs WHERE transmission_id = ? AND status = 'RJCT'`, id).Scan(&rejected); err != nil {
+		return false, err
+	}
+	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM transmission_txs WHERE transmission_id = ?`, id).Scan(&total); err != nil {
+		return false, err
+	}
+	if rejected > 0 {
+		if total > 0 && rejected == total {
+			effect = stronger(effect, EffectRejected)
+		} else {
+			effect = stronger(effect, EffectPartial)
+		}
+	}
+	if effect == EffectAccepted && rejected > 0 {
+		effect = EffectPartial
+	}
+	to, ev := next(t.State, effect)
+	if to == t.State {
+		return false, nil
+	}
+	payload := map[string]any{"ack_id": ackID, "kind": kind, "raw_id": rawID}
+	if to == StatePartial || to == StateRejected {
+		rej, err := s.txs(ctx, tx, id, true)
+		if err != nil {
+			return false, err
+		}
+		var list []TxStatus
+		for _, x := range rej {
+			if x.Status == "RJCT" {
+				list = append(list, x)
+			}
+		}
+		payload["rejected_transactions"] = list
+		payload["rejected_count"] = len(list)
+		var reasons []map[string]string
+		for _, f := range fs {
+			if f.Effect == EffectRejected && (f.Level == "group" || f.Level == "pmtinf" || f.Level == "hac" || f.Level == "ptk") {
+				reasons = append(reasons, map[string]string{"level": f.Level, "ref": f.Ref, "code": f.ReasonCode, "text": f.ReasonText})
+			}
+		}
+		payload["reasons"] = reasons
+	}
+	if err := s.transition(ctx, tx, t, to, "ack:"+kind, rawID, ev, payload, nil); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// setTxStatus records a transaction status unless it would weaken a
+// rejection already recorded.
+func (s *Service) setTxStatus(ctx context.Context, tx store.Tx, id, where string, v any, f finding) error {
+	status := f.Status
+	if f.Effect == EffectRejected {
+		status = "RJCT"
+	}
+	_, err := tx.Exec(ctx, `UPDATE transmission_txs SET status = ?, reason_code = ?, reason_text = ?
+		WHERE transmission_id = ? AND `+where+` AND status <> 'RJCT'`, status, f.ReasonCode, f.ReasonText, id, v)
+	return err
+}
+
+var effectRank = map[Effect]int{EffectNone: 0, EffectReceived: 1, EffectSigOK: 2, EffectAccepted: 3, EffectPartial: 4, EffectRejected: 5}
+
+func stronger(a, b Effect) Effect {
+	if effectRank[b] > effectRank[a] {
+		return b
+	}
+	return a
+}
+
+// next merges an effect into a state: forward only; a later positive never
+// undoes a partial or total rejection; a rejection after acceptance wins.
+func next(cur State, e Effect) (State, string) {
+	var to State
+	switch e {
+	case EffectReceived:
+		to = StateReceived
+	case EffectSigOK:
+		to = StateSignatureVerified
+	case EffectAccepted:
+		to = StateAccepted
+	case EffectPartial:
+		to = StatePartial
+	case EffectRejected:
+		to = StateRejected
+	default:
+		return cur, ""
+	}
+	if cur == StateUnacknowledged && !to.Final() {
+		return cur, "" // still waiting for the final word; the alarm stands
+	}
+	if cur == StateFailed || rank[to] <= rank[cur] && cur != StateUnacknowledged {
+		return cur, ""
+	}
+	return to, eventFor(to)
+}
+
+func eventFor(s State) string {
+	switch s {
+	case StateReceived, StateSignatureVerified:
+		return "" // progress, recorded in history; no hook event
+	}
+	return "transmission." + string(s)
+}

@@ -1,0 +1,221 @@
+package transmissions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/acquit/acquit/daemon/httpapi"
+	"github.com/acquit/acquit/daemon/store"
+)
+
+// Detail is a transmission with its transactions' statuses, its history and
+// the acknowledgement entries matched to it.
+type Detail struct {
+	Transmission
+	Rejected []TxStatus   `json:"transactions_with_status"`
+	History  []HistoryRow `json:"history"`
+	Acks     []AckEntry   `json:"acks"`
+}
+
+// HistoryRow is one state change.
+type HistoryRow struct {
+	From  string    `json:"from"`
+	To    string    `json:"to"`
+	Cause string    `json:"cause"`
+	RawID int64     `json:"raw_id,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+// AckEntry is one line of an acknowledgement as stored.
+type AckEntry struct {
+	AckID          string    `json:"ack_id"`
+	Seq            int64     `json:"seq"`
+	Kind           string    `json:"kind"`
+	TransmissionID string    `json:"transmission_id,omitempty"`
+	Level          string    `json:"level"`
+	Ref            string    `json:"ref,omitempty"`
+	Status         string    `json:"status,omitempty"`
+	ReasonCode     string    `json:"reason_code,omitempty"`
+	ReasonText     string    `json:"reason_text,omitempty"`
+	At             time.Time `json:"at,omitzero"`
+}
+
+// Describe returns a transmission with everything known about it.
+func (s *Service) Describe(ctx context.Context, id string) (*Detail, error) {
+	t, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	d := &Detail{Transmission: *t}
+	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		if d.Rejected, err = s.txs(ctx, tx, id, true); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT e.ack_id, e.seq, a.kind, e.transmission_id, e.level, e.ref, e.status, e.reason_code, e.reason_text, e.at_ms
+			FROM ack_entries e JOIN acks a ON a.id = e.ack_id WHERE e.transmission_id = ? ORDER BY a.received_ms, e.ack_id, e.seq`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e AckEntry
+			var at int64
+			if err := rows.Scan(&e.AckID, &e.Seq, &e.Kind, &e.TransmissionID, &e.Level, &e.Ref, &e.Status, &e.ReasonCode, &e.ReasonText, &at); err != nil {
+				return err
+			}
+			e.At = ms(at)
+			d.Acks = append(d.Acks, e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.History, err = s.history(ctx, id)
+	return d, err
+}
+
+func (s *Service) history(ctx context.Context, id string) ([]HistoryRow, error) {
+	var out []HistoryRow
+	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT from_state, to_state, cause, raw_id, at_ms FROM history WHERE entity = ? AND entity_id = ? ORDER BY at_ms, id`, "transmission", id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var h HistoryRow
+			var at int64
+			if err := rows.Scan(&h.From, &h.To, &h.Cause, &h.RawID, &at); err != nil {
+				return err
+			}
+			h.At = ms(at)
+			out = append(out, h)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// UploadRequest is the admin API's body for POST /v1/transmissions.
+type UploadRequest struct {
+	Bank     string `json:"bank"`
+	Function string `json:"function"`
+	// Path of a file readable by the daemon; or the file in the body with
+	// Content-Type application/xml and ?bank=&function=&name=.
+	Path string `json:"path"`
+	// Wait makes the call return after the upload, not after recording.
+	Wait bool `json:"wait"`
+}
+
+// AdminHandler mounts the admin endpoints: POST /v1/transmissions, GET
+// /v1/transmissions, GET /v1/transmissions/{id}, POST /v1/banks/{bank}/fetch-acks.
+func (s *Service) AdminHandler(owner string, maxUpload int64) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/transmissions", func(w http.ResponseWriter, r *http.Request) {
+		var req UploadRequest
+		path := ""
+		if ct := r.Header.Get("Content-Type"); ct == "application/xml" || ct == "text/xml" {
+			q := r.URL.Query()
+			req = UploadRequest{Bank: q.Get("bank"), Function: q.Get("function"), Wait: q.Get("wait") == "true"}
+			name := filepath.Base(q.Get("name"))
+			if name == "." || name == "/" || name == "" {
+				name = "upload.xml"
+			}
+			dir, err := os.MkdirTemp(s.d.SpoolDir, ".api-*")
+			if err != nil {
+				httpapi.WriteError(w, 500, err)
+				return
+			}
+			defer os.RemoveAll(dir)
+			path = filepath.Join(dir, name)
+			f, err := os.Create(path)
+			if err != nil {
+				httpapi.WriteError(w, 500, err)
+				return
+			}
+			_, err = io.Copy(f, http.MaxBytesReader(w, r.Body, maxUpload))
+			f.Close()
+			if err != nil {
+				httpapi.WriteError(w, http.StatusRequestEntityTooLarge, err)
+				return
+			}
+		} else {
+			if err := decodeJSON(r, &req); err != nil {
+				httpapi.WriteError(w, 400, err)
+				return
+			}
+			path = req.Path
+		}
+		res, err := s.Submit(r.Context(), req.Bank, req.Function, path)
+		if errors.Is(err, ErrUnknownBank) {
+			httpapi.WriteError(w, 404, err)
+			return
+		}
+		if err != nil {
+			httpapi.WriteError(w, 400, err)
+			return
+		}
+		t := res.Transmission
+		if req.Wait && t.State == StateQueued {
+			sent, err := s.Send(r.Context(), t.ID, owner, nil)
+			if err != nil {
+				httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{"transmission": t, "existing": res.Existing, "error": err.Error()})
+				return
+			}
+			t = sent
+		}
+		code := http.StatusCreated
+		if res.Existing {
+			code = http.StatusOK
+		}
+		httpapi.WriteJSON(w, code, map[string]any{"transmission": t, "existing": res.Existing})
+	})
+	mux.HandleFunc("GET /v1/transmissions", func(w http.ResponseWriter, r *http.Request) {
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		ts, err := s.List(r.Context(), r.URL.Query().Get("state"), limit)
+		if err != nil {
+			httpapi.WriteError(w, 500, err)
+			return
+		}
+		if ts == nil {
+			ts = []Transmission{}
+		}
+		httpapi.WriteJSON(w, 200, ts)
+	})
+	mux.HandleFunc("GET /v1/transmissions/{id}", func(w http.ResponseWriter, r *http.Request) {
+		d, err := s.Describe(r.Context(), r.PathValue("id"))
+		if errors.Is(err, store.ErrNotFound) {
+			httpapi.WriteError(w, 404, fmt.Errorf("no transmission %s", r.PathValue("id")))
+			return
+		}
+		if err != nil {
+			httpapi.WriteError(w, 500, err)
+			return
+		}
+		httpapi.WriteJSON(w, 200, d)
+	})
+	mux.HandleFunc("POST /v1/banks/{bank}/fetch-acks", func(w http.ResponseWriter, r *http.Request) {
+		params := map[string]string{"bank": r.PathValue("bank")}
+		for k, v := range r.URL.Query() {
+			if len(v) > 0 {
+				params[k] = v[0]
+			}
+		}
+		sum, err := s.FetchAcks(r.Context(), params)
+		if err != nil {
+			httpapi.WriteJSON(w, 502, map[string]string{"error": err.Error(), "summary": sum})
+			return
+		}
+		httpapi.WriteJSON(w, 200, map[string]string{"summary": sum})
+	})
+	return mux
+}

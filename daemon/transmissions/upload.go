@@ -1,0 +1,268 @@
+package transmissions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/sdk"
+)
+
+// ErrBusy is returned when another worker or instance holds the upload.
+var ErrBusy = errors.New("upload in progress elsewhere")
+
+// claim takes the upload lease of a queued transmission for owner.
+func (s *Service) claim(ctx context.Context, id, owner string, lease time.Duration) (*Transmission, error) {
+	var t *Transmission
+	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		now := s.d.Now().UnixMilli()
+		n, err := tx.Exec(ctx, `UPDATE transmissions SET lease_owner = ?, lease_until_ms = ?, upload_attempts = upload_attempts + 1
+			WHERE id = ? AND state = ? AND (lease_until_ms < ? OR lease_owner = ?)`,
+			owner, now+lease.Milliseconds(), id, string(StateQueued), now, owner)
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return ErrBusy
+		}
+		t, err = scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE id = ?`, id))
+		return err
+	})
+	return t, err
+}
+
+func (s *Service) release(ctx context.Context, id, owner, errText string) {
+	_ = s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE transmissions SET lease_owner = '', lease_until_ms = 0, last_error = ? WHERE id = ? AND lease_owner = ?`,
+			errText, id, owner)
+		return err
+	})
+}
+
+// Send uploads a queued transmission through its bank's transport plugin.
+// It is safe to call again after a crash or from several instances: the
+// lease keeps one uploader at a time and the plugin resumes or recovers the
+// order by TransmissionID, never creating a second one. A refusal by the
+// bank (a *sdk.RejectError) makes the transmission failed and raises
+// transmission.rejected; any other error leaves it queued for a retry.
+func (s *Service) Send(ctx context.Context, id, owner string, progress func(sent, total int64)) (*Transmission, error) {
+	t, err := s.claim(ctx, id, owner, 30*time.Minute)
+	if err != nil {
+		if errors.Is(err, ErrBusy) {
+			if cur, err2 := s.Get(ctx, id); err2 == nil && cur.State != StateQueued {
+				return cur, nil // already sent
+			}
+		}
+		return nil, fmt.Errorf("send %s: %w", id, err)
+	}
+	bank := s.banks[t.Bank]
+	tr, err := s.d.Transport(bank.Plugin)
+	if err != nil {
+		s.release(ctx, id, owner, err.Error())
+		return nil, fmt.Errorf("send %s: %w", id, err)
+	}
+	if progress == nil {
+		progress = func(int64, int64) {}
+	}
+	log := s.d.Logger.With().Str("transmission", id).Str("bank", t.Bank).Logger()
+	log.Info().Int64("attempt", t.UploadAttempts).Int64("size", t.Size).Msg("upload starting")
+	res, err := tr.Upload(ctx, sdk.UploadRequest{Bank: t.Bank, TransmissionID: t.ID, Function: t.Function,
+		Path: t.SpoolPath, SHA256: t.SHA256, Size: t.Size}, progress)
+	if err != nil {
+		var rej *sdk.RejectError
+		if errors.As(err, &rej) {
+			s.m.uploads.WithLabelValues(t.Bank, "refused").Inc()
+			log.Warn().Str("code", rej.Code).Str("reason", rej.Message).Msg("bank refused the upload")
+			err2 := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+				return s.transition(ctx, tx, t, StateFailed, "upload", 0, "transmission.rejected",
+					map[string]any{"stage": "upload", "reason_code": rej.Code, "reason_text": rej.Message},
+					map[string]any{"last_error": rej.Error()})
+			})
+			if err2 != nil {
+				s.release(ctx, id, owner, err.Error())
+				return nil, fmt.Errorf("send %s: record refusal: %w", id, err2)
+			}
+			s.release(ctx, id, owner, rej.Error())
+			s.d.Wake()
+			return t, nil
+		}
+		s.m.uploads.WithLabelValues(t.Bank, "error").Inc()
+		log.Warn().Err(err).Msg("upload failed; will retry")
+		s.release(ctx, id, owner, err.Error())
+		return nil, fmt.Errorf("ebics upload %s: %w", id, err)
+	}
+	s.m.uploads.WithLabelValues(t.Bank, "ok").Inc()
+	now := s.d.Now()
+	details := map[string]any{"segments": res.Segments, "resumed": res.Resumed, "return_code": res.ReturnCode,
+		"return_text": res.ReturnText, "plugin": res.Details}
+	db, _ := json.Marshal(details)
+	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		return s.transition(ctx, tx, t, StateSubmitted, "upload", 0, "transmission.submitted",
+			map[string]any{"segments": res.Segments, "return_code": res.ReturnCode},
+			map[string]any{"order_id": res.OrderID, "transaction_id": res.TransactionID,
+				"partner_id": res.Details["partner_id"], "submitted_ms": now.UnixMilli(),
+				"deadline_ms": now.Add(bank.AckDeadline).UnixMilli(), "details": string(db), "last_error": ""})
+	})
+	if err != nil {
+		s.release(ctx, id, owner, err.Error())
+		return nil, fmt.Errorf("send %s: record submission: %w", id, err)
+	}
+	t.OrderID, t.TransactionID, t.SubmittedAt, t.DeadlineAt = res.OrderID, res.TransactionID, now, now.Add(bank.AckDeadline)
+	s.release(ctx, id, owner, "")
+	s.d.Wake()
+	log.Info().Str("order_id", res.OrderID).Int("segments", res.Segments).Bool("resumed", res.Resumed).Msg("upload done")
+	return t, nil
+}
+
+// SendPending uploads every queued transmission whose retry is due. Retry
+// delays grow with the number of attempts (5 s doubling, at most 10 min).
+func (s *Service) SendPending(ctx context.Context, owner string) (sent int, err error) {
+	queued, err := s.List(ctx, string(StateQueued), 1000)
+	if err != nil {
+		return 0, err
+	}
+	now := s.d.Now()
+	for _, t := range queued {
+		if t.UploadAttempts > 0 {
+			delay := 5 * time.Second << min(t.UploadAttempts-1, 7)
+			if delay > 10*time.Minute {
+				delay = 10 * time.Minute
+			}
+			if now.Sub(t.UpdatedAt) < delay && t.LastError != "" {
+				continue
+			}
+		}
+		if _, err := s.Send(ctx, t.ID, owner, nil); err == nil {
+			sent++
+		}
+	}
+	return sent, nil
+}
+
+// CheckDeadlines marks transmissions with no final acknowledgement past
+// their bank's deadline as unacknowledged and raises
+// transmission.unacknowledged (once per transmission).
+func (s *Service) CheckDeadlines(ctx context.Context) (int, error) {
+	now := s.d.Now().UnixMilli()
+	var due []Transmission
+	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+txCols+` FROM transmissions WHERE state IN (?, ?, ?) AND deadline_ms > 0 AND deadline_ms <= ?`,
+			string(StateSubmitted), string(StateReceived), string(StateSignatureVerified), now)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			t, err := scanTransmission(rows)
+			if err != nil {
+				return err
+			}
+			due = append(due, *t)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range due {
+		t := &due[i]
+		err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+			return s.transition(ctx, tx, t, StateUnacknowledged, "deadline", 0, "transmission.unacknowledged",
+				map[string]any{"deadline": t.DeadlineAt, "last_state": t.State}, nil)
+		})
+		if errors.Is(err, store.ErrConflict) {
+			continue // an acknowledgement got there first
+		}
+		if err != nil {
+			return n, err
+		}
+		s.d.Logger.Warn().Str("transmission", t.ID).Str("bank", t.Bank).Str("order_id", t.OrderID).
+			Time("deadline", t.DeadlineAt).Msg("no final acknowledgement before the deadline")
+		n++
+	}
+	if n > 0 {
+		s.d.Wake()
+	}
+	return n, nil
+}
+
+// ScanOutbox submits and sends the files dropped in each bank's outbox
+// folder (OutboxDir/*.xml), then moves each to sent/ (name prefixed with
+// the OrderID) or failed/ (with a .reason.txt beside it). Files still being
+// written (modified less than settle ago) wait for the next scan. A file
+// dropped twice, or found again after a crash, maps to the same transmission
+// and is never sent twice.
+func (s *Service) ScanOutbox(ctx context.Context, owner string, settle time.Duration) (int, error) {
+	handled := 0
+	names := make([]string, 0, len(s.banks))
+	for n := range s.banks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		b := s.banks[name]
+		if b.OutboxDir == "" {
+			continue
+		}
+		entries, err := os.ReadDir(b.OutboxDir)
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue
+			}
+			return handled, err
+		}
+		for _, e := range entries {
+			if e.IsDir() || strings.HasPrefix(e.Name(), ".") || !strings.HasSuffix(strings.ToLower(e.Name()), ".xml") {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil || s.d.Now().Sub(fi.ModTime()) < settle {
+				continue
+			}
+			path := filepath.Join(b.OutboxDir, e.Name())
+			res, err := s.Submit(ctx, name, b.Function, path)
+			if err != nil {
+				s.d.Logger.Warn().Err(err).Str("file", path).Msg("outbox file refused")
+				moveWithReason(filepath.Join(b.OutboxDir, "failed"), path, err.Error())
+				handled++
+				continue
+			}
+			t := res.Transmission
+			if t.State == StateQueued {
+				if sent, err := s.Send(ctx, t.ID, owner, nil); err == nil {
+					t = sent
+				} else {
+					continue // retried on the next scan (the file stays)
+				}
+			}
+			if t.State == StateFailed {
+				moveWithReason(filepath.Join(b.OutboxDir, "failed"), path, t.LastError)
+			} else if t.State != StateQueued {
+				dst := filepath.Join(b.OutboxDir, "sent")
+				_ = os.MkdirAll(dst, 0o750)
+				prefix := t.OrderID
+				if prefix == "" {
+					prefix = t.ID
+				}
+				_ = os.Rename(path, filepath.Join(dst, prefix+"_"+e.Name()))
+			}
+			handled++
+		}
+	}
+	return handled, nil
+}
+
+func moveWithReason(dir, path, reason string) {
+	_ = os.MkdirAll(dir, 0o750)
+	dst := filepath.Join(dir, filepath.Base(path))
+	_ = os.Rename(path, dst)
+	_ = os.WriteFile(dst+".reason.txt", []byte(reason+"\n"), 0o640)
+}
