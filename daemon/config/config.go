@@ -23,9 +23,13 @@
 package config
 
 import (
+	"maps"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/acquit/acquit/daemon/schedule"
 )
 
 // Config is acquit's whole configuration.
@@ -269,4 +273,23 @@ func (c *Config) Plugin(name string) (*Plugin, bool) {
 		}
 	}
 	return nil, false
+}
+
+// ScheduleEntries converts the schedules for schedule.New. For job "lua"
+// the params also hold "script" (absolute path) and "function".
+func (c *Config) ScheduleEntries() []schedule.Entry {
+	out := make([]schedule.Entry, 0, len(c.Schedules))
+	for _, s := range c.Schedules {
+		params := maps.Clone(s.Params)
+		if s.Job == "lua" {
+			if params == nil {
+				params = map[string]string{}
+			}
+			params["script"] = filepath.Join(c.Scripts.Dir, s.Script)
+			params["function"] = s.Function
+		}
+		out = append(out, schedule.Entry{Name: s.Name, Spec: s.Cron, Timezone: s.Timezone, Job: s.Job,
+			Params: params, Timeout: s.Timeout})
+	}
+	return out
 }

@@ -27,8 +27,12 @@ type decoder struct {
 	opts  Options
 	errs  *Errors
 	lines map[string]int // "schedules[0].cron" -> line of the value
-	nodes int
-	bomb  bool
+	// failed marks paths whose decoding reported an error, so validation
+	// does not report them again (e.g. "is required" after a missing
+	// secret file).
+	failed map[string]bool
+	nodes  int
+	bomb   bool
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
@@ -147,6 +151,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 		return
 	}
 	d.lines[path] = n.Line
+	before := len(d.errs.List)
+	defer func() {
+		if len(d.errs.List) > before {
+			d.failed[path] = true
+		}
+	}()
 	what := path
 	if what == "" {
 		what = "the document"

@@ -103,7 +103,7 @@ func Parse(name string, data []byte, opts Options) (*Config, error) {
 		return nil, errs
 	}
 	cfg := defaults(opts.LookupEnv, opts.Hostname)
-	d := &decoder{file: name, opts: opts, errs: errs, lines: map[string]int{"": 1}}
+	d := &decoder{file: name, opts: opts, errs: errs, lines: map[string]int{"": 1}, failed: map[string]bool{}}
 	if len(doc.Content) > 0 {
 		root := doc.Content[0]
 		if root.Kind != yaml.MappingNode && !isNull(root) {

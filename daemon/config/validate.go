@@ -30,6 +30,9 @@ var (
 // at reports a problem at the line of path, the message prefixed with the
 // key path.
 func (d *decoder) at(p, format string, args ...any) {
+	if d.failed[p] {
+		return
+	}
 	d.errs.add(d.file, d.line(p), p+": "+format, args...)
 }
 
