@@ -26,6 +26,17 @@ var ErrNotFound = errors.New("not found")
 // key is already taken.
 var ErrConflict = errors.New("conflict")
 
+// ErrInvalid is returned when an argument is malformed (empty required
+// field, payload that is not JSON, negative limit...).
+var ErrInvalid = errors.New("invalid argument")
+
+// ErrTooLarge is returned when an input exceeds the store's size limits.
+var ErrTooLarge = errors.New("too large")
+
+// ErrNotInteger is returned by KVIncr when the stored value is not an
+// integer.
+var ErrNotInteger = errors.New("value is not an integer")
+
 // Store is acquit's durable state.
 type Store interface {
 	// InTx runs fn in one transaction; it commits when fn returns nil.
@@ -175,6 +186,11 @@ type Events interface {
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
 	// EventAttempts lists every delivery attempt of an event.
 	EventAttempts(ctx context.Context, id string) ([]Attempt, error)
+	// ExtendLease moves the lease of a running event held by worker to
+	// until; ErrConflict when worker no longer holds it.
+	ExtendLease(ctx context.Context, id, worker string, until time.Time) error
+	// CountEvents counts events in state ("" counts all).
+	CountEvents(ctx context.Context, state EventState) (int64, error)
 }
 
 // Attempt is one delivery attempt of an event.

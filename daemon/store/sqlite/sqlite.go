@@ -1,0 +1,133 @@
+// Package sqlite is acquit's default store: one SQLite file through
+// modernc.org/sqlite (no cgo), in WAL mode with synchronous=FULL (a committed
+// transaction survives kill -9 and power loss), foreign keys on, and a single
+// writer connection whose transactions start with BEGIN IMMEDIATE, so
+// writers queue inside the process instead of failing with SQLITE_BUSY;
+// other processes on the same file wait up to the busy timeout. Reads go
+// through a separate pool of read-only connections.
+package sqlite
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+
+	"database/sql"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/daemon/store/internal/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// CoreMigrations is the core schema (numbers 1-99) for SQLite.
+func CoreMigrations() store.MigrationSet {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return store.MigrationSet{Name: "core", FS: sub, Min: 1, Max: 99}
+}
+
+// BusyTimeoutMS is how long a connection waits for another process's
+// write lock before failing.
+const BusyTimeoutMS = 15000
+
+// Store is the SQLite store; it implements store.Store.
+type Store struct {
+	*sqlstore.DB
+	path string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Path returns the database file.
+func (s *Store) Path() string { return s.path }
+
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeoutMS))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(FULL)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the SQLite database at path and applies
+// the core migrations, the sets registered with store.RegisterMigrations
+// and those given with store.WithMigrations.
+func Open(ctx context.Context, path string, opts ...store.Option) (*Store, error) {
+	o := store.BuildOptions(opts...)
+	if path == "" {
+		return nil, fmt.Errorf("sqlite open: %w: empty path", store.ErrInvalid)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
+	}
+	w, err := sql.Open("sqlite", dsn(abs, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite open %s: %w", abs, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	// WAL is a property of the file: set it once on the writer.
+	var mode string
+	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite open %s: journal_mode: %w", abs, err)
+	}
+	if mode != "wal" {
+		w.Close()
+		return nil, fmt.Errorf("sqlite open %s: journal_mode is %q, want wal", abs, mode)
+	}
+	sets := []store.MigrationSet{CoreMigrations()}
+	if !o.SkipRegistered {
+		sets = append(sets, store.RegisteredMigrations()...)
+	}
+	sets = append(sets, o.Migrations...)
+	if _, err := store.ApplyMigrations(ctx, w, store.MigrateOptions{Driver: "sqlite"}, sets); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite open %s: %w", abs, err)
+	}
+	r, err := sql.Open("sqlite", dsn(abs, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite open %s (readers): %w", abs, err)
+	}
+	r.SetMaxOpenConns(o.Readers)
+	r.SetMaxIdleConns(o.Readers)
+	return &Store{
+		DB: &sqlstore.DB{
+			W: w, R: r, MaxRawBody: o.MaxRawBody,
+			D: sqlstore.Dialect{
+				Name:     "sqlite",
+				Rebind:   func(s string) string { return s },
+				IsUnique: isUnique,
+			},
+		},
+		path: abs,
+	}, nil
+}
+
+func isUnique(err error) bool {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}

@@ -1,0 +1,1047 @@
+// Package storetest is the conformance suite every store.Store
+// implementation passes (SQLite and PostgreSQL).
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acquit/acquit/daemon/store"
+)
+
+// Opener returns a fresh, empty store for one test; the suite closes it.
+type Opener func(t *testing.T) store.Store
+
+// Run runs the whole suite against stores made by open.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"RawInputs", testRawInputs},
+		{"RawInputsHostile", testRawHostile},
+		{"History", testHistory},
+		{"AppendOnly", testAppendOnly},
+		{"EmitInTx", testEmitInTx},
+		{"EmitHostile", testEmitHostile},
+		{"ClaimCompleteFailDeadReplay", testClaimLifecycle},
+		{"PerSubjectOrder", testPerSubjectOrder},
+		{"LeaseExpiry", testLeaseExpiry},
+		{"ExtendLease", testExtendLease},
+		{"NotDueNotClaimed", testNotDue},
+		{"ConcurrentClaimers", testConcurrentClaimers},
+		{"ListAndCount", testListCount},
+		{"KV", testKV},
+		{"KVConcurrentIncr", testKVConcurrentIncr},
+		{"StateCAS", testStateCAS},
+		{"StateCASConcurrent", testStateCASConcurrent},
+		{"SequencesConcurrent", testSequences},
+		{"Schedules", testSchedules},
+		{"SchedulesConcurrentStart", testSchedulesConcurrent},
+		{"TxExecQuery", testTxExecQuery},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() { s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantErr(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("error = %v, want %v", err, target)
+	}
+}
+
+func emit(t *testing.T, s store.Store, evs ...store.NewEvent) []store.Event {
+	t.Helper()
+	var out []store.Event
+	must(t, s.InTx(ctxT(t), func(tx store.Tx) error {
+		for _, ne := range evs {
+			e, err := tx.Emit(context.Background(), ne)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	}))
+	return out
+}
+
+func ev(typ, subject string) store.NewEvent {
+	return store.NewEvent{Type: typ, Subject: subject, Payload: json.RawMessage(`{"s":"` + subject + `"}`)}
+}
+
+func ids(evs []store.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func testRawInputs(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	body := []byte("DATA=amount=1000|currencyCode=978&Seal=abc")
+	id, err := s.RecordRaw(ctx, store.RawInput{
+		Source: "atos", Channel: "automatic", RemoteAddr: "127.0.0.1:5555", Method: "POST", Path: "/atos/auto",
+		Headers: map[string][]string{"Content-Type": {"application/x-www-form-urlencoded"}}, Body: body,
+		Verdicts: []store.Verdict{{Verified: false, Code: "received"}},
+	})
+	must(t, err)
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		return tx.AddVerdict(ctx, id, store.Verdict{Verified: true, Code: "ok", Subject: "pay-1"})
+	}))
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		return tx.AddVerdict(ctx, id, store.Verdict{Verified: false, Code: "duplicate", Message: "seen", Subject: "pay-1"})
+	}))
+	got, err := s.GetRaw(ctx, id)
+	must(t, err)
+	if string(got.Body) != string(body) || got.Source != "atos" || got.Path != "/atos/auto" || got.Headers["Content-Type"][0] != "application/x-www-form-urlencoded" {
+		t.Fatalf("raw round trip: %+v", got)
+	}
+	if sum := sha256.Sum256(body); got.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("sha256 = %q", got.SHA256)
+	}
+	if len(got.Verdicts) != 3 || got.Verdicts[0].Code != "received" || !got.Verdicts[1].Verified || got.Verdicts[2].Code != "duplicate" {
+		t.Fatalf("verdicts = %+v", got.Verdicts)
+	}
+	if got.ReceivedAt.IsZero() || got.Verdicts[1].Subject != "pay-1" {
+		t.Fatalf("received/subject not kept: %+v", got)
+	}
+	// The stored hash is the body's.
+	id2, err := s.RecordRaw(ctx, store.RawInput{Source: "atos", Body: body, SHA256: got.SHA256})
+	must(t, err)
+	if id2 == id {
+		t.Fatal("same id for two inputs")
+	}
+	// Empty and binary bodies survive.
+	id3, err := s.RecordRaw(ctx, store.RawInput{Source: "ebics:bnp", Body: []byte{0, 1, 2, 0xff, 0}})
+	must(t, err)
+	got3, err := s.GetRaw(ctx, id3)
+	must(t, err)
+	if string(got3.Body) != "\x00\x01\x02\xff\x00" {
+		t.Fatalf("binary body = %q", got3.Body)
+	}
+	_, err = s.GetRaw(ctx, 999999)
+	wantErr(t, err, store.ErrNotFound)
+	err = s.InTx(ctx, func(tx store.Tx) error { return tx.AddVerdict(ctx, 999999, store.Verdict{Code: "ok"}) })
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testRawHostile(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	cases := []struct {
+		name string
+		in   store.RawInput
+		want error
+	}{
+		{"no source", store.RawInput{Body: []byte("x")}, store.ErrInvalid},
+		{"forged sha256", store.RawInput{Source: "atos", Body: []byte("x"), SHA256: strings.Repeat("0", 64)}, store.ErrInvalid},
+		{"oversized body", store.RawInput{Source: "atos", Body: make([]byte, 16<<20+1)}, store.ErrTooLarge},
+		{"huge source name", store.RawInput{Source: strings.Repeat("a", 10000)}, store.ErrTooLarge},
+		{"source with NUL", store.RawInput{Source: "at\x00os"}, store.ErrInvalid},
+		{"bad verdict", store.RawInput{Source: "atos", Verdicts: []store.Verdict{{Code: ""}}}, store.ErrInvalid},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := s.RecordRaw(ctx, c.in)
+			wantErr(t, err, c.want)
+		})
+	}
+	// A refused input leaves nothing behind (the bad verdict case rolled back).
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM raw_inputs`).Scan(&n); err != nil {
+			return err
+		}
+		if n != 0 {
+			return fmt.Errorf("%d raw inputs stored by refused calls", n)
+		}
+		return nil
+	}))
+	// Hostile header content is stored as data, not interpreted.
+	id, err := s.RecordRaw(ctx, store.RawInput{Source: "atos", Path: "/x'; DROP TABLE raw_inputs; --",
+		Headers: map[string][]string{"X-Evil": {"'\"\\\x01"}}, Body: []byte("'); DELETE FROM events; --")})
+	must(t, err)
+	got, err := s.GetRaw(ctx, id)
+	must(t, err)
+	if got.Path != "/x'; DROP TABLE raw_inputs; --" || got.Headers["X-Evil"][0] != "'\"\\\x01" {
+		t.Fatalf("hostile input altered: %+v", got)
+	}
+}
+
+func testHistory(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	rawID, err := s.RecordRaw(ctx, store.RawInput{Source: "atos", Body: []byte("x")})
+	must(t, err)
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.RecordHistory(ctx, store.History{Entity: "payment", ID: "p1", From: "", To: "pending", Cause: "init"}); err != nil {
+			return err
+		}
+		return tx.RecordHistory(ctx, store.History{Entity: "payment", ID: "p1", From: "pending", To: "accepted", Cause: "automatic",
+			RawID: rawID, Details: json.RawMessage(`{"code":"00"}`)})
+	}))
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT from_state, to_state, cause, raw_id, details FROM history WHERE entity = ? AND entity_id = ? ORDER BY id`, "payment", "p1")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var got []string
+		for rows.Next() {
+			var from, to, cause, details string
+			var raw *int64
+			if err := rows.Scan(&from, &to, &cause, &raw, &details); err != nil {
+				return err
+			}
+			r := int64(0)
+			if raw != nil {
+				r = *raw
+			}
+			got = append(got, fmt.Sprintf("%s>%s/%s/%d/%s", from, to, cause, r, details))
+		}
+		want := []string{">pending/init/0/", fmt.Sprintf("pending>accepted/automatic/%d/{\"code\":\"00\"}", rawID)}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("history = %q, want %q", got, want)
+		}
+		return rows.Err()
+	}))
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		return tx.RecordHistory(ctx, store.History{Entity: "payment", ID: "p1", Details: json.RawMessage(`{not json`)})
+	})
+	wantErr(t, err, store.ErrInvalid)
+	err = s.InTx(ctx, func(tx store.Tx) error { return tx.RecordHistory(ctx, store.History{Entity: "payment"}) })
+	wantErr(t, err, store.ErrInvalid)
+}
+
+func testAppendOnly(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	id, err := s.RecordRaw(ctx, store.RawInput{Source: "atos", Body: []byte("original"), Verdicts: []store.Verdict{{Code: "ok"}}})
+	must(t, err)
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		return tx.RecordHistory(ctx, store.History{Entity: "payment", ID: "p", To: "x"})
+	}))
+	for _, c := range []struct {
+		q    string
+		args []any
+	}{
+		{`UPDATE raw_inputs SET body = ? WHERE id = ?`, []any{[]byte("forged"), id}},
+		{`DELETE FROM raw_inputs WHERE id = ?`, []any{id}},
+		{`UPDATE raw_verdicts SET code = ? WHERE raw_id = ?`, []any{"forged", id}},
+		{`DELETE FROM raw_verdicts WHERE raw_id = ?`, []any{id}},
+		{`UPDATE history SET to_state = ? WHERE entity_id = ?`, []any{"forged", "p"}},
+		{`DELETE FROM history WHERE entity_id = ?`, []any{"p"}},
+	} {
+		err := s.InTx(ctx, func(tx store.Tx) error {
+			_, err := tx.Exec(ctx, c.q, c.args...)
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: error = %v, want append-only refusal", c.q, err)
+		}
+	}
+	got, err := s.GetRaw(ctx, id)
+	must(t, err)
+	if string(got.Body) != "original" || len(got.Verdicts) != 1 || got.Verdicts[0].Code != "ok" {
+		t.Fatalf("append-only rows changed: %+v", got)
+	}
+}
+
+var errRollback = errors.New("rollback please")
+
+func testEmitInTx(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if _, err := tx.Emit(ctx, ev("payment.accepted", "p1")); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	wantErr(t, err, errRollback)
+	n, err := s.CountEvents(ctx, "")
+	must(t, err)
+	if n != 0 {
+		t.Fatalf("rolled-back emit left %d events", n)
+	}
+	got, err := s.ClaimEvents(ctx, "w", 10, time.Minute, time.Now())
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("claimed %d events after rollback", len(got))
+	}
+	// A panic in fn rolls back too.
+	func() {
+		defer func() { _ = recover() }()
+		_ = s.InTx(ctx, func(tx store.Tx) error {
+			if _, err := tx.Emit(ctx, ev("payment.accepted", "p1")); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	n, err = s.CountEvents(ctx, "")
+	must(t, err)
+	if n != 0 {
+		t.Fatalf("panicking tx left %d events", n)
+	}
+
+	evs := emit(t, s, ev("payment.accepted", "p1"), ev("payment.refunded", "p1"))
+	if evs[0].ID == "" || evs[0].ID == evs[1].ID || evs[1].Seq <= evs[0].Seq || evs[0].ID >= evs[1].ID {
+		t.Fatalf("ids/seqs not unique and increasing: %+v", evs)
+	}
+	g, err := s.GetEvent(ctx, evs[0].ID)
+	must(t, err)
+	if g.State != store.EventPending || g.Type != "payment.accepted" || g.Subject != "p1" || string(g.Payload) != `{"s":"p1"}` || g.Attempts != 0 {
+		t.Fatalf("event = %+v", g)
+	}
+	_, err = s.GetEvent(ctx, "nope")
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testEmitHostile(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	cases := []struct {
+		name string
+		ne   store.NewEvent
+		want error
+	}{
+		{"no type", store.NewEvent{Subject: "p"}, store.ErrInvalid},
+		{"payload not JSON", store.NewEvent{Type: "x", Payload: json.RawMessage(`{"a":`)}, store.ErrInvalid},
+		{"payload too large", store.NewEvent{Type: "x", Payload: json.RawMessage(`"` + strings.Repeat("a", 2<<20) + `"`)}, store.ErrTooLarge},
+		{"subject too long", store.NewEvent{Type: "x", Subject: strings.Repeat("s", 300)}, store.ErrTooLarge},
+		{"type not UTF-8", store.NewEvent{Type: "x\xff"}, store.ErrInvalid},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := s.InTx(ctx, func(tx store.Tx) error { _, err := tx.Emit(ctx, c.ne); return err })
+			wantErr(t, err, c.want)
+		})
+	}
+	n, err := s.CountEvents(ctx, "")
+	must(t, err)
+	if n != 0 {
+		t.Fatalf("%d events from refused emits", n)
+	}
+	// Empty payload is stored as JSON null.
+	e := emit(t, s, store.NewEvent{Type: "x"})[0]
+	g, err := s.GetEvent(ctx, e.ID)
+	must(t, err)
+	if string(g.Payload) != "null" {
+		t.Fatalf("payload = %s", g.Payload)
+	}
+	_, err = s.ClaimEvents(ctx, "", 1, time.Minute, time.Now())
+	wantErr(t, err, store.ErrInvalid)
+	_, err = s.ClaimEvents(ctx, "w", 0, time.Minute, time.Now())
+	wantErr(t, err, store.ErrInvalid)
+	_, err = s.ClaimEvents(ctx, "w", 1, 0, time.Now())
+	wantErr(t, err, store.ErrInvalid)
+}
+
+func testClaimLifecycle(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	e := emit(t, s, ev("payment.accepted", "p1"))[0]
+	now := time.Now()
+	got, err := s.ClaimEvents(ctx, "w1", 10, time.Minute, now)
+	must(t, err)
+	if len(got) != 1 || got[0].ID != e.ID || got[0].State != store.EventRunning || got[0].Attempts != 1 || got[0].LockedBy != "w1" {
+		t.Fatalf("claim = %+v", got)
+	}
+	if d := got[0].LockedUntil.Sub(now); d < 59*time.Second || d > 61*time.Second {
+		t.Fatalf("lease until %s, want now+1m", got[0].LockedUntil)
+	}
+	// Leased: nobody else gets it.
+	again, err := s.ClaimEvents(ctx, "w2", 10, time.Minute, now)
+	must(t, err)
+	if len(again) != 0 {
+		t.Fatalf("leased event claimed twice: %+v", again)
+	}
+	// Only the holder may settle it.
+	wantErr(t, s.CompleteEvent(ctx, e.ID, "w2"), store.ErrConflict)
+	wantErr(t, s.FailEvent(ctx, e.ID, "w2", "x", now, false), store.ErrConflict)
+	wantErr(t, s.CompleteEvent(ctx, "missing", "w1"), store.ErrNotFound)
+
+	must(t, s.FailEvent(ctx, e.ID, "w1", "hook said no", now.Add(-time.Second), false))
+	g, _ := s.GetEvent(ctx, e.ID)
+	if g.State != store.EventPending || g.LastError != "hook said no" || g.LockedBy != "" {
+		t.Fatalf("after fail: %+v", g)
+	}
+	got, err = s.ClaimEvents(ctx, "w1", 10, time.Minute, now)
+	must(t, err)
+	if len(got) != 1 || got[0].Attempts != 2 {
+		t.Fatalf("reclaim = %+v", got)
+	}
+	must(t, s.FailEvent(ctx, e.ID, "w1", "still no", now, true))
+	g, _ = s.GetEvent(ctx, e.ID)
+	if g.State != store.EventDead {
+		t.Fatalf("state = %s, want dead", g.State)
+	}
+	got, err = s.ClaimEvents(ctx, "w1", 10, time.Minute, now.Add(time.Hour))
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatal("dead event claimed")
+	}
+	wantErr(t, s.CompleteEvent(ctx, e.ID, "w1"), store.ErrConflict)
+
+	must(t, s.ReplayEvent(ctx, e.ID))
+	g, _ = s.GetEvent(ctx, e.ID)
+	if g.State != store.EventPending || g.Attempts != 0 || g.ID != e.ID || g.LastError != "" {
+		t.Fatalf("after replay: %+v", g)
+	}
+	wantErr(t, s.ReplayEvent(ctx, e.ID), store.ErrConflict) // pending: nothing to replay
+	wantErr(t, s.ReplayEvent(ctx, "missing"), store.ErrNotFound)
+	got, err = s.ClaimEvents(ctx, "w3", 10, time.Minute, time.Now())
+	must(t, err)
+	if len(got) != 1 || got[0].Attempts != 1 {
+		t.Fatalf("claim after replay = %+v", got)
+	}
+	must(t, s.CompleteEvent(ctx, e.ID, "w3"))
+	wantErr(t, s.CompleteEvent(ctx, e.ID, "w3"), store.ErrConflict)
+	g, _ = s.GetEvent(ctx, e.ID)
+	if g.State != store.EventDelivered {
+		t.Fatalf("state = %s", g.State)
+	}
+	att, err := s.EventAttempts(ctx, e.ID)
+	must(t, err)
+	var summary []string
+	for _, a := range att {
+		if a.Finished.IsZero() || a.Started.IsZero() {
+			t.Fatalf("unfinished attempt %+v", a)
+		}
+		summary = append(summary, fmt.Sprintf("%d:%s:%v:%s", a.N, a.Worker, a.OK, a.Error))
+	}
+	want := []string{"1:w1:false:hook said no", "2:w1:false:still no", "1:w3:true:"}
+	if fmt.Sprint(summary) != fmt.Sprint(want) {
+		t.Fatalf("attempts = %q, want %q", summary, want)
+	}
+	// A delivered event may be replayed too.
+	must(t, s.ReplayEvent(ctx, e.ID))
+}
+
+func testPerSubjectOrder(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	evs := emit(t, s, ev("t", "a"), ev("t", "a"), ev("t", "b"), ev("t", "a"), ev("t", ""), ev("t", ""))
+	a1, a2, b1, a3, n1, n2 := evs[0], evs[1], evs[2], evs[3], evs[4], evs[5]
+	now := time.Now()
+	got, err := s.ClaimEvents(ctx, "w", 10, time.Minute, now)
+	must(t, err)
+	// Heads of a and b, and every subject-less event.
+	if fmt.Sprint(ids(got)) != fmt.Sprint([]string{a1.ID, b1.ID, n1.ID, n2.ID}) {
+		t.Fatalf("claimed %v, want heads a1 b1 and unordered n1 n2", ids(got))
+	}
+	for _, e := range []store.Event{b1, n1, n2} {
+		must(t, s.CompleteEvent(ctx, e.ID, "w"))
+	}
+	// a2 waits while a1 runs, is pending after a failure, and is dead.
+	must(t, s.FailEvent(ctx, a1.ID, "w", "x", now, false))
+	got, err = s.ClaimEvents(ctx, "w", 10, time.Minute, now)
+	must(t, err)
+	if fmt.Sprint(ids(got)) != fmt.Sprint([]string{a1.ID}) {
+		t.Fatalf("claimed %v, want a1 again", ids(got))
+	}
+	must(t, s.FailEvent(ctx, a1.ID, "w", "x", now, true))
+	got, err = s.ClaimEvents(ctx, "w", 10, time.Minute, now.Add(time.Hour))
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("a dead head let %v through", ids(got))
+	}
+	must(t, s.ReplayEvent(ctx, a1.ID))
+	got, err = s.ClaimEvents(ctx, "w", 10, time.Minute, time.Now())
+	must(t, err)
+	if fmt.Sprint(ids(got)) != fmt.Sprint([]string{a1.ID}) {
+		t.Fatalf("claimed %v after replay, want a1", ids(got))
+	}
+	must(t, s.CompleteEvent(ctx, a1.ID, "w"))
+	got, err = s.ClaimEvents(ctx, "w", 10, time.Minute, time.Now())
+	must(t, err)
+	if fmt.Sprint(ids(got)) != fmt.Sprint([]string{a2.ID}) {
+		t.Fatalf("claimed %v, want a2", ids(got))
+	}
+	must(t, s.CompleteEvent(ctx, a2.ID, "w"))
+	got, err = s.ClaimEvents(ctx, "w", 10, time.Minute, time.Now())
+	must(t, err)
+	if fmt.Sprint(ids(got)) != fmt.Sprint([]string{a3.ID}) {
+		t.Fatalf("claimed %v, want a3", ids(got))
+	}
+}
+
+func testLeaseExpiry(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	e := emit(t, s, ev("t", "a"))[0]
+	now := time.Now()
+	got, err := s.ClaimEvents(ctx, "dead-worker", 1, time.Second, now)
+	must(t, err)
+	if len(got) != 1 {
+		t.Fatal("not claimed")
+	}
+	got, err = s.ClaimEvents(ctx, "w2", 1, time.Minute, now.Add(500*time.Millisecond))
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatal("claimed before the lease expired")
+	}
+	got, err = s.ClaimEvents(ctx, "w2", 1, time.Minute, now.Add(2*time.Second))
+	must(t, err)
+	if len(got) != 1 || got[0].LockedBy != "w2" || got[0].Attempts != 2 {
+		t.Fatalf("reclaim after expiry = %+v", got)
+	}
+	// The first worker lost its lease.
+	wantErr(t, s.CompleteEvent(ctx, e.ID, "dead-worker"), store.ErrConflict)
+	wantErr(t, s.ExtendLease(ctx, e.ID, "dead-worker", now.Add(time.Hour)), store.ErrConflict)
+	must(t, s.CompleteEvent(ctx, e.ID, "w2"))
+	att, err := s.EventAttempts(ctx, e.ID)
+	must(t, err)
+	if len(att) != 2 || att[0].Error != "lease expired" || att[0].OK || !att[1].OK || att[1].Worker != "w2" {
+		t.Fatalf("attempts = %+v", att)
+	}
+}
+
+func testExtendLease(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	e := emit(t, s, ev("t", "a"))[0]
+	now := time.Now()
+	_, err := s.ClaimEvents(ctx, "w", 1, time.Second, now)
+	must(t, err)
+	must(t, s.ExtendLease(ctx, e.ID, "w", now.Add(time.Hour)))
+	got, err := s.ClaimEvents(ctx, "w2", 1, time.Minute, now.Add(30*time.Minute))
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatal("claimed an event whose lease was extended")
+	}
+	wantErr(t, s.ExtendLease(ctx, "missing", "w", now), store.ErrNotFound)
+	must(t, s.CompleteEvent(ctx, e.ID, "w"))
+	wantErr(t, s.ExtendLease(ctx, e.ID, "w", now.Add(time.Hour)), store.ErrConflict)
+}
+
+func testNotDue(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	e := emit(t, s, ev("t", "a"))[0]
+	now := time.Now()
+	_, err := s.ClaimEvents(ctx, "w", 1, time.Minute, now)
+	must(t, err)
+	must(t, s.FailEvent(ctx, e.ID, "w", "later", now.Add(time.Hour), false))
+	got, err := s.ClaimEvents(ctx, "w", 1, time.Minute, now.Add(59*time.Minute))
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatal("claimed before next attempt")
+	}
+	got, err = s.ClaimEvents(ctx, "w", 1, time.Minute, now.Add(61*time.Minute))
+	must(t, err)
+	if len(got) != 1 {
+		t.Fatal("not claimed when due")
+	}
+}
+
+// testConcurrentClaimers runs claimers in parallel and checks that no event
+// and no subject is ever held by two of them at once, every event is
+// delivered exactly once (leases do not expire here), and per subject in
+// order.
+func testConcurrentClaimers(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	const subjects, perSubject, workers = 12, 15, 4
+	var batch []store.NewEvent
+	for i := 0; i < perSubject; i++ {
+		for j := 0; j < subjects; j++ {
+			batch = append(batch, store.NewEvent{Type: "t", Subject: fmt.Sprintf("s%02d", j), Payload: json.RawMessage(fmt.Sprint(i))})
+		}
+	}
+	all := emit(t, s, batch...)
+	var (
+		mu          sync.Mutex
+		inFlight    = map[string]string{} // event -> worker
+		subjectBusy = map[string]bool{}
+		delivered   = map[string]int{}
+		order       = map[string][]int64{}
+		errs        []string
+	)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(worker string) {
+			defer wg.Done()
+			idle := 0
+			for idle < 50 {
+				got, err := s.ClaimEvents(ctx, worker, 3, time.Hour, time.Now())
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err.Error())
+					mu.Unlock()
+					return
+				}
+				if len(got) == 0 {
+					idle++
+					mu.Lock()
+					done := len(delivered) == len(all)
+					mu.Unlock()
+					if done {
+						return
+					}
+					time.Sleep(2 * time.Millisecond)
+					continue
+				}
+				idle = 0
+				mu.Lock()
+				for _, e := range got {
+					if other, ok := inFlight[e.ID]; ok {
+						errs = append(errs, fmt.Sprintf("event %s held by %s and %s", e.ID, other, worker))
+					}
+					if subjectBusy[e.Subject] {
+						errs = append(errs, fmt.Sprintf("subject %s claimed twice at once", e.Subject))
+					}
+					inFlight[e.ID] = worker
+					subjectBusy[e.Subject] = true
+				}
+				mu.Unlock()
+				for _, e := range got {
+					mu.Lock()
+					delete(inFlight, e.ID)
+					subjectBusy[e.Subject] = false
+					delivered[e.ID]++
+					order[e.Subject] = append(order[e.Subject], e.Seq)
+					mu.Unlock()
+					if err := s.CompleteEvent(ctx, e.ID, worker); err != nil {
+						mu.Lock()
+						errs = append(errs, err.Error())
+						mu.Unlock()
+					}
+				}
+			}
+		}(fmt.Sprintf("w%d", w))
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d problems, first: %s", len(errs), errs[0])
+	}
+	if len(delivered) != len(all) {
+		t.Fatalf("delivered %d of %d", len(delivered), len(all))
+	}
+	for id, n := range delivered {
+		if n != 1 {
+			t.Fatalf("event %s delivered %d times", id, n)
+		}
+	}
+	for subj, seqs := range order {
+		if !sort.SliceIsSorted(seqs, func(i, j int) bool { return seqs[i] < seqs[j] }) {
+			t.Fatalf("subject %s out of order: %v", subj, seqs)
+		}
+	}
+}
+
+func testListCount(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	evs := emit(t, s, ev("a", "x"), ev("b", "x"), ev("a", "y"))
+	_, err := s.ClaimEvents(ctx, "w", 10, time.Minute, time.Now())
+	must(t, err)
+	list, err := s.ListEvents(ctx, store.EventFilter{Type: "a"})
+	must(t, err)
+	if len(list) != 2 || list[0].ID != evs[0].ID || list[1].ID != evs[2].ID {
+		t.Fatalf("list by type = %v", ids(list))
+	}
+	list, err = s.ListEvents(ctx, store.EventFilter{State: store.EventPending})
+	must(t, err)
+	if len(list) != 1 || list[0].ID != evs[1].ID {
+		t.Fatalf("list pending = %v", ids(list))
+	}
+	list, err = s.ListEvents(ctx, store.EventFilter{AfterSeq: evs[0].Seq, Limit: 1})
+	must(t, err)
+	if len(list) != 1 || list[0].ID != evs[1].ID {
+		t.Fatalf("list after/limit = %v", ids(list))
+	}
+	list, err = s.ListEvents(ctx, store.EventFilter{Subject: "y"})
+	must(t, err)
+	if len(list) != 1 || list[0].ID != evs[2].ID {
+		t.Fatalf("list subject = %v", ids(list))
+	}
+	_, err = s.ListEvents(ctx, store.EventFilter{Limit: -1})
+	wantErr(t, err, store.ErrInvalid)
+	for state, want := range map[store.EventState]int64{"": 3, store.EventPending: 1, store.EventRunning: 2, store.EventDead: 0} {
+		n, err := s.CountEvents(ctx, state)
+		must(t, err)
+		if n != want {
+			t.Errorf("count %q = %d, want %d", state, n, want)
+		}
+	}
+}
+
+func testKV(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	_, ok, err := s.KVGet(ctx, "hooks", "k")
+	must(t, err)
+	if ok {
+		t.Fatal("missing key found")
+	}
+	must(t, s.KVSet(ctx, "hooks", "k", "v1", 0))
+	must(t, s.KVSet(ctx, "hooks", "k", "v2", 0))
+	must(t, s.KVSet(ctx, "other", "k", "o", 0))
+	v, ok, err := s.KVGet(ctx, "hooks", "k")
+	must(t, err)
+	if !ok || v != "v2" {
+		t.Fatalf("get = %q %v", v, ok)
+	}
+	must(t, s.KVDelete(ctx, "hooks", "k"))
+	must(t, s.KVDelete(ctx, "hooks", "k"))
+	if _, ok, _ := s.KVGet(ctx, "hooks", "k"); ok {
+		t.Fatal("deleted key found")
+	}
+	if v, _, _ := s.KVGet(ctx, "other", "k"); v != "o" {
+		t.Fatal("namespaces not separate")
+	}
+	// TTL.
+	must(t, s.KVSet(ctx, "hooks", "ttl", "x", 150*time.Millisecond))
+	if _, ok, _ := s.KVGet(ctx, "hooks", "ttl"); !ok {
+		t.Fatal("fresh ttl key missing")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, ok, _ := s.KVGet(ctx, "hooks", "ttl"); ok {
+		t.Fatal("expired key still found")
+	}
+	// Incr: missing = 0, expired = 0, keeps ttl of live values.
+	n, err := s.KVIncr(ctx, "hooks", "n", 5)
+	must(t, err)
+	if n != 5 {
+		t.Fatalf("incr = %d", n)
+	}
+	n, err = s.KVIncr(ctx, "hooks", "n", -7)
+	must(t, err)
+	if n != -2 {
+		t.Fatalf("incr = %d", n)
+	}
+	n, err = s.KVIncr(ctx, "hooks", "ttl", 1)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("incr of expired = %d, want 1", n)
+	}
+	must(t, s.KVSet(ctx, "hooks", "s", "not a number", 0))
+	_, err = s.KVIncr(ctx, "hooks", "s", 1)
+	wantErr(t, err, store.ErrNotInteger)
+	must(t, s.KVSet(ctx, "hooks", "big", "9223372036854775807", 0))
+	_, err = s.KVIncr(ctx, "hooks", "big", 1)
+	wantErr(t, err, store.ErrInvalid)
+	// Hostile arguments.
+	wantErr(t, s.KVSet(ctx, "", "k", "v", 0), store.ErrInvalid)
+	wantErr(t, s.KVSet(ctx, "ns", "k", "v", -time.Second), store.ErrInvalid)
+	wantErr(t, s.KVSet(ctx, "ns", "k", strings.Repeat("v", 2<<20), 0), store.ErrTooLarge)
+	wantErr(t, s.KVSet(ctx, "ns", strings.Repeat("k", 1000), "v", 0), store.ErrTooLarge)
+	wantErr(t, s.KVSet(ctx, "ns", "k", "\xff\xfe", 0), store.ErrInvalid)
+	_, _, err = s.KVGet(ctx, "ns", "")
+	wantErr(t, err, store.ErrInvalid)
+}
+
+func testKVConcurrentIncr(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	const g, each = 6, 25
+	var wg sync.WaitGroup
+	errc := make(chan error, g)
+	for i := 0; i < g; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				if _, err := s.KVIncr(ctx, "c", "n", 1); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	v, _, err := s.KVGet(ctx, "c", "n")
+	must(t, err)
+	if v != fmt.Sprint(g*each) {
+		t.Fatalf("counter = %s, want %d (lost updates)", v, g*each)
+	}
+}
+
+func testStateCAS(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	v, ver, err := s.StateGet(ctx, "atos", "k")
+	must(t, err)
+	if v != nil || ver != 0 {
+		t.Fatalf("missing = %q %d", v, ver)
+	}
+	ver, err = s.StatePut(ctx, "atos", "k", []byte("one"), 0)
+	must(t, err)
+	if ver != 1 {
+		t.Fatalf("version = %d", ver)
+	}
+	_, err = s.StatePut(ctx, "atos", "k", []byte("again"), 0)
+	wantErr(t, err, store.ErrConflict)
+	ver, err = s.StatePut(ctx, "atos", "k", []byte("two"), 1)
+	must(t, err)
+	if ver != 2 {
+		t.Fatalf("version = %d", ver)
+	}
+	_, err = s.StatePut(ctx, "atos", "k", []byte("stale"), 1)
+	wantErr(t, err, store.ErrConflict)
+	_, err = s.StatePut(ctx, "atos", "nokey", []byte("x"), 5)
+	wantErr(t, err, store.ErrConflict)
+	_, err = s.StatePut(ctx, "atos", "k", []byte("x"), -1)
+	wantErr(t, err, store.ErrInvalid)
+	_, err = s.StatePut(ctx, "", "k", []byte("x"), 0)
+	wantErr(t, err, store.ErrInvalid)
+	v, ver, err = s.StateGet(ctx, "atos", "k")
+	must(t, err)
+	if string(v) != "two" || ver != 2 {
+		t.Fatalf("get = %q %d", v, ver)
+	}
+	// Other plugins do not see it.
+	v, _, _ = s.StateGet(ctx, "ebics", "k")
+	if v != nil {
+		t.Fatal("state leaked across plugins")
+	}
+	// Binary and empty values.
+	_, err = s.StatePut(ctx, "atos", "bin", []byte{0, 0xff}, 0)
+	must(t, err)
+	v, _, _ = s.StateGet(ctx, "atos", "bin")
+	if string(v) != "\x00\xff" {
+		t.Fatalf("binary = %q", v)
+	}
+	_, err = s.StatePut(ctx, "atos", "empty", nil, 0)
+	must(t, err)
+	v, ver, _ = s.StateGet(ctx, "atos", "empty")
+	if v == nil || len(v) != 0 || ver != 1 {
+		t.Fatalf("empty = %q %d", v, ver)
+	}
+}
+
+func testStateCASConcurrent(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	const g, each = 4, 15
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conflicts int
+	errc := make(chan error, g)
+	for i := 0; i < g; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for done := 0; done < each; {
+				v, ver, err := s.StateGet(ctx, "p", "counter")
+				if err != nil {
+					errc <- err
+					return
+				}
+				var n int
+				if len(v) > 0 {
+					fmt.Sscan(string(v), &n)
+				}
+				_, err = s.StatePut(ctx, "p", "counter", []byte(fmt.Sprint(n+1)), ver)
+				if errors.Is(err, store.ErrConflict) {
+					mu.Lock()
+					conflicts++
+					mu.Unlock()
+					continue
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+				done++
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	v, ver, err := s.StateGet(ctx, "p", "counter")
+	must(t, err)
+	if string(v) != fmt.Sprint(g*each) || ver != g*each {
+		t.Fatalf("counter = %s version %d, want %d (a CAS let a lost update through)", v, ver, g*each)
+	}
+	t.Logf("%d CAS conflicts retried", conflicts)
+}
+
+func testSequences(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	const g, each = 6, 25
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	var wg sync.WaitGroup
+	errc := make(chan error, g)
+	for i := 0; i < g; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				v, err := s.NextSequence(ctx, "atos", "daily")
+				if err != nil {
+					errc <- err
+					return
+				}
+				mu.Lock()
+				if seen[v] {
+					errc <- fmt.Errorf("value %d handed out twice", v)
+				}
+				seen[v] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	for i := int64(1); i <= g*each; i++ {
+		if !seen[i] {
+			t.Fatalf("value %d never handed out", i)
+		}
+	}
+	v, err := s.NextSequence(ctx, "atos", "other")
+	must(t, err)
+	if v != 1 {
+		t.Fatalf("new counter starts at %d", v)
+	}
+	_, err = s.NextSequence(ctx, "atos", "")
+	wantErr(t, err, store.ErrInvalid)
+}
+
+func testSchedules(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	t0 := time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
+	now := t0.Add(time.Second)
+	id, err := s.StartRun(ctx, "ebics-download", t0, "i1", now)
+	must(t, err)
+	_, err = s.StartRun(ctx, "ebics-download", t0, "i2", now)
+	wantErr(t, err, store.ErrConflict) // same due time
+	_, err = s.StartRun(ctx, "ebics-download", t0.Add(time.Hour), "i1", now)
+	wantErr(t, err, store.ErrConflict) // previous still running
+	other, err := s.StartRun(ctx, "reconcile", t0, "i1", now)
+	must(t, err)
+	must(t, s.FinishRun(ctx, id, true, "3 files", "", now.Add(time.Minute)))
+	wantErr(t, s.FinishRun(ctx, id, false, "", "again", now), store.ErrConflict)
+	wantErr(t, s.FinishRun(ctx, 999999, false, "", "", now), store.ErrNotFound)
+	_, err = s.StartRun(ctx, "ebics-download", t0, "i1", now)
+	wantErr(t, err, store.ErrConflict) // already ran
+	id2, err := s.StartRun(ctx, "ebics-download", t0.Add(time.Hour), "i2", now.Add(time.Hour))
+	must(t, err)
+	last, err := s.LastRun(ctx, "ebics-download")
+	must(t, err)
+	if last.ID != id2 || !last.Finished.IsZero() || last.Instance != "i2" || !last.Scheduled.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("last = %+v", last)
+	}
+	runs, err := s.ListRuns(ctx, "ebics-download", 10)
+	must(t, err)
+	if len(runs) != 2 || runs[1].ID != id || !runs[1].OK || runs[1].Summary != "3 files" {
+		t.Fatalf("runs = %+v", runs)
+	}
+	_, err = s.LastRun(ctx, "never")
+	wantErr(t, err, store.ErrNotFound)
+	// The instance died: its runs are abandoned, then the schedule runs again.
+	n, err := s.AbandonRuns(ctx, now.Add(30*time.Minute))
+	must(t, err)
+	if n != 1 { // "reconcile" started at now; id2 started after the cutoff
+		t.Fatalf("abandoned %d, want 1", n)
+	}
+	r, _ := s.ListRuns(ctx, "reconcile", 1)
+	if r[0].ID != other || r[0].OK || r[0].Finished.IsZero() || !strings.Contains(r[0].Error, "abandoned") {
+		t.Fatalf("abandoned run = %+v", r[0])
+	}
+	n, err = s.AbandonRuns(ctx, now.Add(2*time.Hour))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("abandoned %d, want 1", n)
+	}
+	_, err = s.StartRun(ctx, "ebics-download", t0.Add(2*time.Hour), "i1", now.Add(2*time.Hour))
+	must(t, err)
+	_, err = s.StartRun(ctx, "", t0, "i1", now)
+	wantErr(t, err, store.ErrInvalid)
+}
+
+func testSchedulesConcurrent(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	t0 := time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
+	for slot := 0; slot < 5; slot++ {
+		due := t0.Add(time.Duration(slot) * time.Hour)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var won []int64
+		var other []error
+		for i := 0; i < 4; i++ {
+			wg.Add(1)
+			go func(inst string) {
+				defer wg.Done()
+				id, err := s.StartRun(ctx, "job", due, inst, due)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					won = append(won, id)
+				case !errors.Is(err, store.ErrConflict):
+					other = append(other, err)
+				}
+			}(fmt.Sprintf("i%d", i))
+		}
+		wg.Wait()
+		if len(other) > 0 {
+			t.Fatal(other[0])
+		}
+		if len(won) != 1 {
+			t.Fatalf("slot %d: %d instances started the run, want 1", slot, len(won))
+		}
+		must(t, s.FinishRun(ctx, won[0], true, "", "", due.Add(time.Minute)))
+	}
+}
+
+func testTxExecQuery(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	// Domain packages use kv-like portable SQL on their own tables; here
+	// the kv table stands in.
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		n, err := tx.Exec(ctx, `INSERT INTO kv (ns, k, value, expires_at) VALUES (?, ?, ?, ?)`, "d", "what?", "it's a '?' test", 0)
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("rows affected = %d", n)
+		}
+		var v string
+		if err := tx.QueryRow(ctx, `SELECT value FROM kv WHERE ns = ? AND k = ? AND value <> 'a ? in a literal'`, "d", "what?").Scan(&v); err != nil {
+			return err
+		}
+		if v != "it's a '?' test" {
+			return fmt.Errorf("value = %q", v)
+		}
+		return nil
+	}))
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO kv (ns, k, value, expires_at) VALUES (?, ?, ?, ?)`, "d", "what?", "dup", 0)
+		return err
+	})
+	wantErr(t, err, store.ErrConflict)
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		var v string
+		return tx.QueryRow(ctx, `SELECT value FROM kv WHERE ns = ?`, "none").Scan(&v)
+	})
+	wantErr(t, err, store.ErrNotFound)
+}
