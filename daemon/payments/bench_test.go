@@ -1,0 +1,101 @@
+package payments
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// reportLatency reports the p50 and p99 of the measured latencies.
+func reportLatency(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 {
+		return float64(lat[int(float64(len(lat)-1)*p)].Microseconds()) / 1000
+	}
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+}
+
+func postForm(b *testing.B, c *http.Client, u string, body string) int {
+	resp, err := c.Post(u, "application/x-www-form-urlencoded", strings.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// BenchmarkAutomaticResponse measures one automatic response end to end:
+// HTTP on loopback -> raw input committed -> seal checked -> payment
+// decided, history and event committed in one transaction -> 200.
+func BenchmarkAutomaticResponse(b *testing.B) {
+	e := newEnv(b, nil)
+	forms := make([]string, b.N)
+	for i := range forms {
+		st := e.start(b, 1000)
+		e.pay(b, st)
+		forms[i] = e.sim.decide(b, st.Reference, "00").Encode()
+	}
+	u := e.pub.URL + "/notify/sim/automatic"
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if code := postForm(b, e.client, u, forms[i]); code != 200 {
+			b.Fatalf("HTTP %d", code)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	if got := e.notifications("automatic", "decided"); got != float64(b.N) {
+		b.Fatalf("decided %v of %d", got, b.N)
+	}
+	reportLatency(b, lat)
+}
+
+// BenchmarkBareSealHandler is the floor: a net/http handler on loopback
+// that only parses the form and checks the seal.
+func BenchmarkBareSealHandler(b *testing.B) {
+	sim := newSimProvider(b)
+	gw := &simGateway{p: sim}
+	srv := loopbackServer(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		if err != nil {
+			http.Error(w, "read", 400)
+			return
+		}
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			http.Error(w, "form", 400)
+			return
+		}
+		if _, err := gw.verifyFields(form.Get("Data"), form.Get("Seal")); err != nil {
+			http.Error(w, "seal", 400)
+			return
+		}
+		w.WriteHeader(200)
+	}))
+	f := map[string]string{"amount": "1000", "currencyCode": "978", "merchantId": simMerchant, "keyVersion": "1",
+		"transactionReference": NewReference(time.Now()), "responseCode": "00", "acquirerResponseCode": "00", "orderId": "O"}
+	body := sim.sealed(f, simKeyV1).Encode()
+	c := &http.Client{}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if code := postForm(b, c, srv.URL, body); code != 200 {
+			b.Fatalf("HTTP %d", code)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	reportLatency(b, lat)
+}
