@@ -86,7 +86,7 @@ func (s *Service) Describe(ctx context.Context, id string) (*Detail, error) {
 func (s *Service) history(ctx context.Context, id string) ([]HistoryRow, error) {
 	var out []HistoryRow
 	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT from_state, to_state, cause, raw_id, at_ms FROM history WHERE entity = ? AND entity_id = ? ORDER BY at_ms, id`, "transmission", id)
+		rows, err := tx.Query(ctx, `SELECT from_state, to_state, cause, COALESCE(raw_id, 0), at FROM history WHERE entity = ? AND entity_id = ? ORDER BY id`, "transmission", id)
 		if err != nil {
 			return err
 		}
@@ -97,7 +97,7 @@ func (s *Service) history(ctx context.Context, id string) ([]HistoryRow, error) 
 			if err := rows.Scan(&h.From, &h.To, &h.Cause, &h.RawID, &at); err != nil {
 				return err
 			}
-			h.At = ms(at)
+			h.At = time.Unix(0, at).UTC()
 			out = append(out, h)
 		}
 		return rows.Err()

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +34,15 @@ import (
 // Migrations holds the package's schema (numbers 200-299).
 //
 //go:embed migrations/*.sql
-var Migrations embed.FS
+var migrationFiles embed.FS
+
+func init() {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	store.RegisterMigrations("transmissions", sub, 200, 299)
+}
 
 // State is where a transmission is.
 type State string

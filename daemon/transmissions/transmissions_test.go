@@ -1,0 +1,431 @@
+package transmissions
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+
+	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/daemon/store/sqlite"
+	"github.com/acquit/acquit/sdk"
+)
+
+// recordingBank is a BankTransport test double standing for the bank side
+// in these unit tests (the EBICS plugin and its simulator are exercised in
+// the end-to-end tests). It records every upload it receives.
+type recordingBank struct {
+	mu      sync.Mutex
+	uploads map[string]int // TransmissionID -> count
+	refuse  bool
+	fail    int // fail this many uploads with a transient error first
+	docs    []sdk.Document
+	confirm map[string]bool
+}
+
+func (b *recordingBank) Describe(context.Context) (sdk.Info, error) {
+	return sdk.Info{Name: "rec", Kind: sdk.KindBankTransport}, nil
+}
+func (b *recordingBank) Configure(context.Context, []byte, sdk.Host) error { return nil }
+func (b *recordingBank) Health(context.Context) error                    { return nil }
+func (b *recordingBank) Upload(ctx context.Context, req sdk.UploadRequest, progress func(int64, int64)) (*sdk.UploadResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fail > 0 {
+		b.fail--
+		return nil, fmt.Errorf("connection reset")
+	}
+	if b.refuse {
+		return nil, sdk.Reject("091112", "EBICS_INVALID_ORDER_PARAMS")
+	}
+	if _, err := os.Stat(req.Path); err != nil {
+		return nil, err
+	}
+	if b.uploads == nil {
+		b.uploads = map[string]int{}
+	}
+	b.uploads[req.TransmissionID]++
+	progress(req.Size, req.Size)
+	return &sdk.UploadResult{OrderID: fmt.Sprintf("A%03d", len(b.uploads)), TransactionID: "TX" + req.TransmissionID, Segments: 1,
+		ReturnCode: "000000", Details: map[string]string{"partner_id": "PARTNER1"}}, nil
+}
+func (b *recordingBank) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.DownloadResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []sdk.Document
+	for _, d := range b.docs {
+		if d.Function == req.Function && !b.confirm[d.DownloadID] {
+			out = append(out, d)
+		}
+	}
+	return &sdk.DownloadResult{NoData: len(out) == 0, Documents: out}, nil
+}
+func (b *recordingBank) Confirm(ctx context.Context, bank, id string, ok bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.confirm == nil {
+		b.confirm = map[string]bool{}
+	}
+	b.confirm[id] = ok
+	return nil
+}
+func (b *recordingBank) Keys(context.Context, sdk.KeyRequest) (*sdk.KeyResult, error) {
+	return nil, fmt.Errorf("no keys")
+}
+
+type fixture struct {
+	svc   *Service
+	st    store.Store
+	bank  *recordingBank
+	now   time.Time
+	reg   *prometheus.Registry
+	outbx string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "acquit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &fixture{st: st, bank: &recordingBank{}, now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), reg: prometheus.NewRegistry()}
+	f.outbx = filepath.Join(t.TempDir(), "outbox")
+	svc, err := New(Deps{
+		Store:      st,
+		Transport:  func(string) (sdk.BankTransport, error) { return f.bank, nil },
+		Banks:      []Bank{{Name: "demo", Plugin: "ebics", AckDeadline: time.Hour, AckKinds: []string{"psr"}, OutboxDir: f.outbx}},
+		SpoolDir:   filepath.Join(t.TempDir(), "spool"),
+		Logger:     zerolog.Nop(),
+		Registerer: f.reg,
+		Now:        func() time.Time { return f.now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc = svc
+	return f
+}
+
+func (f *fixture) submitAndSend(t *testing.T) *Transmission {
+	t.Helper()
+	ctx := context.Background()
+	res, err := f.svc.Submit(ctx, "demo", "sct", "testdata/pain001_3tx.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := f.svc.Send(ctx, res.Transmission.ID, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.State != StateSubmitted || tr.OrderID == "" {
+		t.Fatalf("after send: %+v", tr)
+	}
+	return tr
+}
+
+func (f *fixture) ingest(t *testing.T, file string) *IngestResult {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.svc.Ingest(context.Background(), "demo", "psr", sdk.Document{DownloadID: file, Function: "psr", Name: file, Content: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (f *fixture) events(t *testing.T, typ string) []store.Event {
+	t.Helper()
+	evs, err := f.st.ListEvents(context.Background(), store.EventFilter{Type: typ, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func TestSubmitIsIdempotentPerContent(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a, err := f.svc.Submit(ctx, "demo", "", "testdata/pain001_3tx.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same bytes under another name: the same transmission.
+	other := filepath.Join(t.TempDir(), "copy.xml")
+	b, _ := os.ReadFile("testdata/pain001_3tx.xml")
+	os.WriteFile(other, b, 0o600)
+	again, err := f.svc.Submit(ctx, "demo", "", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Existing || again.Transmission.ID != a.Transmission.ID {
+		t.Fatalf("second submit made %+v", again)
+	}
+	if a.Transmission.MsgID != "TEST-MSG-1" || a.Transmission.NbOfTxs != 3 || a.Transmission.Function != "sct" {
+		t.Fatalf("recorded %+v", a.Transmission)
+	}
+	if _, err := f.svc.Send(ctx, a.Transmission.ID, "w1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Send(ctx, a.Transmission.ID, "w2", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.bank.uploads[a.Transmission.ID]; n != 1 {
+		t.Fatalf("bank saw %d uploads", n)
+	}
+	if len(f.events(t, "transmission.submitted")) != 1 {
+		t.Fatal("want one transmission.submitted event")
+	}
+	if _, err := f.svc.Submit(ctx, "nope", "", other); err == nil {
+		t.Fatal("unknown bank accepted")
+	}
+}
+
+func TestAckMerging(t *testing.T) {
+	cases := []struct {
+		name   string
+		files  []string
+		want   State
+		events []string
+		rejTx  int
+	}{
+		{"accepted", []string{"psr_actc.xml"}, StateAccepted, []string{"transmission.accepted"}, 0},
+		{"actc then tx reject", []string{"psr_actc.xml", "psr_tx_rjct.xml"}, StatePartial, []string{"transmission.accepted", "transmission.partially_accepted"}, 1},
+		{"tx reject then actc", []string{"psr_tx_rjct.xml", "psr_actc.xml"}, StatePartial, []string{"transmission.partially_accepted"}, 1},
+		{"group reject", []string{"psr_group_rjct.xml"}, StateRejected, []string{"transmission.rejected"}, 3},
+		{"reject then accept never undoes", []string{"psr_group_rjct.xml", "psr_actc.xml", "psr_tx_rjct.xml"}, StateRejected, []string{"transmission.rejected"}, 3},
+		{"partial then group reject", []string{"psr_tx_rjct.xml", "psr_group_rjct.xml"}, StateRejected, []string{"transmission.partially_accepted", "transmission.rejected"}, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			tr := f.submitAndSend(t)
+			for _, file := range tc.files {
+				f.now = f.now.Add(time.Minute)
+				f.ingest(t, file)
+			}
+			d, err := f.svc.Describe(context.Background(), tr.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.State != tc.want {
+				t.Fatalf("state %s, want %s", d.State, tc.want)
+			}
+			rej := 0
+			for _, x := range d.Rejected {
+				if x.Status == "RJCT" {
+					rej++
+				}
+			}
+			if rej != tc.rejTx {
+				t.Fatalf("%d rejected transactions, want %d: %+v", rej, tc.rejTx, d.Rejected)
+			}
+			var got []string
+			evs, _ := f.st.ListEvents(context.Background(), store.EventFilter{Subject: "transmission:" + tr.ID, Limit: 100})
+			for _, e := range evs {
+				if e.Type != "transmission.submitted" {
+					got = append(got, e.Type)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.events) {
+				t.Fatalf("events %v, want %v", got, tc.events)
+			}
+		})
+	}
+}
+
+func TestPartialEventCarriesRejectedTransactions(t *testing.T) {
+	f := newFixture(t)
+	tr := f.submitAndSend(t)
+	f.ingest(t, "psr_tx_rjct.xml")
+	evs := f.events(t, "transmission.partially_accepted")
+	if len(evs) != 1 {
+		t.Fatalf("%d events", len(evs))
+	}
+	var p struct {
+		Rejected []TxStatus `json:"rejected_transactions"`
+		Trans    struct {
+			ID string `json:"id"`
+		} `json:"transmission"`
+	}
+	if err := json.Unmarshal(evs[0].Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Trans.ID != tr.ID || len(p.Rejected) != 1 || p.Rejected[0].EndToEndID != "E2E-2" || p.Rejected[0].Amount != "200.00" ||
+		p.Rejected[0].ReasonCode != "AC01" || p.Rejected[0].ReasonText != "IBAN invalide" {
+		t.Fatalf("payload %s", evs[0].Payload)
+	}
+}
+
+func TestDuplicateAckIngestedOnce(t *testing.T) {
+	f := newFixture(t)
+	tr := f.submitAndSend(t)
+	a := f.ingest(t, "psr_tx_rjct.xml")
+	b := f.ingest(t, "psr_tx_rjct.xml")
+	if a.Duplicate || !b.Duplicate || b.AckID != a.AckID {
+		t.Fatalf("first %+v second %+v", a, b)
+	}
+	d, _ := f.svc.Describe(context.Background(), tr.ID)
+	if len(d.Acks) != 3 { // group, pmtinf, tx entries, once
+		t.Fatalf("%d ack entries: %+v", len(d.Acks), d.Acks)
+	}
+	if n := testutil.ToFloat64(f.svc.m.acks.WithLabelValues("demo", "psr", "duplicate")); n != 1 {
+		t.Fatalf("duplicate metric %v", n)
+	}
+}
+
+func TestUnmatchedAndMalformedAcks(t *testing.T) {
+	f := newFixture(t)
+	tr := f.submitAndSend(t)
+	// A real bank sample about a file we never sent.
+	b, err := os.ReadFile("../../../shared/fixtures/ebics/psr-pain002/nordea_pain_002_v3_txn_reject.xml")
+	if err != nil {
+		t.Skip("shared fixtures not beside the repo")
+	}
+	r, err := f.svc.Ingest(context.Background(), "demo", "psr", sdk.Document{DownloadID: "n", Name: "nordea.xml", Content: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Unmatched == 0 || r.Unmatched != r.Entries {
+		t.Fatalf("ingest %+v", r)
+	}
+	m := f.ingest(t, "psr_malformed.xml")
+	if m.ParseError == "" {
+		t.Fatal("hostile document parsed")
+	}
+	evs := f.events(t, "ack.unmatched")
+	if len(evs) != 2 {
+		t.Fatalf("%d ack.unmatched events", len(evs))
+	}
+	raw, err := f.st.GetRaw(context.Background(), m.RawID)
+	if err != nil || len(raw.Verdicts) != 1 || raw.Verdicts[0].Verified || raw.Verdicts[0].Code != "malformed" {
+		t.Fatalf("raw %+v err %v", raw, err)
+	}
+	cur, _ := f.svc.Get(context.Background(), tr.ID)
+	if cur.State != StateSubmitted {
+		t.Fatalf("unrelated acks moved the transmission to %s", cur.State)
+	}
+}
+
+func TestDeadlineThenLateAck(t *testing.T) {
+	f := newFixture(t)
+	tr := f.submitAndSend(t)
+	ctx := context.Background()
+	if n, _ := f.svc.CheckDeadlines(ctx); n != 0 {
+		t.Fatal("deadline fired early")
+	}
+	f.now = f.now.Add(61 * time.Minute)
+	if n, err := f.svc.CheckDeadlines(ctx); n != 1 || err != nil {
+		t.Fatalf("deadline: %d %v", n, err)
+	}
+	if n, _ := f.svc.CheckDeadlines(ctx); n != 0 {
+		t.Fatal("alarm raised twice")
+	}
+	f.ingest(t, "psr_actc.xml")
+	cur, _ := f.svc.Get(ctx, tr.ID)
+	if cur.State != StateAccepted {
+		t.Fatalf("late ack: %s", cur.State)
+	}
+	if len(f.events(t, "transmission.unacknowledged")) != 1 || len(f.events(t, "transmission.accepted")) != 1 {
+		t.Fatal("events")
+	}
+}
+
+func TestUploadRefusedAndRetried(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.bank.fail = 1
+	res, _ := f.svc.Submit(ctx, "demo", "", "testdata/pain001_3tx.xml")
+	if _, err := f.svc.Send(ctx, res.Transmission.ID, "w", nil); err == nil {
+		t.Fatal("transient failure not reported")
+	}
+	cur, _ := f.svc.Get(ctx, res.Transmission.ID)
+	if cur.State != StateQueued || cur.LastError == "" {
+		t.Fatalf("after transient failure: %+v", cur)
+	}
+	f.bank.refuse = true
+	f.now = f.now.Add(time.Hour)
+	if n, _ := f.svc.SendPending(ctx, "w"); n != 1 {
+		t.Fatalf("SendPending sent %d", n)
+	}
+	cur, _ = f.svc.Get(ctx, res.Transmission.ID)
+	if cur.State != StateFailed || len(f.events(t, "transmission.rejected")) != 1 {
+		t.Fatalf("after refusal: %+v", cur)
+	}
+}
+
+func TestOutboxFolder(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	os.MkdirAll(f.outbx, 0o750)
+	b, _ := os.ReadFile("testdata/pain001_3tx.xml")
+	os.WriteFile(filepath.Join(f.outbx, "a.xml"), b, 0o600)
+	os.WriteFile(filepath.Join(f.outbx, "bad.xml"), []byte("<nope/>"), 0o600)
+	os.WriteFile(filepath.Join(f.outbx, ".partial.xml"), b, 0o600)
+	f.now = time.Now().Add(time.Minute)
+	if n, err := f.svc.ScanOutbox(ctx, "w", time.Second); err != nil || n != 2 {
+		t.Fatalf("scan: %d %v", n, err)
+	}
+	sent, _ := filepath.Glob(filepath.Join(f.outbx, "sent", "*_a.xml"))
+	failed, _ := filepath.Glob(filepath.Join(f.outbx, "failed", "bad.xml*"))
+	if len(sent) != 1 || len(failed) != 2 {
+		t.Fatalf("sent %v failed %v", sent, failed)
+	}
+	// Dropped again: recognised, not sent twice.
+	os.WriteFile(filepath.Join(f.outbx, "a-again.xml"), b, 0o600)
+	if _, err := f.svc.ScanOutbox(ctx, "w", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range f.bank.uploads {
+		total += n
+	}
+	if total != 1 {
+		t.Fatalf("bank saw %d uploads", total)
+	}
+	if _, err := os.Stat(filepath.Join(f.outbx, ".partial.xml")); err != nil {
+		t.Fatal("hidden file touched")
+	}
+}
+
+func TestFetchAcksConfirmsAfterStoring(t *testing.T) {
+	f := newFixture(t)
+	tr := f.submitAndSend(t)
+	b, _ := os.ReadFile("testdata/psr_tx_rjct.xml")
+	f.bank.docs = []sdk.Document{{DownloadID: "d1", Function: "psr", Name: "psr.xml", Content: b}}
+	sum, err := f.svc.FetchAcks(context.Background(), map[string]string{"bank": "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.bank.confirm["d1"] {
+		t.Fatalf("not confirmed: %s", sum)
+	}
+	// The bank delivers it again (receipt lost): ingested once.
+	f.bank.confirm = nil
+	if _, err := f.svc.FetchAcks(context.Background(), map[string]string{"bank": "demo"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.events(t, "transmission.partially_accepted")); n != 1 {
+		t.Fatalf("%d partial events", n)
+	}
+	cur, _ := f.svc.Get(context.Background(), tr.ID)
+	if cur.State != StatePartial {
+		t.Fatal(cur.State)
+	}
+	sum, _ = f.svc.FetchAcks(context.Background(), map[string]string{"bank": "demo", "kinds": "psr"})
+	if sum != "demo/psr: no data" {
+		t.Fatalf("summary %q", sum)
+	}
+}
