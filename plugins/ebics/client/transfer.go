@@ -1,0 +1,470 @@
+package client
+
+import (
+	"compress/zlib"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/acquit/acquit/daemon/painfile"
+	"github.com/acquit/acquit/plugins/ebics/protocol"
+)
+
+// UploadSpec asks for one file to be sent.
+type UploadSpec struct {
+	ID       string // stable id of the file (the daemon's TransmissionID)
+	Function string // business function in the profile ("sct", "sdd")
+	Path     string
+	Progress func(sent, total int64)
+}
+
+// UploadResult is what the bank recorded.
+type UploadResult struct {
+	OrderID       string            `json:"order_id"`
+	TransactionID string            `json:"transaction_id"`
+	Segments      int               `json:"segments"`
+	Resumed       bool              `json:"resumed"`
+	ReturnCode    string            `json:"return_code"`
+	ReturnText    string            `json:"return_text"`
+	FileSHA256    string            `json:"file_sha256"`
+	Details       map[string]string `json:"details"`
+}
+
+// uploadState is persisted after every step.
+type uploadState struct {
+	Function      string            `json:"function"`
+	FileSHA256    string            `json:"file_sha256"`
+	Spool         string            `json:"spool"`
+	SpoolSize     int64             `json:"spool_size"`
+	SegmentSize   int               `json:"segment_size"`
+	NumSegments   int               `json:"num_segments"`
+	OrderID       string            `json:"order_id,omitempty"`
+	WrappedKey    []byte            `json:"wrapped_key"`
+	SignatureData []byte            `json:"signature_data"`
+	DataDigest    []byte            `json:"data_digest"`
+	TransactionID string            `json:"transaction_id,omitempty"`
+	SegmentsDone  int               `json:"segments_done"`
+	Done          bool              `json:"done"`
+	Result        *UploadResult     `json:"result,omitempty"`
+	Details       map[string]string `json:"details"`
+	Restarts      int               `json:"restarts"`
+}
+
+// Upload sends one file, crash-safe: the state is persisted after each
+// step under the spec's ID, so calling Upload again after a crash resumes
+// the same EBICS transaction (or, if the bank dropped it, starts it again
+// with the same OrderID in 2.5, which the bank refuses as a duplicate if
+// the order exists) and never creates a second order for one file.
+func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, error) {
+	if spec.ID == "" {
+		return nil, fmt.Errorf("ebics upload: empty id")
+	}
+	fn, ok := c.bank.Profile.Functions[spec.Function]
+	if !ok {
+		return nil, fmt.Errorf("ebics upload %s: function %q not in profile %s", spec.ID, spec.Function, c.bank.Profile.Name)
+	}
+	if _, err := c.LoadBankKeys(ctx); err != nil {
+		return nil, fmt.Errorf("ebics upload %s: %w", spec.ID, err)
+	}
+	key := c.stateKey("upload", spec.ID)
+	var st uploadState
+	found, err := c.getJSON(ctx, key, &st)
+	if err != nil {
+		return nil, err
+	}
+	resumed := found
+	if found && st.Done {
+		r := *st.Result
+		r.Resumed = true
+		return &r, nil
+	}
+	if !found || st.Spool == "" || !fileExists(st.Spool) {
+		if found && st.TransactionID != "" && st.SegmentsDone > 0 {
+			// The spool vanished mid-transaction: the bank holds an
+			// incomplete transaction that will expire; start a new one.
+			st.TransactionID, st.SegmentsDone = "", 0
+		}
+		if err := c.prepare(ctx, spec, fn, &st); err != nil {
+			return nil, fmt.Errorf("ebics upload %s: %w", spec.ID, err)
+		}
+		if err := c.putJSON(ctx, key, st); err != nil {
+			return nil, err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		res, err := c.runUpload(ctx, spec, fn, key, &st)
+		if err == nil {
+			res.Resumed = resumed
+			return res, nil
+		}
+		// The bank forgot the transaction (timeout, or never saw the init):
+		// start it again from the spool, same OrderID.
+		if protocol.HasCode(err, protocol.CodeTxUnknownTxID) && attempt < 2 {
+			c.log.Warn().Str("id", spec.ID).Str("tx", st.TransactionID).Msg("ebics upload: bank dropped the transaction, restarting it")
+			st.TransactionID, st.SegmentsDone = "", 0
+			st.Restarts++
+			if err := c.putJSON(ctx, key, st); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return nil, fmt.Errorf("ebics upload %s: %w", spec.ID, err)
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// prepare reads the file once for its hash, digest and payment ids, then
+// streams it through deflate -> E002 -> base64 into a spool file; only a
+// buffer of each stage is held in memory.
+func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *uploadState) error {
+	f, err := os.Open(spec.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	pr, pw := io.Pipe()
+	infoCh := make(chan *painfile.Info, 1)
+	go func() {
+		info, err := painfile.Read(pr)
+		if err != nil {
+			c.log.Warn().Err(err).Str("id", spec.ID).Msg("ebics upload: file is not a readable pain document; no payment ids recorded")
+			info = nil
+		}
+		io.Copy(io.Discard, pr)
+		infoCh <- info
+	}()
+	if _, err := io.Copy(io.MultiWriter(h, pw), f); err != nil {
+		pw.CloseWithError(err)
+		<-infoCh
+		return err
+	}
+	pw.Close()
+	info := <-infoCh
+	digest := h.Sum(nil)
+	st.Function = spec.Function
+	st.FileSHA256 = hex.EncodeToString(digest)
+	st.DataDigest = digest
+	st.Details = map[string]string{"file_sha256": st.FileSHA256}
+	if info != nil {
+		type e2e struct {
+			PmtInfID   string `json:"pmt_inf_id"`
+			EndToEndID string `json:"end_to_end_id"`
+			Amount     string `json:"amount"`
+			Currency   string `json:"currency"`
+		}
+		var txs []e2e
+		for _, t := range info.Txs {
+			txs = append(txs, e2e{t.PmtInfID, t.EndToEndID, t.Amount, t.Currency})
+		}
+		pmt, _ := json.Marshal(info.PmtInfIDs)
+		tj, _ := json.Marshal(txs)
+		st.Details["msg_id"] = info.MsgID
+		st.Details["pmt_inf_ids"] = string(pmt)
+		st.Details["transactions"] = string(tj)
+		st.Details["nb_of_txs"] = info.NbOfTxs
+		st.Details["ctrl_sum"] = info.CtrlSum
+	}
+	// ES over the document digest.
+	sig, err := protocol.SignES(c.bank.Profile.SignatureVersion, c.keys.Signature.Private, digest)
+	if err != nil {
+		return err
+	}
+	tkey := protocol.NewTransactionKey()
+	sigData, err := protocol.EncryptE002(tkey, protocol.Deflate(protocol.UserSignatureData(c.version, c.bank.Profile.SignatureVersion, sig, c.bank.PartnerID, c.bank.UserID)))
+	if err != nil {
+		return err
+	}
+	wrapped, err := protocol.WrapKey(c.bankKey.Enc.Key, tkey)
+	if err != nil {
+		return err
+	}
+	dir := c.o.WorkDir
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "acquit-ebics")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	idh := sha256.Sum256([]byte(c.bank.Name + "/" + spec.ID))
+	spool := filepath.Join(dir, hex.EncodeToString(idh[:12])+".b64")
+	out, err := os.OpenFile(spool+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		out.Close()
+		return err
+	}
+	b64 := base64.NewEncoder(base64.StdEncoding, out)
+	enc, _ := protocol.NewE002Writer(b64, tkey)
+	zw, _ := zlib.NewWriterLevel(enc, zlib.DefaultCompression)
+	_, err = io.Copy(zw, f)
+	if err == nil {
+		err = zw.Close()
+	}
+	if err == nil {
+		err = enc.Close()
+	}
+	if err == nil {
+		err = b64.Close()
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(spool + ".tmp")
+		return fmt.Errorf("spool: %w", err)
+	}
+	if err := os.Rename(spool+".tmp", spool); err != nil {
+		return err
+	}
+	fi, err := os.Stat(spool)
+	if err != nil {
+		return err
+	}
+	seg := c.bank.Profile.SegmentSize
+	st.Spool, st.SpoolSize, st.SegmentSize = spool, fi.Size(), seg
+	st.NumSegments = int((fi.Size() + int64(seg) - 1) / int64(seg))
+	st.WrappedKey, st.SignatureData = wrapped, sigData
+	if c.version == protocol.H004 && st.OrderID == "" {
+		n, err := c.host.NextSequence(ctx, "ebics/"+c.bank.HostID+"/"+c.bank.PartnerID+"/orderid")
+		if err != nil {
+			return fmt.Errorf("order id: %w", err)
+		}
+		st.OrderID = OrderIDFor(n)
+	}
+	return nil
+}
+
+func (c *Client) runUpload(ctx context.Context, spec UploadSpec, fn Function, key string, st *uploadState) (*UploadResult, error) {
+	if st.TransactionID == "" {
+		r := c.base(protocol.KindRequest, fn.OrderType)
+		r.OrderID = st.OrderID
+		r.OrderAttrib = c.orderAttribute(false)
+		r.Params = fn.Params()
+		r.BankAuthHash, r.BankEncHash = c.bankKey.Auth.Digest(c.version), c.bankKey.Enc.Digest(c.version)
+		r.NumSegments = st.NumSegments
+		r.EncKeyHash = r.BankEncHash
+		r.TransactionKey, r.SignatureData = st.WrappedKey, st.SignatureData
+		r.DataDigest, r.DigestVersion = st.DataDigest, c.bank.Profile.SignatureVersion
+		resp, err := c.retry(ctx, "upload init", func() (*protocol.Response, error) {
+			r.Nonce, r.Timestamp = protocol.NewNonce(), time.Now().UTC()
+			return c.exchange(ctx, fn.OrderType+" init", r)
+		})
+		if protocol.HasCode(err, protocol.CodeOrderIDExists) && st.Restarts > 0 {
+			// Our earlier attempt completed at the bank: the order exists.
+			return c.finish(ctx, key, st, &protocol.Response{TechCode: protocol.CodeOK, OrderID: st.OrderID, ReportText: "order already recorded by the bank"})
+		}
+		if err != nil {
+			return nil, err
+		}
+		if resp.TransactionID == "" {
+			return nil, fmt.Errorf("init response without TransactionID")
+		}
+		st.TransactionID = resp.TransactionID
+		if resp.OrderID != "" {
+			st.OrderID = resp.OrderID
+		}
+		if err := c.putJSON(ctx, key, st); err != nil {
+			return nil, err
+		}
+	}
+	sf, err := os.Open(st.Spool)
+	if err != nil {
+		return nil, err
+	}
+	defer sf.Close()
+	buf := make([]byte, st.SegmentSize)
+	var last *protocol.Response
+	for n := st.SegmentsDone + 1; n <= st.NumSegments; n++ {
+		m, err := sf.ReadAt(buf, int64(n-1)*int64(st.SegmentSize))
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		r := &protocol.Request{Version: c.version, Kind: protocol.KindRequest, HostID: c.bank.HostID, TransactionID: st.TransactionID,
+			Phase: protocol.PhaseTransfer, SegmentNumber: n, LastSegment: n == st.NumSegments, OrderData: string(buf[:m])}
+		resp, err := c.retry(ctx, "upload segment "+strconv.Itoa(n), func() (*protocol.Response, error) {
+			return c.exchange(ctx, fn.OrderType+" transfer", r)
+		})
+		if protocol.HasCode(err, protocol.CodeTxRecoverySync) && resp != nil {
+			// The bank names the last segment it has: continue after it.
+			c.log.Warn().Int("bank_has", resp.SegmentNumber).Int("sent", n).Msg("ebics upload: recovery sync")
+			st.SegmentsDone = min(resp.SegmentNumber, st.NumSegments-1)
+			if err := c.putJSON(ctx, key, st); err != nil {
+				return nil, err
+			}
+			n = st.SegmentsDone
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		st.SegmentsDone = n
+		if err := c.putJSON(ctx, key, st); err != nil {
+			return nil, err
+		}
+		if spec.Progress != nil {
+			spec.Progress(min(int64(n)*int64(st.SegmentSize), st.SpoolSize), st.SpoolSize)
+		}
+		last = resp
+	}
+	if last == nil {
+		// All segments were sent before a crash but the final answer was
+		// lost: send the last segment again, the bank answers again.
+		st.SegmentsDone = st.NumSegments - 1
+		return c.runUpload(ctx, spec, fn, key, st)
+	}
+	return c.finish(ctx, key, st, last)
+}
+
+func (c *Client) finish(ctx context.Context, key string, st *uploadState, last *protocol.Response) (*UploadResult, error) {
+	if last.OrderID != "" {
+		st.OrderID = last.OrderID
+	}
+	res := &UploadResult{OrderID: st.OrderID, TransactionID: st.TransactionID, Segments: st.NumSegments,
+		ReturnCode: protocol.CodeOK, ReturnText: last.ReportText, FileSHA256: st.FileSHA256, Details: st.Details}
+	if res.Details == nil {
+		res.Details = map[string]string{}
+	}
+	res.Details["order_id"] = st.OrderID
+	res.Details["transaction_id"] = st.TransactionID
+	st.Done, st.Result = true, res
+	if err := c.putJSON(ctx, key, st); err != nil {
+		return nil, err
+	}
+	os.Remove(st.Spool)
+	c.log.Info().Str("order", res.OrderID).Str("tx", res.TransactionID).Int("segments", res.Segments).Msg("ebics upload done")
+	return res, nil
+}
+
+// retry repeats fn on transport errors and 061099 (internal error).
+func (c *Client) retry(ctx context.Context, op string, fn func() (*protocol.Response, error)) (*protocol.Response, error) {
+	for i := 0; ; i++ {
+		resp, err := fn()
+		var ne *NetError
+		transient := errors.As(err, &ne) || protocol.HasCode(err, protocol.CodeInternalError)
+		if !transient || i >= c.o.Retries {
+			return resp, err
+		}
+		c.log.Warn().Err(err).Str("op", op).Int("attempt", i+1).Msg("ebics: retrying")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(c.o.RetryWait):
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// download
+
+// Downloaded is one downloaded document, not yet confirmed.
+type Downloaded struct {
+	TransactionID string
+	OrderID       string
+	Function      string
+	Format        string
+	Content       []byte
+	Segments      int
+	SHA256        string
+}
+
+// Download fetches one document of a business function (nil, nil when the
+// bank has nothing: 090005). The bank considers it delivered only after
+// Receipt(ok=true).
+func (c *Client) Download(ctx context.Context, function string, from, to time.Time) (*Downloaded, error) {
+	fn, ok := c.bank.Profile.Functions[function]
+	if !ok {
+		return nil, fmt.Errorf("ebics download: function %q not in profile %s", function, c.bank.Profile.Name)
+	}
+	if _, err := c.LoadBankKeys(ctx); err != nil {
+		return nil, fmt.Errorf("ebics download %s: %w", function, err)
+	}
+	r := c.base(protocol.KindRequest, fn.OrderType)
+	r.OrderAttrib = c.orderAttribute(true)
+	r.Params = fn.Params()
+	if !from.IsZero() && !to.IsZero() {
+		r.Params.DateStart, r.Params.DateEnd = from.Format("2006-01-02"), to.Format("2006-01-02")
+	}
+	r.BankAuthHash, r.BankEncHash = c.bankKey.Auth.Digest(c.version), c.bankKey.Enc.Digest(c.version)
+	resp, err := c.retry(ctx, "download init", func() (*protocol.Response, error) {
+		r.Nonce, r.Timestamp = protocol.NewNonce(), time.Now().UTC()
+		return c.exchange(ctx, fn.OrderType+" init", r)
+	})
+	if protocol.HasCode(err, protocol.CodeNoDownloadData) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ebics download %s: %w", function, err)
+	}
+	if resp.TransactionID == "" || resp.NumSegments < 1 || resp.NumSegments > 100000 || resp.TransactionKey == nil {
+		return nil, fmt.Errorf("ebics download %s: init response lacks TransactionID/NumSegments/TransactionKey", function)
+	}
+	segs := []string{resp.OrderData}
+	total := len(resp.OrderData)
+	for n := 2; n <= resp.NumSegments; n++ {
+		tr := &protocol.Request{Version: c.version, Kind: protocol.KindRequest, HostID: c.bank.HostID, TransactionID: resp.TransactionID,
+			Phase: protocol.PhaseTransfer, SegmentNumber: n, LastSegment: n == resp.NumSegments}
+		sr, err := c.retry(ctx, "download segment", func() (*protocol.Response, error) { return c.exchange(ctx, fn.OrderType+" transfer", tr) })
+		if err != nil {
+			return nil, fmt.Errorf("ebics download %s segment %d: %w", function, n, err)
+		}
+		if sr.SegmentNumber != n || sr.TransactionID != "" && sr.TransactionID != resp.TransactionID {
+			return nil, fmt.Errorf("ebics download %s: got segment %d of %s, want %d", function, sr.SegmentNumber, sr.TransactionID, n)
+		}
+		total += len(sr.OrderData)
+		if int64(total) > c.o.MaxDownload {
+			return nil, fmt.Errorf("ebics download %s: %w", function, protocol.ErrTooLarge)
+		}
+		segs = append(segs, sr.OrderData)
+	}
+	// Join every segment before decoding: segments are cut in the base64
+	// text, not in the binary data.
+	var joined []byte
+	for _, s := range segs {
+		joined = append(joined, s...)
+	}
+	plain, err := c.decryptOrderData(fn.OrderType, resp.TransactionKey, string(joined))
+	if err != nil {
+		return nil, fmt.Errorf("ebics download %s: %w", function, err)
+	}
+	d := &Downloaded{TransactionID: resp.TransactionID, OrderID: resp.OrderID, Function: function, Format: fn.Format,
+		Content: plain, Segments: resp.NumSegments, SHA256: sha256hex(plain)}
+	if err := c.putJSON(ctx, c.stateKey("download", d.TransactionID), map[string]string{"function": function, "sha256": d.SHA256}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Receipt sends the transfer receipt of a download: ok=true (code 0) once
+// the document is stored durably, ok=false (code 1) to have it delivered
+// again.
+func (c *Client) Receipt(ctx context.Context, transactionID string, ok bool) error {
+	if _, err := c.LoadBankKeys(ctx); err != nil {
+		return err
+	}
+	r := &protocol.Request{Version: c.version, Kind: protocol.KindRequest, HostID: c.bank.HostID, TransactionID: transactionID,
+		Phase: protocol.PhaseReceipt, HasReceipt: true}
+	if !ok {
+		r.ReceiptCode = 1
+	}
+	_, err := c.retry(ctx, "receipt", func() (*protocol.Response, error) { return c.exchange(ctx, "receipt", r) })
+	if err != nil {
+		return fmt.Errorf("ebics receipt %s: %w", transactionID, err)
+	}
+	return c.putJSON(ctx, c.stateKey("download", transactionID), map[string]string{"confirmed": strconv.FormatBool(ok)})
+}

@@ -1,0 +1,320 @@
+package protocol
+
+import (
+	"bytes"
+	"compress/zlib"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"strings"
+)
+
+// CryptoError is returned when decryption, decompression, decoding or a
+// signature check fails on outside input.
+type CryptoError struct {
+	Op  string // "decrypt", "unwrap", "inflate", "base64", "es_verify", ...
+	Err error
+}
+
+func (e *CryptoError) Error() string { return fmt.Sprintf("ebics %s: %v", e.Op, e.Err) }
+func (e *CryptoError) Unwrap() error { return e.Err }
+
+// ErrBadPadding is returned for E002 ciphertext with invalid padding.
+var ErrBadPadding = errors.New("invalid E002 padding")
+
+// ErrInflateLimit is returned when decompressed data exceeds the cap.
+var ErrInflateLimit = errors.New("decompressed data exceeds the limit")
+
+// NewTransactionKey returns a fresh random AES-128 transaction key.
+func NewTransactionKey() []byte {
+	k := make([]byte, 16)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// WrapKey encrypts the transaction key for the recipient's E002 key with RSA
+// PKCS#1 v1.5, as E002 requires.
+func WrapKey(pub *rsa.PublicKey, key []byte) ([]byte, error) {
+	out, err := rsa.EncryptPKCS1v15(rand.Reader, pub, key)
+	if err != nil {
+		return nil, fmt.Errorf("ebics wrap transaction key: %w", err)
+	}
+	return out, nil
+}
+
+// UnwrapKey decrypts a wrapped transaction key with the E002 private key.
+func UnwrapKey(priv *rsa.PrivateKey, wrapped []byte) ([]byte, error) {
+	key := make([]byte, 16)
+	// Constant-time variant: a wrong key yields random bytes, caught later by
+	// padding or inflate checks; a wrong length is reported.
+	if err := rsa.DecryptPKCS1v15SessionKey(nil, priv, wrapped, key); err != nil {
+		return nil, &CryptoError{Op: "unwrap", Err: err}
+	}
+	return key, nil
+}
+
+// e002Writer encrypts with AES-128-CBC, zero IV, and ANSI X9.23 padding
+// (padding bytes then one byte with the padding length; always 1..16 bytes)
+// as E002 specifies.
+type e002Writer struct {
+	w   io.Writer
+	cbc cipher.BlockMode
+	buf []byte
+	out []byte
+}
+
+// NewE002Writer returns a writer encrypting to w with the transaction key;
+// Close writes the final padded block (it does not close w).
+func NewE002Writer(w io.Writer, key []byte) (io.WriteCloser, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("ebics e002: %w", err)
+	}
+	return &e002Writer{w: w, cbc: cipher.NewCBCEncrypter(b, make([]byte, 16)), out: make([]byte, 32<<10)}, nil
+}
+
+func (e *e002Writer) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if len(e.buf) == 0 && len(p) >= 16 {
+			m := len(p) &^ 15
+			if m > len(e.out) {
+				m = len(e.out)
+			}
+			e.cbc.CryptBlocks(e.out[:m], p[:m])
+			if _, err := e.w.Write(e.out[:m]); err != nil {
+				return 0, err
+			}
+			p = p[m:]
+			continue
+		}
+		take := 16 - len(e.buf)
+		if take > len(p) {
+			take = len(p)
+		}
+		e.buf = append(e.buf, p[:take]...)
+		p = p[take:]
+		if len(e.buf) == 16 {
+			e.cbc.CryptBlocks(e.out[:16], e.buf)
+			if _, err := e.w.Write(e.out[:16]); err != nil {
+				return 0, err
+			}
+			e.buf = e.buf[:0]
+		}
+	}
+	return n, nil
+}
+
+func (e *e002Writer) Close() error {
+	pad := 16 - len(e.buf)
+	for i := 0; i < pad-1; i++ {
+		e.buf = append(e.buf, 0)
+	}
+	e.buf = append(e.buf, byte(pad))
+	e.cbc.CryptBlocks(e.out[:16], e.buf)
+	_, err := e.w.Write(e.out[:16])
+	return err
+}
+
+// EncryptE002 encrypts data with the transaction key (AES-128-CBC, zero IV,
+// X9.23 padding).
+func EncryptE002(key, data []byte) ([]byte, error) {
+	var b bytes.Buffer
+	w, err := NewE002Writer(&b, key)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// DecryptE002 decrypts E002 ciphertext and removes the padding (only the
+// last byte, the padding length, is interpreted, so ISO 10126 random
+// padding and X9.23 zero padding are both accepted).
+func DecryptE002(key, data []byte) ([]byte, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, &CryptoError{Op: "decrypt", Err: err}
+	}
+	if len(data) == 0 || len(data)%16 != 0 {
+		return nil, &CryptoError{Op: "decrypt", Err: fmt.Errorf("ciphertext length %d is not a positive multiple of 16", len(data))}
+	}
+	out := make([]byte, len(data))
+	cipher.NewCBCDecrypter(b, make([]byte, 16)).CryptBlocks(out, data)
+	pad := int(out[len(out)-1])
+	if pad < 1 || pad > 16 {
+		return nil, &CryptoError{Op: "decrypt", Err: ErrBadPadding}
+	}
+	return out[:len(out)-pad], nil
+}
+
+// Deflate compresses data with zlib (RFC 1950), as EBICS order data is.
+func Deflate(data []byte) []byte {
+	var b bytes.Buffer
+	w := zlib.NewWriter(&b)
+	w.Write(data)
+	w.Close()
+	return b.Bytes()
+}
+
+// Inflate decompresses zlib data, refusing more than max bytes of output
+// (decompression bombs).
+func Inflate(data []byte, max int64) ([]byte, error) {
+	r, err := zlib.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, &CryptoError{Op: "inflate", Err: err}
+	}
+	defer r.Close()
+	var b bytes.Buffer
+	n, err := io.Copy(&b, io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, &CryptoError{Op: "inflate", Err: err}
+	}
+	if n > max {
+		return nil, &CryptoError{Op: "inflate", Err: ErrInflateLimit}
+	}
+	return b.Bytes(), nil
+}
+
+// DecodeBase64 decodes standard base64 (whitespace tolerated), with a typed
+// error for truncated or invalid input.
+func DecodeBase64(s string) ([]byte, error) {
+	s = strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '\n', '\r', '\t':
+			return -1
+		}
+		return r
+	}, s)
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, &CryptoError{Op: "base64", Err: err}
+	}
+	return b, nil
+}
+
+// Signature versions for the ES.
+const (
+	A005 = "A005" // RSASSA-PKCS1-v1_5 over SHA-256
+	A006 = "A006" // RSASSA-PSS over SHA-256
+)
+
+// DocumentDigest is the SHA-256 of the order data as signed by A005/A006
+// (the document as transmitted, before compression).
+func DocumentDigest(doc []byte) []byte {
+	h := sha256.Sum256(doc)
+	return h[:]
+}
+
+var pssOpts = &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256}
+
+// SignES signs the SHA-256 digest of a document with version A005 or A006.
+func SignES(version string, priv *rsa.PrivateKey, digest []byte) ([]byte, error) {
+	switch version {
+	case A005:
+		return rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest)
+	case A006:
+		return rsa.SignPSS(rand.Reader, priv, crypto.SHA256, digest, pssOpts)
+	}
+	return nil, fmt.Errorf("ebics es: unsupported signature version %q", version)
+}
+
+// VerifyES verifies an A005/A006 signature over a document digest.
+func VerifyES(version string, pub *rsa.PublicKey, digest, sig []byte) error {
+	var err error
+	switch version {
+	case A005:
+		err = rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest, sig)
+	case A006:
+		err = rsa.VerifyPSS(pub, crypto.SHA256, digest, sig, pssOpts)
+	default:
+		err = fmt.Errorf("unsupported signature version %q", version)
+	}
+	if err != nil {
+		return &CryptoError{Op: "es_verify", Err: err}
+	}
+	return nil
+}
+
+// KeyHashInput is the text hashed for a public key digest in EBICS 2.5:
+// the exponent and the modulus in lowercase hex without leading zeros,
+// separated by one space.
+func KeyHashInput(pub *rsa.PublicKey) string {
+	e := strings.TrimLeft(hex.EncodeToString(big.NewInt(int64(pub.E)).Bytes()), "0")
+	m := strings.TrimLeft(hex.EncodeToString(pub.N.Bytes()), "0")
+	return e + " " + m
+}
+
+// KeyHash returns the public key digest (SHA-256) as EBICS 2.5 computes it
+// for BankPubKeyDigests and the initialisation letter.
+func KeyHash(pub *rsa.PublicKey) []byte {
+	h := sha256.Sum256([]byte(KeyHashInput(pub)))
+	return h[:]
+}
+
+// CertHash returns the SHA-256 of a DER certificate, the digest EBICS 3.0
+// uses for keys carried in certificates.
+func CertHash(der []byte) []byte {
+	h := sha256.Sum256(der)
+	return h[:]
+}
+
+// PublicKeyDigest returns the digest for a key in the given version: the
+// certificate hash in H005 when a certificate is present, else KeyHash.
+func PublicKeyDigest(v Version, pub *rsa.PublicKey, cert *x509.Certificate) []byte {
+	if v == H005 && cert != nil {
+		return CertHash(cert.Raw)
+	}
+	return KeyHash(pub)
+}
+
+// FormatHash formats a digest the way the initialisation letter shows it:
+// uppercase hex byte pairs separated by spaces, 16 per line.
+func FormatHash(h []byte) string {
+	var b strings.Builder
+	for i, c := range h {
+		if i > 0 {
+			if i%16 == 0 {
+				b.WriteByte('\n')
+			} else {
+				b.WriteByte(' ')
+			}
+		}
+		fmt.Fprintf(&b, "%02X", c)
+	}
+	return b.String()
+}
+
+// ParseHash reads a digest typed from a letter: hex, with spaces, colons or
+// newlines allowed, case-insensitive.
+func ParseHash(s string) ([]byte, error) {
+	s = strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', ':', '\n', '\r', '\t', '-':
+			return -1
+		}
+		return r
+	}, s)
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("ebics key hash %q: want 32 bytes of hex", s)
+	}
+	return b, nil
+}

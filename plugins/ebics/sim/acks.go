@@ -1,0 +1,205 @@
+package sim
+
+import (
+	"bytes"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/acquit/acquit/daemon/painfile"
+)
+
+// txReject is a transaction rejected by the bank's checks.
+type txReject struct {
+	pmtInf, e2e, reason, info string
+}
+
+// acknowledge validates an order's file as a bank does after reception and
+// offers HAC, PSR and PTK documents for download.
+func (s *Sim) acknowledge(idx int, f Faults) {
+	if f.AckDelay > 0 {
+		time.Sleep(f.AckDelay)
+	}
+	s.mu.Lock()
+	o := s.orders[idx]
+	s.mu.Unlock()
+
+	var groupReason, groupInfo string
+	var rejects []txReject
+	info, err := painfile.Read(bytes.NewReader(o.Data))
+	switch {
+	case err != nil:
+		groupReason, groupInfo = "FF01", "file is not a well-formed pain.001/pain.008: "+err.Error()
+	case f.RejectFile:
+		groupReason, groupInfo = "FF01", "file rejected (injected)"
+	case info.NbOfTxs != fmt.Sprint(len(info.Txs)):
+		groupReason, groupInfo = "AM18", fmt.Sprintf("NbOfTxs %s, %d transactions found", info.NbOfTxs, len(info.Txs))
+	case !sameAmount(info.CtrlSum, info.Sum):
+		groupReason, groupInfo = "AM10", fmt.Sprintf("CtrlSum %s, transactions sum to %s", info.CtrlSum, info.Sum)
+	}
+	if err == nil && groupReason == "" {
+		s.mu.Lock()
+		dup := s.msgIDs[o.PartnerID+"/"+info.MsgID]
+		s.msgIDs[o.PartnerID+"/"+info.MsgID] = true
+		s.mu.Unlock()
+		if dup {
+			groupReason, groupInfo = "DU01", "duplicate MsgId "+info.MsgID
+		}
+	}
+	if err == nil && groupReason == "" {
+		bad := map[string]bool{}
+		for _, e := range f.RejectTxs {
+			bad[e] = true
+		}
+		for _, t := range info.Txs {
+			switch {
+			case t.IBAN != "" && !painfile.ValidIBAN(t.IBAN):
+				rejects = append(rejects, txReject{t.PmtInfID, t.EndToEndID, "AC01", "invalid IBAN check digits"})
+			case bad[t.EndToEndID]:
+				rejects = append(rejects, txReject{t.PmtInfID, t.EndToEndID, "AC04", "account closed (injected)"})
+			}
+		}
+	}
+	accepted := groupReason == ""
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.orders[idx].Accepted = accepted
+	if info != nil {
+		s.orders[idx].MsgID = info.MsgID
+	}
+	if groupReason != "" {
+		s.orders[idx].Reasons = []string{groupReason + " " + groupInfo}
+	}
+	for _, r := range rejects {
+		s.orders[idx].Reasons = append(s.orders[idx].Reasons, r.reason+" "+r.e2e)
+	}
+	if f.NeverAck {
+		return
+	}
+	now := time.Now().UTC()
+	s.addDocLocked(o.PartnerID, "HAC", "pain.002.001.03", hacDoc(o, accepted, groupInfo, now))
+	s.addDocLocked(o.PartnerID, "PTK", "ptk-text", ptkDoc(o, accepted, groupInfo, now))
+	if info != nil {
+		s.addDocLocked(o.PartnerID, "PSR", "pain.002.001.03", psrDoc(o, info, groupReason, groupInfo, rejects, now))
+	}
+}
+
+func sameAmount(a, b string) bool {
+	x, ok1 := new(big.Rat).SetString(a)
+	y, ok2 := new(big.Rat).SetString(b)
+	return ok1 && ok2 && x.Cmp(y) == 0
+}
+
+func pain002(now time.Time, msgID string) (*etree.Document, *etree.Element) {
+	doc := etree.NewDocument()
+	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
+	root := doc.CreateElement("Document")
+	root.CreateAttr("xmlns", "urn:iso:std:iso:20022:tech:xsd:pain.002.001.03")
+	rpt := root.CreateElement("CstmrPmtStsRpt")
+	gh := rpt.CreateElement("GrpHdr")
+	gh.CreateElement("MsgId").SetText(msgID)
+	gh.CreateElement("CreDtTm").SetText(now.Format("2006-01-02T15:04:05"))
+	return doc, rpt
+}
+
+// hacDoc builds a HAC (customer protocol in pain.002 form): FILE_UPLOAD
+// (TS01), ES_VERIFICATION (DS01), then ORDER_HAC_FINAL_POS or _NEG.
+func hacDoc(o Order, accepted bool, info string, now time.Time) []byte {
+	doc, rpt := pain002(now, "HAC"+o.OrderID+now.Format("150405"))
+	og := rpt.CreateElement("OrgnlGrpInfAndSts")
+	og.CreateElement("OrgnlMsgId").SetText(firstNonEmpty(o.MsgID, o.OrderID))
+	og.CreateElement("OrgnlMsgNmId").SetText(firstNonEmpty(o.FileFormat, "pain.001.001.03"))
+	step := func(code, action, extra string) {
+		sr := og.CreateElement("StsRsnInf")
+		sr.CreateElement("Orgtr").CreateElement("Id").CreateElement("OrgId").CreateElement("Othr").CreateElement("Id").SetText(o.PartnerID)
+		sr.CreateElement("Rsn").CreateElement("Cd").SetText(code)
+		for _, l := range []string{action, "Time Stamp=" + now.Format("2006-01-02T15:04:05"), "Order ID=" + o.OrderID,
+			"Order Type=" + o.OrderType, "User ID=" + o.UserID, extra} {
+			if l != "" {
+				sr.CreateElement("AddtlInf").SetText(trunc(l, 105))
+			}
+		}
+	}
+	step("TS01", "FILE_UPLOAD", "")
+	step("DS01", "ES_VERIFICATION", "")
+	if accepted {
+		step("DS01", "ORDER_HAC_FINAL_POS", "")
+	} else {
+		step("DS02", "ORDER_HAC_FINAL_NEG", info)
+	}
+	b, _ := doc.WriteToBytes()
+	return b
+}
+
+// psrDoc builds the payment status report (pain.002.001.03) at group,
+// PmtInf and transaction level.
+func psrDoc(o Order, info *painfile.Info, groupReason, groupInfo string, rejects []txReject, now time.Time) []byte {
+	doc, rpt := pain002(now, "PSR"+o.OrderID+now.Format("150405"))
+	og := rpt.CreateElement("OrgnlGrpInfAndSts")
+	og.CreateElement("OrgnlMsgId").SetText(info.MsgID)
+	og.CreateElement("OrgnlMsgNmId").SetText(strings.TrimPrefix(info.Namespace, "urn:iso:std:iso:20022:tech:xsd:"))
+	og.CreateElement("OrgnlNbOfTxs").SetText(info.NbOfTxs)
+	if info.CtrlSum != "" {
+		og.CreateElement("OrgnlCtrlSum").SetText(info.CtrlSum)
+	}
+	switch {
+	case groupReason != "":
+		og.CreateElement("GrpSts").SetText("RJCT")
+		sr := og.CreateElement("StsRsnInf")
+		sr.CreateElement("Rsn").CreateElement("Cd").SetText(groupReason)
+		sr.CreateElement("AddtlInf").SetText(trunc(groupInfo, 105))
+	case len(rejects) == len(info.Txs) && len(rejects) > 0:
+		og.CreateElement("GrpSts").SetText("RJCT")
+	case len(rejects) > 0:
+		og.CreateElement("GrpSts").SetText("PART")
+	default:
+		og.CreateElement("GrpSts").SetText("ACCP")
+	}
+	byPmt := map[string][]txReject{}
+	var order []string
+	for _, r := range rejects {
+		if _, ok := byPmt[r.pmtInf]; !ok {
+			order = append(order, r.pmtInf)
+		}
+		byPmt[r.pmtInf] = append(byPmt[r.pmtInf], r)
+	}
+	for _, p := range order {
+		pe := rpt.CreateElement("OrgnlPmtInfAndSts")
+		pe.CreateElement("OrgnlPmtInfId").SetText(p)
+		pe.CreateElement("PmtInfSts").SetText("PART")
+		for _, r := range byPmt[p] {
+			te := pe.CreateElement("TxInfAndSts")
+			te.CreateElement("OrgnlEndToEndId").SetText(r.e2e)
+			te.CreateElement("TxSts").SetText("RJCT")
+			sr := te.CreateElement("StsRsnInf")
+			sr.CreateElement("Rsn").CreateElement("Cd").SetText(r.reason)
+			sr.CreateElement("AddtlInf").SetText(r.info)
+		}
+	}
+	b, _ := doc.WriteToBytes()
+	return b
+}
+
+// ptkDoc builds the customer protocol as text lines (PTK).
+func ptkDoc(o Order, accepted bool, info string, now time.Time) []byte {
+	ts := now.Format("02.01.2006 15:04:05")
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s Order %s type %s partner %s user %s: file upload received\n", ts, o.OrderID, o.OrderType, o.PartnerID, o.UserID)
+	fmt.Fprintf(&b, "%s Order %s: electronic signature verified (%s)\n", ts, o.OrderID, o.UserID)
+	if accepted {
+		fmt.Fprintf(&b, "%s Order %s: order accepted for processing\n", ts, o.OrderID)
+	} else {
+		fmt.Fprintf(&b, "%s Order %s: order rejected: %s\n", ts, o.OrderID, info)
+	}
+	return []byte(b.String())
+}
+
+func trunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
