@@ -33,8 +33,8 @@ func (p *GatewayPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) er
 }
 
 // GRPCClient implements plugin.GRPCPlugin.
-func (p *GatewayPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &GatewayGRPCClient{client: pluginv1.NewPaymentGatewayClient(c), common: commonClient{broker: broker}}, nil
+func (p *GatewayPlugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &GatewayGRPCClient{client: pluginv1.NewPaymentGatewayClient(c), common: commonClient{broker: broker, done: ctx.Done()}}, nil
 }
 
 // TransportPlugin is the go-plugin glue for BankTransport: Impl is set in
@@ -56,8 +56,8 @@ func (p *TransportPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) 
 }
 
 // GRPCClient implements plugin.GRPCPlugin.
-func (p *TransportPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &TransportGRPCClient{client: pluginv1.NewBankTransportClient(c), common: commonClient{broker: broker}}, nil
+func (p *TransportPlugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &TransportGRPCClient{client: pluginv1.NewBankTransportClient(c), common: commonClient{broker: broker, done: ctx.Done()}}, nil
 }
 
 // PluginMap is the plugin set the daemon passes to go-plugin's
@@ -84,6 +84,7 @@ func PluginName(k Kind) (string, error) {
 // currently served to the plugin.
 type commonClient struct {
 	broker *plugin.GRPCBroker
+	done   <-chan struct{} // closed by go-plugin when the process exits
 	mu     sync.Mutex
 	host   *hostServing
 }
@@ -213,6 +214,9 @@ func (c *GatewayGRPCClient) QueryTransaction(ctx context.Context, q TransactionQ
 // Close stops serving the Host to the plugin.
 func (c *GatewayGRPCClient) Close() { c.common.close() }
 
+// Done is closed when the plugin process has exited (nil when unknown).
+func (c *GatewayGRPCClient) Done() <-chan struct{} { return c.common.done }
+
 // TransportGRPCClient is the daemon's sdk.BankTransport for a transport
 // plugin process. It also implements JobRunner; RunJob returns
 // ErrUnsupported when the plugin does not.
@@ -318,3 +322,6 @@ func (c *TransportGRPCClient) Keys(ctx context.Context, req KeyRequest) (*KeyRes
 
 // Close stops serving the Host to the plugin.
 func (c *TransportGRPCClient) Close() { c.common.close() }
+
+// Done is closed when the plugin process has exited (nil when unknown).
+func (c *TransportGRPCClient) Done() <-chan struct{} { return c.common.done }

@@ -71,6 +71,7 @@ const (
 	EnvPanicOn       = "ACQUIT_TESTPLUGIN_PANIC_ON"
 	EnvStdoutGarbage = "ACQUIT_TESTPLUGIN_STDOUT_GARBAGE" // "1": write garbage to stdout before the handshake
 	EnvExitAtStart   = "ACQUIT_TESTPLUGIN_EXIT_AT_START"  // "1": exit(4) before serving
+	EnvStartedFile   = "ACQUIT_TESTPLUGIN_STARTED_FILE"   // path: write the pid there at start
 )
 
 // MisbehaviourFromEnv reads Misbehaviour from the environment.

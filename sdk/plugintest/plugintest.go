@@ -45,11 +45,10 @@ func ServeTransport(t testing.TB, impl sdk.BankTransport) *sdk.TransportGRPCClie
 
 func serve(t testing.TB, name string, set plugin.PluginSet) any {
 	t.Helper()
-	client, server := plugin.TestPluginGRPCConn(t, false, set)
-	t.Cleanup(func() {
-		_ = client.Close()
-		server.Stop()
-	})
+	client, _ := plugin.TestPluginGRPCConn(t, false, set)
+	// Close asks the server to shut down through go-plugin's controller;
+	// stopping the server here as well would race with that.
+	t.Cleanup(func() { _ = client.Close() })
 	raw, err := client.Dispense(name)
 	if err != nil {
 		t.Fatalf("dispense %s: %v", name, err)

@@ -6,12 +6,19 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/acquit/acquit/plugins/testplugin"
 	"github.com/acquit/acquit/sdk"
 )
 
 func main() {
+	if f := os.Getenv(testplugin.EnvStartedFile); f != "" {
+		if err := os.WriteFile(f, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, "acquit-plugin-test:", err)
+			os.Exit(5)
+		}
+	}
 	if os.Getenv(testplugin.EnvExitAtStart) == "1" {
 		fmt.Fprintln(os.Stderr, "acquit-plugin-test: exiting at start on purpose")
 		os.Exit(4)
