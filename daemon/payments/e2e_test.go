@@ -17,11 +17,17 @@ import (
 // one reconcile pass every payment is in the state the provider decided,
 // decided exactly once, none lost.
 func TestEndToEndWithFaults(t *testing.T) {
+	for _, d := range drivers {
+		t.Run(d, func(t *testing.T) { testEndToEndWithFaults(t, d) })
+	}
+}
+
+func testEndToEndWithFaults(t *testing.T, driver string) {
 	n := 2000
 	if testing.Short() {
 		n = 200
 	}
-	e := newEnv(t, nil)
+	e := newEnvOn(t, driver, nil)
 	type plan struct {
 		st      *Started
 		abandon bool

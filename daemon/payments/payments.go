@@ -40,6 +40,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"strings"
 	"time"
@@ -51,10 +52,27 @@ import (
 	"github.com/acquit/acquit/sdk"
 )
 
-// Migrations holds the package's schema (numbers 100-199).
+// Migrations holds the package's schema (numbers 100-199) under
+// "migrations/".
 //
 //go:embed migrations/*.sql
 var Migrations embed.FS
+
+// MigrationSet is the package's schema as a store.MigrationSet; it is
+// registered with store.RegisterMigrations when the package is imported, so
+// every store opened by a binary that imports payments has its tables.
+func MigrationSet() store.MigrationSet {
+	sub, err := fs.Sub(Migrations, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return store.MigrationSet{Name: "payments", FS: sub, Min: 100, Max: 199}
+}
+
+func init() {
+	m := MigrationSet()
+	store.RegisterMigrations(m.Name, m.FS, m.Min, m.Max)
+}
 
 // State is where a payment is.
 type State string

@@ -99,7 +99,13 @@ func TestPageEscapes(t *testing.T) {
 // the other missing: the first decides, exactly one event, the browser is
 // always redirected to the right page.
 func TestDeliveryOrders(t *testing.T) {
-	e := newEnv(t, nil)
+	for _, d := range drivers {
+		t.Run(d, func(t *testing.T) { testDeliveryOrders(t, d) })
+	}
+}
+
+func testDeliveryOrders(t *testing.T, driver string) {
+	e := newEnvOn(t, driver, nil)
 	cases := []struct {
 		name   string
 		code   string
@@ -167,7 +173,13 @@ func TestDeliveryOrders(t *testing.T) {
 }
 
 func TestNotFinalThenFinal(t *testing.T) {
-	e := newEnv(t, nil)
+	for _, d := range drivers {
+		t.Run(d, func(t *testing.T) { testNotFinalThenFinal(t, d) })
+	}
+}
+
+func testNotFinalThenFinal(t *testing.T, driver string) {
+	e := newEnvOn(t, driver, nil)
 	st := e.start(t, 100)
 	e.pay(t, st)
 	created := e.get(t, st.Reference).Payment
@@ -198,7 +210,13 @@ func TestNotFinalThenFinal(t *testing.T) {
 // raises payment.conflict and changes nothing; the browser still goes to
 // the success page since the payment went through.
 func TestConflict(t *testing.T) {
-	e := newEnv(t, nil)
+	for _, d := range drivers {
+		t.Run(d, func(t *testing.T) { testConflict(t, d) })
+	}
+}
+
+func testConflict(t *testing.T, driver string) {
+	e := newEnvOn(t, driver, nil)
 	st := e.start(t, 100)
 	e.pay(t, st)
 	e.post(t, "automatic", e.sim.decide(t, st.Reference, "00"))
@@ -227,7 +245,13 @@ func TestConflict(t *testing.T) {
 // TestHostileInputs: each bad input gets its verdict, its metric and changes
 // nothing stored.
 func TestHostileInputs(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.MaxBodyBytes = 4096; c.FallbackReturnURL = "https://shop.example/return" })
+	for _, d := range drivers {
+		t.Run(d, func(t *testing.T) { testHostileInputs(t, d) })
+	}
+}
+
+func testHostileInputs(t *testing.T, driver string) {
+	e := newEnvOn(t, driver, func(c *Config) { c.MaxBodyBytes = 4096; c.FallbackReturnURL = "https://shop.example/return" })
 	victim := e.start(t, 2500)
 	e.pay(t, victim)
 	other := e.start(t, 9900)
@@ -336,11 +360,17 @@ func TestManualWithoutFallbackShowsNeutralPage(t *testing.T) {
 // TestStoreDown: when the database is gone, automatic answers 500 (so the
 // provider retries) and the customer is still redirected, never an error page.
 func TestStoreDown(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.FallbackReturnURL = "https://shop.example/return" })
+	for _, d := range drivers {
+		t.Run(d, func(t *testing.T) { testStoreDown(t, d) })
+	}
+}
+
+func testStoreDown(t *testing.T, driver string) {
+	e := newEnvOn(t, driver, func(c *Config) { c.FallbackReturnURL = "https://shop.example/return" })
 	st := e.start(t, 100)
 	e.pay(t, st)
 	form := e.sim.decide(t, st.Reference, "00")
-	e.st.db.Close()
+	e.st.Close()
 	if r := e.post(t, "automatic", form); r.code != 500 {
 		t.Fatalf("automatic with the store down: HTTP %d", r.code)
 	}
@@ -355,7 +385,13 @@ func TestStoreDown(t *testing.T) {
 // TestConcurrentResponses: automatic and manual (and a duplicate) for the
 // same payment at the same time decide it once.
 func TestConcurrentResponses(t *testing.T) {
-	e := newEnv(t, nil)
+	for _, d := range drivers {
+		t.Run(d, func(t *testing.T) { testConcurrentResponses(t, d) })
+	}
+}
+
+func testConcurrentResponses(t *testing.T, driver string) {
+	e := newEnvOn(t, driver, nil)
 	const n = 40
 	sts := make([]*Started, n)
 	forms := make([]url.Values, n)
@@ -404,7 +440,13 @@ func TestConcurrentResponses(t *testing.T) {
 }
 
 func TestReconcile(t *testing.T) {
-	e := newEnv(t, nil)
+	for _, d := range drivers {
+		t.Run(d, func(t *testing.T) { testReconcile(t, d) })
+	}
+}
+
+func testReconcile(t *testing.T, driver string) {
+	e := newEnvOn(t, driver, nil)
 	ctx := context.Background()
 	abandoned := e.start(t, 100) // never reaches the paypage
 	silent := e.start(t, 200)    // pays, both responses lost
