@@ -2,6 +2,7 @@ package transmissions
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/acquit/acquit/daemon/httpapi"
@@ -165,6 +167,10 @@ func (s *Service) AdminHandler(owner string, maxUpload int64) http.Handler {
 			return
 		}
 		t := res.Transmission
+		if r.URL.Query().Get("progress") == "ndjson" {
+			s.streamUpload(w, r, res, owner, req.Wait)
+			return
+		}
 		if req.Wait && t.State == StateQueued {
 			sent, err := s.Send(r.Context(), t.ID, owner, nil)
 			if err != nil {
@@ -218,4 +224,45 @@ func (s *Service) AdminHandler(owner string, maxUpload int64) http.Handler {
 		httpapi.WriteJSON(w, 200, map[string]string{"summary": sum})
 	})
 	return mux
+}
+
+// streamUpload answers with NDJSON: {"sent","total"} lines while the plugin
+// uploads, then the final {"transmission", "existing"[, "error"]}.
+func (s *Service) streamUpload(w http.ResponseWriter, r *http.Request, res *SubmitResult, owner string, wait bool) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	code := http.StatusCreated
+	if res.Existing {
+		code = http.StatusOK
+	}
+	w.WriteHeader(code)
+	fl, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	var mu sync.Mutex
+	last := time.Time{}
+	progress := func(sent, total int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) < 100*time.Millisecond && sent < total {
+			return
+		}
+		last = time.Now()
+		_ = enc.Encode(map[string]int64{"sent": sent, "total": total})
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	t := res.Transmission
+	final := map[string]any{"existing": res.Existing}
+	if wait && t.State == StateQueued {
+		sent, err := s.Send(r.Context(), t.ID, owner, progress)
+		if err != nil {
+			final["error"] = err.Error()
+		} else {
+			t = sent
+		}
+	}
+	final["transmission"] = t
+	mu.Lock()
+	defer mu.Unlock()
+	_ = enc.Encode(final)
 }

@@ -35,7 +35,7 @@ func (b *recordingBank) Describe(context.Context) (sdk.Info, error) {
 	return sdk.Info{Name: "rec", Kind: sdk.KindBankTransport}, nil
 }
 func (b *recordingBank) Configure(context.Context, []byte, sdk.Host) error { return nil }
-func (b *recordingBank) Health(context.Context) error                    { return nil }
+func (b *recordingBank) Health(context.Context) error                      { return nil }
 func (b *recordingBank) Upload(ctx context.Context, req sdk.UploadRequest, progress func(int64, int64)) (*sdk.UploadResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
