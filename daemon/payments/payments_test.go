@@ -3,6 +3,7 @@ package payments
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/sdk"
 )
 
@@ -517,8 +521,16 @@ func testReconcile(t *testing.T, driver string) {
 	if e.events(t, "payment.accepted", lingering.Reference) != 1 {
 		t.Fatal("late acceptance not emitted")
 	}
-	if got := e.svc.m.pending; got == nil {
-		t.Fatal("no gauge")
+	if got := testutil.ToFloat64(e.svc.m.pending); got != 0 {
+		t.Fatalf("pending gauge %v, want 0", got)
+	}
+	for res, want := range map[string]float64{"accepted": 2, "expired": 1, "error": 1} {
+		if got := testutil.ToFloat64(e.svc.m.reconcile.WithLabelValues(res)); got != want {
+			t.Errorf("reconcile_results_total{result=%q} = %v, want %v", res, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(e.svc.m.transitions.WithLabelValues("unknown", "reconciliation")); got != 1 {
+		t.Errorf("transitions to unknown %v", got)
 	}
 }
 
@@ -535,4 +547,71 @@ func TestMigrationsAreNumbered(t *testing.T) {
 	}
 	_ = os.Getenv
 	_ = sdk.ChannelManual
+}
+
+// TestManualWhenStoreSlow: the writer is held by a long transaction; the
+// returning customer is still redirected (to the fallback URL: nothing about
+// the payment can be read) once ManualTimeout has passed, and the payment is
+// decided by the automatic response once the store is free again.
+func TestManualWhenStoreSlow(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.FallbackReturnURL = "https://shop.example/return"
+		c.ManualTimeout = 300 * time.Millisecond
+	})
+	st := e.start(t, 100)
+	e.pay(t, st)
+	form := e.sim.decide(t, st.Reference, "00")
+	release := make(chan struct{})
+	held := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- e.st.InTx(context.Background(), func(tx store.Tx) error {
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	r := e.post(t, "manual", form)
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if r.code != 303 || r.location != "https://shop.example/return" {
+		t.Fatalf("manual with the store busy: %d %q", r.code, r.location)
+	}
+	if p := e.get(t, st.Reference).Payment; p.State != StatePending {
+		t.Fatalf("state %s", p.State)
+	}
+	if r := e.post(t, "automatic", form); r.code != 200 {
+		t.Fatalf("automatic: %d", r.code)
+	}
+	if p := e.get(t, st.Reference).Payment; p.State != StateAccepted {
+		t.Fatalf("state %s", p.State)
+	}
+}
+
+func TestPublicRouting(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/notify/sim/automatic", 405},
+		{"POST", "/notify/sim/other", 404},
+		{"POST", "/notify/UPPER/automatic", 404},
+		{"POST", "/notify/nosuch/automatic", 503}, // stored, no such plugin: retry may help after a reload
+		{"POST", "/elsewhere", 404},
+	} {
+		req, _ := http.NewRequest(c.method, e.pub.URL+c.path, strings.NewReader("Data=x"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.status)
+		}
+	}
 }
