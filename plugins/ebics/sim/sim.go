@@ -908,7 +908,6 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	return b
 }
 
-
 func bytesEq(a, b []byte) bool { return len(a) > 0 && string(a) == string(b) }
 
 func validOrderID(id string) bool {
