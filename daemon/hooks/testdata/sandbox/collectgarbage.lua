@@ -1,0 +1,3 @@
+function run(event)
+  collectgarbage("collect")
+end

@@ -1,0 +1,3 @@
+function run(event)
+  local co = coroutine.create(function() end)
+end

@@ -1,0 +1,3 @@
+function run(event)
+  dofile("/etc/passwd")
+end

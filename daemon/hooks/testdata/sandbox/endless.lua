@@ -1,0 +1,4 @@
+function run(event)
+  local n = 0
+  while true do n = n + 1 end
+end

@@ -1,0 +1,3 @@
+function run(event)
+  return string.format("%999999999d", 1)
+end

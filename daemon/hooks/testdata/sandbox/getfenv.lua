@@ -1,0 +1,4 @@
+function run(event)
+  local g = getfenv(0)
+  g.string = nil
+end

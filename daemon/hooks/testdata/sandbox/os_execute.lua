@@ -1,0 +1,3 @@
+function run(event)
+  os.execute("touch /tmp/acquit-pwned")
+end

@@ -1,0 +1,3 @@
+function run(event)
+  return #string.rep("x", 2^31)
+end

@@ -1,0 +1,3 @@
+function run(event)
+  return #(("x"):rep(2^31))
+end

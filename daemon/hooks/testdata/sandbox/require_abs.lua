@@ -1,0 +1,4 @@
+function run(event)
+  local name = "/etc/passwd"
+  return require(name)
+end
