@@ -17,10 +17,10 @@ import (
 
 // Limits of the modules.
 const (
-	maxLogMessage = 8 << 10
+	maxLogMessage  = 8 << 10
 	maxLogsPerCall = 1000
-	maxKVKey      = 256
-	maxKVValue    = 64 << 10
+	maxKVKey       = 256
+	maxKVValue     = 64 << 10
 )
 
 func (s *vm) registerModules() {

@@ -145,7 +145,7 @@ end
 
 func TestErrorPositions(t *testing.T) {
 	e, _ := newTestEngine(t, map[string]string{
-		"main.lua": "local util = require \"lib.util\"\n\nfunction direct()\n  error(\"direct failure\")\nend\n\nfunction viaModule()\n  util.explode()\nend\n\nfunction nilIndex()\n  local x = nil\n  return x.field\nend\n\nfunction returnsErr()\n  return nil, \"order not found\"\nend\n\nfunction errTable()\n  error({code = 1})\nend\n",
+		"main.lua":     "local util = require \"lib.util\"\n\nfunction direct()\n  error(\"direct failure\")\nend\n\nfunction viaModule()\n  util.explode()\nend\n\nfunction nilIndex()\n  local x = nil\n  return x.field\nend\n\nfunction returnsErr()\n  return nil, \"order not found\"\nend\n\nfunction errTable()\n  error({code = 1})\nend\n",
 		"lib/util.lua": "local M = {}\n\nfunction M.explode()\n  error(\"deep failure\")\nend\n\nreturn M\n",
 	}, nil, nil)
 	cases := []struct {

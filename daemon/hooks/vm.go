@@ -13,14 +13,14 @@ import (
 
 // vm is one Lua state of a pool with what the sandbox needs.
 type vm struct {
-	L    *lua.LState
-	e    *Engine
-	cur  *call
-	base *lua.LTable // read-only base functions (reached through __index)
-	envMt *lua.LTable
-	libs map[string]*lua.LTable // string, table, math (copied per call)
-	mods map[string]map[string]*lua.LFunction
-	null *lua.LUserData
+	L            *lua.LState
+	e            *Engine
+	cur          *call
+	base         *lua.LTable // read-only base functions (reached through __index)
+	envMt        *lua.LTable
+	libs         map[string]*lua.LTable // string, table, math (copied per call)
+	mods         map[string]map[string]*lua.LFunction
+	null         *lua.LUserData
 	emptyArrayMt *lua.LTable
 }
 
