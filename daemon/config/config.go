@@ -73,6 +73,9 @@ type State struct {
 	// DSN is the PostgreSQL connection string (a secret, it holds the
 	// password). Required with driver postgres.
 	DSN Secret `yaml:"dsn"`
+	// Spool is where files to send are kept until the bank took them
+	// (default: "spool" beside the SQLite file).
+	Spool string `yaml:"spool"`
 }
 
 // Listen configures both HTTP listeners.
@@ -213,6 +216,13 @@ type Payments struct {
 	// Gateway is the plugin handling payments (optional; a configured
 	// plugin).
 	Gateway string `yaml:"gateway"`
+	// RecheckEvery is the first delay before asking the provider again
+	// about a payment whose answer was not final; it doubles per check
+	// (default 5m).
+	RecheckEvery time.Duration `yaml:"recheck_every"`
+	// FallbackReturnURL is where a returning customer goes when nothing is
+	// known about the payment (optional).
+	FallbackReturnURL string `yaml:"fallback_return_url"`
 }
 
 // Bank is one bank files are sent to.
@@ -224,6 +234,18 @@ type Bank struct {
 	// AckDeadline is how long a transmission may wait for its
 	// acknowledgement before an alert (default 24h).
 	AckDeadline time.Duration `yaml:"ack_deadline"`
+	// AckKinds are the acknowledgement kinds the bank offers and acquit
+	// downloads with the fetch_acks job: psr, hac, ptk (default psr).
+	AckKinds []string `yaml:"ack_kinds"`
+	// PTKProfile names the PTK line patterns of the bank: de, en, fr
+	// (default de).
+	PTKProfile string `yaml:"ptk_profile"`
+	// OutboxDir, when set, is watched: *.xml files dropped there are sent
+	// to the bank, then moved to sent/ or failed/.
+	OutboxDir string `yaml:"outbox_dir"`
+	// Function is the business function of files from the outbox folder
+	// and of uploads that name none (default sct).
+	Function string `yaml:"function"`
 }
 
 // defaultStatePath is the SQLite file when state.path is not set.
@@ -263,7 +285,12 @@ func defaults(lookup func(string) (string, bool), hostname func() (string, error
 func (s *Schedule) setDefaults() { s.Timeout = 10 * time.Minute }
 
 // setDefaults fills the defaults of a bank decoded from a list.
-func (b *Bank) setDefaults() { b.AckDeadline = 24 * time.Hour }
+func (b *Bank) setDefaults() {
+	b.AckDeadline = 24 * time.Hour
+	b.AckKinds = []string{"psr"}
+	b.PTKProfile = "de"
+	b.Function = "sct"
+}
 
 // Plugin returns the configured plugin named name.
 func (c *Config) Plugin(name string) (*Plugin, bool) {

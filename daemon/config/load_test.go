@@ -227,8 +227,9 @@ func TestLoadGood(t *testing.T) {
 		{Name: "nightly", Cron: "CRON_TZ=Europe/Berlin 30 2 * * *", Job: "lua", Script: "shop.lua",
 			Function: "nightly", Timeout: 10 * time.Minute}})
 	check("Payments", cfg.Payments, Payments{ReconcileAfter: 10 * time.Minute, FinalDeadline: 12 * time.Hour, Gateway: "atos"})
-	check("Banks", cfg.Banks, []Bank{{Name: "demo", Plugin: "ebics", AckDeadline: 36 * time.Hour},
-		{Name: "other", Plugin: "ebics", AckDeadline: 24 * time.Hour}})
+	bankDefaults := func(b Bank) Bank { b.AckKinds, b.PTKProfile, b.Function = []string{"psr"}, "de", "sct"; return b }
+	check("Banks", cfg.Banks, []Bank{bankDefaults(Bank{Name: "demo", Plugin: "ebics", AckDeadline: 36 * time.Hour}),
+		bankDefaults(Bank{Name: "other", Plugin: "ebics", AckDeadline: 24 * time.Hour})})
 	entries := cfg.ScheduleEntries()
 	check("ScheduleEntries[0]", fmt.Sprint(entries[0]), "{reconcile 0 */5 * * * * Europe/Paris atos.reconcile map[merchant:shop window:24h] 2m0s}")
 	check("ScheduleEntries[2].Params", entries[2].Params, map[string]string{"script": filepath.Join(dir, "scripts/shop.lua"), "function": "nightly"})
