@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -33,11 +35,26 @@ func postForm(b *testing.B, c *http.Client, u string, body string) int {
 	return resp.StatusCode
 }
 
-// BenchmarkAutomaticResponse measures one automatic response end to end:
-// HTTP on loopback -> raw input committed -> seal checked -> payment
-// decided, history and event committed in one transaction -> 200.
+// BenchmarkAutomaticResponse measures one automatic response end to end,
+// one at a time: HTTP on loopback -> raw input committed -> seal checked ->
+// payment decided, history and event committed in one transaction -> 200.
+// Sub-benchmarks per store driver (postgres skips without
+// ACQUIT_TEST_PG_DSN).
 func BenchmarkAutomaticResponse(b *testing.B) {
-	e := newEnv(b, nil)
+	for _, d := range drivers {
+		b.Run(d, func(b *testing.B) { benchAutomatic(b, d, 1) })
+	}
+}
+
+// BenchmarkAutomaticResponseParallel is the same with 8 concurrent senders.
+func BenchmarkAutomaticResponseParallel(b *testing.B) {
+	for _, d := range drivers {
+		b.Run(d, func(b *testing.B) { benchAutomatic(b, d, 8) })
+	}
+}
+
+func benchAutomatic(b *testing.B, driver string, senders int) {
+	e := newEnvOn(b, driver, nil)
 	forms := make([]string, b.N)
 	for i := range forms {
 		st := e.start(b, 1000)
@@ -45,19 +62,36 @@ func BenchmarkAutomaticResponse(b *testing.B) {
 		forms[i] = e.sim.decide(b, st.Reference, "00").Encode()
 	}
 	u := e.pub.URL + "/notify/sim/automatic"
-	lat := make([]time.Duration, 0, b.N)
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var wg sync.WaitGroup
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		if code := postForm(b, e.client, u, forms[i]); code != 200 {
-			b.Fatalf("HTTP %d", code)
-		}
-		lat = append(lat, time.Since(t0))
+	t0 := time.Now()
+	for w := 0; w < senders; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= b.N {
+					return
+				}
+				s := time.Now()
+				if code := postForm(b, e.client, u, forms[i]); code != 200 {
+					b.Errorf("HTTP %d", code)
+					return
+				}
+				lat[i] = time.Since(s)
+			}
+		}()
 	}
+	wg.Wait()
+	elapsed := time.Since(t0)
 	b.StopTimer()
 	if got := e.notifications("automatic", "decided"); got != float64(b.N) {
 		b.Fatalf("decided %v of %d", got, b.N)
 	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "resp/s")
 	reportLatency(b, lat)
 }
 
@@ -97,5 +131,6 @@ func BenchmarkBareSealHandler(b *testing.B) {
 		lat = append(lat, time.Since(t0))
 	}
 	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "resp/s")
 	reportLatency(b, lat)
 }
