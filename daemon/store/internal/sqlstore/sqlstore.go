@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -441,31 +442,42 @@ func (s *DB) ClaimEvents(ctx context.Context, worker string, limit int, lease ti
 	until := toNS(now.Add(lease))
 	var out []store.Event
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT e.seq, e.state, e.attempts FROM events e
-			WHERE ((e.state = 'pending' AND e.next_attempt <= ?) OR (e.state = 'running' AND e.locked_until <= ?))
-			  AND (e.subject = '' OR NOT EXISTS (SELECT 1 FROM events p
-			        WHERE p.subject = e.subject AND p.seq < e.seq AND p.state <> 'delivered'))
-			ORDER BY e.seq LIMIT ?`+s.D.ClaimLock), nowNS, nowNS, limit)
-		if err != nil {
-			return err
-		}
 		type cand struct {
-			seq      int64
-			state    string
-			attempts int
+			seq   int64
+			state string
 		}
 		var cands []cand
-		for rows.Next() {
-			var c cand
-			if err := rows.Scan(&c.seq, &c.state, &c.attempts); err != nil {
-				rows.Close()
+		// Two walks in seq order, each stopping at limit: expired leases
+		// (rare) and due pending events; a non-head event of a subject is
+		// skipped by the NOT EXISTS.
+		for _, cond := range []string{
+			`e.state = 'running' AND +e.locked_until <= ?`,
+			`e.state = 'pending' AND +e.next_attempt <= ?`,
+		} {
+			rows, err := tx.QueryContext(ctx, s.q(`SELECT e.seq, e.state FROM events e
+				WHERE `+cond+`
+				  AND (e.subject = '' OR NOT EXISTS (SELECT 1 FROM events p
+				        WHERE p.subject = e.subject AND p.seq < e.seq AND p.state <> 'delivered'))
+				ORDER BY e.seq LIMIT ?`+s.D.ClaimLock), nowNS, limit)
+			if err != nil {
 				return err
 			}
-			cands = append(cands, c)
+			for rows.Next() {
+				var c cand
+				if err := rows.Scan(&c.seq, &c.state); err != nil {
+					rows.Close()
+					return err
+				}
+				cands = append(cands, c)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
+		sort.Slice(cands, func(i, j int) bool { return cands[i].seq < cands[j].seq })
+		if len(cands) > limit {
+			cands = cands[:limit] // PostgreSQL: the extra rows' locks end with the transaction
 		}
 		for _, c := range cands {
 			e, err := scanEvent(tx.QueryRowContext(ctx, s.q(`UPDATE events SET state = 'running', attempts = attempts + 1,

@@ -1,0 +1,207 @@
+package outbox_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/acquit/acquit/daemon/outbox"
+	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/daemon/store/sqlite"
+)
+
+const (
+	envHelper = "ACQUIT_OUTBOX_HELPER"
+	envDB     = "ACQUIT_OUTBOX_HELPER_DB"
+	envOut    = "ACQUIT_OUTBOX_HELPER_OUT"
+)
+
+// TestHelperDispatcher is not a test: it is the child process of
+// TestKill9WhileDispatching, a dispatcher whose handler appends each event
+// id (with fsync) to a file before returning.
+func TestHelperDispatcher(t *testing.T) {
+	if os.Getenv(envHelper) != "1" {
+		t.Skip("helper process for TestKill9WhileDispatching")
+	}
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, os.Getenv(envDB), store.WithoutRegisteredMigrations())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper open:", err)
+		os.Exit(2)
+	}
+	out, err := os.OpenFile(os.Getenv(envOut), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper out:", err)
+		os.Exit(2)
+	}
+	d, err := outbox.New(outbox.Config{Store: s, Workers: 4, Lease: 300 * time.Millisecond, PollInterval: 5 * time.Millisecond,
+		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+		Handler: func(ctx context.Context, ev store.Event) error {
+			// One write per line: a kill leaves at most a torn last line.
+			if _, err := out.WriteString(ev.ID + " " + ev.Subject + "\n"); err != nil {
+				return err
+			}
+			if err := out.Sync(); err != nil {
+				return err
+			}
+			time.Sleep(time.Millisecond)
+			return nil
+		}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper new:", err)
+		os.Exit(2)
+	}
+	if err := d.Start(ctx); err != nil {
+		os.Exit(2)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	select {
+	case <-sig:
+	case <-time.After(2 * time.Minute): // never outlive a crashed parent for long
+	}
+	_ = d.Stop(ctx)
+	os.Exit(0)
+}
+
+type delivery struct{ id, subject string }
+
+func readDeliveries(t *testing.T, path string) []delivery {
+	t.Helper()
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []delivery
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.Fields(sc.Text())
+		if len(parts) != 2 || len(parts[0]) != 26 {
+			continue // torn line from a kill
+		}
+		out = append(out, delivery{parts[0], parts[1]})
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestKill9WhileDispatching kills a dispatching process with SIGKILL
+// several times while events keep being emitted, restarts it, and checks
+// that no event is lost and that per subject the first deliveries follow
+// emission order.
+func TestKill9WhileDispatching(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	dir := t.TempDir()
+	dbPath, outPath := filepath.Join(dir, "outbox.db"), filepath.Join(dir, "delivered.log")
+	s, err := sqlite.Open(context.Background(), dbPath, store.WithoutRegisteredMigrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	const subjects, batches, perBatch = 6, 12, 30
+	var all []store.Event
+	emitBatch := func(b int) {
+		var evs []store.NewEvent
+		for i := 0; i < perBatch; i++ {
+			evs = append(evs, store.NewEvent{Type: "payment.accepted", Subject: fmt.Sprintf("s%d", i%subjects),
+				Payload: json.RawMessage(fmt.Sprintf(`{"batch":%d,"i":%d}`, b, i))})
+		}
+		all = append(all, emit(t, s, evs...)...)
+	}
+	startChild := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperDispatcher$", "-test.count=1")
+		cmd.Env = append(os.Environ(), envHelper+"=1", envDB+"="+dbPath, envOut+"="+outPath)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	delivered := func() int64 {
+		n, err := s.CountEvents(context.Background(), store.EventDelivered)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	emitBatch(0)
+	kills := 0
+	for b := 1; b < batches; b++ {
+		before := len(readDeliveries(t, outPath))
+		child := startChild()
+		emitBatch(b) // emitted while the child dispatches
+		// Kill once it has handled some more events: mid-way through.
+		waitFor(t, "child progress", func() bool {
+			return len(readDeliveries(t, outPath)) >= before+perBatch/2 || delivered() == int64(len(all))
+		})
+		if b%3 != 0 { // every third round the child is killed right away instead
+			time.Sleep(time.Duration(b) * time.Millisecond)
+		}
+		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = child.Wait()
+		kills++
+	}
+	// Final run to completion.
+	child := startChild()
+	waitFor(t, "everything delivered after restarts", func() bool { return delivered() == int64(len(all)) })
+	_ = child.Process.Signal(syscall.SIGKILL)
+	_ = child.Wait()
+
+	got := readDeliveries(t, outPath)
+	first := map[string]int{}
+	var firsts []delivery
+	for _, d := range got {
+		if _, ok := first[d.id]; !ok {
+			first[d.id] = len(firsts)
+			firsts = append(firsts, d)
+		}
+	}
+	for _, e := range all {
+		if _, ok := first[e.ID]; !ok {
+			t.Fatalf("event %s (seq %d) lost", e.ID, e.Seq)
+		}
+	}
+	if len(first) != len(all) {
+		t.Fatalf("%d distinct ids delivered, %d emitted", len(first), len(all))
+	}
+	// Per subject, first deliveries in emission (seq) order.
+	pos := map[string]int{}
+	for i, e := range all {
+		pos[e.ID] = i
+	}
+	last := map[string]int{}
+	for _, d := range firsts {
+		if p, ok := last[d.subject]; ok && pos[d.id] < p {
+			t.Fatalf("subject %s: event %s delivered first after a later one", d.subject, d.id)
+		}
+		last[d.subject] = pos[d.id]
+	}
+	for _, e := range all {
+		got, err := s.GetEvent(context.Background(), e.ID)
+		if err != nil || got.State != store.EventDelivered {
+			t.Fatalf("event %s: %v %v", e.ID, got, err)
+		}
+	}
+	t.Logf("%d events, %d kills, %d deliveries (%d redelivered after a kill)", len(all), kills, len(got), len(got)-len(all))
+}

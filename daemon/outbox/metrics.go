@@ -1,0 +1,87 @@
+package outbox
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	delivered, failed, dead *prometheus.CounterVec
+	latency                 *prometheus.HistogramVec
+	handlerSeconds          prometheus.Histogram
+	backlog, inFlight       prometheus.Gauge
+}
+
+// Metric names, exported for dashboards and tests.
+const (
+	MetricDelivered = "acquit_outbox_delivered_total"
+	MetricFailed    = "acquit_outbox_failed_total"
+	MetricDead      = "acquit_outbox_dead_total"
+	MetricLatency   = "acquit_outbox_delivery_latency_seconds"
+	MetricHandler   = "acquit_outbox_handler_seconds"
+	MetricBacklog   = "acquit_outbox_backlog"
+	MetricInFlight  = "acquit_outbox_in_flight"
+)
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricDelivered,
+			Help: "Outbox events delivered (handler returned nil), by event type."}, []string{"type"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricFailed,
+			Help: "Failed outbox delivery attempts, by event type."}, []string{"type"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricDead,
+			Help: "Outbox events given up (dead-lettered), by event type."}, []string{"type"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricLatency,
+			Help:    "Time from an event's emission to its successful delivery, by event type.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12)}, []string{"type"}),
+		handlerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: MetricHandler,
+			Help: "Duration of one handler call.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 11)}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricBacklog,
+			Help: "Outbox events pending delivery (sampled at most once per poll interval)."}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricInFlight,
+			Help: "Outbox handlers running now."}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	// A second dispatcher on the same registry shares the collectors.
+	var err error
+	m.delivered, err = register(reg, m.delivered)
+	if err == nil {
+		m.failed, err = register(reg, m.failed)
+	}
+	if err == nil {
+		m.dead, err = register(reg, m.dead)
+	}
+	if err == nil {
+		m.latency, err = register(reg, m.latency)
+	}
+	if err == nil {
+		m.handlerSeconds, err = register(reg, m.handlerSeconds)
+	}
+	if err == nil {
+		m.backlog, err = register(reg, m.backlog)
+	}
+	if err == nil {
+		m.inFlight, err = register(reg, m.inFlight)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("outbox metrics: %w", err)
+	}
+	return m, nil
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
