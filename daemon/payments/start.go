@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/url"
@@ -147,6 +148,12 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Started, error)
 		Extra:         req.Extra,
 	})
 	if err != nil {
+		var rej *sdk.RejectError
+		if errors.As(err, &rej) {
+			// The gateway refuses the request itself (unknown merchant,
+			// a field Sips would refuse): the shop's mistake, not an outage.
+			return nil, &ValidationError{Field: "request", Message: rej.Error()}
+		}
 		return nil, fmt.Errorf("payment %s: %s init: %w: %w", ref, req.Gateway, ErrUnavailable, err)
 	}
 	if init.RedirectURL == "" || checkURL(init.RedirectURL) != nil {
