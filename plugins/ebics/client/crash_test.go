@@ -1,0 +1,177 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/acquit/acquit/plugins/ebics/client"
+	"github.com/acquit/acquit/plugins/ebics/protocol"
+	"github.com/acquit/acquit/plugins/ebics/sim"
+)
+
+// A crash (the process stops right after persisting segment 3) then a
+// restart with the same state: the upload resumes, one order at the bank.
+func TestUploadCrashResume(t *testing.T) {
+	for _, v := range []protocol.Version{protocol.H004, protocol.H005} {
+		for _, expire := range []bool{false, true} {
+			name := string(v)
+			if expire {
+				name += "/bank-expired-transaction"
+			}
+			t.Run(name, func(t *testing.T) {
+				e := newEnv(t, v, "", sim.Config{}, true)
+				path := writePain(t, e.tmp, "MSG-CRASH", 300)
+				ctx, cancel := context.WithCancel(context.Background())
+				_, err := e.cl.Upload(ctx, client.UploadSpec{ID: "C1", Function: "sct", Path: path, Progress: func(sent, total int64) {
+					if sent >= 3000 {
+						cancel() // "kill -9" after segment 3 is persisted
+					}
+				}})
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("want the crash, got %v", err)
+				}
+				if len(e.sim.Orders()) != 0 {
+					t.Fatal("order before the upload finished")
+				}
+				if expire {
+					e.sim.ExpireTransactions()
+				}
+				cl := e.newClient(t) // restarted daemon: same durable state
+				res, err := cl.Upload(context.Background(), client.UploadSpec{ID: "C1", Function: "sct", Path: path})
+				if err != nil {
+					t.Fatal(err)
+				}
+				orig, _ := os.ReadFile(path)
+				o := e.sim.Orders()
+				if !res.Resumed || len(o) != 1 || !bytes.Equal(o[0].Data, orig) || o[0].OrderID != res.OrderID {
+					t.Fatalf("resumed=%v orders=%d", res.Resumed, len(o))
+				}
+			})
+		}
+	}
+}
+
+// Faults during one upload: internal error, recovery sync, dropped
+// connection before and after a segment is stored, lost final answer.
+func TestUploadFaults(t *testing.T) {
+	for _, v := range []protocol.Version{protocol.H004, protocol.H005} {
+		t.Run(string(v), func(t *testing.T) {
+			e := newEnv(t, v, "", sim.Config{Faults: sim.Faults{InternalErrorOnInit: true, InternalErrorAtSegment: 2, DropAtSegment: 3,
+				RecoverySyncAtSegment: 4, DropAfterSegment: 5}}, true)
+			path := writePain(t, e.tmp, "MSG-FAULTS", 300)
+			res, err := e.cl.Upload(context.Background(), client.UploadSpec{ID: "F1", Function: "sct", Path: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o := e.sim.Orders(); len(o) != 1 || o[0].OrderID != res.OrderID {
+				t.Fatalf("%d orders", len(o))
+			}
+		})
+	}
+}
+
+// The final answer is lost and the client gives up; after restart it sends
+// the last segment again and gets the bank's answer: still one order.
+func TestLostFinalAnswer(t *testing.T) {
+	e := newEnv(t, protocol.H004, "", sim.Config{}, true)
+	path := writePain(t, e.tmp, "MSG-LOST", 300)
+	// Learn the segment count from a dry prepare: upload a copy elsewhere.
+	probe := newEnv(t, protocol.H004, "", sim.Config{}, true)
+	pr, err := probe.cl.Upload(context.Background(), client.UploadSpec{ID: "P", Function: "sct", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim.SetFaults(sim.Faults{DropAfterSegment: pr.Segments})
+	cl, _ := client.New(e.bank, e.keys, e.host, client.Options{WorkDir: e.tmp, Retries: -1})
+	if _, err := cl.Upload(context.Background(), client.UploadSpec{ID: "L1", Function: "sct", Path: path}); err == nil {
+		t.Fatal("want a transport error")
+	}
+	if len(e.sim.Orders()) != 1 {
+		t.Fatal("bank should have the order already")
+	}
+	res, err := e.newClient(t).Upload(context.Background(), client.UploadSpec{ID: "L1", Function: "sct", Path: path})
+	if err != nil || !res.Resumed {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if o := e.sim.Orders(); len(o) != 1 || o[0].OrderID != res.OrderID {
+		t.Fatalf("%d orders", len(o))
+	}
+}
+
+// Acknowledgement faults: rejected file, rejected transactions, never ack.
+func TestAckFaults(t *testing.T) {
+	e := newEnv(t, protocol.H004, "", sim.Config{}, true)
+	ctx := context.Background()
+	path := writePain(t, e.tmp, "MSG-ACK1", 20)
+	e.sim.SetFaults(sim.Faults{RejectFile: true})
+	if _, err := e.cl.Upload(ctx, client.UploadSpec{ID: "A1", Function: "sct", Path: path}); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.WaitAcks()
+	d, err := e.cl.Download(ctx, "psr", time.Time{}, time.Time{})
+	if err != nil || d == nil || !bytes.Contains(d.Content, []byte("<GrpSts>RJCT</GrpSts>")) {
+		t.Fatalf("%v %v", d, err)
+	}
+	e.cl.Receipt(ctx, d.TransactionID, true)
+	h, err := e.cl.Download(ctx, "hac", time.Time{}, time.Time{})
+	if err != nil || h == nil || !bytes.Contains(h.Content, []byte("ORDER_HAC_FINAL_NEG")) {
+		t.Fatalf("%v %v", h, err)
+	}
+	e.cl.Receipt(ctx, h.TransactionID, true)
+	// Accepted once, then the same MsgId again: duplicate.
+	e.sim.SetFaults(sim.Faults{})
+	for _, id := range []string{"A2", "A2-again"} {
+		if _, err := e.cl.Upload(ctx, client.UploadSpec{ID: id, Function: "sct", Path: path}); err != nil {
+			t.Fatal(err)
+		}
+		e.sim.WaitAcks()
+		if id == "A2" {
+			d, err := e.cl.Download(ctx, "psr", time.Time{}, time.Time{})
+			if err != nil || d == nil || !bytes.Contains(d.Content, []byte("<GrpSts>ACCP</GrpSts>")) {
+				t.Fatalf("accepted: %v %v", d, err)
+			}
+			e.cl.Receipt(ctx, d.TransactionID, true)
+		}
+	}
+	d, err = e.cl.Download(ctx, "psr", time.Time{}, time.Time{})
+	if err != nil || d == nil || !bytes.Contains(d.Content, []byte("DU01")) {
+		t.Fatalf("duplicate: %v %v", d, err)
+	}
+	e.cl.Receipt(ctx, d.TransactionID, true)
+	// Chosen transactions rejected.
+	path2 := writePain(t, e.tmp, "MSG-ACK3", 20)
+	e.sim.SetFaults(sim.Faults{RejectTxs: []string{firstE2E(t, e, path2)}})
+	if _, err := e.cl.Upload(ctx, client.UploadSpec{ID: "A3", Function: "sct", Path: path2}); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.WaitAcks()
+	d, err = e.cl.Download(ctx, "psr", time.Time{}, time.Time{})
+	if err != nil || d == nil || !bytes.Contains(d.Content, []byte("<GrpSts>PART</GrpSts>")) || !bytes.Contains(d.Content, []byte("AC04")) {
+		t.Fatalf("tx reject: %v %s", err, d.Content)
+	}
+	e.cl.Receipt(ctx, d.TransactionID, true)
+	// Never acknowledged.
+	path3 := writePain(t, e.tmp, "MSG-ACK4", 5)
+	e.sim.SetFaults(sim.Faults{NeverAck: true})
+	if _, err := e.cl.Upload(ctx, client.UploadSpec{ID: "A4", Function: "sct", Path: path3}); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.WaitAcks()
+	if d, err := e.cl.Download(ctx, "psr", time.Time{}, time.Time{}); err != nil || d != nil {
+		t.Fatalf("never-ack produced %v %v", d, err)
+	}
+}
+
+func firstE2E(t *testing.T, e *env, path string) string {
+	b, _ := os.ReadFile(path)
+	i := bytes.Index(b, []byte("<EndToEndId>"))
+	j := bytes.Index(b, []byte("</EndToEndId>"))
+	if i < 0 || j < i {
+		t.Fatal("no EndToEndId")
+	}
+	return string(b[i+len("<EndToEndId>") : j])
+}
