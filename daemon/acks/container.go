@@ -25,6 +25,11 @@ func IsZip(data []byte) bool {
 // ErrContainer / ErrTooMany; the decompressed total is capped by
 // Limits.MaxBytes (ErrTooLarge). fn's error stops the walk and is returned.
 func EachDocument(data []byte, lim Limits, fn func(entry string, r io.Reader) error) (skipped []string, err error) {
+	return eachDocument(data, lim, false, fn)
+}
+
+// eachDocument is EachDocument; anyExt hands every non-archive entry to fn.
+func eachDocument(data []byte, lim Limits, anyExt bool, fn func(entry string, r io.Reader) error) (skipped []string, err error) {
 	lim = lim.withDefaults()
 	if !IsZip(data) {
 		if int64(len(data)) > lim.MaxBytes {
@@ -57,6 +62,9 @@ func EachDocument(data []byte, lim Limits, fn func(entry string, r io.Reader) er
 			return skipped, &ParseError{Kind: ErrContainer, Format: "zip", Entry: clip(name), Detail: "nested archive"}
 		case ".xml", "":
 		default:
+			if anyExt {
+				break
+			}
 			skipped = append(skipped, name)
 			continue
 		}

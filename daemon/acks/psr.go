@@ -244,7 +244,7 @@ func (p *psrParser) start(t xml.StartElement) error {
 			if m == nil {
 				return p.fail(ErrNotPain002, "namespace %q", clip(ns))
 			}
-			p.g.Version = "pain.002.001." + m[1]
+			p.g.Version = m[1]
 			p.g.Namespace = ns
 		}
 		return nil

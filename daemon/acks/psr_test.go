@@ -326,3 +326,29 @@ func TestEffectiveStatusLevels(t *testing.T) {
 
 var _ = io.EOF
 var _ = strings.Contains
+
+func TestReadPSRSyntaxVariants(t *testing.T) {
+	prefixed := `<?xml version="1.0"?>
+<ns2:Document xmlns:ns2="urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"><ns2:CstmrPmtStsRpt><ns2:GrpHdr><ns2:MsgId>P</ns2:MsgId></ns2:GrpHdr>
+<ns2:OrgnlGrpInfAndSts><ns2:OrgnlMsgId>O1</ns2:OrgnlMsgId><ns2:GrpSts>RJCT</ns2:GrpSts><!-- a comment --><ns2:StsRsnInf><ns2:Rsn><ns2:Cd>FF01</ns2:Cd></ns2:Rsn></ns2:StsRsnInf></ns2:OrgnlGrpInfAndSts></ns2:CstmrPmtStsRpt></ns2:Document>`
+	cases := []struct {
+		name, doc, version, msg string
+		sts                     Status
+	}{
+		{"namespace prefix", prefixed, "pain.002.001.03", "O1", StatusRJCT},
+		{"UTF-8 BOM", "\ufeff" + psrWith(""), "pain.002.001.03", "O", StatusACTC},
+		{"German DK variant namespace", strings.Replace(psrWith(""), "pain.002.001.03", "pain.002.002.03", 1), "pain.002.002.03", "O", StatusACTC},
+		{"pain.002.001.14", strings.Replace(psrWith(""), "pain.002.001.03", "pain.002.001.14", 1), "pain.002.001.14", "O", StatusACTC},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rep, err := ReadPSR(strings.NewReader(c.doc), Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Group.Version != c.version || rep.Group.OrgnlMsgId != c.msg || rep.Group.GrpSts != c.sts {
+				t.Errorf("group = %+v", rep.Group)
+			}
+		})
+	}
+}
