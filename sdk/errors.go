@@ -118,7 +118,9 @@ func fromStatus(ctx context.Context, method string, err error) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("plugin %s: %w", method, ctx.Err())
 		}
-		return fmt.Errorf("plugin %s: %w", method, context.Canceled)
+		// The caller did not cancel: the connection was torn down under
+		// the call (the other process died or is being killed).
+		return &RemoteError{Method: method, Code: codes.Unavailable, Message: "call canceled by the other side: " + clip(st.Message())}
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("plugin %s: %w", method, context.DeadlineExceeded)
 	case codes.Unimplemented:

@@ -146,7 +146,7 @@ type Status struct {
 	State     State
 	Info      sdk.Info
 	PID       int
-	Restarts  int
+	Restarts  int // restart attempts since Start
 	LastError string
 	Since     time.Time
 }
@@ -342,6 +342,14 @@ func (m *Manager) Reconfigure(ctx context.Context, name string, settings []byte)
 	if err != nil {
 		return err
 	}
+	// cfg serialises Reconfigure with restarts, so that a restarted
+	// process always gets the settings last accepted.
+	select {
+	case in.cfg <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("reconfigure plugin %s: %w", name, ctx.Err())
+	}
+	defer func() { <-in.cfg }()
 	raw, err := in.live()
 	if err != nil {
 		return fmt.Errorf("reconfigure: %w", err)
@@ -411,7 +419,7 @@ type instance struct {
 	stopOnce   sync.Once
 	stopCh     chan struct{}
 	doneCh     chan struct{} // closed when supervise returns
-	kick       chan struct{} // health checks ask for a restart
+	cfg        chan struct{} // 1-slot semaphore: Reconfigure vs restart
 }
 
 func newInstance(m *Manager, s Spec) *instance {
@@ -423,7 +431,7 @@ func newInstance(m *Manager, s Spec) *instance {
 		since:  time.Now(),
 		stopCh: make(chan struct{}),
 		doneCh: make(chan struct{}),
-		kick:   make(chan struct{}, 1),
+		cfg:    make(chan struct{}, 1),
 	}
 }
 
@@ -616,8 +624,6 @@ func (in *instance) supervise() {
 			return
 		case <-exited:
 			cause = errors.New("plugin process exited")
-		case <-in.kick:
-			cause = errors.New("plugin failed its health checks")
 		case <-ticker.C:
 			if raw == nil {
 				continue
@@ -647,14 +653,16 @@ func (in *instance) supervise() {
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, in.m.opts.BackoffMax)
+			in.m.metrics.restarts.WithLabelValues(in.spec.Name).Inc()
+			in.cfg <- struct{}{}
 			in.mu.Lock()
 			settings := in.settings
 			in.restarts++
 			in.mu.Unlock()
-			in.m.metrics.restarts.WithLabelValues(in.spec.Name).Inc()
 			ctx, cancel := context.WithTimeout(context.Background(), in.m.opts.StartTimeout+in.m.opts.CallTimeout)
 			err := in.launch(ctx, settings)
 			cancel()
+			<-in.cfg
 			if err == nil {
 				break
 			}

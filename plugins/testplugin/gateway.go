@@ -72,6 +72,7 @@ const (
 	EnvStdoutGarbage = "ACQUIT_TESTPLUGIN_STDOUT_GARBAGE" // "1": write garbage to stdout before the handshake
 	EnvExitAtStart   = "ACQUIT_TESTPLUGIN_EXIT_AT_START"  // "1": exit(4) before serving
 	EnvStartedFile   = "ACQUIT_TESTPLUGIN_STARTED_FILE"   // path: write the pid there at start
+	EnvServe         = "ACQUIT_TESTPLUGIN_SERVE"          // "gateway" (default), "transport" or "both"
 )
 
 // MisbehaviourFromEnv reads Misbehaviour from the environment.
@@ -103,20 +104,26 @@ var (
 // New returns an unconfigured gateway.
 func New(m Misbehaviour) *Gateway { return &Gateway{mis: m} }
 
-// misbehave applies the configured misbehaviour for method.
-func (g *Gateway) misbehave(method string, payment bool) {
-	if g.mis.CrashOn == method {
+// apply crashes, panics or hangs when method is the one configured.
+func (m Misbehaviour) apply(method string) {
+	if m.CrashOn == method {
 		os.Exit(3)
 	}
+	if m.PanicOn == method {
+		panic("testplugin: panic on " + method)
+	}
+	if m.HangOn == method {
+		select {}
+	}
+}
+
+// misbehave applies the configured misbehaviour for method; payment calls
+// also count towards CrashAfter.
+func (g *Gateway) misbehave(method string, payment bool) {
 	if payment && g.mis.CrashAfter > 0 && g.calls.Add(1) > int64(g.mis.CrashAfter) {
 		os.Exit(3)
 	}
-	if g.mis.PanicOn == method {
-		panic("testplugin: panic on " + method)
-	}
-	if g.mis.HangOn == method {
-		select {}
-	}
+	g.mis.apply(method)
 }
 
 // ErrNotConfigured is returned by calls made before a successful Configure.

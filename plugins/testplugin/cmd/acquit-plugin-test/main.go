@@ -28,5 +28,15 @@ func main() {
 	}
 	logger := sdk.NewLogger(testplugin.Name)
 	logger.Info("starting", "version", testplugin.Version)
-	sdk.Serve(sdk.ServeConfig{Gateway: testplugin.New(testplugin.MisbehaviourFromEnv()), Logger: logger})
+	cfg := sdk.ServeConfig{Logger: logger}
+	mis := testplugin.MisbehaviourFromEnv()
+	switch os.Getenv(testplugin.EnvServe) {
+	case "transport":
+		cfg.Transport = testplugin.NewTransport(mis)
+	case "both":
+		cfg.Gateway, cfg.Transport = testplugin.New(mis), testplugin.NewTransport(mis)
+	default:
+		cfg.Gateway = testplugin.New(mis)
+	}
+	sdk.Serve(cfg)
 }
