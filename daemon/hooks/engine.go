@@ -119,6 +119,8 @@ type version struct {
 	made     atomic.Int32
 	size     int32
 	retired  atomic.Bool
+	done     chan struct{} // closed when retired
+	once     sync.Once
 }
 
 // New compiles opts.Dir and checks opts.Bindings. It fails with a
@@ -208,7 +210,7 @@ func (e *Engine) build(dir string, bindings []Binding) (*version, error) {
 	}
 	return &version{
 		id: e.nextVer.Add(1), dir: dir, scripts: scripts, bindings: bs,
-		pool: make(chan *vm, e.opts.PoolSize), size: int32(e.opts.PoolSize),
+		pool: make(chan *vm, e.opts.PoolSize), size: int32(e.opts.PoolSize), done: make(chan struct{}),
 	}, nil
 }
 
@@ -270,6 +272,7 @@ func (e *Engine) Close() error {
 // retire closes idle states; busy ones are closed when returned.
 func (v *version) retire() {
 	v.retired.Store(true)
+	v.once.Do(func() { close(v.done) })
 	v.drain()
 }
 
@@ -303,6 +306,10 @@ func (e *Engine) get(ctx context.Context, v *version) (*vm, error) {
 	select {
 	case s := <-v.pool:
 		return s, nil
+	case <-v.done:
+		// Retired while waiting: serve this call with a throwaway state
+		// (closed by put) rather than make it wait for the new version.
+		return e.newVM(), nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for a free Lua state: %w", ctx.Err())
 	}

@@ -157,14 +157,17 @@ func compileFile(real, rel string) (*script, *Diagnostic) {
 		var pe *parse.Error
 		if errors.As(err, &pe) {
 			line := pe.Pos.Line
-			if line < 0 {
-				line = 0
+			if line <= 0 { // at EOF
+				line = 1 + bytes.Count(bytes.TrimRight(src, "\n"), []byte("\n"))
 			}
 			msg := strings.TrimSpace(pe.Message)
 			if pe.Token != "" {
 				msg = fmt.Sprintf("%s near '%s'", msg, pe.Token)
 			}
-			return nil, &Diagnostic{File: rel, Line: line, Message: "syntax error: " + msg}
+			if !strings.HasPrefix(msg, "syntax error") {
+				msg = "syntax error: " + msg
+			}
+			return nil, &Diagnostic{File: rel, Line: line, Message: msg}
 		}
 		l := 0
 		if _, n := position(err.Error()); n > 0 {

@@ -1,7 +1,8 @@
 function run(event)
   local t, i = {}, 0
+  local pad = string.rep("p", 1000)
   while true do
     i = i + 1
-    t[i] = "entry number " .. i
+    t[i] = pad .. i
   end
 end
