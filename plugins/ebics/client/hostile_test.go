@@ -2,9 +2,9 @@ package client_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"context"
 	"errors"
 	"io"
 	"net/http"

@@ -1,0 +1,12 @@
+// Command acquit-plugin-ebics is the EBICS bank transport plugin, started
+// by the acquit daemon (hashicorp/go-plugin over gRPC). Logs go to stderr.
+package main
+
+import (
+	"github.com/acquit/acquit/plugins/ebics"
+	"github.com/acquit/acquit/sdk"
+)
+
+func main() {
+	sdk.Serve(sdk.ServeConfig{Transport: ebics.New()})
+}
