@@ -232,7 +232,7 @@ func mustCounter(t *testing.T, reg *prometheus.Registry, name, typ string) prome
 
 type collectorFunc func(chan<- prometheus.Metric)
 
-func (f collectorFunc) Describe(chan<- *prometheus.Desc)  {}
+func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
 func TestRetryWithGrowingBackoffThenSuccess(t *testing.T) {

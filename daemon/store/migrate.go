@@ -156,11 +156,7 @@ func ApplyMigrations(ctx context.Context, db *sql.DB, opts MigrateOptions, sets 
 	if q == nil {
 		q = func(s string) string { return s }
 	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY,
-		set_name TEXT NOT NULL,
-		name TEXT NOT NULL,
-		applied_at BIGINT NOT NULL)`); err != nil {
+	if err := createMigrationsTable(ctx, db, opts); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
 	}
 	var applied []int
@@ -174,6 +170,29 @@ func ApplyMigrations(ctx context.Context, db *sql.DB, opts MigrateOptions, sets 
 		}
 	}
 	return applied, nil
+}
+
+// createMigrationsTable creates schema_migrations under the lock: on
+// PostgreSQL two concurrent CREATE TABLE IF NOT EXISTS can both try.
+func createMigrationsTable(ctx context.Context, db *sql.DB, opts MigrateOptions) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	if opts.Lock != "" {
+		if _, err := tx.ExecContext(ctx, opts.Lock); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		set_name TEXT NOT NULL,
+		name TEXT NOT NULL,
+		applied_at BIGINT NOT NULL)`); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func applyOne(ctx context.Context, db *sql.DB, opts MigrateOptions, q func(string) string, m Migration) (bool, error) {

@@ -2,7 +2,12 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"sync"
 	"testing"
+	"testing/fstest"
+	"time"
 
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/daemon/store/postgres"
@@ -20,3 +25,168 @@ func openTemp(t *testing.T) store.Store {
 }
 
 func TestConformance(t *testing.T) { storetest.Run(t, openTemp) }
+
+// TestInstancesShareOneDatabase opens several stores on one schema at once
+// (several daemon instances starting together: migrations run once), then
+// claims from all of them in parallel: no event is leased twice at once,
+// each is delivered once, in order per subject.
+func TestInstancesShareOneDatabase(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	const instances = 3
+	stores := make([]store.Store, instances)
+	var wg sync.WaitGroup
+	errs := make([]error, instances)
+	for i := range stores {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s, err := postgres.Open(ctx, dsn, store.WithoutRegisteredMigrations(), store.WithMigrations(domainSet()))
+			stores[i], errs[i] = s, err
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("instance %d: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	var total int
+	if err := stores[0].InTx(ctx, func(tx store.Tx) error {
+		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&total)
+	}); err != nil || total != 5 {
+		t.Fatalf("schema_migrations rows = %d (%v), want 5", total, err)
+	}
+
+	// Emit from all instances concurrently, interleaving subjects.
+	var emitted sync.Map
+	for i, s := range stores {
+		wg.Add(1)
+		go func(i int, s store.Store) {
+			defer wg.Done()
+			for j := 0; j < 30; j++ {
+				_ = s.InTx(ctx, func(tx store.Tx) error {
+					e, err := tx.Emit(ctx, store.NewEvent{Type: "t", Subject: fmt.Sprintf("s%d", j%5)})
+					if err == nil {
+						emitted.Store(e.ID, e.Seq)
+					}
+					return err
+				})
+			}
+		}(i, s)
+	}
+	wg.Wait()
+
+	var mu sync.Mutex
+	holding := map[string]bool{}
+	count := map[string]int{}
+	order := map[string][]int64{}
+	var problems []string
+	for i, s := range stores {
+		wg.Add(1)
+		go func(worker string, s store.Store) {
+			defer wg.Done()
+			for idle := 0; idle < 40; {
+				evs, err := s.ClaimEvents(ctx, worker, 2, time.Hour, time.Now())
+				if err != nil {
+					mu.Lock()
+					problems = append(problems, err.Error())
+					mu.Unlock()
+					return
+				}
+				if len(evs) == 0 {
+					idle++
+					time.Sleep(3 * time.Millisecond)
+					continue
+				}
+				idle = 0
+				for _, e := range evs {
+					mu.Lock()
+					if holding[e.Subject] {
+						problems = append(problems, "subject "+e.Subject+" leased twice at once")
+					}
+					holding[e.Subject] = true
+					count[e.ID]++
+					order[e.Subject] = append(order[e.Subject], e.Seq)
+					holding[e.Subject] = false
+					mu.Unlock()
+					if err := s.CompleteEvent(ctx, e.ID, worker); err != nil {
+						mu.Lock()
+						problems = append(problems, err.Error())
+						mu.Unlock()
+					}
+				}
+			}
+		}(fmt.Sprintf("instance-%d", i), s)
+	}
+	wg.Wait()
+	if len(problems) > 0 {
+		t.Fatal(problems[0])
+	}
+	n := 0
+	emitted.Range(func(k, v any) bool {
+		n++
+		if count[k.(string)] != 1 {
+			t.Errorf("event %s delivered %d times", k, count[k.(string)])
+		}
+		return true
+	})
+	if n != instances*30 {
+		t.Fatalf("emitted %d", n)
+	}
+	for subj, seqs := range order {
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] < seqs[i-1] {
+				t.Fatalf("subject %s out of order: %v", subj, seqs)
+			}
+		}
+	}
+}
+
+func domainSet() store.MigrationSet {
+	return store.MigrationSet{Name: "payments", FS: os.DirFS("../testdata/good"), Min: 100, Max: 199}
+}
+
+func TestFailedMigrationLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	bad := store.MigrationSet{Name: "bad", Min: 300, Max: 399, FS: fstest.MapFS{
+		"300_half.sql": {Data: []byte("CREATE TABLE half_done (x TEXT); INSERT INTO no_such_table VALUES (1);")},
+	}}
+	if _, err := postgres.Open(ctx, dsn, store.WithoutRegisteredMigrations(), store.WithMigrations(bad)); err == nil {
+		t.Fatal("broken migration accepted")
+	}
+	s, err := postgres.Open(ctx, dsn, store.WithoutRegisteredMigrations(), store.WithMigrations(domainSet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'half_done' AND table_schema = current_schema()`).Scan(&n); err != nil {
+			return err
+		}
+		if n != 0 {
+			t.Error("half-applied migration left a table")
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO payments_demo (id, amount, note) VALUES (?, ?, 'is it ? or not')`, "p1", 1000); err != nil {
+			return err
+		}
+		var cur string
+		return tx.QueryRow(ctx, `SELECT currency FROM payments_demo WHERE id = ? AND note LIKE '%?%'`, "p1").Scan(&cur)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenBadDSN(t *testing.T) {
+	for _, dsn := range []string{"postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=2", "not a dsn ::: ?"} {
+		s, err := postgres.Open(context.Background(), dsn)
+		if err == nil {
+			s.Close()
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+	}
+}

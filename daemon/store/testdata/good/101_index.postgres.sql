@@ -1,0 +1,1 @@
+CREATE INDEX payments_demo_amount ON payments_demo USING btree (amount);

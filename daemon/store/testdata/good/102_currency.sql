@@ -1,0 +1,1 @@
+ALTER TABLE payments_demo ADD COLUMN currency TEXT NOT NULL DEFAULT 'EUR';
