@@ -500,14 +500,17 @@ func (s *vm) timeSleep(L *lua.LState) int {
 	}
 	d := time.Duration(math.Min(sec, 1e6) * float64(time.Second))
 	ctx := s.cur.ctx
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-		d = time.Until(dl)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
+		// Sleeping past the deadline: wait for it and fail now.
+		<-ctx.Done()
+		L.RaiseError("time.sleep(%g): %v", sec, ctx.Err())
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-ctx.Done():
+		L.RaiseError("time.sleep: %v", ctx.Err())
 	}
 	return 0
 }
