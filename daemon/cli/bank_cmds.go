@@ -1,0 +1,353 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/acquit/acquit/daemon/payments"
+	"github.com/acquit/acquit/daemon/transmissions"
+	"github.com/acquit/acquit/sdk"
+)
+
+func (r *root) paymentsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "payments", Short: "Card payments recorded by the running daemon"}
+	var state string
+	var limit int
+	list := &cobra.Command{
+		Use: "list", Short: "List payments, newest first", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if state != "" {
+				q.Set("state", state)
+			}
+			ctx, cancel := ctxTimeout()
+			defer cancel()
+			var ps []payments.Payment
+			if _, err := c.Do(ctx, "GET", "/v1/payments?"+q.Encode(), nil, &ps); err != nil {
+				return err
+			}
+			if r.cf.json {
+				return printJSON(cmd.OutOrStdout(), ps)
+			}
+			rows := [][]string{}
+			for _, p := range ps {
+				rows = append(rows, []string{p.Reference, p.OrderID, fmt.Sprintf("%d %s", p.Amount, p.Currency), string(p.State),
+					p.DecidedChannel, p.ResponseCode, p.CreatedAt.Format(time.RFC3339)})
+			}
+			printTable(cmd.OutOrStdout(), []string{"REFERENCE", "ORDER", "AMOUNT", "STATE", "DECIDED BY", "CODE", "CREATED"}, rows)
+			return nil
+		},
+	}
+	list.Flags().StringVar(&state, "state", "", "pending, accepted, refused, cancelled, failed, expired, unknown")
+	list.Flags().IntVar(&limit, "limit", 100, "maximum number of payments")
+	show := &cobra.Command{
+		Use: "show REF", Short: "Show a payment with the timeline of every response received", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout()
+			defer cancel()
+			var d payments.Detail
+			raw, err := c.Do(ctx, "GET", "/v1/payments/"+url.PathEscape(args[0]), nil, &d)
+			if err != nil {
+				return err
+			}
+			if r.cf.json {
+				_, err := cmd.OutOrStdout().Write(raw)
+				return err
+			}
+			p := d.Payment
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "reference:  %s\norder:      %s\namount:     %d %s\nstate:      %s\ndecided by: %s %s\ncreated:    %s\n\n",
+				p.Reference, p.OrderID, p.Amount, p.Currency, p.State, p.DecidedChannel, p.ResponseCode, p.CreatedAt.Format(time.RFC3339))
+			rows := [][]string{}
+			for _, x := range d.Timeline {
+				rows = append(rows, []string{x.At.Format(time.RFC3339Nano), x.Channel, string(x.Verdict), x.Outcome, x.ResponseCode, strconv.FormatInt(x.RawID, 10), short(string(x.Details), 60)})
+			}
+			printTable(w, []string{"AT", "CHANNEL", "VERDICT", "OUTCOME", "CODE", "RAW", "DETAILS"}, rows)
+			return nil
+		},
+	}
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+func (r *root) transmissionsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "transmissions", Short: "Files sent to banks and what the banks said"}
+	var state string
+	var limit int
+	list := &cobra.Command{
+		Use: "list", Short: "List transmissions, newest first", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if state != "" {
+				q.Set("state", state)
+			}
+			ctx, cancel := ctxTimeout()
+			defer cancel()
+			var ts []transmissions.Transmission
+			if _, err := c.Do(ctx, "GET", "/v1/transmissions?"+q.Encode(), nil, &ts); err != nil {
+				return err
+			}
+			if r.cf.json {
+				return printJSON(cmd.OutOrStdout(), ts)
+			}
+			rows := [][]string{}
+			for _, t := range ts {
+				rows = append(rows, []string{t.ID, t.Bank, t.OrderID, t.MsgID, strconv.FormatInt(t.NbOfTxs, 10), t.CtrlSum, string(t.State), t.CreatedAt.Format(time.RFC3339)})
+			}
+			printTable(cmd.OutOrStdout(), []string{"ID", "BANK", "ORDER", "MSGID", "TXS", "SUM", "STATE", "CREATED"}, rows)
+			return nil
+		},
+	}
+	list.Flags().StringVar(&state, "state", "", "queued, submitted, received, signature_verified, accepted, partially_accepted, rejected, unacknowledged, failed")
+	list.Flags().IntVar(&limit, "limit", 100, "maximum number of transmissions")
+	show := &cobra.Command{
+		Use: "show ID", Short: "Show a transmission with its history, acknowledgements and rejected transactions", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout()
+			defer cancel()
+			var d transmissions.Detail
+			raw, err := c.Do(ctx, "GET", "/v1/transmissions/"+url.PathEscape(args[0]), nil, &d)
+			if err != nil {
+				return err
+			}
+			if r.cf.json {
+				_, err := cmd.OutOrStdout().Write(raw)
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "id:        %s\nbank:      %s (%s)\nfile:      %s (%d bytes, sha256 %s)\nmsg id:    %s, %d transactions, sum %s\norder id:  %s\nstate:     %s\n",
+				d.ID, d.Bank, d.Function, d.FileName, d.Size, d.SHA256, d.MsgID, d.NbOfTxs, d.CtrlSum, d.OrderID, d.State)
+			if !d.DeadlineAt.IsZero() {
+				fmt.Fprintf(w, "deadline:  %s\n", d.DeadlineAt.Format(time.RFC3339))
+			}
+			fmt.Fprintln(w, "\nhistory:")
+			rows := [][]string{}
+			for _, h := range d.History {
+				rows = append(rows, []string{h.At.Format(time.RFC3339), h.From, h.To, h.Cause})
+			}
+			printTable(w, []string{"AT", "FROM", "TO", "CAUSE"}, rows)
+			if len(d.Acks) > 0 {
+				fmt.Fprintln(w, "\nacknowledgements:")
+				rows = rows[:0]
+				for _, a := range d.Acks {
+					rows = append(rows, []string{a.Kind, a.Level, a.Ref, a.Status, a.ReasonCode, short(a.ReasonText, 60)})
+				}
+				printTable(w, []string{"KIND", "LEVEL", "REF", "STATUS", "REASON", "TEXT"}, rows)
+			}
+			if len(d.Rejected) > 0 {
+				fmt.Fprintln(w, "\ntransactions with a status:")
+				rows = rows[:0]
+				for _, x := range d.Rejected {
+					rows = append(rows, []string{x.EndToEndID, x.Amount + " " + x.Currency, x.Status, x.ReasonCode, short(x.ReasonText, 60)})
+				}
+				printTable(w, []string{"END TO END ID", "AMOUNT", "STATUS", "REASON", "TEXT"}, rows)
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+func (r *root) ebicsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "ebics", Short: "EBICS: upload files, fetch acknowledgements, manage keys"}
+	var bank, function string
+	var noWait bool
+	upload := &cobra.Command{
+		Use: "upload FILE --bank NAME", Short: "Send a pain.001/pain.008 file to a bank (never twice)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			fi, _ := f.Stat()
+			q := url.Values{"bank": {bank}, "function": {function}, "name": {filepath.Base(args[0])}, "wait": {strconv.FormatBool(!noWait)}, "progress": {"ndjson"}}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 6*time.Hour)
+			defer cancel()
+			resp, err := c.Stream(ctx, "POST", "/v1/transmissions?"+q.Encode(), "application/xml", f)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var bar *progressbar.ProgressBar
+			if !r.cf.json && term.IsTerminal(int(os.Stderr.Fd())) {
+				bar = progressbar.DefaultBytes(fi.Size(), "uploading to "+bank)
+			}
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(make([]byte, 1<<20), 16<<20)
+			var final map[string]json.RawMessage
+			for sc.Scan() {
+				var line map[string]json.RawMessage
+				if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+					continue
+				}
+				if p, ok := line["sent"]; ok {
+					if bar != nil {
+						var sent, total int64
+						_ = json.Unmarshal(p, &sent)
+						_ = json.Unmarshal(line["total"], &total)
+						bar.ChangeMax64(total)
+						_ = bar.Set64(sent)
+					}
+					continue
+				}
+				final = line
+			}
+			if bar != nil {
+				_ = bar.Finish()
+				fmt.Fprintln(os.Stderr)
+			}
+			if final == nil {
+				return fmt.Errorf("upload: no answer from the daemon (status %d)", resp.StatusCode)
+			}
+			if r.cf.json {
+				return printJSON(cmd.OutOrStdout(), final)
+			}
+			var t transmissions.Transmission
+			_ = json.Unmarshal(final["transmission"], &t)
+			var existing bool
+			_ = json.Unmarshal(final["existing"], &existing)
+			note := ""
+			if existing {
+				note = " (this file was already recorded: not sent again)"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\torder %s\t%s%s\n", t.ID, t.State, t.OrderID, t.MsgID, note)
+			if e, ok := final["error"]; ok {
+				var msg string
+				_ = json.Unmarshal(e, &msg)
+				return fmt.Errorf("upload not finished: %s (acquit retries it)", msg)
+			}
+			return nil
+		},
+	}
+	upload.Flags().StringVar(&bank, "bank", "", "bank name from the configuration")
+	upload.Flags().StringVar(&function, "function", "", "business function (sct, sdd; default the bank's)")
+	upload.Flags().BoolVar(&noWait, "no-wait", false, "return once recorded; the daemon sends it in the background")
+	_ = upload.MarkFlagRequired("bank")
+
+	var from, to, kinds string
+	fetch := &cobra.Command{
+		Use: "fetch-acks --bank NAME", Short: "Download acknowledgements now (PSR, HAC, PTK as the bank offers)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			for k, v := range map[string]string{"from": from, "to": to, "kinds": kinds} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Minute)
+			defer cancel()
+			var out map[string]string
+			_, err = c.Do(ctx, "POST", "/v1/banks/"+url.PathEscape(bank)+"/fetch-acks?"+q.Encode(), nil, &out)
+			if out != nil && out["summary"] != "" {
+				fmt.Fprintln(cmd.OutOrStdout(), strings.ReplaceAll(out["summary"], "; ", "\n"))
+			}
+			return err
+		},
+	}
+	fetch.Flags().StringVar(&bank, "bank", "", "bank name from the configuration")
+	fetch.Flags().StringVar(&from, "from", "", "start date YYYY-MM-DD (acknowledgements already received)")
+	fetch.Flags().StringVar(&to, "to", "", "end date YYYY-MM-DD")
+	fetch.Flags().StringVar(&kinds, "kinds", "", "comma-separated kinds (psr,hac,ptk); default the bank's")
+	_ = fetch.MarkFlagRequired("bank")
+
+	keys := &cobra.Command{Use: "keys", Short: "EBICS key management: init, letter, send, fetch-bank-keys, status"}
+	var outDir string
+	var params []string
+	for _, action := range []struct{ name, short string }{
+		{"init", "Generate the signature (A005/A006), authentication (X002) and encryption (E002) keys"},
+		{"letter", "Write the initialisation letter (text and PDF) with the key hashes"},
+		{"send", "Send INI and HIA to the bank"},
+		{"fetch-bank-keys", "Download the bank's keys (HPB) and check them against the hashes from the bank's letter"},
+		{"status", "Show the subscriber's key and onboarding status"},
+	} {
+		keys.AddCommand(&cobra.Command{
+			Use: action.name + " --bank NAME", Short: action.short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				c, err := r.client()
+				if err != nil {
+					return err
+				}
+				p := map[string]string{}
+				for _, kv := range params {
+					k, v, _ := strings.Cut(kv, "=")
+					p[k] = v
+				}
+				ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
+				defer cancel()
+				var res sdk.KeyResult
+				if _, err := c.Do(ctx, "POST", "/v1/banks/"+url.PathEscape(bank)+"/keys", sdk.KeyRequest{Bank: bank, Action: action.name, Params: p}, &res); err != nil {
+					return err
+				}
+				if r.cf.json {
+					return printJSON(cmd.OutOrStdout(), res)
+				}
+				if res.Text != "" {
+					fmt.Fprintln(cmd.OutOrStdout(), res.Text)
+				}
+				names := make([]string, 0, len(res.Files))
+				for n := range res.Files {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				for _, n := range names {
+					path := filepath.Join(outDir, filepath.Base(n))
+					if err := os.WriteFile(path, res.Files[n], 0o640); err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", path)
+				}
+				if res.Status != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "status: %s\n", res.Status)
+				}
+				return nil
+			},
+		})
+	}
+	keys.PersistentFlags().StringVar(&bank, "bank", "", "bank name from the configuration")
+	keys.PersistentFlags().StringVar(&outDir, "out", ".", "folder for files (letter PDF)")
+	keys.PersistentFlags().StringArrayVar(&params, "param", nil, "extra parameter key=value (e.g. lang=fr)")
+	cmd.AddCommand(upload, fetch, keys)
+	return cmd
+}
+
+var _ = http.MethodPost

@@ -1,0 +1,295 @@
+// Package demo runs acquit end to end against the bank simulators: it is
+// `acquit demo` and the harness of the end-to-end tests. The daemon runs as
+// a real child process (`acquit serve`) with real plugin processes, so a
+// test can kill -9 it in the middle of the work.
+package demo
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+
+	"github.com/acquit/acquit/daemon/adminclient"
+)
+
+// Harness owns a state folder, a generated configuration, the simulators
+// and the daemon process.
+type Harness struct {
+	Dir        string // state folder (database, spool, logs, secrets)
+	BinDir     string // acquit and plugin executables
+	ScriptsDir string
+	ConfigPath string
+	Token      string
+	PublicAddr string
+	AdminAddr  string
+	Log        io.Writer // the daemon's stdout/stderr also go here (nil: only to Dir/acquit.log)
+
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	logFile *os.File
+	tmpl    TemplateData
+}
+
+// TemplateData fills the configuration template.
+type TemplateData struct {
+	Dir, BinDir, ScriptsDir     string
+	PublicAddr, AdminAddr       string
+	TokenFile                   string
+	Atos                        *AtosData
+	Ebics                       *EbicsData
+	ReconcileEvery, FetchEvery  string
+	ReconcileAfter, AckDeadline string
+	Hooks                       []HookData
+	// RecorderURL is handed to scripts as config.get("recorder.url").
+	RecorderURL string
+}
+
+// HookData binds events to a script function.
+type HookData struct {
+	Events   string // YAML flow list, e.g. ["payment.*"]
+	Script   string
+	Function string
+}
+
+// AtosData configures the Atos plugin against the Sips simulator.
+type AtosData struct {
+	PaypageURL, OfficeURL, MerchantID, KeyFile string
+}
+
+// EbicsData configures the EBICS plugin against the bank simulator.
+type EbicsData struct {
+	URL, HostID, PartnerID, UserID, PassFile string
+	Profile                                  string // fr, de, v3
+	SegmentSize                              int
+	AuthHash, EncHash                        string
+	BankName                                 string
+}
+
+// NewHarness prepares a state folder (emptied) and free loopback ports.
+func NewHarness(dir, binDir, scriptsDir string) (*Harness, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
+		return nil, err
+	}
+	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
+	h := &Harness{Dir: abs(dir), BinDir: abs(binDir), ScriptsDir: abs(scriptsDir)}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h.Token = hex.EncodeToString(b[:])
+	if err := h.WriteSecret("admin-token", h.Token); err != nil {
+		return nil, err
+	}
+	var err error
+	if h.PublicAddr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	if h.AdminAddr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	h.tmpl = TemplateData{Dir: h.Dir, BinDir: h.BinDir, ScriptsDir: h.ScriptsDir, PublicAddr: h.PublicAddr, AdminAddr: h.AdminAddr,
+		TokenFile: filepath.Join(h.Dir, "secrets", "admin-token"), ReconcileEvery: "@every 2s", FetchEvery: "@every 2s",
+		ReconcileAfter: "3s", AckDeadline: "30s"}
+	return h, nil
+}
+
+// Template returns the configuration data to adjust before WriteConfig.
+func (h *Harness) Template() *TemplateData { return &h.tmpl }
+
+// WriteSecret writes a secret file under Dir/secrets and returns its path.
+func (h *Harness) WriteSecret(name, value string) error {
+	return os.WriteFile(filepath.Join(h.Dir, "secrets", name), []byte(value+"\n"), 0o600)
+}
+
+// SecretPath is the path of a secret written with WriteSecret.
+func (h *Harness) SecretPath(name string) string { return filepath.Join(h.Dir, "secrets", name) }
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// WriteConfig renders the configuration file.
+func (h *Harness) WriteConfig() error {
+	t, err := template.New("acquit.yaml").Parse(configTemplate)
+	if err != nil {
+		return err
+	}
+	h.ConfigPath = filepath.Join(h.Dir, "acquit.yaml")
+	f, err := os.Create(h.ConfigPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return t.Execute(f, h.tmpl)
+}
+
+// Start runs `acquit serve` as a child process and waits until /readyz
+// answers 200.
+func (h *Harness) Start(ctx context.Context) error {
+	if h.ConfigPath == "" {
+		if err := h.WriteConfig(); err != nil {
+			return err
+		}
+	}
+	var err error
+	h.logFile, err = os.OpenFile(filepath.Join(h.Dir, "acquit.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(h.BinDir, "acquit"), "serve", "--config", h.ConfigPath)
+	var out io.Writer = h.logFile
+	if h.Log != nil {
+		out = io.MultiWriter(h.logFile, h.Log)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start acquit: %w", err)
+	}
+	h.cmd = cmd
+	h.exited = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(h.exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-h.exited:
+			return fmt.Errorf("acquit exited during start (%v); see %s", cmd.ProcessState, h.logFile.Name())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		resp, err := http.Get("http://" + h.AdminAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("acquit not ready after 60s; see %s", h.logFile.Name())
+}
+
+// Pid is the daemon's process id (0 when not running).
+func (h *Harness) Pid() int {
+	if h.cmd == nil || h.cmd.Process == nil {
+		return 0
+	}
+	return h.cmd.Process.Pid
+}
+
+// Kill9 sends SIGKILL to the daemon and, when withPlugins, to its plugin
+// processes too (they share its process group); it waits for the daemon to
+// be reaped.
+func (h *Harness) Kill9(withPlugins bool) error {
+	if h.cmd == nil {
+		return errors.New("not running")
+	}
+	pid := h.cmd.Process.Pid
+	kids := childrenOf(pid)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	<-h.exited
+	if withPlugins {
+		for _, k := range kids {
+			_ = syscall.Kill(k, syscall.SIGKILL)
+		}
+	}
+	// Orphaned plugins notice their host is gone and exit; make sure.
+	for _, k := range kids {
+		waitGone(k, 10*time.Second)
+		_ = syscall.Kill(k, syscall.SIGKILL)
+	}
+	h.cmd = nil
+	h.logFile.Close()
+	return nil
+}
+
+// Stop sends SIGTERM and waits for a clean exit (status 0).
+func (h *Harness) Stop() error {
+	if h.cmd == nil {
+		return nil
+	}
+	_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-h.exited:
+	case <-time.After(60 * time.Second):
+		_ = h.cmd.Process.Kill()
+		<-h.exited
+		return errors.New("acquit did not stop within 60s after SIGTERM")
+	}
+	st := h.cmd.ProcessState
+	h.cmd = nil
+	h.logFile.Close()
+	if st != nil && st.ExitCode() != 0 {
+		return fmt.Errorf("acquit exited with %v", st)
+	}
+	return nil
+}
+
+// Client is an admin API client for the daemon.
+func (h *Harness) Client() *adminclient.Client { return adminclient.New(h.AdminAddr, h.Token) }
+
+// childrenOf lists the direct children of pid from /proc.
+func childrenOf(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		f, err := os.Open(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		line, _ := bufio.NewReader(f).ReadString('\n')
+		f.Close()
+		// pid (comm) state ppid ...
+		if i := strings.LastIndexByte(line, ')'); i > 0 {
+			fields := strings.Fields(line[i+1:])
+			if len(fields) > 1 {
+				if pp, _ := strconv.Atoi(fields[1]); pp == pid {
+					out = append(out, n)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func waitGone(pid int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if err := syscall.Kill(pid, 0); err != nil {
+			return
+		}
+		// A zombie child of init is gone for our purposes.
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if i := strings.LastIndexByte(string(b), ')'); i > 0 && strings.HasPrefix(strings.TrimSpace(string(b[i+1:])), "Z") {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,564 @@
+// Package server assembles the acquit daemon from its parts (store, plugin
+// host, Lua hooks, outbox dispatcher, schedules, payments, transmissions,
+// HTTP listeners) and runs it until SIGTERM, reloading on SIGHUP.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/acquit/acquit/daemon/config"
+	"github.com/acquit/acquit/daemon/hooks"
+	"github.com/acquit/acquit/daemon/httpapi"
+	"github.com/acquit/acquit/daemon/logging"
+	"github.com/acquit/acquit/daemon/outbox"
+	"github.com/acquit/acquit/daemon/payments"
+	"github.com/acquit/acquit/daemon/pluginhost"
+	"github.com/acquit/acquit/daemon/schedule"
+	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/daemon/store/postgres"
+	"github.com/acquit/acquit/daemon/store/sqlite"
+	"github.com/acquit/acquit/daemon/transmissions"
+	"github.com/acquit/acquit/sdk"
+)
+
+// Daemon is a running acquit.
+type Daemon struct {
+	cfgPath string
+	cfg     *config.Config
+	log     zerolog.Logger
+	reg     *prometheus.Registry
+
+	Store         store.Store
+	Plugins       *pluginhost.Manager
+	Hooks         *hooks.Engine
+	Dispatcher    *outbox.Dispatcher
+	Scheduler     *schedule.Scheduler
+	Payments      *payments.Service
+	Transmissions *transmissions.Service
+
+	publicL, adminL net.Listener
+	public, admin   *http.Server
+	ready           httpapi.Flag
+	bg              sync.WaitGroup
+	bgCancel        context.CancelFunc
+	mu              sync.Mutex
+}
+
+// Options tune Start.
+type Options struct {
+	// LogOut receives the logs (default stdout).
+	LogOut *os.File
+	// Logger, when set, is used instead of one built from the config.
+	Logger *zerolog.Logger
+}
+
+// Start loads the configuration and starts every part. The returned
+// daemon serves until Shutdown.
+func Start(ctx context.Context, cfgPath string, o Options) (*Daemon, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	var log zerolog.Logger
+	if o.Logger != nil {
+		log = *o.Logger
+	} else {
+		lo := logging.Options{Level: cfg.Log.Level, Format: cfg.Log.Format}
+		if o.LogOut != nil {
+			lo.Out = o.LogOut
+		}
+		log, err = logging.New(lo)
+		if err != nil {
+			return nil, err
+		}
+	}
+	d := &Daemon{cfgPath: cfgPath, cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := d.start(ctx); err != nil {
+		d.Shutdown(context.Background())
+		return nil, err
+	}
+	return d, nil
+}
+
+// Config returns the configuration in force.
+func (d *Daemon) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// Registry returns the daemon's metrics registry.
+func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
+
+// PublicAddr and AdminAddr are the listeners' addresses.
+func (d *Daemon) PublicAddr() string { return d.publicL.Addr().String() }
+
+// AdminAddr is the admin listener's address.
+func (d *Daemon) AdminAddr() string { return d.adminL.Addr().String() }
+
+func (d *Daemon) openStore(ctx context.Context) (store.Store, error) {
+	switch d.cfg.State.Driver {
+	case "postgres":
+		return postgres.Open(ctx, d.cfg.State.DSN.Reveal())
+	default:
+		if err := os.MkdirAll(filepath.Dir(d.cfg.State.Path), 0o750); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+		return sqlite.Open(ctx, d.cfg.State.Path)
+	}
+}
+
+// pluginKinds infers each plugin's kind from where the config uses it.
+func pluginKinds(cfg *config.Config) map[string]sdk.Kind {
+	k := map[string]sdk.Kind{}
+	if cfg.Payments.Gateway != "" {
+		k[cfg.Payments.Gateway] = sdk.KindPaymentGateway
+	}
+	for _, b := range cfg.Banks {
+		k[b.Plugin] = sdk.KindBankTransport
+	}
+	return k
+}
+
+func (d *Daemon) pluginSpecs() []pluginhost.Spec {
+	kinds := pluginKinds(d.cfg)
+	specs := make([]pluginhost.Spec, 0, len(d.cfg.Plugins))
+	for _, p := range d.cfg.Plugins {
+		specs = append(specs, pluginhost.Spec{Name: p.Name, Path: p.Path, SHA256: p.SHA256, Settings: p.Settings.JSON(), Kind: kinds[p.Name]})
+	}
+	return specs
+}
+
+func bindings(cfg *config.Config) []hooks.Binding {
+	out := make([]hooks.Binding, 0, len(cfg.Hooks))
+	for _, h := range cfg.Hooks {
+		out = append(out, hooks.Binding{Events: h.Events, Script: h.Script, Function: h.Function})
+	}
+	return out
+}
+
+func banks(cfg *config.Config) []transmissions.Bank {
+	out := make([]transmissions.Bank, 0, len(cfg.Banks))
+	for _, b := range cfg.Banks {
+		out = append(out, transmissions.Bank{Name: b.Name, Plugin: b.Plugin, AckDeadline: b.AckDeadline, AckKinds: b.AckKinds,
+			PTKProfile: b.PTKProfile, OutboxDir: b.OutboxDir, Function: b.Function})
+	}
+	return out
+}
+
+func (d *Daemon) start(ctx context.Context) error {
+	cfg := d.cfg
+	var err error
+	raw, err := d.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	ws := &wakingStore{Store: raw}
+	d.Store = ws
+	d.log.Info().Str("driver", d.Store.Driver()).Str("instance", cfg.Instance).Msg("store open")
+
+	// Listeners first: a port in use fails the start before plugins run.
+	if d.publicL, err = httpapi.Listen(cfg.Listen.Public.Addr); err != nil {
+		return err
+	}
+	if d.adminL, err = httpapi.Listen(cfg.Listen.Admin.Addr); err != nil {
+		return err
+	}
+
+	if d.Plugins, err = pluginhost.New(pluginhost.Options{State: d.Store, Logger: d.log, Registerer: d.reg}); err != nil {
+		return err
+	}
+	if err := d.Plugins.Start(ctx, d.pluginSpecs()...); err != nil {
+		return err
+	}
+
+	d.Hooks, err = hooks.New(hooks.Options{Dir: cfg.Scripts.Dir, Bindings: bindings(cfg), KV: d.Store, Config: cfg.Scripts.Values,
+		Logger: d.log, Timeout: cfg.Scripts.Timeout, PoolSize: cfg.Scripts.PoolSize, MemoryBudget: cfg.Scripts.MemoryBudget.Bytes(),
+		Registerer: d.reg})
+	if err != nil {
+		return err
+	}
+
+	dlog := d.log.With().Str("component", "outbox").Logger()
+	d.Dispatcher, err = outbox.New(outbox.Config{Store: d.Store, Handler: d.deliver, Name: cfg.Instance + "-" + fmt.Sprint(os.Getpid()),
+		Workers: cfg.Events.Workers, PollInterval: cfg.Events.PollInterval, BackoffBase: cfg.Events.BackoffBase,
+		BackoffMax: cfg.Events.BackoffMax, MaxAttempts: cfg.Events.MaxAttempts, MaxAge: cfg.Events.MaxAge,
+		Registerer: d.reg, Logger: &dlog})
+	if err != nil {
+		return err
+	}
+	wake := d.Dispatcher.Wake
+	ws.wake.Store(&wake)
+
+	d.Payments = payments.New(payments.Deps{Store: d.Store, Gateway: d.Plugins.Gateway, Logger: d.log.With().Str("component", "payments").Logger(),
+		Registerer: d.reg, Config: payments.Config{DefaultGateway: cfg.Payments.Gateway, ReconcileAfter: cfg.Payments.ReconcileAfter,
+			RecheckEvery: cfg.Payments.RecheckEvery, FinalDeadline: cfg.Payments.FinalDeadline, PublicBaseURL: cfg.Listen.Public.BaseURL,
+			FallbackReturnURL: cfg.Payments.FallbackReturnURL, MaxBodyBytes: cfg.Listen.Public.MaxBodyBytes.Bytes()}})
+	spool := cfg.State.Spool
+	if spool == "" {
+		spool = filepath.Join(filepath.Dir(cfg.State.Path), "spool")
+	}
+	d.Transmissions, err = transmissions.New(transmissions.Deps{Store: d.Store, Transport: d.Plugins.Transport, Banks: banks(cfg),
+		SpoolDir: spool, Logger: d.log.With().Str("component", "transmissions").Logger(), Registerer: d.reg})
+	if err != nil {
+		return err
+	}
+
+	reg := schedule.NewRegistry()
+	d.registerJobs(reg)
+	d.Scheduler, err = schedule.New(schedule.Options{Store: d.Store, Registry: reg, Instance: cfg.Instance, Logger: d.log, Registerer: d.reg},
+		cfg.ScheduleEntries())
+	if err != nil {
+		return err
+	}
+
+	// HTTP.
+	hm := httpapi.NewMetrics(d.reg)
+	d.public = httpapi.NewPublicServer(httpapi.PublicOptions{Addr: cfg.Listen.Public.Addr, MaxBodyBytes: cfg.Listen.Public.MaxBodyBytes.Bytes(),
+		ReadHeaderTimeout: cfg.Listen.Public.ReadHeaderTimeout, ReadTimeout: cfg.Listen.Public.ReadTimeout,
+		WriteTimeout: cfg.Listen.Public.WriteTimeout, IdleTimeout: cfg.Listen.Public.IdleTimeout,
+		TrustedProxies: cfg.Listen.Public.TrustedProxies}, d.publicMux(), d.log, hm)
+	d.admin = httpapi.NewAdminServer(httpapi.AdminOptions{Addr: cfg.Listen.Admin.Addr, Token: cfg.Listen.Admin.Token.Reveal()},
+		d.adminMux(), d.reg, d.readiness, d.log, hm)
+
+	if err := d.Dispatcher.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	if err := d.Scheduler.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.bgCancel = cancel
+	d.bg.Add(1)
+	go func() { defer d.bg.Done(); d.transmissionLoop(bgCtx) }()
+	for _, pair := range []struct {
+		s *http.Server
+		l net.Listener
+	}{{d.public, d.publicL}, {d.admin, d.adminL}} {
+		d.bg.Add(1)
+		go func() {
+			defer d.bg.Done()
+			if err := httpapi.Serve(pair.s, pair.l); err != nil {
+				d.log.Error().Err(err).Msg("http listener stopped")
+			}
+		}()
+	}
+	d.ready.Set(true)
+	d.log.Info().Str("public", d.PublicAddr()).Str("admin", d.AdminAddr()).Int("plugins", len(cfg.Plugins)).
+		Int("schedules", len(cfg.Schedules)).Int("hooks", len(cfg.Hooks)).Msg("acquit started")
+	return nil
+}
+
+// emit commits one event to the outbox.
+func (d *Daemon) emit(ctx context.Context, ev store.NewEvent) (store.Event, error) {
+	var out store.Event
+	err := d.Store.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		out, err = tx.Emit(ctx, ev)
+		return err
+	})
+	return out, err
+}
+
+// deliver is the outbox handler: the event goes to its Lua hooks.
+func (d *Daemon) deliver(ctx context.Context, ev store.Event) error {
+	return d.Hooks.Deliver(ctx, ev, ev.Attempts+1)
+}
+
+func (d *Daemon) readiness(ctx context.Context) error {
+	if !d.ready.Get() {
+		return errors.New("starting or stopping")
+	}
+	if _, err := d.Store.CountEvents(ctx, store.EventDead); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for _, st := range d.Plugins.Status() {
+		if st.State != pluginhost.StateUp {
+			return fmt.Errorf("plugin %s is %s", st.Name, st.State)
+		}
+	}
+	return nil
+}
+
+// registerJobs names the schedule jobs: "<gateway>.reconcile" for each
+// payment gateway, "<transport>.fetch_acks" and "<transport>.send_pending"
+// for each bank transport, "lua" for Lua functions, and every job a plugin
+// declares in Describe ("<plugin>.<job>").
+func (d *Daemon) registerJobs(reg *schedule.Registry) {
+	for name, kind := range pluginKinds(d.cfg) {
+		switch kind {
+		case sdk.KindPaymentGateway:
+			reg.Register(name+".reconcile", func(ctx context.Context, p map[string]string) (string, error) {
+				if p == nil {
+					p = map[string]string{}
+				}
+				if p["gateway"] == "" {
+					p["gateway"] = name
+				}
+				return d.Payments.Reconcile(ctx, p)
+			})
+		case sdk.KindBankTransport:
+			reg.Register(name+".fetch_acks", func(ctx context.Context, p map[string]string) (string, error) {
+				return d.Transmissions.FetchAcks(ctx, p)
+			})
+			reg.Register(name+".send_pending", func(ctx context.Context, p map[string]string) (string, error) {
+				n, err := d.Transmissions.SendPending(ctx, d.cfg.Instance)
+				return fmt.Sprintf("%d sent", n), err
+			})
+		}
+	}
+	for _, p := range d.cfg.Plugins {
+		info, err := d.Plugins.Info(p.Name)
+		if err != nil {
+			continue
+		}
+		for _, job := range info.Jobs {
+			full := p.Name + "." + job
+			if _, ok := reg.Lookup(full); ok {
+				continue
+			}
+			reg.Register(full, func(ctx context.Context, params map[string]string) (string, error) {
+				r, err := d.Plugins.JobRunner(p.Name)
+				if err != nil {
+					return "", err
+				}
+				return r.RunJob(ctx, job, params)
+			})
+		}
+	}
+	reg.Register("lua", func(ctx context.Context, p map[string]string) (string, error) {
+		script := strings.TrimPrefix(p["script"], d.cfg.Scripts.Dir+string(os.PathSeparator))
+		tr, err := d.Hooks.Call(ctx, script, p["function"], p)
+		if err != nil {
+			return "", err
+		}
+		if tr.Err != nil {
+			return "", tr.Err
+		}
+		return fmt.Sprint(tr.Return), nil
+	})
+}
+
+// transmissionLoop sends queued files, watches the outbox folders and
+// raises the unacknowledged alarm, every few seconds.
+func (d *Daemon) transmissionLoop(ctx context.Context) {
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	for {
+		if _, err := d.Transmissions.ScanOutbox(ctx, d.cfg.Instance, 2*time.Second); err != nil && ctx.Err() == nil {
+			d.log.Warn().Err(err).Msg("outbox folder scan")
+		}
+		if _, err := d.Transmissions.SendPending(ctx, d.cfg.Instance); err != nil && ctx.Err() == nil {
+			d.log.Warn().Err(err).Msg("send pending transmissions")
+		}
+		if _, err := d.Transmissions.CheckDeadlines(ctx); err != nil && ctx.Err() == nil {
+			d.log.Warn().Err(err).Msg("transmission deadlines")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Daemon) publicMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/notify/", d.Payments.PublicHandler())
+	return mux
+}
+
+func (d *Daemon) adminMux() http.Handler {
+	mux := http.NewServeMux()
+	api := &httpapi.AdminAPI{Events: d.Store, Schedules: d.scheduleInfo, Wake: d.Dispatcher.Wake, Emit: d.emit}
+	api.Register(mux)
+	ph := d.Payments.AdminHandler()
+	mux.Handle("/v1/payments", ph)
+	mux.Handle("/v1/payments/", ph)
+	th := d.Transmissions.AdminHandler(d.cfg.Instance, 512<<20)
+	mux.Handle("/v1/transmissions", th)
+	mux.Handle("/v1/transmissions/", th)
+	mux.Handle("/v1/banks/", th)
+	mux.HandleFunc("POST /v1/schedules/{name}/run", func(w http.ResponseWriter, r *http.Request) {
+		run, err := d.Scheduler.RunNow(r.Context(), r.PathValue("name"))
+		if err != nil {
+			httpapi.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		httpapi.WriteJSON(w, http.StatusOK, run)
+	})
+	mux.HandleFunc("GET /v1/plugins", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteJSON(w, http.StatusOK, d.Plugins.Status())
+	})
+	mux.HandleFunc("POST /v1/banks/{bank}/keys", func(w http.ResponseWriter, r *http.Request) {
+		var req sdk.KeyRequest
+		if err := decodeJSON(r, &req); err != nil {
+			httpapi.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		req.Bank = r.PathValue("bank")
+		plugin := ""
+		for _, b := range d.Config().Banks {
+			if b.Name == req.Bank {
+				plugin = b.Plugin
+			}
+		}
+		if plugin == "" {
+			httpapi.WriteError(w, http.StatusNotFound, fmt.Errorf("unknown bank %q", req.Bank))
+			return
+		}
+		tr, err := d.Plugins.Transport(plugin)
+		if err != nil {
+			httpapi.WriteError(w, http.StatusNotFound, err)
+			return
+		}
+		res, err := tr.Keys(r.Context(), req)
+		if err != nil {
+			httpapi.WriteError(w, http.StatusBadGateway, err)
+			return
+		}
+		httpapi.WriteJSON(w, http.StatusOK, res)
+	})
+	return mux
+}
+
+func (d *Daemon) scheduleInfo() []httpapi.ScheduleInfo {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	list, err := d.Scheduler.List(ctx)
+	if err != nil {
+		d.log.Warn().Err(err).Msg("list schedules")
+		return nil
+	}
+	out := make([]httpapi.ScheduleInfo, 0, len(list))
+	for _, s := range list {
+		si := httpapi.ScheduleInfo{Name: s.Name, Spec: s.Spec, TimeZone: s.Timezone, Job: s.Job, Running: s.Running}
+		if !s.Next.IsZero() {
+			si.Next = s.Next.Format(time.RFC3339)
+		}
+		if s.Last != nil {
+			ok := s.Last.OK
+			si.LastOK = &ok
+			si.LastStarted = s.Last.Started.Format(time.RFC3339)
+			si.LastSummary, si.LastError = s.Last.Summary, s.Last.Error
+			if s.Last.Finished.IsZero() {
+				si.LastOK = nil
+			}
+		}
+		out = append(out, si)
+	}
+	return out
+}
+
+// Reload re-reads the configuration: a configuration that fails validation
+// leaves the running one in force. Scripts, hook bindings, schedules,
+// plugin settings and the log level change in place; listener addresses,
+// the store and the plugin list need a restart (logged).
+func (d *Daemon) Reload(ctx context.Context) error {
+	cfg, err := config.Load(d.cfgPath)
+	if err != nil {
+		d.log.Error().Err(err).Msg("reload refused: configuration invalid; the running one stays in force")
+		return err
+	}
+	d.mu.Lock()
+	old := d.cfg
+	d.mu.Unlock()
+	if err := d.Hooks.Reload(cfg.Scripts.Dir, bindings(cfg)); err != nil {
+		d.log.Error().Err(err).Msg("reload refused: scripts do not compile; the running ones stay in force")
+		return err
+	}
+	d.Hooks.SetConfig(cfg.Scripts.Values)
+	if err := d.Scheduler.Reload(ctx, cfg.ScheduleEntries()); err != nil {
+		d.log.Error().Err(err).Msg("reload: schedules kept as they were")
+		return err
+	}
+	for _, p := range cfg.Plugins {
+		if op, ok := old.Plugin(p.Name); ok && string(op.Settings.JSON()) != string(p.Settings.JSON()) {
+			if err := d.Plugins.Reconfigure(ctx, p.Name, p.Settings.JSON()); err != nil {
+				d.log.Error().Err(err).Str("plugin", p.Name).Msg("reload: plugin kept its previous settings")
+			}
+		}
+	}
+	if !reflect.DeepEqual(old.Listen, cfg.Listen) || !reflect.DeepEqual(old.State, cfg.State) || !reflect.DeepEqual(pluginPaths(old), pluginPaths(cfg)) {
+		d.log.Warn().Msg("reload: listener, state or plugin list changes take effect at the next restart")
+	}
+	if l, err := zerolog.ParseLevel(cfg.Log.Level); err == nil {
+		d.log = d.log.Level(l)
+	}
+	d.mu.Lock()
+	d.cfg = cfg
+	d.mu.Unlock()
+	d.log.Info().Msg("configuration reloaded")
+	return nil
+}
+
+func pluginPaths(c *config.Config) []string {
+	var out []string
+	for _, p := range c.Plugins {
+		out = append(out, p.Name+"="+p.Path+"@"+p.SHA256)
+	}
+	return out
+}
+
+// Shutdown drains in-flight HTTP requests and hook calls, stops the
+// schedules and the plugins and closes the store.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.ready.Set(false)
+	var errs []error
+	for _, s := range []*http.Server{d.public, d.admin} {
+		if s != nil {
+			if err := s.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, l := range []net.Listener{d.publicL, d.adminL} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	if d.bgCancel != nil {
+		d.bgCancel()
+	}
+	if d.Scheduler != nil {
+		if err := d.Scheduler.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if d.Dispatcher != nil {
+		if err := d.Dispatcher.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	d.bg.Wait()
+	if d.Hooks != nil {
+		d.Hooks.Close()
+	}
+	if d.Plugins != nil {
+		if err := d.Plugins.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if d.Store != nil {
+		if err := d.Store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	d.log.Info().Msg("acquit stopped")
+	return errors.Join(errs...)
+}

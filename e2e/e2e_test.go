@@ -1,0 +1,156 @@
+// Package e2e runs acquit as users do: the real acquit binary, real plugin
+// processes, the bank simulators on loopback, and kill -9 in the middle.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acquit/acquit/daemon/demo"
+)
+
+var (
+	buildOnce sync.Once
+	builtDir  string
+	buildErr  error
+)
+
+// binDir returns the folder with acquit and the plugins: $ACQUIT_BIN_DIR
+// (make test builds them there) or a fresh build in a temp folder.
+func binDir(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("ACQUIT_BIN_DIR"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "acquit")); err == nil {
+			return d
+		}
+	}
+	buildOnce.Do(func() {
+		builtDir, buildErr = os.MkdirTemp("", "acquit-e2e-bin-")
+		if buildErr != nil {
+			return
+		}
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Dir(filepath.Dir(file))
+		for out, pkg := range map[string]string{
+			"acquit":              "./cmd/acquit",
+			"acquit-plugin-atos":  "./plugins/atos/cmd/acquit-plugin-atos",
+			"acquit-plugin-ebics": "./plugins/ebics/cmd/acquit-plugin-ebics",
+		} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(builtDir, out), pkg)
+			cmd.Dir = root
+			if b, err := cmd.CombinedOutput(); err != nil {
+				buildErr = &buildError{pkg: pkg, out: string(b)}
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtDir
+}
+
+type buildError struct{ pkg, out string }
+
+func (e *buildError) Error() string { return "go build " + e.pkg + ": " + e.out }
+
+// delivery is one hook call as the recorder saw it.
+type delivery struct {
+	ID      string         `json:"id"`
+	Type    string         `json:"type"`
+	Subject string         `json:"subject"`
+	Attempt int            `json:"attempt"`
+	Data    map[string]any `json:"data"`
+}
+
+// recorder is the loopback HTTP endpoint test hooks report to.
+type recorder struct {
+	mu    sync.Mutex
+	got   []delivery
+	delay time.Duration
+	srv   *httptest.Server
+}
+
+func newRecorder(t *testing.T, delay time.Duration) *recorder {
+	r := &recorder{delay: delay}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
+		var d delivery
+		if err := json.Unmarshal(b, &d); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		if r.delay > 0 {
+			time.Sleep(r.delay)
+		}
+		r.mu.Lock()
+		r.got = append(r.got, d)
+		r.mu.Unlock()
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *recorder) all() []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]delivery(nil), r.got...)
+}
+
+func (r *recorder) distinct() int {
+	seen := map[string]bool{}
+	for _, d := range r.all() {
+		seen[d.ID] = true
+	}
+	return len(seen)
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", d, what)
+}
+
+func newHarness(t *testing.T) *demo.Harness {
+	t.Helper()
+	h, err := demo.NewHarness(filepath.Join(t.TempDir(), "state"), binDir(t), "testdata/scripts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if h.Pid() != 0 {
+			_ = h.Kill9(true)
+		}
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(h.Dir, "acquit.log")); err == nil {
+				if len(b) > 8000 {
+					b = b[len(b)-8000:]
+				}
+				t.Logf("acquit.log (tail):\n%s", b)
+			}
+		}
+	})
+	return h
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
