@@ -22,6 +22,7 @@ type RemoteError struct {
 	Message string
 }
 
+// Error implements error.
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("plugin %s: %s: %s", e.Method, e.Code, e.Message)
 }

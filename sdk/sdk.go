@@ -217,6 +217,7 @@ type RejectError struct {
 	Message string
 }
 
+// Error implements error.
 func (e *RejectError) Error() string { return fmt.Sprintf("rejected (%s): %s", e.Code, e.Message) }
 
 // Reject builds a *RejectError.

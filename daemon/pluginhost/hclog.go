@@ -193,6 +193,7 @@ type lineWriter struct {
 	log func(line string)
 }
 
+// Write implements io.Writer.
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -119,6 +119,7 @@ type UnavailableError struct {
 	Cause  error
 }
 
+// Error implements error.
 func (e *UnavailableError) Error() string {
 	if e.Cause != nil {
 		return fmt.Sprintf("plugin %s unavailable (%s): %v", e.Plugin, e.State, e.Cause)
@@ -126,6 +127,7 @@ func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("plugin %s unavailable (%s)", e.Plugin, e.State)
 }
 
+// Unwrap returns the underlying failure, if any.
 func (e *UnavailableError) Unwrap() error { return e.Cause }
 
 // State is the lifecycle state of a plugin.
