@@ -5,6 +5,11 @@
 // writers queue inside the process instead of failing with SQLITE_BUSY;
 // other processes on the same file wait up to the busy timeout. Reads go
 // through a separate pool of read-only connections.
+//
+// Because there is one writer, a function passed to InTx must not call
+// Store methods that write (RecordRaw, KVSet, ClaimEvents...): use the Tx.
+// Such a call fails with sqlstore.ErrWriterBusy after a minute instead of
+// hanging forever.
 package sqlite
 
 import (
@@ -114,6 +119,7 @@ func Open(ctx context.Context, path string, opts ...store.Option) (*Store, error
 	return &Store{
 		DB: &sqlstore.DB{
 			W: w, R: r, MaxRawBody: o.MaxRawBody,
+			WriterSlots: make(chan struct{}, 1),
 			D: sqlstore.Dialect{
 				Name:     "sqlite",
 				Rebind:   func(s string) string { return s },

@@ -2,14 +2,17 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/daemon/store/internal/sqlstore"
 	"github.com/acquit/acquit/daemon/store/sqlite"
 	"github.com/acquit/acquit/daemon/store/storetest"
 )
@@ -170,5 +173,26 @@ func TestTwoHandlesOneFile(t *testing.T) {
 	v, _ := b.NextSequence(ctx, "p", "n")
 	if n != 160 || v != 161 {
 		t.Fatalf("events %d, sequence %d; want 160, 161", n, v)
+	}
+}
+
+func TestNestedWriteFailsInsteadOfHanging(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), store.WithoutRegisteredMigrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.WriterWait = 200 * time.Millisecond
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		_, err := s.RecordRaw(ctx, store.RawInput{Source: "atos"}) // wrong: should use tx
+		return err
+	})
+	if !errors.Is(err, sqlstore.ErrWriterBusy) {
+		t.Fatalf("nested write = %v, want ErrWriterBusy", err)
+	}
+	// The store still works afterwards.
+	if _, err := s.RecordRaw(ctx, store.RawInput{Source: "atos"}); err != nil {
+		t.Fatal(err)
 	}
 }

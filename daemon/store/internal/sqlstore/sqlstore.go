@@ -56,8 +56,47 @@ type DB struct {
 	W, R       *sql.DB
 	D          Dialect
 	MaxRawBody int
+	// WriterSlots, when set (SQLite: capacity 1), is taken before every
+	// write transaction so that a caller waiting for the writer gets an
+	// error after WriterWait instead of hanging (e.g. a Store method called
+	// inside InTx's fn, which would wait for itself).
+	WriterSlots chan struct{}
+	// WriterWait bounds the wait for WriterSlots (default 60s).
+	WriterWait time.Duration
 	closeOnce  sync.Once
 	closeErr   error
+}
+
+// ErrWriterBusy is returned when the single SQLite writer stayed taken for
+// DB.WriterWait; the usual cause is a Store method called from inside
+// InTx's fn (use the Tx instead).
+var ErrWriterBusy = errors.New("store writer busy (a Store method called inside InTx?)")
+
+// begin starts a write transaction.
+func (s *DB) begin(ctx context.Context) (*sql.Tx, func(), error) {
+	release := func() {}
+	if s.WriterSlots != nil {
+		wait := s.WriterWait
+		if wait <= 0 {
+			wait = 60 * time.Second
+		}
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case s.WriterSlots <- struct{}{}:
+			release = func() { <-s.WriterSlots }
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("begin: %w", ctx.Err())
+		case <-t.C:
+			return nil, nil, fmt.Errorf("begin: %w after %s", ErrWriterBusy, wait)
+		}
+	}
+	tx, err := s.W.BeginTx(ctx, nil)
+	if err != nil {
+		release()
+		return nil, nil, fmt.Errorf("begin: %w", err)
+	}
+	return tx, release, nil
 }
 
 func (s *DB) q(query string) string { return s.D.Rebind(query) }
@@ -133,13 +172,14 @@ func (s *DB) Close() error {
 func (s *DB) Driver() string { return s.D.Name }
 
 // InTx runs fn in one transaction on the writer pool. fn must not call
-// other Store methods with the writer (SQLite has one writer connection:
-// that would wait for itself).
+// other Store methods that write (SQLite has one writer connection: that
+// would wait for itself and fail with ErrWriterBusy after WriterWait).
 func (s *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
-	sqlTx, err := s.W.BeginTx(ctx, nil)
+	sqlTx, release, err := s.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return err
 	}
+	defer release()
 	defer sqlTx.Rollback() //nolint:errcheck // no-op after commit
 	if err := fn(&Tx{tx: sqlTx, s: s}); err != nil {
 		return err
@@ -152,10 +192,11 @@ func (s *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 
 // inTx is InTx for the store's own use.
 func (s *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	sqlTx, err := s.W.BeginTx(ctx, nil)
+	sqlTx, release, err := s.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return err
 	}
+	defer release()
 	defer sqlTx.Rollback() //nolint:errcheck // no-op after commit
 	if err := fn(sqlTx); err != nil {
 		return err
