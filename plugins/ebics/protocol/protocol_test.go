@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+
+	"github.com/acquit/acquit/daemon/painfile"
 )
 
 var (
@@ -417,4 +419,26 @@ func TestParseRoundTrip(t *testing.T) {
 		}
 	}
 	_ = etree.NewDocument
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// BenchmarkDeflateAES is the raw throughput limit of an upload: deflate +
+// E002 + base64 of a pain.001-like document, per MB of input.
+func BenchmarkDeflateAES(b *testing.B) {
+	var doc bytes.Buffer
+	painfile.Generate(&doc, painfile.GenOptions{MsgID: "BENCH", N: 20000, Seed: 3, Debtor: "ACME", Date: time.Now()})
+	key := NewTransactionKey()
+	b.SetBytes(int64(doc.Len()))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var out bytes.Buffer
+		enc := base64.NewEncoder(base64.StdEncoding, &out)
+		w, _ := NewE002Writer(enc, key)
+		zw, _ := zlibWriter(w)
+		zw.Write(doc.Bytes())
+		zw.Close()
+		w.Close()
+		enc.Close()
+	}
 }
