@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/codes"
@@ -188,8 +189,13 @@ func (s *TransportGRPCServer) RunJob(ctx context.Context, req *pluginv1.RunJobRe
 func (s *TransportGRPCServer) Upload(req *pluginv1.UploadRequest, stream pluginv1.BankTransport_UploadServer) (err error) {
 	defer recoverToStatus(&err)
 	ctx := stream.Context()
-	var sendErr error
+	var (
+		mu      sync.Mutex // the implementation may report from several goroutines
+		sendErr error
+	)
 	progress := func(sent, total int64) {
+		mu.Lock()
+		defer mu.Unlock()
 		if sendErr != nil {
 			return
 		}
@@ -203,6 +209,8 @@ func (s *TransportGRPCServer) Upload(req *pluginv1.UploadRequest, stream pluginv
 	if res == nil {
 		return status.Error(codes.Internal, "Upload returned no result and no error")
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if sendErr != nil && !errors.Is(sendErr, context.Canceled) {
 		return sendErr
 	}

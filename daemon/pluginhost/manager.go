@@ -366,6 +366,30 @@ func (m *Manager) Reconfigure(ctx context.Context, name string, settings []byte)
 	return nil
 }
 
+// Remove stops plugin name and forgets it (a plugin dropped from the
+// configuration on reload); handles on it then return *UnavailableError.
+func (m *Manager) Remove(ctx context.Context, name string) error {
+	m.mu.Lock()
+	in := m.plugins[name]
+	delete(m.plugins, name)
+	m.mu.Unlock()
+	if in == nil {
+		return fmt.Errorf("remove plugin %s: %w", name, ErrUnknownPlugin)
+	}
+	done := make(chan struct{})
+	go func() {
+		in.shutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+		in.log.Info().Msg("plugin removed")
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("remove plugin %s: %w", name, ctx.Err())
+	}
+}
+
 // Stop kills every plugin process and waits until each one is reaped, or
 // ctx ends (the kills then go on in the background). The Manager cannot be
 // started again.

@@ -482,3 +482,35 @@ func BenchmarkPluginRPC(b *testing.B) {
 		}
 	}
 }
+
+// TestRemove: a removed plugin's process is gone, its handles report it
+// stopped, and the name can be started again (configuration reload).
+func TestRemove(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	if err := e.m.Start(ctx, gatewaySpec("old")); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := e.m.Gateway("old")
+	pid := e.pid(t, "old")
+	if err := e.m.Remove(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if st := procState(pid); st != "" {
+		t.Fatalf("removed plugin %d still exists (state %s)", pid, st)
+	}
+	var un *UnavailableError
+	if err := g.Health(ctx); !errors.As(err, &un) || un.State != StateStopped {
+		t.Fatalf("handle after remove: %v", err)
+	}
+	if err := e.m.Remove(ctx, "old"); !errors.Is(err, ErrUnknownPlugin) {
+		t.Fatalf("second remove: %v", err)
+	}
+	if err := e.m.Start(ctx, gatewaySpec("old")); err != nil {
+		t.Fatal(err)
+	}
+	g2, _ := e.m.Gateway("old")
+	if err := g2.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
