@@ -67,8 +67,12 @@ func WithHTTPClient(c *http.Client) Option { return func(p *Plugin) { p.httpClie
 
 // New returns an unconfigured plugin.
 func New(opts ...Option) *Plugin {
+	level, err := zerolog.ParseLevel(os.Getenv(sdk.LogLevelEnv))
+	if err != nil || level == zerolog.NoLevel {
+		level = zerolog.InfoLevel
+	}
 	p := &Plugin{
-		log: zerolog.New(os.Stderr).With().Timestamp().Str("plugin", Name).Logger(),
+		log: zerolog.New(os.Stderr).Level(level).With().Timestamp().Str("plugin", Name).Logger(),
 		now: time.Now,
 	}
 	for _, o := range opts {
@@ -318,6 +322,9 @@ func language(locale string) string {
 // form POST) and decodes it. Untrusted input gives a *sdk.RejectError with
 // one of the sips.Reject* codes.
 func (p *Plugin) VerifyNotification(ctx context.Context, n sdk.Notification) (*sdk.PaymentResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c, _, _ := p.snapshot()
 	if c == nil {
 		return nil, ErrNotConfigured
