@@ -222,3 +222,15 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// http.escape(s) -> s escaped for one URL path segment
+func (s *vm) httpEscape(L *lua.LState) int {
+	L.Push(lua.LString(url.PathEscape(L.CheckString(1))))
+	return 1
+}
+
+// http.query_escape(s) -> s escaped for a query parameter
+func (s *vm) httpQueryEscape(L *lua.LState) int {
+	L.Push(lua.LString(url.QueryEscape(L.CheckString(1))))
+	return 1
+}

@@ -40,7 +40,8 @@ func (s *vm) registerModules() {
 	reg("config", map[string]lua.LGFunction{"get": s.configGet})
 	reg("time", map[string]lua.LGFunction{"now": s.timeNow, "unix": s.timeUnix, "format": s.timeFormat,
 		"parse": s.timeParse, "sleep": s.timeSleep, "remaining": s.timeRemaining})
-	reg("http", map[string]lua.LGFunction{"get": s.httpGet, "post": s.httpPost, "request": s.httpRequest})
+	reg("http", map[string]lua.LGFunction{"get": s.httpGet, "post": s.httpPost, "request": s.httpRequest,
+		"escape": s.httpEscape, "query_escape": s.httpQueryEscape})
 }
 
 // ---------------------------------------------------------------- json

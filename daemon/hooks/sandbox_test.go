@@ -176,15 +176,3 @@ func TestErrorPositions(t *testing.T) {
 		})
 	}
 }
-
-func TestSandboxMessages(t *testing.T) {
-	if testing.Short() {
-		t.Skip()
-	}
-	e := sandboxEngine(t, nil)
-	for _, s := range []string{"io_open", "require_parent", "rep_huge", "table_grow", "recursion", "string_mt", "gsub_bomb", "concat_grow"} {
-		start := time.Now()
-		_, err := e.Call(context.Background(), s, "run", nil)
-		t.Logf("%s (%v): %v", s, time.Since(start), err)
-	}
-}
