@@ -5,4 +5,6 @@ import (
 	"io"
 )
 
-func zlibWriter(w io.Writer) (*zlib.Writer, error) { return zlib.NewWriterLevel(w, zlib.DefaultCompression) }
+func zlibWriter(w io.Writer) (*zlib.Writer, error) {
+	return zlib.NewWriterLevel(w, zlib.DefaultCompression)
+}
