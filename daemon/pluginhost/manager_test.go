@@ -514,3 +514,25 @@ func TestRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPluginOutputAfterHandshake: a plugin writing garbage to stdout once
+// serving does not break it; the output is logged with the plugin's name.
+func TestPluginOutputAfterHandshake(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	if err := e.m.Start(ctx, gatewaySpec("noisy", testplugin.EnvPrintOn+"=Health")); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := e.m.Gateway("noisy")
+	if err := g.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "stdout and stderr lines logged", func() bool {
+		l := e.logs.String()
+		return strings.Contains(l, `"stream":"stdout","message":"garbage on stdout during Health`) &&
+			strings.Contains(l, `raw stderr line during Health`)
+	})
+	if _, err := g.VerifyNotification(ctx, notification(t, "accepted.form")); err != nil {
+		t.Fatalf("after garbage: %v", err)
+	}
+}

@@ -61,6 +61,7 @@ type Misbehaviour struct {
 	CrashAfter int    // os.Exit(3) on the call after this many payment calls (0: never)
 	HangOn     string // block forever (ignoring the context) in this method
 	PanicOn    string // panic in this method
+	PrintOn    string // write garbage to stdout and a raw line to stderr in this method
 }
 
 // Environment variables read by MisbehaviourFromEnv.
@@ -69,6 +70,7 @@ const (
 	EnvCrashAfter    = "ACQUIT_TESTPLUGIN_CRASH_AFTER"
 	EnvHangOn        = "ACQUIT_TESTPLUGIN_HANG_ON"
 	EnvPanicOn       = "ACQUIT_TESTPLUGIN_PANIC_ON"
+	EnvPrintOn       = "ACQUIT_TESTPLUGIN_PRINT_ON"
 	EnvStdoutGarbage = "ACQUIT_TESTPLUGIN_STDOUT_GARBAGE" // "1": write garbage to stdout before the handshake
 	EnvExitAtStart   = "ACQUIT_TESTPLUGIN_EXIT_AT_START"  // "1": exit(4) before serving
 	EnvStartedFile   = "ACQUIT_TESTPLUGIN_STARTED_FILE"   // path: write the pid there at start
@@ -83,6 +85,7 @@ func MisbehaviourFromEnv() Misbehaviour {
 		CrashAfter: n,
 		HangOn:     os.Getenv(EnvHangOn),
 		PanicOn:    os.Getenv(EnvPanicOn),
+		PrintOn:    os.Getenv(EnvPrintOn),
 	}
 }
 
@@ -108,6 +111,10 @@ func New(m Misbehaviour) *Gateway { return &Gateway{mis: m} }
 func (m Misbehaviour) apply(method string) {
 	if m.CrashOn == method {
 		os.Exit(3)
+	}
+	if m.PrintOn == method {
+		fmt.Fprintf(os.Stdout, "garbage on stdout during %s \x00\xff\n", method)
+		fmt.Fprintf(os.Stderr, "raw stderr line during %s\n", method)
 	}
 	if m.PanicOn == method {
 		panic("testplugin: panic on " + method)
