@@ -221,6 +221,13 @@ type PluginState interface {
 	NextSequence(ctx context.Context, plugin, name string) (int64, error)
 }
 
+// EventPruner is implemented by the stores (sqlite, postgres) to delete old
+// delivered events and their attempts; the outbox would otherwise grow
+// forever. Undelivered (pending, running, dead) events are never pruned.
+type EventPruner interface {
+	PruneEvents(ctx context.Context, deliveredBefore time.Time) (int, error)
+}
+
 // Run is one run of a schedule.
 type Run struct {
 	ID        int64

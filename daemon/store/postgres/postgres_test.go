@@ -55,8 +55,8 @@ func TestInstancesShareOneDatabase(t *testing.T) {
 	var total int
 	if err := stores[0].InTx(ctx, func(tx store.Tx) error {
 		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&total)
-	}); err != nil || total != 5 {
-		t.Fatalf("schema_migrations rows = %d (%v), want 5", total, err)
+	}); err != nil || total != 6 {
+		t.Fatalf("schema_migrations rows = %d (%v), want 6", total, err)
 	}
 
 	// Emit from all instances concurrently, interleaving subjects.

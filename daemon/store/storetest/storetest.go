@@ -40,6 +40,8 @@ func Run(t *testing.T, open Opener) {
 		{"NotDueNotClaimed", testNotDue},
 		{"ConcurrentClaimers", testConcurrentClaimers},
 		{"ListAndCount", testListCount},
+		{"PruneEvents", testPrune},
+		{"KVSweep", testKVSweep},
 		{"KV", testKV},
 		{"KVConcurrentIncr", testKVConcurrentIncr},
 		{"StateCAS", testStateCAS},
@@ -1044,4 +1046,59 @@ func testTxExecQuery(t *testing.T, s store.Store) {
 		return tx.QueryRow(ctx, `SELECT value FROM kv WHERE ns = ?`, "none").Scan(&v)
 	})
 	wantErr(t, err, store.ErrNotFound)
+}
+
+func testPrune(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	p, ok := s.(store.EventPruner)
+	if !ok {
+		t.Skip("store does not prune")
+	}
+	evs := emit(t, s, ev("t", "a"), ev("t", "a"), ev("t", "b"))
+	got, err := s.ClaimEvents(ctx, "w", 10, time.Minute, time.Now())
+	must(t, err)
+	must(t, s.CompleteEvent(ctx, got[0].ID, "w")) // a1 delivered, b1 still running
+	n, err := p.PruneEvents(ctx, time.Now().Add(-time.Hour))
+	must(t, err)
+	if n != 0 {
+		t.Fatalf("pruned %d recent events", n)
+	}
+	n, err = p.PruneEvents(ctx, time.Now().Add(time.Second))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("pruned %d, want 1 (only the delivered one)", n)
+	}
+	_, err = s.GetEvent(ctx, evs[0].ID)
+	wantErr(t, err, store.ErrNotFound)
+	att, err := s.EventAttempts(ctx, evs[0].ID)
+	must(t, err)
+	if len(att) != 0 {
+		t.Fatalf("attempts of a pruned event remain: %+v", att)
+	}
+	// Order still holds for what is left: a2 is now the head of a.
+	got, err = s.ClaimEvents(ctx, "w", 10, time.Minute, time.Now())
+	must(t, err)
+	if len(got) != 1 || got[0].ID != evs[1].ID {
+		t.Fatalf("claim after prune = %v, want a2", ids(got))
+	}
+}
+
+func testKVSweep(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	must(t, s.KVSet(ctx, "sweep", "old", "x", time.Millisecond))
+	must(t, s.KVSet(ctx, "sweep", "keep", "y", 0))
+	time.Sleep(5 * time.Millisecond)
+	for i := 0; i < 300; i++ { // more than one sweep period
+		must(t, s.KVSet(ctx, "sweep", "churn", fmt.Sprint(i), time.Hour))
+	}
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM kv WHERE ns = ?`, "sweep").Scan(&n); err != nil {
+			return err
+		}
+		if n != 2 {
+			return fmt.Errorf("%d kv rows, want 2 (expired one swept)", n)
+		}
+		return nil
+	}))
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -65,7 +66,12 @@ type DB struct {
 	WriterWait time.Duration
 	closeOnce  sync.Once
 	closeErr   error
+	kvSets     atomic.Int64
 }
+
+// kvSweepEvery is how many KVSet calls pass between two sweeps of expired
+// entries.
+const kvSweepEvery = 256
 
 // ErrWriterBusy is returned when the single SQLite writer stayed taken for
 // DB.WriterWait; the usual cause is a Store method called from inside
@@ -727,6 +733,29 @@ func (s *DB) CountEvents(ctx context.Context, state store.EventState) (int64, er
 	return n, nil
 }
 
+// PruneEvents deletes delivered events last updated before cutoff, with
+// their attempts, and returns how many events it deleted.
+func (s *DB) PruneEvents(ctx context.Context, deliveredBefore time.Time) (int, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		cut := toNS(deliveredBefore)
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM event_attempts WHERE event_id IN
+			(SELECT id FROM events WHERE state = 'delivered' AND updated_at < ?)`), cut); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM events WHERE state = 'delivered' AND updated_at < ?`), cut)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune events before %s: %w", deliveredBefore.Format(time.RFC3339), err)
+	}
+	return int(n), nil
+}
+
 // EventAttempts lists the attempts of an event.
 func (s *DB) EventAttempts(ctx context.Context, id string) ([]store.Attempt, error) {
 	rows, err := s.R.QueryContext(ctx, s.q(`SELECT event_id, n, worker, started, finished, ok, error FROM event_attempts WHERE event_id = ? ORDER BY id`), id)
@@ -796,9 +825,14 @@ func (s *DB) KVSet(ctx context.Context, ns, key, value string, ttl time.Duration
 	if ttl > 0 {
 		exp = toNS(time.Now().Add(ttl))
 	}
+	sweep := s.kvSets.Add(1)%kvSweepEvery == 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO kv (ns, k, value, expires_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (ns, k) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`), ns, key, value, exp)
+		if err == nil && sweep {
+			// Expired entries are invisible already; now and then delete them.
+			_, err = tx.ExecContext(ctx, s.q(`DELETE FROM kv WHERE expires_at <> 0 AND expires_at <= ?`), toNS(time.Now()))
+		}
 		return err
 	})
 	if err != nil {
