@@ -102,6 +102,7 @@ type capReader struct {
 
 var errCapped = errors.New("decompressed size over the limit")
 
+// Read implements io.Reader.
 func (c *capReader) Read(p []byte) (int, error) {
 	if c.left <= 0 {
 		// Allow the underlying reader to report a clean EOF.

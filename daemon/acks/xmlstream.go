@@ -23,6 +23,7 @@ type guardReader struct {
 	err      error
 }
 
+// Read implements io.Reader, counting and checking the bytes it passes on.
 func (g *guardReader) Read(p []byte) (int, error) {
 	if g.err != nil {
 		return 0, g.err
