@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -649,3 +650,123 @@ func BenchmarkVerifyNotification(b *testing.B) {
 		}
 	}
 }
+
+// TestREADMEResponseCodes keeps the README's table in step with the code.
+func TestREADMEResponseCodes(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range sips.SortedResponseCodes() {
+		row := "| " + c.Code + " | " + c.Description + " | " + string(c.Outcome) + " |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README has no row %q", row)
+		}
+	}
+	for _, code := range []string{sips.RejectBadSeal, sips.RejectUnknownKeyVersion, sips.RejectUnknownMerchant, sips.RejectMissingField, sips.RejectTooLarge, sips.RejectBadEncoding, sips.RejectMalformed} {
+		if !strings.Contains(string(readme), "`"+code+"`") {
+			t.Errorf("README does not mention reject code %s", code)
+		}
+	}
+}
+
+// TestManyPaymentsWithFaults runs 200 payments concurrently with 30% of
+// automatic responses dropped and 30% of customers never returning: every
+// payment's outcome, from the first verified final response or else from
+// Office, is what the simulator decided.
+func TestManyPaymentsWithFaults(t *testing.T) {
+	n := 200
+	if testing.Short() {
+		n = 40
+	}
+	s := startSim(t, sim.Config{Seed: 7, Faults: sim.Faults{DropAutomatic: 0.3, CustomerNeverReturns: 0.3, AutomaticTwice: 0.1}})
+	p := configured(t, settings(t, s.URL(), func(m map[string]any) { m["encode"] = "base64" }), nil)
+	sh := newShop(t, p)
+	ctx := context.Background()
+	outcomes := []string{"accepted", "accepted", "accepted", "refused", "cancelled", "3ds_failure"}
+	refs := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 8)
+	for i := 0; i < n; i++ {
+		refs[i] = "MANY" + strings.Repeat("0", 4-len(itoa(i))) + itoa(i)
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			init, err := p.InitPayment(ctx, sh.request(refs[i], int64(i+1)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			b := sim.NewBrowser()
+			if i%10 == 9 { // abandoned on the payment page
+				_, err := b.Open(ctx, init.Method, init.RedirectURL, init.Fields)
+				if err != nil {
+					errs <- err
+				}
+				return
+			}
+			m, err := b.Pay(ctx, init.Method, init.RedirectURL, init.Fields, sim.Choice{Outcome: outcomes[i%len(outcomes)]})
+			if err != nil {
+				errs <- err
+				return
+			}
+			if m.Returns {
+				resp, err := b.Return(ctx, m)
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp.Body.Close()
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitSim(t, s)
+	decided := s.Decided()
+	byChannel := map[string]int{}
+	for _, ref := range refs {
+		var got sdk.Outcome
+		for _, r := range sh.results(ref) {
+			if r.res.Outcome.Final() {
+				if got != "" && got != r.res.Outcome {
+					t.Fatalf("%s: responses disagree: %s then %s", ref, got, r.res.Outcome)
+				}
+				if got == "" {
+					byChannel[string(r.channel)]++
+				}
+				got = r.res.Outcome
+			}
+		}
+		if got == "" {
+			q, err := p.QueryTransaction(ctx, sdk.TransactionQuery{Reference: ref})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = q.Outcome
+			if got == sdk.OutcomeNotFound {
+				got = sdk.OutcomeExpired // what the daemon does with 25
+			}
+			byChannel["reconciliation"]++
+		}
+		if got != decided[ref] {
+			t.Fatalf("%s: acquit would record %s, the simulator decided %s", ref, got, decided[ref])
+		}
+	}
+	if len(sh.rejects) != 0 {
+		t.Fatalf("rejects: %v", sh.rejects)
+	}
+	st := s.Stats()
+	if st.AutomaticDropped == 0 || st.ManualNone == 0 || byChannel["reconciliation"] == 0 {
+		t.Fatalf("faults did not bite: %+v by channel %v", st, byChannel)
+	}
+	t.Logf("%d payments, decided by channel %v, sim stats %+v", n, byChannel, st)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
