@@ -144,6 +144,9 @@ func (s *xmlStream) next(popPending *bool) (xml.Token, error) {
 			}
 			continue
 		case xml.ProcInst:
+			if len(t.Inst) > s.lim.MaxTokenBytes {
+				return nil, s.fail(ErrTokenTooLarge, "processing instruction", nil)
+			}
 			continue
 		case xml.CharData:
 			if len(t) > s.lim.MaxTokenBytes {
