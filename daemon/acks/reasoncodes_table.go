@@ -255,4 +255,8 @@ var reasonTable = []ReasonInfo{
 	{"TS01", "TransmissionSuccessful", "The (technical) transmission of the file was successful.", "Transmission (technique) du fichier réussie."},
 	{"TS04", "TransferToSignByHand", "The order was transferred to pass by accompanying note signed by hand.", "Ordre transféré pour signature manuscrite (bordereau d'accompagnement)."},
 	{"UPAY", "UnduePayment", "Payment is not justified.", "Paiement injustifié."},
+	{"ARDT", "AlreadyReturnedTransaction", "Transaction has already been returned.", "Opération déjà retournée."},
+	{"FRAD", "FraudulentOrigin", "Cancellation requested following a transaction that was originated fraudulently.", "Annulation demandée : opération d'origine frauduleuse."},
+	{"IEDT", "IncorrectExpiryDateTime", "Expiry date time of the request-to-pay is incorrect.", "Date et heure d'expiration de la demande de paiement incorrectes."},
+	{"NOAS", "NoAnswerFromCustomer", "No response from the beneficiary.", "Pas de réponse du bénéficiaire."},
 }
