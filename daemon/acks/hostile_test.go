@@ -42,6 +42,8 @@ func TestParsePSRHostile(t *testing.T) {
 		{"huge comment", `<!-- ` + strings.Repeat("<a>", 30<<10) + ` -->` + psrWith(""), Limits{}, ErrTokenTooLarge},
 		{"too many reasons", psrWith(`<OrgnlPmtInfAndSts>` + strings.Repeat("<StsRsnInf><Rsn><Cd>NARR</Cd></Rsn></StsRsnInf>", 300) + `</OrgnlPmtInfAndSts>`), Limits{}, ErrTooMany},
 		{"pain.001 root", `<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"><CstmrCdtTrfInitn/></Document>`, Limits{}, ErrNotPain002},
+		{"pain.002 lookalike namespace", strings.Replace(psrWith(""), "pain.002.001.03", "pain.002.001.03.evil", 1), Limits{}, ErrNotPain002},
+		{"pacs.002 namespace", strings.Replace(psrWith(""), "pain.002.001.03", "pacs.002.001.03", 1), Limits{}, ErrNotPain002},
 		{"camt root", `<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt/></Document>`, Limits{}, ErrNotPain002},
 		{"not Document", `<Envelope><Body/></Envelope>`, Limits{}, ErrNotPain002},
 		{"wrong report element", `<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"><FIToFIPmtStsRpt/></Document>`, Limits{}, ErrNotPain002},

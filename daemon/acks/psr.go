@@ -155,7 +155,7 @@ type PSRSummary struct {
 }
 
 var (
-	pain002NS  = regexp.MustCompile(`(pain\.002\.00[0-9]\.[0-9]{2})$`)
+	pain002NS  = regexp.MustCompile(`(?:^|[:/$])(pain\.002\.00[0-9]\.[0-9]{2})(?:\.[a-z]{2}\.[0-9]{2})?(?:\.xsd)?$`)
 	statusCode = regexp.MustCompile(`^[A-Z0-9]{4}$`)
 )
 

@@ -339,6 +339,8 @@ func TestReadPSRSyntaxVariants(t *testing.T) {
 		{"UTF-8 BOM", "\ufeff" + psrWith(""), "pain.002.001.03", "O", StatusACTC},
 		{"German DK variant namespace", strings.Replace(psrWith(""), "pain.002.001.03", "pain.002.002.03", 1), "pain.002.002.03", "O", StatusACTC},
 		{"pain.002.001.14", strings.Replace(psrWith(""), "pain.002.001.03", "pain.002.001.14", 1), "pain.002.001.14", "O", StatusACTC},
+		{"Swiss SIX namespace (Z01)", strings.Replace(psrWith(""), "urn:iso:std:iso:20022:tech:xsd:pain.002.001.03", "http://www.six-interbank-clearing.com/de/pain.002.001.03.ch.02.xsd", 1), "pain.002.001.03", "O", StatusACTC},
+		{"German DK swift namespace", strings.Replace(psrWith(""), "urn:iso:std:iso:20022:tech:xsd:pain.002.001.03", "urn:swift:xsd:$pain.002.002.03", 1), "pain.002.002.03", "O", StatusACTC},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
