@@ -21,6 +21,10 @@ import (
 var pluginPath string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		runHelperDaemon()
+		return
+	}
 	dir, err := os.MkdirTemp("", "acquit-pluginhost-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

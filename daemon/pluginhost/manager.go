@@ -536,6 +536,7 @@ func (in *instance) launch(ctx context.Context, settings []byte) error {
 	}
 	cmd := exec.Command(in.spec.Path, in.spec.Args...)
 	cmd.Env = in.env()
+	setProcAttr(cmd)
 	zl := in.log
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
