@@ -67,6 +67,7 @@ type DB struct {
 	closeOnce  sync.Once
 	closeErr   error
 	kvSets     atomic.Int64
+	stmts      stmtCache
 }
 
 // kvSweepEvery is how many KVSet calls pass between two sweeps of expired
@@ -77,6 +78,83 @@ const kvSweepEvery = 256
 // DB.WriterWait; the usual cause is a Store method called from inside
 // InTx's fn (use the Tx instead).
 var ErrWriterBusy = errors.New("store writer busy (a Store method called inside InTx?)")
+
+// maxCachedStmts bounds the prepared-statement cache.
+const maxCachedStmts = 128
+
+// stmtCache keeps the store's own statements prepared on the single SQLite
+// writer connection: a statement first runs unprepared and is recorded as
+// wanted; the next begin, with the writer idle, prepares it.
+type stmtCache struct {
+	mu       sync.Mutex
+	prepared map[string]*sql.Stmt
+	wanted   map[string]bool
+}
+
+// txStmt returns the cached statement for query inside tx, or nil.
+func (s *DB) txStmt(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
+	if s.WriterSlots == nil {
+		return nil // PostgreSQL: pgx caches statements per connection itself
+	}
+	s.stmts.mu.Lock()
+	st := s.stmts.prepared[query]
+	if st == nil && len(s.stmts.prepared)+len(s.stmts.wanted) < maxCachedStmts {
+		if s.stmts.wanted == nil {
+			s.stmts.wanted = map[string]bool{}
+		}
+		s.stmts.wanted[query] = true
+	}
+	s.stmts.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	return tx.StmtContext(ctx, st)
+}
+
+// prepareWanted prepares the statements recorded as wanted; called with the
+// writer slot held and no transaction open.
+func (s *DB) prepareWanted(ctx context.Context) {
+	s.stmts.mu.Lock()
+	defer s.stmts.mu.Unlock()
+	if len(s.stmts.wanted) == 0 {
+		return
+	}
+	if s.stmts.prepared == nil {
+		s.stmts.prepared = map[string]*sql.Stmt{}
+	}
+	for q := range s.stmts.wanted {
+		st, err := s.W.PrepareContext(ctx, q)
+		if err != nil {
+			continue // it will keep running unprepared
+		}
+		s.stmts.prepared[q] = st
+	}
+	s.stmts.wanted = nil
+}
+
+func (s *DB) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	query = s.q(query)
+	if st := s.txStmt(ctx, tx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, query, args...)
+}
+
+func (s *DB) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	query = s.q(query)
+	if st := s.txStmt(ctx, tx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, query, args...)
+}
+
+func (s *DB) txQuery(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
+	query = s.q(query)
+	if st := s.txStmt(ctx, tx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return tx.QueryContext(ctx, query, args...)
+}
 
 // begin starts a write transaction.
 func (s *DB) begin(ctx context.Context) (*sql.Tx, func(), error) {
@@ -96,6 +174,7 @@ func (s *DB) begin(ctx context.Context) (*sql.Tx, func(), error) {
 		case <-t.C:
 			return nil, nil, fmt.Errorf("begin: %w after %s", ErrWriterBusy, wait)
 		}
+		s.prepareWanted(ctx)
 	}
 	tx, err := s.W.BeginTx(ctx, nil)
 	if err != nil {
@@ -163,6 +242,12 @@ func (s *DB) conflict(err error) error {
 // Close closes both pools.
 func (s *DB) Close() error {
 	s.closeOnce.Do(func() {
+		s.stmts.mu.Lock()
+		for _, st := range s.stmts.prepared {
+			st.Close()
+		}
+		s.stmts.prepared = nil
+		s.stmts.mu.Unlock()
 		err := s.W.Close()
 		if s.R != s.W {
 			if e := s.R.Close(); err == nil {
@@ -249,9 +334,9 @@ func (t *Tx) Emit(ctx context.Context, ev store.NewEvent) (store.Event, error) {
 		ID: NewID(now), Type: ev.Type, Subject: ev.Subject, Payload: payload,
 		State: store.EventPending, NextAttempt: now, CreatedAt: now, UpdatedAt: now,
 	}
-	err := t.tx.QueryRowContext(ctx, t.s.q(`INSERT INTO events
+	err := t.s.txQueryRow(ctx, t.tx, `INSERT INTO events
 		(id, type, subject, payload, state, attempts, next_attempt, last_error, created_at, updated_at, locked_by, locked_until)
-		VALUES (?, ?, ?, ?, 'pending', 0, ?, '', ?, ?, '', 0) RETURNING seq`),
+		VALUES (?, ?, ?, ?, 'pending', 0, ?, '', ?, ?, '', 0) RETURNING seq`,
 		e.ID, e.Type, e.Subject, string(payload), toNS(now), toNS(now), toNS(now)).Scan(&e.Seq)
 	if err != nil {
 		return store.Event{}, fmt.Errorf("emit %s: %w", ev.Type, t.s.conflict(err))
@@ -272,14 +357,14 @@ func addVerdict(ctx context.Context, s *DB, tx *sql.Tx, rawID int64, v store.Ver
 		v.At = time.Now()
 	}
 	var n int
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM raw_inputs WHERE id = ?`), rawID).Scan(&n); err != nil {
+	if err := s.txQueryRow(ctx, tx, `SELECT COUNT(*) FROM raw_inputs WHERE id = ?`, rawID).Scan(&n); err != nil {
 		return fmt.Errorf("verdict for raw %d: %w", rawID, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("verdict for raw %d: %w", rawID, store.ErrNotFound)
 	}
-	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO raw_verdicts (raw_id, verified, code, message, subject, at)
-		VALUES (?, ?, ?, ?, ?, ?)`), rawID, b2i(v.Verified), v.Code, truncate(v.Message, maxErrorText), truncate(v.Subject, maxName), toNS(v.At))
+	_, err := s.txExec(ctx, tx, `INSERT INTO raw_verdicts (raw_id, verified, code, message, subject, at)
+		VALUES (?, ?, ?, ?, ?, ?)`, rawID, b2i(v.Verified), v.Code, truncate(v.Message, maxErrorText), truncate(v.Subject, maxName), toNS(v.At))
 	if err != nil {
 		return fmt.Errorf("verdict for raw %d: %w", rawID, err)
 	}
@@ -307,8 +392,8 @@ func (t *Tx) RecordHistory(ctx context.Context, h store.History) error {
 	if h.RawID != 0 {
 		raw = h.RawID
 	}
-	_, err := t.tx.ExecContext(ctx, t.s.q(`INSERT INTO history (entity, entity_id, from_state, to_state, cause, raw_id, details, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), h.Entity, h.ID, h.From, h.To, h.Cause, raw, string(h.Details), toNS(h.At))
+	_, err := t.s.txExec(ctx, t.tx, `INSERT INTO history (entity, entity_id, from_state, to_state, cause, raw_id, details, at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, h.Entity, h.ID, h.From, h.To, h.Cause, raw, string(h.Details), toNS(h.At))
 	if err != nil {
 		return fmt.Errorf("history %s %s: %w", h.Entity, h.ID, err)
 	}
@@ -383,9 +468,9 @@ func (s *DB) RecordRaw(ctx context.Context, in store.RawInput) (int64, error) {
 	}
 	var id int64
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO raw_inputs
+		if err := s.txQueryRow(ctx, tx, `INSERT INTO raw_inputs
 			(source, channel, remote_addr, method, path, headers, body, received_at, sha256)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			in.Source, truncate(in.Channel, maxName), truncate(in.RemoteAddr, maxName), truncate(in.Method, 32),
 			truncate(in.Path, 4096), string(headers), body, toNS(in.ReceivedAt), computed).Scan(&id); err != nil {
 			return err
@@ -501,11 +586,11 @@ func (s *DB) ClaimEvents(ctx context.Context, worker string, limit int, lease ti
 			`e.state = 'running' AND +e.locked_until <= ?`,
 			`e.state = 'pending' AND +e.next_attempt <= ?`,
 		} {
-			rows, err := tx.QueryContext(ctx, s.q(`SELECT e.seq, e.state FROM events e
+			rows, err := s.txQuery(ctx, tx, `SELECT e.seq, e.state FROM events e
 				WHERE `+cond+`
 				  AND (e.subject = '' OR NOT EXISTS (SELECT 1 FROM events p
 				        WHERE p.subject = e.subject AND p.seq < e.seq AND p.state <> 'delivered'))
-				ORDER BY e.seq LIMIT ?`+s.D.ClaimLock), nowNS, limit)
+				ORDER BY e.seq LIMIT ?`+s.D.ClaimLock, nowNS, limit)
 			if err != nil {
 				return err
 			}
@@ -527,19 +612,19 @@ func (s *DB) ClaimEvents(ctx context.Context, worker string, limit int, lease ti
 			cands = cands[:limit] // PostgreSQL: the extra rows' locks end with the transaction
 		}
 		for _, c := range cands {
-			e, err := scanEvent(tx.QueryRowContext(ctx, s.q(`UPDATE events SET state = 'running', attempts = attempts + 1,
-				locked_by = ?, locked_until = ?, updated_at = ? WHERE seq = ? RETURNING `+eventCols), worker, until, nowNS, c.seq))
+			e, err := scanEvent(s.txQueryRow(ctx, tx, `UPDATE events SET state = 'running', attempts = attempts + 1,
+				locked_by = ?, locked_until = ?, updated_at = ? WHERE seq = ? RETURNING `+eventCols, worker, until, nowNS, c.seq))
 			if err != nil {
 				return err
 			}
 			if c.state == string(store.EventRunning) {
-				if _, err := tx.ExecContext(ctx, s.q(`UPDATE event_attempts SET finished = ?, ok = 0, error = 'lease expired'
-					WHERE event_id = ? AND finished = 0`), nowNS, e.ID); err != nil {
+				if _, err := s.txExec(ctx, tx, `UPDATE event_attempts SET finished = ?, ok = 0, error = 'lease expired'
+					WHERE event_id = ? AND finished = 0`, nowNS, e.ID); err != nil {
 					return err
 				}
 			}
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO event_attempts (event_id, n, worker, started, finished, ok, error)
-				VALUES (?, ?, ?, ?, 0, 0, '')`), e.ID, e.Attempts, worker, nowNS); err != nil {
+			if _, err := s.txExec(ctx, tx, `INSERT INTO event_attempts (event_id, n, worker, started, finished, ok, error)
+				VALUES (?, ?, ?, ?, 0, 0, '')`, e.ID, e.Attempts, worker, nowNS); err != nil {
 				return err
 			}
 			out = append(out, e)
@@ -556,7 +641,7 @@ func (s *DB) ClaimEvents(ctx context.Context, worker string, limit int, lease ti
 // lease not held.
 func (s *DB) heldBy(ctx context.Context, tx *sql.Tx, id, worker string) error {
 	var state, by string
-	err := tx.QueryRowContext(ctx, s.q(`SELECT state, locked_by FROM events WHERE id = ?`), id).Scan(&state, &by)
+	err := s.txQueryRow(ctx, tx, `SELECT state, locked_by FROM events WHERE id = ?`, id).Scan(&state, &by)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNotFound
 	}
@@ -570,15 +655,15 @@ func (s *DB) heldBy(ctx context.Context, tx *sql.Tx, id, worker string) error {
 func (s *DB) CompleteEvent(ctx context.Context, id, worker string) error {
 	now := toNS(time.Now())
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE events SET state = 'delivered', locked_by = '', locked_until = 0, last_error = '', updated_at = ?
-			WHERE id = ? AND state = 'running' AND locked_by = ?`), now, id, worker)
+		res, err := s.txExec(ctx, tx, `UPDATE events SET state = 'delivered', locked_by = '', locked_until = 0, last_error = '', updated_at = ?
+			WHERE id = ? AND state = 'running' AND locked_by = ?`, now, id, worker)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return s.heldBy(ctx, tx, id, worker)
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE event_attempts SET finished = ?, ok = 1 WHERE event_id = ? AND finished = 0`), now, id)
+		_, err = s.txExec(ctx, tx, `UPDATE event_attempts SET finished = ?, ok = 1 WHERE event_id = ? AND finished = 0`, now, id)
 		return err
 	})
 	if err != nil {
@@ -596,15 +681,15 @@ func (s *DB) FailEvent(ctx context.Context, id, worker, errText string, next tim
 	}
 	errText = truncate(errText, maxErrorText)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE events SET state = ?, next_attempt = ?, last_error = ?, locked_by = '', locked_until = 0, updated_at = ?
-			WHERE id = ? AND state = 'running' AND locked_by = ?`), string(state), toNS(next), errText, now, id, worker)
+		res, err := s.txExec(ctx, tx, `UPDATE events SET state = ?, next_attempt = ?, last_error = ?, locked_by = '', locked_until = 0, updated_at = ?
+			WHERE id = ? AND state = 'running' AND locked_by = ?`, string(state), toNS(next), errText, now, id, worker)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return s.heldBy(ctx, tx, id, worker)
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE event_attempts SET finished = ?, ok = 0, error = ? WHERE event_id = ? AND finished = 0`), now, errText, id)
+		_, err = s.txExec(ctx, tx, `UPDATE event_attempts SET finished = ?, ok = 0, error = ? WHERE event_id = ? AND finished = 0`, now, errText, id)
 		return err
 	})
 	if err != nil {
@@ -616,7 +701,7 @@ func (s *DB) FailEvent(ctx context.Context, id, worker, errText string, next tim
 // ExtendLease moves the lease of a running event held by worker.
 func (s *DB) ExtendLease(ctx context.Context, id, worker string, until time.Time) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE events SET locked_until = ? WHERE id = ? AND state = 'running' AND locked_by = ?`),
+		res, err := s.txExec(ctx, tx, `UPDATE events SET locked_until = ? WHERE id = ? AND state = 'running' AND locked_by = ?`,
 			toNS(until), id, worker)
 		if err != nil {
 			return err
@@ -636,14 +721,14 @@ func (s *DB) ExtendLease(ctx context.Context, id, worker string, until time.Time
 func (s *DB) ReplayEvent(ctx context.Context, id string) error {
 	now := toNS(time.Now())
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE events SET state = 'pending', attempts = 0, next_attempt = ?, last_error = '',
-			locked_by = '', locked_until = 0, updated_at = ? WHERE id = ? AND state IN ('dead', 'delivered')`), now, now, id)
+		res, err := s.txExec(ctx, tx, `UPDATE events SET state = 'pending', attempts = 0, next_attempt = ?, last_error = '',
+			locked_by = '', locked_until = 0, updated_at = ? WHERE id = ? AND state IN ('dead', 'delivered')`, now, now, id)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			var state string
-			err := tx.QueryRowContext(ctx, s.q(`SELECT state FROM events WHERE id = ?`), id).Scan(&state)
+			err := s.txQueryRow(ctx, tx, `SELECT state FROM events WHERE id = ?`, id).Scan(&state)
 			if errors.Is(err, sql.ErrNoRows) {
 				return store.ErrNotFound
 			}
@@ -739,11 +824,11 @@ func (s *DB) PruneEvents(ctx context.Context, deliveredBefore time.Time) (int, e
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		cut := toNS(deliveredBefore)
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM event_attempts WHERE event_id IN
-			(SELECT id FROM events WHERE state = 'delivered' AND updated_at < ?)`), cut); err != nil {
+		if _, err := s.txExec(ctx, tx, `DELETE FROM event_attempts WHERE event_id IN
+			(SELECT id FROM events WHERE state = 'delivered' AND updated_at < ?)`, cut); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM events WHERE state = 'delivered' AND updated_at < ?`), cut)
+		res, err := s.txExec(ctx, tx, `DELETE FROM events WHERE state = 'delivered' AND updated_at < ?`, cut)
 		if err != nil {
 			return err
 		}
@@ -827,11 +912,11 @@ func (s *DB) KVSet(ctx context.Context, ns, key, value string, ttl time.Duration
 	}
 	sweep := s.kvSets.Add(1)%kvSweepEvery == 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO kv (ns, k, value, expires_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (ns, k) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`), ns, key, value, exp)
+		_, err := s.txExec(ctx, tx, `INSERT INTO kv (ns, k, value, expires_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (ns, k) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`, ns, key, value, exp)
 		if err == nil && sweep {
 			// Expired entries are invisible already; now and then delete them.
-			_, err = tx.ExecContext(ctx, s.q(`DELETE FROM kv WHERE expires_at <> 0 AND expires_at <= ?`), toNS(time.Now()))
+			_, err = s.txExec(ctx, tx, `DELETE FROM kv WHERE expires_at <> 0 AND expires_at <= ?`, toNS(time.Now()))
 		}
 		return err
 	})
@@ -847,7 +932,7 @@ func (s *DB) KVDelete(ctx context.Context, ns, key string) error {
 		return fmt.Errorf("kv delete: %w", err)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`DELETE FROM kv WHERE ns = ? AND k = ?`), ns, key)
+		_, err := s.txExec(ctx, tx, `DELETE FROM kv WHERE ns = ? AND k = ?`, ns, key)
 		return err
 	})
 	if err != nil {
@@ -864,12 +949,12 @@ func (s *DB) KVIncr(ctx context.Context, ns, key string, delta int64) (int64, er
 	}
 	var out int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO kv (ns, k, value, expires_at) VALUES (?, ?, '0', 0) ON CONFLICT (ns, k) DO NOTHING`), ns, key); err != nil {
+		if _, err := s.txExec(ctx, tx, `INSERT INTO kv (ns, k, value, expires_at) VALUES (?, ?, '0', 0) ON CONFLICT (ns, k) DO NOTHING`, ns, key); err != nil {
 			return err
 		}
 		var v string
 		var exp int64
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT value, expires_at FROM kv WHERE ns = ? AND k = ?`+s.D.RowLock), ns, key).Scan(&v, &exp); err != nil {
+		if err := s.txQueryRow(ctx, tx, `SELECT value, expires_at FROM kv WHERE ns = ? AND k = ?`+s.D.RowLock, ns, key).Scan(&v, &exp); err != nil {
 			return err
 		}
 		now := toNS(time.Now())
@@ -887,7 +972,7 @@ func (s *DB) KVIncr(ctx context.Context, ns, key string, delta int64) (int64, er
 			return fmt.Errorf("%w: overflow", store.ErrInvalid)
 		}
 		out = cur + delta
-		_, err := tx.ExecContext(ctx, s.q(`UPDATE kv SET value = ?, expires_at = ? WHERE ns = ? AND k = ?`), strconv.FormatInt(out, 10), exp, ns, key)
+		_, err := s.txExec(ctx, tx, `UPDATE kv SET value = ?, expires_at = ? WHERE ns = ? AND k = ?`, strconv.FormatInt(out, 10), exp, ns, key)
 		return err
 	})
 	if err != nil {
@@ -942,12 +1027,12 @@ func (s *DB) StatePut(ctx context.Context, plugin, key string, value []byte, ver
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if version == 0 {
-			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO plugin_state (plugin, k, value, version, updated_at) VALUES (?, ?, ?, 1, ?)`),
+			_, err := s.txExec(ctx, tx, `INSERT INTO plugin_state (plugin, k, value, version, updated_at) VALUES (?, ?, ?, 1, ?)`,
 				plugin, key, value, toNS(time.Now()))
 			return s.conflict(err)
 		}
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE plugin_state SET value = ?, version = version + 1, updated_at = ?
-			WHERE plugin = ? AND k = ? AND version = ?`), value, toNS(time.Now()), plugin, key, version)
+		res, err := s.txExec(ctx, tx, `UPDATE plugin_state SET value = ?, version = version + 1, updated_at = ?
+			WHERE plugin = ? AND k = ? AND version = ?`, value, toNS(time.Now()), plugin, key, version)
 		if err != nil {
 			return err
 		}
@@ -972,8 +1057,8 @@ func (s *DB) NextSequence(ctx context.Context, plugin, name string) (int64, erro
 	}
 	var v int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, s.q(`INSERT INTO sequences (plugin, name, value) VALUES (?, ?, 1)
-			ON CONFLICT (plugin, name) DO UPDATE SET value = sequences.value + 1 RETURNING value`), plugin, name).Scan(&v)
+		return s.txQueryRow(ctx, tx, `INSERT INTO sequences (plugin, name, value) VALUES (?, ?, 1)
+			ON CONFLICT (plugin, name) DO UPDATE SET value = sequences.value + 1 RETURNING value`, plugin, name).Scan(&v)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("next sequence %s/%s: %w", plugin, name, err)
@@ -995,8 +1080,8 @@ func (s *DB) StartRun(ctx context.Context, schedule string, scheduled time.Time,
 	}
 	var id int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, s.q(`INSERT INTO schedule_runs (schedule, scheduled, started, finished, ok, summary, error, instance)
-			VALUES (?, ?, ?, 0, 0, '', '', ?) RETURNING id`), schedule, toNS(scheduled), toNS(now), truncate(instance, maxName)).Scan(&id)
+		return s.txQueryRow(ctx, tx, `INSERT INTO schedule_runs (schedule, scheduled, started, finished, ok, summary, error, instance)
+			VALUES (?, ?, ?, 0, 0, '', '', ?) RETURNING id`, schedule, toNS(scheduled), toNS(now), truncate(instance, maxName)).Scan(&id)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("start run %s at %s: %w", schedule, scheduled.Format(time.RFC3339), s.conflict(err))
@@ -1010,14 +1095,14 @@ func (s *DB) FinishRun(ctx context.Context, id int64, ok bool, summary, errText 
 		now = time.Now()
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE schedule_runs SET finished = ?, ok = ?, summary = ?, error = ? WHERE id = ? AND finished = 0`),
+		res, err := s.txExec(ctx, tx, `UPDATE schedule_runs SET finished = ?, ok = ?, summary = ?, error = ? WHERE id = ? AND finished = 0`,
 			toNS(now), b2i(ok), truncate(summary, maxErrorText), truncate(errText, maxErrorText), id)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			var c int
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schedule_runs WHERE id = ?`), id).Scan(&c); err != nil {
+			if err := s.txQueryRow(ctx, tx, `SELECT COUNT(*) FROM schedule_runs WHERE id = ?`, id).Scan(&c); err != nil {
 				return err
 			}
 			if c == 0 {
@@ -1092,8 +1177,8 @@ func (s *DB) ListRuns(ctx context.Context, schedule string, limit int) ([]store.
 func (s *DB) AbandonRuns(ctx context.Context, before time.Time) (int, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE schedule_runs SET finished = ?, ok = 0, error = 'abandoned: the instance running it stopped'
-			WHERE finished = 0 AND started < ?`), toNS(time.Now()), toNS(before))
+		res, err := s.txExec(ctx, tx, `UPDATE schedule_runs SET finished = ?, ok = 0, error = 'abandoned: the instance running it stopped'
+			WHERE finished = 0 AND started < ?`, toNS(time.Now()), toNS(before))
 		if err != nil {
 			return err
 		}
