@@ -421,6 +421,9 @@ func TestHostileNotifications(t *testing.T) {
 		{"oversized", "Data=" + strings.Repeat("A", sips.MaxPostBody) + "&Seal=00", "POST", sips.RejectTooLarge},
 		{"non-UTF-8", "Data=amount%3D1%7CcustomerName%3DZo%EB&Seal=00", "POST", sips.RejectBadEncoding},
 		{"empty", "", "POST", sips.RejectMissingField},
+		{"no seal", "Data=" + urlq(genuine.Get("Data")), "POST", sips.RejectMissingField},
+		{"duplicate key in Data", "Data=" + urlq(genuine.Get("Data")+"|responseCode=00") + "&Seal=" + genuine.Get("Seal"), "POST", sips.RejectMalformed},
+		{"Data twice", genuine.Encode() + "&Data=x", "POST", sips.RejectMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -174,7 +174,8 @@ func (r Reference) matches(f Fields) bool {
 		return got == "" || got == r.TransactionReference
 	}
 	id := first(f["s10TransactionReference.s10TransactionId"], f["s10TransactionId"])
-	return id == "" || id == r.S10TransactionID
+	date := first(f["s10TransactionReference.s10TransactionIdDate"], f["s10TransactionIdDate"])
+	return (id == "" || id == r.S10TransactionID) && (date == "" || date == r.S10TransactionIDDate)
 }
 
 // TransactionData is Office's answer to getTransactionData.

@@ -69,6 +69,7 @@ func TestGetTransactionData(t *testing.T) {
 		{"request seal refused", "office_badseal.json", "", Reference{TransactionReference: "X"}, "", false, 0, "api:34"},
 		{"forged answer seal", "office_captured.json", "another-key", Reference{TransactionReference: "ACQ20261123A0001"}, "", false, 0, RejectBadSeal},
 		{"unsealed acceptance", "office_captured.json", "", Reference{TransactionReference: "ACQ20261123A0001"}, "", false, 0, RejectMissingField},
+		{"s10 answer of another day", "office_s10.json", simKey, Reference{S10TransactionID: "000123", S10TransactionIDDate: "20261124"}, "", false, 0, RejectMalformed},
 		{"answer about another transaction", "office_captured.json", simKey, Reference{TransactionReference: "OTHER"}, "", false, 0, RejectMalformed},
 	}
 	for _, tt := range tests {

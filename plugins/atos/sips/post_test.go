@@ -198,3 +198,37 @@ func BenchmarkVerifyAutomaticResponse(b *testing.B) {
 		}
 	}
 }
+
+// FuzzVerifyPost feeds arbitrary form bodies: nothing panics, every
+// refusal carries a reject code, and nothing is accepted without the
+// account's seal.
+func FuzzVerifyPost(f *testing.F) {
+	for _, name := range []string{"accepted.data", "refused.data", "s10_accepted.data"} {
+		d := readFixture(f, name)
+		f.Add(string(postBody(d, ComputeSeal(HMACSHA256, d, simKey), "")))
+		b := base64.StdEncoding.EncodeToString([]byte(d))
+		f.Add(string(postBody(b, ComputeSeal(HMACSHA256, b, simKey), "Encode=base64")))
+	}
+	f.Add("Data=&Seal=")
+	f.Add("Data=a%3D1%7Ca%3D2&Seal=00&Data=x")
+	lookup := lookupOf(simAccount())
+	f.Fuzz(func(t *testing.T, body string) {
+		form, err := ParsePostForm([]byte(body))
+		if err != nil {
+			if RejectCode(err) == "" {
+				t.Fatalf("form error without a reject code: %v", err)
+			}
+			return
+		}
+		r, err := VerifyPost(form, lookup)
+		if err != nil {
+			if RejectCode(err) == "" {
+				t.Fatalf("verify error without a reject code: %v", err)
+			}
+			return
+		}
+		if !CheckSeal(HMACSHA256, form.Data, simKey, form.Seal) || r.MerchantID != simAccount().MerchantID {
+			t.Fatalf("accepted without the account's seal")
+		}
+	})
+}
