@@ -142,6 +142,7 @@ func FuzzParsePSR(f *testing.F) {
 		f.Add(readTestdata(f, "psr/"+name))
 	}
 	f.Add(readTestdata(f, "hac/acquit_hac_ebics30_btf.xml"))
+	f.Add(readTestdata(f, "psr/acquit_psr_container.zip"))
 	f.Add([]byte(psrWith(`<OrgnlPmtInfAndSts><StsRsnInf><Orgtr><Id><OrgId><Othr><Id>X</Id><SchmeNm><Prtry>OrderID</Prtry></SchmeNm></Othr></OrgId></Id></Orgtr></StsRsnInf></OrgnlPmtInfAndSts>`)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lim := Limits{MaxBytes: 1 << 20, MaxTokenBytes: 4 << 10, MaxRepeat: 16, MaxCollect: 1000}
@@ -157,6 +158,12 @@ func FuzzParsePSR(f *testing.F) {
 			e := EffectiveStatus(&rep.Group, x.PmtInf, x.Tx)
 			if (rep.Group.GrpSts == StatusRJCT || x.Tx.TxSts == StatusRJCT || x.PmtInf != nil && x.PmtInf.PmtInfSts == StatusRJCT) != (e.Status == StatusRJCT) {
 				t.Fatalf("effective status %s contradicts levels", e.Status)
+			}
+		}
+		if _, err := ParseEntries(data, ParseOptions{Kind: "psr", Limits: lim}); err != nil {
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("ParseEntries untyped error %T: %v", err, err)
 			}
 		}
 		if err := fuzzHAC(data, lim); err != nil {
