@@ -68,6 +68,7 @@ func newEnv(t testing.TB, v protocol.Version, prof string, cfg sim.Config, onboa
 		prof = profileFor(v)
 	}
 	cfg.HostID = "SIMBANK"
+	cfg.BankKeys = testKeys(t, "BANK", "SIMBANK", true, "A006")
 	s, err := sim.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -55,8 +55,10 @@ type uploadState struct {
 	SegmentsDone  int               `json:"segments_done"`
 	Done          bool              `json:"done"`
 	Result        *UploadResult     `json:"result,omitempty"`
-	Details       map[string]string `json:"details"`
 	Restarts      int               `json:"restarts"`
+	// details are stored once under their own key (they can be large:
+	// every EndToEndId of the file), not rewritten after each segment.
+	details map[string]string
 }
 
 // Upload sends one file, crash-safe: the state is persisted after each
@@ -85,7 +87,7 @@ func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, er
 	if found && st.Done {
 		r := *st.Result
 		r.Resumed = true
-		return &r, nil
+		return c.withDetails(ctx, key, &r)
 	}
 	if !found || st.Spool == "" || !fileExists(st.Spool) {
 		if found && st.TransactionID != "" && st.SegmentsDone > 0 {
@@ -95,6 +97,9 @@ func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, er
 		}
 		if err := c.prepare(ctx, spec, fn, &st); err != nil {
 			return nil, fmt.Errorf("ebics upload %s: %w", spec.ID, err)
+		}
+		if err := c.putJSON(ctx, key+"/details", st.details); err != nil {
+			return nil, err
 		}
 		if err := c.putJSON(ctx, key, st); err != nil {
 			return nil, err
@@ -155,7 +160,7 @@ func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *
 	st.Function = spec.Function
 	st.FileSHA256 = hex.EncodeToString(digest)
 	st.DataDigest = digest
-	st.Details = map[string]string{"file_sha256": st.FileSHA256}
+	st.details = map[string]string{"file_sha256": st.FileSHA256}
 	if info != nil {
 		type e2e struct {
 			PmtInfID   string `json:"pmt_inf_id"`
@@ -169,11 +174,11 @@ func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *
 		}
 		pmt, _ := json.Marshal(info.PmtInfIDs)
 		tj, _ := json.Marshal(txs)
-		st.Details["msg_id"] = info.MsgID
-		st.Details["pmt_inf_ids"] = string(pmt)
-		st.Details["transactions"] = string(tj)
-		st.Details["nb_of_txs"] = info.NbOfTxs
-		st.Details["ctrl_sum"] = info.CtrlSum
+		st.details["msg_id"] = info.MsgID
+		st.details["pmt_inf_ids"] = string(pmt)
+		st.details["transactions"] = string(tj)
+		st.details["nb_of_txs"] = info.NbOfTxs
+		st.details["ctrl_sum"] = info.CtrlSum
 	}
 	// ES over the document digest.
 	sig, err := protocol.SignES(c.bank.Profile.SignatureVersion, c.keys.Signature.Private, digest)
@@ -336,19 +341,32 @@ func (c *Client) finish(ctx context.Context, key string, st *uploadState, last *
 		st.OrderID = last.OrderID
 	}
 	res := &UploadResult{OrderID: st.OrderID, TransactionID: st.TransactionID, Segments: st.NumSegments,
-		ReturnCode: protocol.CodeOK, ReturnText: last.ReportText, FileSHA256: st.FileSHA256, Details: st.Details}
-	if res.Details == nil {
-		res.Details = map[string]string{}
-	}
-	res.Details["order_id"] = st.OrderID
-	res.Details["transaction_id"] = st.TransactionID
+		ReturnCode: protocol.CodeOK, ReturnText: last.ReportText, FileSHA256: st.FileSHA256}
 	st.Done, st.Result = true, res
 	if err := c.putJSON(ctx, key, st); err != nil {
 		return nil, err
 	}
+	out := *res
+	if _, err := c.withDetails(ctx, key, &out); err != nil {
+		return nil, err
+	}
+	res = &out
 	os.Remove(st.Spool)
 	c.log.Info().Str("order", res.OrderID).Str("tx", res.TransactionID).Int("segments", res.Segments).Msg("ebics upload done")
 	return res, nil
+}
+
+// withDetails loads the stored payment details into r.Details.
+func (c *Client) withDetails(ctx context.Context, key string, r *UploadResult) (*UploadResult, error) {
+	if _, err := c.getJSON(ctx, key+"/details", &r.Details); err != nil {
+		return nil, err
+	}
+	if r.Details == nil {
+		r.Details = map[string]string{}
+	}
+	r.Details["order_id"] = r.OrderID
+	r.Details["transaction_id"] = r.TransactionID
+	return r, nil
 }
 
 // retry repeats fn on transport errors and 061099 (internal error).

@@ -74,6 +74,9 @@ type Config struct {
 	Logger    zerolog.Logger
 	// BankKeyBits sizes the bank keys (default 2048).
 	BankKeyBits int
+	// BankKeys reuses existing bank keys (their Auth and Enc keys, which
+	// need certificates for H005); nil generates fresh ones.
+	BankKeys *keys.Set
 }
 
 // SubscriberState is a subscriber's onboarding state.
@@ -190,9 +193,13 @@ func New(cfg Config) (*Sim, error) {
 	if bits == 0 {
 		bits = 2048
 	}
-	bk, err := keys.Generate("BANK", cfg.HostID, keys.Options{Bits: bits, SelfSigned: true, CommonName: cfg.HostID})
-	if err != nil {
-		return nil, fmt.Errorf("ebics sim: bank keys: %w", err)
+	bk := cfg.BankKeys
+	if bk == nil {
+		var err error
+		bk, err = keys.Generate("BANK", cfg.HostID, keys.Options{Bits: bits, SelfSigned: true, CommonName: cfg.HostID})
+		if err != nil {
+			return nil, fmt.Errorf("ebics sim: bank keys: %w", err)
+		}
 	}
 	return &Sim{cfg: cfg, log: cfg.Logger, authKey: bk.Auth, encKey: bk.Enc, faults: cfg.Faults,
 		subs: map[string]*subscriber{}, nonces: map[string]time.Time{}, txs: map[string]*tx{}, msgIDs: map[string]bool{}}, nil
