@@ -536,3 +536,23 @@ func TestPluginOutputAfterHandshake(t *testing.T) {
 		t.Fatalf("after garbage: %v", err)
 	}
 }
+
+// BenchmarkPluginRPCHealth measures a bare round trip (Health, no Host
+// calls) to a real plugin process.
+func BenchmarkPluginRPCHealth(b *testing.B) {
+	m, err := New(Options{State: newMemState(), Logger: zerolog.Nop(), HealthInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = m.Stop(context.Background()) }()
+	if err := m.Start(context.Background(), gatewaySpec("bench")); err != nil {
+		b.Fatal(err)
+	}
+	g, _ := m.Gateway("bench")
+	ctx := context.Background()
+	for b.Loop() {
+		if err := g.Health(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
