@@ -44,7 +44,10 @@
 // concatenating every leaf value; this package does the same: an object's
 // leaves come in the order of its sorted keys, an array's in element order,
 // strings as their decoded text, numbers as their literal text as sent,
-// booleans as "true"/"false", null as nothing. Verification works on the
+// booleans as "true"/"false" (PHP's reference code would give "1" and "";
+// no field acquit sends or reads is a boolean), null as nothing. For flat
+// messages this agrees with every implementation seen (Worldline's PHP
+// samples, community Python code). Verification works on the
 // exact bytes received (numbers keep their literal text) and refuses a
 // message with duplicate member names.
 package sips
