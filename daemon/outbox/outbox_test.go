@@ -371,7 +371,9 @@ func TestLeaseRenewedWhileHandlerRuns(t *testing.T) {
 	s := openStore(t)
 	var calls atomic.Int32
 	release := make(chan struct{})
-	start(t, outbox.Config{Store: s, Name: "slow", Lease: 150 * time.Millisecond, PollInterval: 5 * time.Millisecond,
+	// Lease 1s, renewed every 333ms; the handler holds the event for 2.5
+	// leases. (Generous margins: the CI machine may be loaded.)
+	start(t, outbox.Config{Store: s, Name: "slow", Lease: time.Second, PollInterval: 5 * time.Millisecond,
 		Handler: func(ctx context.Context, ev store.Event) error {
 			calls.Add(1)
 			select {
@@ -389,7 +391,7 @@ func TestLeaseRenewedWhileHandlerRuns(t *testing.T) {
 	waitFor(t, "handler started", func() bool { return calls.Load() == 1 })
 	// Run well past several lease lengths: without renewal the thief would
 	// claim the event.
-	time.Sleep(800 * time.Millisecond)
+	time.Sleep(2500 * time.Millisecond)
 	close(release)
 	waitFor(t, "delivered", func() bool { return state(t, s, e.ID) == store.EventDelivered })
 	if stolen.Load() != 0 || calls.Load() != 1 {
