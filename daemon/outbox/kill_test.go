@@ -105,9 +105,6 @@ func readDeliveries(t *testing.T, path string) []delivery {
 // that no event is lost and that per subject the first deliveries follow
 // emission order.
 func TestKill9WhileDispatching(t *testing.T) {
-	if testing.Short() {
-		t.Skip("re-executes the test binary")
-	}
 	dir := t.TempDir()
 	dbPath, outPath := filepath.Join(dir, "outbox.db"), filepath.Join(dir, "delivered.log")
 	s, err := sqlite.Open(context.Background(), dbPath, store.WithoutRegisteredMigrations())

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 
 	"database/sql"
@@ -81,6 +82,13 @@ func Open(ctx context.Context, path string, opts ...store.Option) (*Store, error
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
+	}
+	// The file holds raw bank messages: readable by its owner only (SQLite
+	// gives the -wal and -shm files the same mode).
+	if f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite open %s: %w", abs, err)
 	}
 	w, err := sql.Open("sqlite", dsn(abs, false))
 	if err != nil {

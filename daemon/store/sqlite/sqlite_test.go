@@ -80,6 +80,27 @@ func TestPragmasAndMigrations(t *testing.T) {
 	}
 }
 
+func TestFileIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "private.db")
+	s, err := sqlite.Open(context.Background(), path, store.WithoutRegisteredMigrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.RecordRaw(context.Background(), store.RawInput{Source: "atos", Body: []byte("secret")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s mode %v: readable by others", filepath.Base(p), st.Mode().Perm())
+		}
+	}
+}
+
 func TestFailedMigrationLeavesNothing(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "a.db")
