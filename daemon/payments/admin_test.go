@@ -49,7 +49,7 @@ func TestAdminHandler(t *testing.T) {
 		{"trailing data", "application/json", good + `{}`, 400},
 		{"wrong content type", "text/plain", good, 415},
 		{"invalid amount", "application/json", strings.Replace(good, "1500", "-1", 1), 400},
-		{"oversized", "application/json", `{"order_id":"` + strings.Repeat("x", 70000) + `"}`, 400},
+		{"too_large", "application/json", `{"order_id":"` + strings.Repeat("x", 70000) + `"}`, 400},
 	}
 	for _, c := range bad {
 		if code, _, body := do("POST", "/v1/payments", c.ctype, "", c.body); code != c.status {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -52,6 +53,9 @@ type env struct {
 	adm    *httptest.Server
 	client *http.Client
 	clock  *fakeClock
+	// gateways by name; "sim" is the test provider, others are added by
+	// tests before any request.
+	gateways map[string]sdk.PaymentGateway
 }
 
 func loopbackServer(t testing.TB, h http.Handler) *httptest.Server {
@@ -96,6 +100,7 @@ func newEnvOn(t testing.TB, driver string, mod func(*Config)) *env {
 	t.Cleanup(func() { e.st.Close() })
 	e.sim = newSimProvider(t)
 	e.gw = &simGateway{p: e.sim, client: &http.Client{Timeout: 5 * time.Second}}
+	e.gateways = map[string]sdk.PaymentGateway{"sim": e.gw}
 	var h http.Handler
 	e.pub = loopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	cfg := Config{DefaultGateway: "sim", ReconcileAfter: 20 * time.Minute, RecheckEvery: 5 * time.Minute,
@@ -105,10 +110,11 @@ func newEnvOn(t testing.TB, driver string, mod func(*Config)) *env {
 	}
 	e.svc = New(Deps{Store: e.st, Logger: zerolog.Nop(), Registerer: e.reg, Now: e.clock.Now, Config: cfg,
 		Gateway: func(name string) (sdk.PaymentGateway, error) {
-			if name != "sim" {
-				return nil, &ValidationError{Field: "gateway", Message: "no gateway " + name}
+			g, ok := e.gateways[name]
+			if !ok {
+				return nil, fmt.Errorf("no gateway %q", name)
 			}
-			return e.gw, nil
+			return g, nil
 		}})
 	h = e.svc.PublicHandler()
 	e.adm = loopbackServer(t, e.svc.AdminHandler())

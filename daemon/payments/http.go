@@ -48,7 +48,7 @@ func (s *Service) serveAutomatic(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrRawNotStored):
 		http.Error(w, "not stored, retry", http.StatusInternalServerError)
-	case res.Verdict == VerdictRejected && res.RejectCode == "oversized":
+	case res.Verdict == VerdictRejected && res.RejectCode == "too_large":
 		http.Error(w, "rejected: oversized", http.StatusRequestEntityTooLarge)
 	case res.Verdict == VerdictRejected:
 		http.Error(w, "rejected: "+res.RejectCode, http.StatusBadRequest)

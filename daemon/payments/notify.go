@@ -27,7 +27,7 @@ type NotificationResult struct {
 	Channel sdk.Channel
 	Verdict Verdict
 	// RejectCode is the gateway's reject code (Verdict rejected), or
-	// "oversized", "unavailable" for rejections by acquit itself.
+	// "too_large", "unavailable" for rejections by acquit itself.
 	RejectCode string
 	// Reference is our reference of the payment, when known.
 	Reference string
@@ -73,7 +73,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 	if readErr != nil {
 		code := "read_error"
 		if errors.Is(readErr, errTooLarge) {
-			code = "oversized"
+			code = "too_large"
 		}
 		return s.reject(ctx, res, &sdk.RejectError{Code: code, Message: readErr.Error()}), nil
 	}

@@ -294,7 +294,7 @@ func testHostileInputs(t *testing.T, driver string) {
 		{"missing responseCode", []byte(resealed(func(g map[string]string) { delete(g, "responseCode") }, simKeyV1).Encode()),
 			400, "missing_field", func() float64 { return e.rejects("missing_field") }, 0, "https://shop.example/return"},
 		{"oversized body", []byte("Data=" + strings.Repeat("a", 5000)),
-			413, "oversized", func() float64 { return e.rejects("oversized") }, 0, "https://shop.example/return"},
+			413, "too_large", func() float64 { return e.rejects("too_large") }, 0, "https://shop.example/return"},
 		{"non-UTF-8 Data", []byte("Data=amount%3D1\xff\xfe|x&Seal=00"),
 			400, "bad_encoding", func() float64 { return e.rejects("bad_encoding") }, 0, "https://shop.example/return"},
 		{"not a form", []byte("%zz%%"),
