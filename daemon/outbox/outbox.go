@@ -94,7 +94,10 @@ var ErrStopped = errors.New("outbox: dispatcher already started or stopped")
 // permanentError marks a handler error that must not be retried.
 type permanentError struct{ err error }
 
+// Error describes the wrapped error as permanent.
 func (p permanentError) Error() string { return "permanent: " + p.err.Error() }
+
+// Unwrap returns the handler's error.
 func (p permanentError) Unwrap() error { return p.err }
 
 // Permanent wraps a handler error so that the event goes dead at once

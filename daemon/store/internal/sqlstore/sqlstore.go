@@ -431,6 +431,7 @@ func (t *Tx) Query(ctx context.Context, query string, args ...any) (store.Rows, 
 
 type row struct{ r *sql.Row }
 
+// Scan scans the row; no row is store.ErrNotFound wrapping sql.ErrNoRows.
 func (r row) Scan(dest ...any) error {
 	err := r.r.Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
