@@ -141,6 +141,7 @@ type Scheduler struct {
 	jobCancel  context.CancelFunc
 	started    bool
 	stopped    bool
+	realClock  bool
 }
 
 // New checks the entries and returns a Scheduler.
@@ -148,7 +149,8 @@ func New(opts Options, entries []Entry) (*Scheduler, error) {
 	if opts.Store == nil || opts.Registry == nil || opts.Instance == "" {
 		return nil, errors.New("schedule: Store, Registry and Instance are required")
 	}
-	if opts.Clock == nil {
+	realClock := opts.Clock == nil
+	if realClock {
 		opts.Clock = clockwork.NewRealClock()
 	}
 	if opts.AbandonGrace <= 0 {
@@ -159,7 +161,7 @@ func New(opts Options, entries []Entry) (*Scheduler, error) {
 		return nil, err
 	}
 	s := &Scheduler{opts: opts, clock: opts.Clock, log: opts.Logger.With().Str("component", "schedule").Logger(),
-		metrics: m, running: map[string]*atomic.Bool{}}
+		metrics: m, running: map[string]*atomic.Bool{}, realClock: realClock}
 	es, err := parseEntries(entries)
 	if err != nil {
 		return nil, err
@@ -445,7 +447,7 @@ func (s *Scheduler) run(e *entry, scheduled time.Time) (*store.Run, error) {
 	if !ok {
 		err = fmt.Errorf("job %q is not registered", e.Job)
 	} else {
-		jctx, cancel := clockwork.WithTimeout(ctx, s.clock, e.Timeout)
+		jctx, cancel := s.withTimeout(ctx, e.Timeout)
 		summary, err = call(jctx, fn, maps.Clone(e.Params))
 		cancel()
 	}
@@ -471,6 +473,37 @@ func (s *Scheduler) run(e *entry, scheduled time.Time) (*store.Run, error) {
 	ev.Int64("run", id).Dur("duration", dur).Str("summary", summary).Bool("ok", err == nil).Msg("schedule run finished")
 	return &store.Run{ID: id, Schedule: e.Name, Scheduled: scheduled, Started: now, Finished: finished,
 		OK: err == nil, Summary: summary, Error: errText, Instance: s.opts.Instance}, nil
+}
+
+// withTimeout is context.WithTimeout on the scheduler's clock.
+func (s *Scheduler) withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if s.realClock {
+		return context.WithTimeout(ctx, d)
+	}
+	c, cancel := context.WithCancelCause(ctx)
+	t := s.clock.AfterFunc(d, func() { cancel(context.DeadlineExceeded) })
+	return timeoutCtx{Context: c, deadline: s.clock.Now().Add(d)}, func() {
+		t.Stop()
+		cancel(context.Canceled)
+	}
+}
+
+// timeoutCtx is a context cancelled by a timer of an injected clock.
+type timeoutCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+// Deadline returns the deadline on the injected clock.
+func (c timeoutCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Err reports context.DeadlineExceeded when the timer fired.
+func (c timeoutCtx) Err() error {
+	err := c.Context.Err()
+	if err != nil && errors.Is(context.Cause(c.Context), context.DeadlineExceeded) {
+		return context.DeadlineExceeded
+	}
+	return err
 }
 
 // call runs fn, turning a panic into an error.
