@@ -556,3 +556,19 @@ func BenchmarkPluginRPCHealth(b *testing.B) {
 		}
 	}
 }
+
+// TestHandshakeTimeout: a plugin that never completes the handshake is
+// killed after StartTimeout and reaped.
+func TestHandshakeTimeout(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.StartTimeout = 500 * time.Millisecond })
+	before := children(t)
+	err := e.m.Start(context.Background(), gatewaySpec("mute", testplugin.EnvHangAtStart+"=1"))
+	if err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("got %v, want a handshake timeout", err)
+	}
+	for pid := range children(t) {
+		if !before[pid] {
+			t.Errorf("child %d (state %s) left behind", pid, procState(pid))
+		}
+	}
+}

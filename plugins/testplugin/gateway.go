@@ -74,6 +74,7 @@ const (
 	EnvStdoutGarbage = "ACQUIT_TESTPLUGIN_STDOUT_GARBAGE" // "1": write garbage to stdout before the handshake
 	EnvExitAtStart   = "ACQUIT_TESTPLUGIN_EXIT_AT_START"  // "1": exit(4) before serving
 	EnvStartedFile   = "ACQUIT_TESTPLUGIN_STARTED_FILE"   // path: write the pid there at start
+	EnvHangAtStart   = "ACQUIT_TESTPLUGIN_HANG_AT_START"  // "1": never complete the handshake
 	EnvServe         = "ACQUIT_TESTPLUGIN_SERVE"          // "gateway" (default), "transport" or "both"
 )
 

@@ -23,6 +23,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "acquit-plugin-test: exiting at start on purpose")
 		os.Exit(4)
 	}
+	if os.Getenv(testplugin.EnvHangAtStart) == "1" {
+		select {}
+	}
 	if os.Getenv(testplugin.EnvStdoutGarbage) == "1" {
 		fmt.Fprintln(os.Stdout, "this is not a go-plugin handshake line\x00\xff")
 	}
