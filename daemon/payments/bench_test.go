@@ -1,15 +1,18 @@
 package payments
 
 import (
+	"context"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/acquit/acquit/plugins/atos/sim"
+	"github.com/acquit/acquit/sdk"
 )
 
 // reportLatency reports the p50 and p99 of the measured latencies.
@@ -55,13 +58,8 @@ func BenchmarkAutomaticResponseParallel(b *testing.B) {
 
 func benchAutomatic(b *testing.B, driver string, senders int) {
 	e := newEnvOn(b, driver, nil)
-	forms := make([]string, b.N)
-	for i := range forms {
-		st := e.start(b, 1000)
-		e.pay(b, st)
-		forms[i] = e.sim.decide(b, st.Reference, "00").Encode()
-	}
-	u := e.pub.URL + "/notify/sim/automatic"
+	forms := atosResponses(b, e, b.N)
+	u := e.pub.URL + "/notify/atos/automatic"
 	lat := make([]time.Duration, b.N)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -88,44 +86,56 @@ func benchAutomatic(b *testing.B, driver string, senders int) {
 	wg.Wait()
 	elapsed := time.Since(t0)
 	b.StopTimer()
-	if got := e.notifications("automatic", "decided"); got != float64(b.N) {
+	if got := e.notificationsOn("atos", "automatic", "decided"); got != float64(b.N) {
 		b.Fatalf("decided %v of %d", got, b.N)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "resp/s")
 	reportLatency(b, lat)
 }
 
+// atosResponses starts n payments through the real Atos plugin, pays them
+// on the simulator (which sends nothing itself) and returns the sealed
+// responses, form-encoded.
+func atosResponses(b *testing.B, e *env, n int) []string {
+	withAtos(b, e, sim.Faults{DropAutomatic: 1}, nil)
+	br := sim.NewBrowser()
+	out := make([]string, n)
+	for i := range out {
+		st := e.startAtos(b, 1000)
+		m, err := br.Pay(context.Background(), st.Method, st.RedirectURL, st.Fields, sim.Choice{Outcome: "accepted"})
+		if err != nil || !m.Returns {
+			b.Fatalf("pay: %v", err)
+		}
+		out[i] = m.Fields.Encode()
+	}
+	return out
+}
+
 // BenchmarkBareSealHandler is the floor: a net/http handler on loopback
-// that only parses the form and checks the seal.
+// that only reads the body and has the same Atos plugin check the seal.
 func BenchmarkBareSealHandler(b *testing.B) {
-	sim := newSimProvider(b)
-	gw := &simGateway{p: sim}
+	e := newEnv(b, nil)
+	forms := atosResponses(b, e, 1)
+	p := e.gateways["atos"]
 	srv := loopbackServer(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 		if err != nil {
 			http.Error(w, "read", 400)
 			return
 		}
-		form, err := url.ParseQuery(string(body))
-		if err != nil {
-			http.Error(w, "form", 400)
-			return
-		}
-		if _, err := gw.verifyFields(form.Get("Data"), form.Get("Seal")); err != nil {
+		if _, err := p.VerifyNotification(r.Context(), sdk.Notification{Channel: sdk.ChannelAutomatic, Method: r.Method,
+			Path: r.URL.Path, Body: body, ReceivedAt: time.Now()}); err != nil {
 			http.Error(w, "seal", 400)
 			return
 		}
 		w.WriteHeader(200)
 	}))
-	f := map[string]string{"amount": "1000", "currencyCode": "978", "merchantId": simMerchant, "keyVersion": "1",
-		"transactionReference": NewReference(time.Now()), "responseCode": "00", "acquirerResponseCode": "00", "orderId": "O"}
-	body := sim.sealed(f, simKeyV1).Encode()
 	c := &http.Client{}
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		if code := postForm(b, c, srv.URL, body); code != 200 {
+		if code := postForm(b, c, srv.URL, forms[0]); code != 200 {
 			b.Fatalf("HTTP %d", code)
 		}
 		lat = append(lat, time.Since(t0))
