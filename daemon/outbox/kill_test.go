@@ -200,5 +200,11 @@ func TestKill9WhileDispatching(t *testing.T) {
 			t.Fatalf("event %s: %v %v", e.ID, got, err)
 		}
 	}
+	var check string
+	if err := s.InTx(context.Background(), func(tx store.Tx) error {
+		return tx.QueryRow(context.Background(), "PRAGMA integrity_check").Scan(&check)
+	}); err != nil || check != "ok" {
+		t.Fatalf("integrity_check after kills = %q, %v", check, err)
+	}
 	t.Logf("%d events, %d kills, %d deliveries (%d redelivered after a kill)", len(all), kills, len(got), len(got)-len(all))
 }

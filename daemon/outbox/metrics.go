@@ -12,6 +12,7 @@ type metrics struct {
 	latency                 *prometheus.HistogramVec
 	handlerSeconds          prometheus.Histogram
 	backlog, inFlight       prometheus.Gauge
+	deadNow, oldest         prometheus.Gauge
 }
 
 // Metric names, exported for dashboards and tests.
@@ -23,6 +24,8 @@ const (
 	MetricHandler   = "acquit_outbox_handler_seconds"
 	MetricBacklog   = "acquit_outbox_backlog"
 	MetricInFlight  = "acquit_outbox_in_flight"
+	MetricDeadNow   = "acquit_outbox_dead_events"
+	MetricOldest    = "acquit_outbox_oldest_pending_age_seconds"
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,6 +45,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Outbox events pending delivery (sampled at most once per poll interval)."}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricInFlight,
 			Help: "Outbox handlers running now."}),
+		deadNow: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricDeadNow,
+			Help: "Dead outbox events waiting for an operator to replay them (alert when > 0)."}),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricOldest,
+			Help: "Age of the oldest pending outbox event (0 when none)."}),
 	}
 	if reg == nil {
 		return m, nil
@@ -66,6 +73,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if err == nil {
 		m.inFlight, err = register(reg, m.inFlight)
+	}
+	if err == nil {
+		m.deadNow, err = register(reg, m.deadNow)
+	}
+	if err == nil {
+		m.oldest, err = register(reg, m.oldest)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("outbox metrics: %w", err)

@@ -78,6 +78,9 @@ type Config struct {
 	// MaxAge makes an event dead when it fails and is older than that
 	// (default 0: no age limit).
 	MaxAge time.Duration
+	// HandlerTimeout bounds one handler call; a timeout is a failed
+	// attempt (default 0: no limit besides the handler's own).
+	HandlerTimeout time.Duration
 	// Registerer receives the metrics (nil: not registered).
 	Registerer prometheus.Registerer
 	// Logger logs deliveries and failures (default: disabled).
@@ -141,7 +144,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Handler == nil {
 		return nil, fmt.Errorf("outbox: %w: Handler is required", store.ErrInvalid)
 	}
-	if cfg.Workers < 0 || cfg.Lease < 0 || cfg.PollInterval < 0 || cfg.BackoffBase < 0 || cfg.BackoffMax < 0 || cfg.MaxAttempts < 0 || cfg.MaxAge < 0 {
+	if cfg.Workers < 0 || cfg.Lease < 0 || cfg.PollInterval < 0 || cfg.BackoffBase < 0 || cfg.BackoffMax < 0 || cfg.MaxAttempts < 0 || cfg.MaxAge < 0 || cfg.HandlerTimeout < 0 {
 		return nil, fmt.Errorf("outbox: %w: negative setting", store.ErrInvalid)
 	}
 	if cfg.Name == "" {
@@ -330,10 +333,17 @@ func (d *Dispatcher) updateBacklog() {
 		return
 	}
 	d.lastCount = now
-	n, err := d.cfg.Store.CountEvents(d.runCtx, store.EventPending)
-	if err == nil {
+	if n, err := d.cfg.Store.CountEvents(d.runCtx, store.EventPending); err == nil {
 		d.m.backlog.Set(float64(n))
 	}
+	if n, err := d.cfg.Store.CountEvents(d.runCtx, store.EventDead); err == nil {
+		d.m.deadNow.Set(float64(n))
+	}
+	oldest := 0.0
+	if evs, err := d.cfg.Store.ListEvents(d.runCtx, store.EventFilter{State: store.EventPending, Limit: 1}); err == nil && len(evs) == 1 {
+		oldest = max(0, d.cfg.Now().Sub(evs[0].CreatedAt).Seconds())
+	}
+	d.m.oldest.Set(oldest)
 }
 
 // deliver runs the handler for one leased event and records the outcome.
@@ -378,7 +388,16 @@ func (d *Dispatcher) deliver(ev store.Event) {
 	}()
 
 	start := time.Now()
-	err := d.call(hctx, ev)
+	callCtx := hctx
+	if d.cfg.HandlerTimeout > 0 {
+		var tcancel context.CancelFunc
+		callCtx, tcancel = context.WithTimeout(hctx, d.cfg.HandlerTimeout)
+		defer tcancel()
+	}
+	err := d.call(callCtx, ev)
+	if err != nil && callCtx.Err() == context.DeadlineExceeded && hctx.Err() == nil {
+		err = fmt.Errorf("handler timed out after %s: %w", d.cfg.HandlerTimeout, err)
+	}
 	d.m.handlerSeconds.Observe(time.Since(start).Seconds())
 	cancel()
 	<-renewDone

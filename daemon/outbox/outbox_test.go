@@ -230,6 +230,24 @@ func mustCounter(t *testing.T, reg *prometheus.Registry, name, typ string) prome
 	})
 }
 
+// gauge reads an unlabelled gauge from the registry.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	return collectorFunc(func(ch chan<- prometheus.Metric) {
+		v := 0.0
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+				v = mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, "", nil, nil), prometheus.GaugeValue, v)
+	})
+}
+
 type collectorFunc func(chan<- prometheus.Metric)
 
 func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
@@ -313,6 +331,9 @@ func TestDeadAfterMaxAttemptsBlocksSubjectThenReplay(t *testing.T) {
 	if got := testutil.ToFloat64(mustCounter(t, reg, outbox.MetricDead, "bad")); got != 1 {
 		t.Fatalf("dead metric = %v", got)
 	}
+	waitFor(t, "dead gauge", func() bool {
+		return testutil.ToFloat64(gauge(t, reg, outbox.MetricDeadNow)) == 1 && testutil.ToFloat64(gauge(t, reg, outbox.MetricOldest)) > 0
+	})
 	healthy.Store(true)
 	if err := s.ReplayEvent(context.Background(), evs[0].ID); err != nil {
 		t.Fatal(err)
@@ -345,6 +366,25 @@ func TestMaxAgeAndPermanentGoDead(t *testing.T) {
 		if got.Attempts != 1 {
 			t.Fatalf("%s: %d attempts, want 1", e.Type, got.Attempts)
 		}
+	}
+}
+
+func TestHandlerTimeoutIsAFailure(t *testing.T) {
+	s := openStore(t)
+	var calls atomic.Int32
+	start(t, outbox.Config{Store: s, PollInterval: 2 * time.Millisecond, BackoffBase: time.Millisecond, HandlerTimeout: 50 * time.Millisecond,
+		Handler: func(ctx context.Context, ev store.Event) error {
+			if calls.Add(1) == 1 {
+				<-ctx.Done() // a hook stuck in a loop, honouring its context
+				return ctx.Err()
+			}
+			return nil
+		}})
+	e := emit(t, s, store.NewEvent{Type: "x", Subject: "s"})[0]
+	waitFor(t, "delivery after a timeout", func() bool { return state(t, s, e.ID) == store.EventDelivered })
+	att, _ := s.EventAttempts(context.Background(), e.ID)
+	if len(att) != 2 || att[0].OK || !strings.Contains(att[0].Error, "timed out") || !att[1].OK {
+		t.Fatalf("attempts = %+v", att)
 	}
 }
 
