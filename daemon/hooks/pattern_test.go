@@ -105,7 +105,7 @@ var patternCases = []struct {
 	{`string.match("abc", "%b")`, "error"}, // unbalanced pattern,
 	{`string.match("abc", "%f")`, "error"}, // missing '[' after '%f',
 	{`string.gsub("abc", "(a)", "%2")`, ""},
-	{`string.gsub("abc", "a", {a = {}})`, "error"}, // invalid replacement value (a table),
+	{`string.gsub("abc", "a", {a = {}})`, "error"},         // invalid replacement value (a table),
 	{`string.match("abc", string.rep("()", 33))`, "error"}, // too many captures (32),
 }
 
