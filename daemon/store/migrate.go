@@ -21,6 +21,15 @@ import (
 // once, in increasing order across all sets, and recorded in the
 // schema_migrations table. Ranges: core 1-99, payments 100-199,
 // transmissions 200-299; new packages take the next free hundred.
+//
+// Each file runs in one transaction (both databases have transactional
+// DDL: a failing file leaves nothing behind and is retried at next Open).
+// Portable SQL: TEXT, BIGINT, INTEGER, BYTEA (SQLite stores bytes as
+// given), ON CONFLICT upserts, RETURNING, partial indexes; put what differs
+// (auto-increment keys: INTEGER PRIMARY KEY AUTOINCREMENT vs BIGSERIAL,
+// triggers) in .sqlite.sql / .postgres.sql twins with the same number.
+// Store times as BIGINT Unix nanoseconds (as the core does) to compare and
+// sort them the same way in both.
 type MigrationSet struct {
 	Name     string
 	FS       fs.FS

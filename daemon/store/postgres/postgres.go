@@ -4,7 +4,10 @@
 // event; Emit takes a transaction-scoped advisory lock on the event's
 // subject so that, per subject, insertion order (seq) is also commit order
 // and a claimer can never see a later event of a subject before an earlier
-// one commits.
+// one commits. (A transaction emitting for subjects X then Y while another
+// emits for Y then X can deadlock; PostgreSQL aborts one of them with
+// SQLSTATE 40P01. Emit for one subject per transaction, or in a fixed
+// order.)
 package postgres
 
 import (
@@ -40,6 +43,11 @@ func CoreMigrations() store.MigrationSet {
 // migrationLockKey is the advisory lock serialising migrations of
 // instances starting at once.
 const migrationLockKey = 7_245_001_001
+
+// subjectLockClass is the first key of the two-key advisory locks Emit
+// takes per subject (the second is hashtext(subject)); two-key locks do
+// not collide with single-key ones such as migrationLockKey.
+const subjectLockClass = 7245
 
 // Store is the PostgreSQL store; it implements store.Store.
 type Store struct {
@@ -83,7 +91,7 @@ func Open(ctx context.Context, dsn string, opts ...store.Option) (*Store, error)
 			IsUnique:    isUnique,
 			ClaimLock:   " FOR UPDATE OF e SKIP LOCKED",
 			RowLock:     " FOR UPDATE",
-			SubjectLock: "SELECT pg_advisory_xact_lock(hashtext(?))",
+			SubjectLock: "SELECT pg_advisory_xact_lock(" + strconv.Itoa(subjectLockClass) + ", hashtext(?))",
 		},
 	}}, nil
 }
