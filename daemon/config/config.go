@@ -277,7 +277,7 @@ func defaults(lookup func(string) (string, bool), hostname func() (string, error
 	c.Scripts = Scripts{Dir: "scripts", Timeout: 5 * time.Second, PoolSize: 4, MemoryBudget: 256 * MiB}
 	c.Events = Events{Workers: 4, MaxAttempts: 20, MaxAge: 72 * time.Hour, BackoffBase: time.Second,
 		BackoffMax: time.Hour, PollInterval: time.Second}
-	c.Payments = Payments{ReconcileAfter: 15 * time.Minute, FinalDeadline: 24 * time.Hour}
+	c.Payments = Payments{ReconcileAfter: 15 * time.Minute, FinalDeadline: 24 * time.Hour, RecheckEvery: 5 * time.Minute}
 	return c
 }
 

@@ -25,6 +25,7 @@ var (
 	instanceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 	luaIdentRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 	hexRE      = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	funcRE     = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
 )
 
 // at reports a problem at the line of path, the message prefixed with the
@@ -56,9 +57,15 @@ func (d *decoder) validate(c *Config) {
 		} else {
 			c.State.Path = d.abs(c.State.Path)
 		}
+		if c.State.Spool != "" {
+			c.State.Spool = d.abs(c.State.Spool)
+		}
 	case "postgres":
 		if !c.State.DSN.IsSet() {
 			d.at("state.dsn", "is required with driver postgres (e.g. dsn: !credential postgres-dsn)")
+		}
+		if c.State.Spool != "" {
+			c.State.Spool = d.abs(c.State.Spool)
 		}
 	default:
 		d.at("state.driver", "must be sqlite or postgres, not %q", c.State.Driver)
@@ -226,8 +233,14 @@ func (d *decoder) validate(c *Config) {
 	pay := c.Payments
 	d.positive("payments.reconcile_after", pay.ReconcileAfter)
 	d.positive("payments.final_deadline", pay.FinalDeadline)
+	d.positive("payments.recheck_every", pay.RecheckEvery)
 	if pay.Gateway != "" && !plugins[pay.Gateway] {
 		d.at("payments.gateway", "unknown plugin %q (%s)", pay.Gateway, known)
+	}
+	if pay.FallbackReturnURL != "" {
+		if msg := checkURL(pay.FallbackReturnURL); msg != "" {
+			d.at("payments.fallback_return_url", "%s", msg)
+		}
 	}
 
 	banks := map[string]bool{}
@@ -249,6 +262,23 @@ func (d *decoder) validate(c *Config) {
 			d.at(p+".plugin", "unknown plugin %q (%s)", b.Plugin, known)
 		}
 		d.positive(p+".ack_deadline", b.AckDeadline)
+		if len(b.AckKinds) == 0 {
+			d.at(p+".ack_kinds", "at least one of psr, hac, ptk is required")
+		}
+		for j, k := range b.AckKinds {
+			if !slices.Contains([]string{"psr", "hac", "ptk"}, k) {
+				d.at(fmt.Sprintf("%s.ack_kinds[%d]", p, j), "must be psr, hac or ptk, not %q", k)
+			}
+		}
+		if !slices.Contains([]string{"de", "en", "fr"}, b.PTKProfile) {
+			d.at(p+".ptk_profile", "must be de, en or fr, not %q", b.PTKProfile)
+		}
+		if !funcRE.MatchString(b.Function) {
+			d.at(p+".function", "invalid business function %q", b.Function)
+		}
+		if b.OutboxDir != "" {
+			c.Banks[i].OutboxDir = d.abs(b.OutboxDir)
+		}
 	}
 }
 
@@ -265,13 +295,9 @@ func (d *decoder) validateListen(l *Listen) {
 	d.positive("listen.public.write_timeout", pub.WriteTimeout)
 	d.positive("listen.public.idle_timeout", pub.IdleTimeout)
 	if pub.BaseURL != "" {
-		u, err := url.Parse(pub.BaseURL)
-		switch {
-		case err != nil, u.Host == "", u.User != nil, u.RawQuery != "", u.Fragment != "":
-			d.at("listen.public.base_url", "must be an absolute http(s) URL without query, not %q", pub.BaseURL)
-		case u.Scheme != "https" && u.Scheme != "http":
-			d.at("listen.public.base_url", "scheme must be https (or http for tests), not %q", u.Scheme)
-		default:
+		if msg := checkURL(pub.BaseURL); msg != "" {
+			d.at("listen.public.base_url", "%s", msg)
+		} else {
 			pub.BaseURL = strings.TrimRight(pub.BaseURL, "/")
 		}
 	}
@@ -290,6 +316,18 @@ func (d *decoder) validateListen(l *Listen) {
 	} else if len(adm.Token.Reveal()) < 16 {
 		d.at("listen.admin.token", "is too short (at least 16 characters; e.g. openssl rand -hex 32)")
 	}
+}
+
+// checkURL returns a problem with an absolute http(s) URL, or "".
+func checkURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil, u.Host == "", u.User != nil, u.RawQuery != "", u.Fragment != "":
+		return fmt.Sprintf("must be an absolute http(s) URL without query, not %q", s)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Sprintf("scheme must be https (or http for tests), not %q", u.Scheme)
+	}
+	return ""
 }
 
 func checkHostPort(a string) error {
