@@ -19,6 +19,9 @@ const (
 	StageFinal                   // the bank gave a final word (PSR status, HAC FINAL)
 )
 
+// MarshalText renders the stage by name (JSON payloads).
+func (s Stage) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // String names the stage.
 func (s Stage) String() string {
 	switch s {
@@ -245,37 +248,47 @@ func FactsFromPTK(docID string, es []PTKEntry) AckFacts {
 
 // RejectedTx is one rejected transaction of a transmission.
 type RejectedTx struct {
-	PmtInfId   string
-	EndToEndId string
-	InstrId    string
-	Amount     string // from the submitted file when known, else from the acknowledgement
-	Currency   string
-	Level      Level    // where the rejection was stated
-	Reasons    []Reason // codes and texts (use Reason.Describe for people)
-	Source     string   // "psr", "hac", "ptk"
-	DocID      string
-	At         time.Time
-	Unknown    bool // the transaction is not in the submitted file
+	PmtInfId   string    `json:"pmtinf_id,omitempty"`
+	EndToEndId string    `json:"end_to_end_id,omitempty"`
+	InstrId    string    `json:"instr_id,omitempty"`
+	Amount     string    `json:"amount,omitempty"` // from the submitted file when known, else from the acknowledgement
+	Currency   string    `json:"currency,omitempty"`
+	Level      Level     `json:"level"`   // where the rejection was stated
+	Reasons    []Reason  `json:"reasons"` // codes and texts (use Reason.Describe for people)
+	Source     string    `json:"source"`  // "psr", "hac", "ptk"
+	DocID      string    `json:"doc_id,omitempty"`
+	At         time.Time `json:"at"`
+	Unknown    bool      `json:"unknown,omitempty"` // the transaction is not in the submitted file
+}
+
+// Texts renders the reasons for people, in lang ("fr" or English).
+func (r RejectedTx) Texts(lang string) []string {
+	out := make([]string, 0, len(r.Reasons))
+	for _, rs := range r.Reasons {
+		out = append(out, rs.Describe(lang))
+	}
+	return out
 }
 
 // HistoryItem records what one acknowledgement did to the overall state.
 type HistoryItem struct {
-	Source, DocID string
-	At            time.Time
-	Status        Status // the acknowledgement's own group status
-	Stage         Stage
-	Note          string
+	Source string    `json:"source"`
+	DocID  string    `json:"doc_id,omitempty"`
+	At     time.Time `json:"at"`
+	Status Status    `json:"status,omitempty"` // the acknowledgement's own group status
+	Stage  Stage     `json:"stage"`
+	Note   string    `json:"note,omitempty"`
 }
 
 // Overall is the merged state of one transmission.
 type Overall struct {
-	Status       Status // RJCT, PART, an accepted status, PDNG, RCVD, or ""
-	Stage        Stage
-	Final        bool     // RJCT, PART or accepted
-	GroupReasons []Reason // why the whole file (or every PmtInf) was rejected
-	Rejected     []RejectedTx
-	Conflicts    []string // later positive statements that did not undo a rejection
-	History      []HistoryItem
+	Status       Status        `json:"status"` // RJCT, PART, an accepted status, PDNG, RCVD, or ""
+	Stage        Stage         `json:"stage"`
+	Final        bool          `json:"final"`                   // RJCT, PART or accepted
+	GroupReasons []Reason      `json:"group_reasons,omitempty"` // why the whole file (or every PmtInf) was rejected
+	Rejected     []RejectedTx  `json:"rejected,omitempty"`
+	Conflicts    []string      `json:"conflicts,omitempty"` // later positive statements that did not undo a rejection
+	History      []HistoryItem `json:"history,omitempty"`
 }
 
 var positiveRank = map[Status]int{StatusACTC: 1, StatusACCP: 2, StatusACWC: 3, StatusACSP: 4, StatusACSC: 5}

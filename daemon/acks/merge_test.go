@@ -2,6 +2,7 @@ package acks
 
 import (
 	"bytes"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -291,5 +292,23 @@ func TestMatchOrder(t *testing.T) {
 				t.Errorf("by/reason = %+v", m)
 			}
 		})
+	}
+}
+
+func TestOverallJSON(t *testing.T) {
+	c := candidate10()
+	part, _ := psrFacts(t, readTestdata(t, "psr/acquit_pain_002_001_10_part.xml"), "part", t0)
+	o := Merge(c, []AckFacts{part})
+	b, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"status":"PART"`, `"stage":"final"`, `"end_to_end_id":"E2E-A-2"`, `"amount":"1000.00"`, `"code":"AM04"`, `"level":"pmtinf"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s: %s", want, b)
+		}
+	}
+	if got := o.Rejected[1].Texts("fr"); len(got) != 1 || got[0] != "DT01 Date invalide (par exemple date de règlement erronée ou absente). — Ausfuehrungsdatum liegt in der Vergangenheit" {
+		t.Errorf("texts = %q", got)
 	}
 }

@@ -47,19 +47,19 @@ func (s Status) Known() bool {
 // OrgID is one Orgtr/Id/OrgId/Othr entry: the identifier and its scheme
 // (SchmeNm/Prtry or SchmeNm/Cd).
 type OrgID struct {
-	ID     string
-	Scheme string
+	ID     string `json:"id"`
+	Scheme string `json:"scheme"`
 }
 
 // Reason is one StsRsnInf: a code (Rsn/Cd, or StsRsn/Cd in .02), a
 // proprietary code, the free text lines, and the originator.
 type Reason struct {
-	Code          string   // ISO external status reason code (Cd)
-	Proprietary   string   // Prtry
-	AddtlInf      []string // AddtlInf (AddtlStsRsnInf in .02)
-	Originator    string   // Orgtr/Nm
-	OriginatorBIC string   // Orgtr/Id/OrgId/BICOrBEI or AnyBIC
-	OriginatorIDs []OrgID  // Orgtr/Id/OrgId/Othr
+	Code          string   `json:"code,omitempty"`           // ISO external status reason code (Cd)
+	Proprietary   string   `json:"proprietary,omitempty"`    // Prtry
+	AddtlInf      []string `json:"addtl_inf,omitempty"`      // AddtlInf (AddtlStsRsnInf in .02)
+	Originator    string   `json:"originator,omitempty"`     // Orgtr/Nm
+	OriginatorBIC string   `json:"originator_bic,omitempty"` // Orgtr/Id/OrgId/BICOrBEI or AnyBIC
+	OriginatorIDs []OrgID  `json:"originator_ids,omitempty"` // Orgtr/Id/OrgId/Othr
 }
 
 // Key returns the code, else the proprietary code.
