@@ -190,3 +190,69 @@ func TestOpenBadDSN(t *testing.T) {
 		}
 	}
 }
+
+// TestEmitOrderIsCommitOrderPerSubject holds a transaction that emitted for
+// subject s open while another emits for s: the second waits, so its seq
+// comes after the first and a claimer can never see it first.
+func TestEmitOrderIsCommitOrderPerSubject(t *testing.T) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, pgtest.DSN(t), store.WithoutRegisteredMigrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	emitted, release := make(chan store.Event, 1), make(chan struct{})
+	firstDone := make(chan error, 1)
+	go func() {
+		firstDone <- s.InTx(ctx, func(tx store.Tx) error {
+			e, err := tx.Emit(ctx, store.NewEvent{Type: "first", Subject: "s"})
+			if err != nil {
+				return err
+			}
+			emitted <- e
+			<-release
+			return nil
+		})
+	}()
+	first := <-emitted
+	secondDone := make(chan store.Event, 1)
+	go func() {
+		_ = s.InTx(ctx, func(tx store.Tx) error {
+			e, err := tx.Emit(ctx, store.NewEvent{Type: "second", Subject: "s"})
+			if err == nil {
+				secondDone <- e
+			}
+			return err
+		})
+	}()
+	// Another subject is not held up.
+	if err := s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Emit(ctx, store.NewEvent{Type: "other", Subject: "other"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-secondDone:
+		t.Fatalf("second emit for subject s went through (seq %d) while the first transaction was open", e.Seq)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// Meanwhile a claimer sees nothing of subject s.
+	got, err := s.ClaimEvents(ctx, "w", 10, time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range got {
+		if e.Subject == "s" {
+			t.Fatalf("claimed %s of subject s before the first commit", e.Type)
+		}
+	}
+	close(release)
+	if err := <-firstDone; err != nil {
+		t.Fatal(err)
+	}
+	second := <-secondDone
+	if second.Seq <= first.Seq {
+		t.Fatalf("seq second %d <= first %d", second.Seq, first.Seq)
+	}
+}
