@@ -41,21 +41,21 @@ type UploadResult struct {
 
 // uploadState is persisted after every step.
 type uploadState struct {
-	Function      string            `json:"function"`
-	FileSHA256    string            `json:"file_sha256"`
-	Spool         string            `json:"spool"`
-	SpoolSize     int64             `json:"spool_size"`
-	SegmentSize   int               `json:"segment_size"`
-	NumSegments   int               `json:"num_segments"`
-	OrderID       string            `json:"order_id,omitempty"`
-	WrappedKey    []byte            `json:"wrapped_key"`
-	SignatureData []byte            `json:"signature_data"`
-	DataDigest    []byte            `json:"data_digest"`
-	TransactionID string            `json:"transaction_id,omitempty"`
-	SegmentsDone  int               `json:"segments_done"`
-	Done          bool              `json:"done"`
-	Result        *UploadResult     `json:"result,omitempty"`
-	Restarts      int               `json:"restarts"`
+	Function      string        `json:"function"`
+	FileSHA256    string        `json:"file_sha256"`
+	Spool         string        `json:"spool"`
+	SpoolSize     int64         `json:"spool_size"`
+	SegmentSize   int           `json:"segment_size"`
+	NumSegments   int           `json:"num_segments"`
+	OrderID       string        `json:"order_id,omitempty"`
+	WrappedKey    []byte        `json:"wrapped_key"`
+	SignatureData []byte        `json:"signature_data"`
+	DataDigest    []byte        `json:"data_digest"`
+	TransactionID string        `json:"transaction_id,omitempty"`
+	SegmentsDone  int           `json:"segments_done"`
+	Done          bool          `json:"done"`
+	Result        *UploadResult `json:"result,omitempty"`
+	Restarts      int           `json:"restarts"`
 	// details are stored once under their own key (they can be large:
 	// every EndToEndId of the file), not rewritten after each segment.
 	details map[string]string

@@ -105,30 +105,43 @@ func pain002(now time.Time, msgID string) (*etree.Document, *etree.Element) {
 	return doc, rpt
 }
 
-// hacDoc builds a HAC (customer protocol in pain.002 form): FILE_UPLOAD
-// (TS01), ES_VERIFICATION (DS01), then ORDER_HAC_FINAL_POS or _NEG.
+// hacDoc builds a HAC customer protocol in the pain.002 form banks use:
+// one OrgnlPmtInfAndSts per event (OrgnlPmtInfId = the action:
+// FILE_UPLOAD, ES_VERIFICATION, ORDER_HAC_FINAL_POS/NEG), the order's keys
+// in StsRsnInf/Orgtr/Id/OrgId/Othr keyed by SchmeNm/Prtry (PartnerID,
+// OrderType, OrderID, UserID, TimeStamp) and the reason code in Rsn/Cd.
 func hacDoc(o Order, accepted bool, info string, now time.Time) []byte {
 	doc, rpt := pain002(now, "HAC"+o.OrderID+now.Format("150405"))
 	og := rpt.CreateElement("OrgnlGrpInfAndSts")
-	og.CreateElement("OrgnlMsgId").SetText(firstNonEmpty(o.MsgID, o.OrderID))
-	og.CreateElement("OrgnlMsgNmId").SetText(firstNonEmpty(o.FileFormat, "pain.001.001.03"))
-	step := func(code, action, extra string) {
-		sr := og.CreateElement("StsRsnInf")
-		sr.CreateElement("Orgtr").CreateElement("Id").CreateElement("OrgId").CreateElement("Othr").CreateElement("Id").SetText(o.PartnerID)
-		sr.CreateElement("Rsn").CreateElement("Cd").SetText(code)
-		for _, l := range []string{action, "Time Stamp=" + now.Format("2006-01-02T15:04:05"), "Order ID=" + o.OrderID,
-			"Order Type=" + o.OrderType, "User ID=" + o.UserID, extra} {
-			if l != "" {
-				sr.CreateElement("AddtlInf").SetText(trunc(l, 105))
+	og.CreateElement("OrgnlMsgId").SetText("EBICS")
+	og.CreateElement("OrgnlMsgNmId").SetText("EBICS")
+	step := func(action, code, extra string) {
+		pi := rpt.CreateElement("OrgnlPmtInfAndSts")
+		pi.CreateElement("OrgnlPmtInfId").SetText(action)
+		sr := pi.CreateElement("StsRsnInf")
+		org := sr.CreateElement("Orgtr").CreateElement("Id").CreateElement("OrgId")
+		for _, kv := range [][2]string{{"PartnerID", o.PartnerID}, {"OrderType", o.OrderType}, {"OrderID", o.OrderID},
+			{"UserID", o.UserID}, {"TimeStamp", now.UTC().Format("2006-01-02T15:04:05.000Z")}} {
+			if kv[1] == "" {
+				continue
 			}
+			othr := org.CreateElement("Othr")
+			othr.CreateElement("Id").SetText(kv[1])
+			othr.CreateElement("SchmeNm").CreateElement("Prtry").SetText(kv[0])
+		}
+		if code != "" {
+			sr.CreateElement("Rsn").CreateElement("Cd").SetText(code)
+		}
+		if extra != "" {
+			sr.CreateElement("AddtlInf").SetText(trunc(extra, 105))
 		}
 	}
-	step("TS01", "FILE_UPLOAD", "")
-	step("DS01", "ES_VERIFICATION", "")
+	step("FILE_UPLOAD", "TS01", "")
+	step("ES_VERIFICATION", "DS01", "")
 	if accepted {
-		step("DS01", "ORDER_HAC_FINAL_POS", "")
+		step("ORDER_HAC_FINAL_POS", "", "")
 	} else {
-		step("DS02", "ORDER_HAC_FINAL_NEG", info)
+		step("ORDER_HAC_FINAL_NEG", "", info)
 	}
 	b, _ := doc.WriteToBytes()
 	return b
@@ -183,17 +196,24 @@ func psrDoc(o Order, info *painfile.Info, groupReason, groupInfo string, rejects
 	return b
 }
 
-// ptkDoc builds the customer protocol as text lines (PTK).
+// ptkDoc builds the customer protocol as text (PTK) in the layout of an
+// English-speaking bank: "date time | Order X | Type T | User U | outcome
+// [code]" lines (daemon/acks profile "en").
 func ptkDoc(o Order, accepted bool, info string, now time.Time) []byte {
-	ts := now.Format("02.01.2006 15:04:05")
+	ts := now.UTC().Format("2006-01-02 15:04:05")
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s Order %s type %s partner %s user %s: file upload received\n", ts, o.OrderID, o.OrderType, o.PartnerID, o.UserID)
-	fmt.Fprintf(&b, "%s Order %s: electronic signature verified (%s)\n", ts, o.OrderID, o.UserID)
+	b.WriteString("CUSTOMER PROTOCOL\n")
+	fmt.Fprintf(&b, "Customer ID : %s\n", o.PartnerID)
+	fmt.Fprintf(&b, "Created     : %s\n", ts)
+	b.WriteString(strings.Repeat("-", 70) + "\n")
+	fmt.Fprintf(&b, "%s | Order %s | Type %s | User %s | File upload successful [TS01]\n", ts, o.OrderID, o.OrderType, o.UserID)
+	fmt.Fprintf(&b, "%s | Order %s | Type %s | User %s | Signature verification successful [DS01]\n", ts, o.OrderID, o.OrderType, o.UserID)
 	if accepted {
-		fmt.Fprintf(&b, "%s Order %s: order accepted for processing\n", ts, o.OrderID)
+		fmt.Fprintf(&b, "%s | Order %s | Type %s | User - | Order completed (positive)\n", ts, o.OrderID, o.OrderType)
 	} else {
-		fmt.Fprintf(&b, "%s Order %s: order rejected: %s\n", ts, o.OrderID, info)
+		fmt.Fprintf(&b, "%s | Order %s | Type %s | User - | Order completed (negative) %s\n", ts, o.OrderID, o.OrderType, trunc(info, 200))
 	}
+	b.WriteString(strings.Repeat("-", 70) + "\n")
 	return []byte(b.String())
 }
 

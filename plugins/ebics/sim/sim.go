@@ -47,6 +47,8 @@ type Faults struct {
 	RecoverySyncAtSegment int
 	// InternalErrorOnInit answers 061099 to the next initialisation (once).
 	InternalErrorOnInit bool
+	// RequestDelay delays every answer (slow bank; crash tests).
+	RequestDelay time.Duration
 }
 
 // Config configures a simulator.
@@ -341,7 +343,11 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.requests++
+	delay := s.faults.RequestDelay
 	s.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
 	var out []byte
 	if int64(len(body)) > limit {
 		out = s.errorResponse(guessVersion(body), protocol.KindResponse, protocol.CodeSegmentSizeExceeded, "request too large")
