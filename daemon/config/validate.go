@@ -45,6 +45,11 @@ func (d *decoder) positive(p string, v time.Duration) {
 
 func (d *decoder) validate(c *Config) {
 	if c.Instance == "" {
+		if h, err := d.opts.Hostname(); err == nil {
+			c.Instance = h
+		}
+	}
+	if c.Instance == "" {
 		d.at("instance", "is required (the host name could not be read)")
 	} else if !instanceRE.MatchString(c.Instance) {
 		d.at("instance", "invalid name %q (letters, digits, '.', '_', '-'; at most 63)", c.Instance)
