@@ -215,7 +215,7 @@ func TestFrenchProfileFUL(t *testing.T) {
 	}
 	e.sim.WaitAcks()
 	d, err := e.cl.Download(ctx, "ptk", time.Time{}, time.Time{})
-	if err != nil || d == nil || !bytes.Contains(d.Content, []byte("order accepted")) {
+	if err != nil || d == nil || !bytes.Contains(d.Content, []byte("Order completed (positive)")) {
 		t.Fatalf("ptk %v %v", d, err)
 	}
 }

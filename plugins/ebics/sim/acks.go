@@ -201,6 +201,7 @@ func psrDoc(o Order, info *painfile.Info, groupReason, groupInfo string, rejects
 // [code]" lines (daemon/acks profile "en").
 func ptkDoc(o Order, accepted bool, info string, now time.Time) []byte {
 	ts := now.UTC().Format("2006-01-02 15:04:05")
+	o.OrderType, _, _ = strings.Cut(o.OrderType, ":") // FUL:pain.001.001.03 -> FUL
 	var b strings.Builder
 	b.WriteString("CUSTOMER PROTOCOL\n")
 	fmt.Fprintf(&b, "Customer ID : %s\n", o.PartnerID)
