@@ -65,15 +65,18 @@ plugins:
   - name: ebics
     path: {{.BinDir}}/acquit-plugin-ebics
     settings:
+      work_dir: {{.Dir}}/ebics
       banks:
-        - name: {{.Ebics.BankName}}
+        {{.Ebics.BankName}}:
           url: {{.Ebics.URL}}
           host_id: {{.Ebics.HostID}}
           partner_id: {{.Ebics.PartnerID}}
           user_id: {{.Ebics.UserID}}
           profile: {{.Ebics.Profile}}
-          segment_size: {{.Ebics.SegmentSize}}
-          passphrase: !file {{.Ebics.PassFile}}
+          language: en
+          overrides:
+            segment_size: {{.Ebics.SegmentSize}}
+          keys_passphrase: !file {{.Ebics.PassFile}}
           bank_auth_hash: "{{.Ebics.AuthHash}}"
           bank_enc_hash: "{{.Ebics.EncHash}}"
 {{- end}}
@@ -91,7 +94,7 @@ banks:
     plugin: ebics
     ack_deadline: {{.AckDeadline}}
     ack_kinds: [psr, hac, ptk]
-    ptk_profile: de
+    ptk_profile: en
     outbox_dir: {{.Dir}}/outbox/{{.Ebics.BankName}}
 {{- end}}
 {{- if or .Atos .Ebics}}

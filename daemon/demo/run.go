@@ -50,6 +50,13 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer pay.close()
 	}
+	var eb *ebicsDemo
+	if o.Transfers > 0 {
+		if eb, err = setupEbics(ctx, h, o); err != nil {
+			return err
+		}
+		defer eb.close()
+	}
 	fmt.Fprintf(out, "acquit demo: state in %s, daemon log in %s\n", h.Dir, filepath.Join(h.Dir, "acquit.log"))
 	if err := h.Start(ctx); err != nil {
 		return err
@@ -70,6 +77,11 @@ func Run(ctx context.Context, o Options) error {
 
 	if pay != nil {
 		if err := pay.run(ctx, h, out); err != nil {
+			return err
+		}
+	}
+	if eb != nil {
+		if err := eb.run(ctx, h, out); err != nil {
 			return err
 		}
 	}

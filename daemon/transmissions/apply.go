@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
@@ -22,6 +23,12 @@ const (
 	EffectPartial  Effect = "partially_accepted"
 	EffectRejected Effect = "rejected"
 )
+
+// MaxRejectedInEvent bounds the rejected transactions listed in one
+// event's payload (a rejected file of 100,000 transfers would not fit an
+// event); rejected_count and rejected_amount always cover them all, and
+// `acquit transmissions show` lists every one.
+const MaxRejectedInEvent = 500
 
 // finding is one acknowledgement entry, normalised across PSR, HAC and PTK.
 type finding struct {
@@ -229,13 +236,24 @@ func (s *Service) applyTo(ctx context.Context, tx store.Tx, id string, rawID int
 			return false, err
 		}
 		var list []TxStatus
+		count := 0
+		sum := new(big.Rat)
 		for _, x := range rej {
-			if x.Status == "RJCT" {
+			if x.Status != "RJCT" {
+				continue
+			}
+			count++
+			if a, ok := new(big.Rat).SetString(x.Amount); ok {
+				sum.Add(sum, a)
+			}
+			if len(list) < MaxRejectedInEvent {
 				list = append(list, x)
 			}
 		}
 		payload["rejected_transactions"] = list
-		payload["rejected_count"] = len(list)
+		payload["rejected_count"] = count
+		payload["rejected_amount"] = sum.FloatString(2)
+		payload["rejected_list_truncated"] = count > len(list)
 		var reasons []map[string]string
 		for _, f := range fs {
 			if f.Effect == EffectRejected && (f.Level == "group" || f.Level == "pmtinf" || f.Level == "hac" || f.Level == "ptk") {

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,9 +105,11 @@ type Deps struct {
 
 // Service is the transmission tracker.
 type Service struct {
-	d     Deps
-	banks map[string]Bank
-	m     metrics
+	d       Deps
+	banks   map[string]Bank
+	m       metrics
+	nonce   string   // this process, in upload lease owners
+	sending sync.Map // transmission id -> uploading in this process
 }
 
 type metrics struct {
@@ -125,7 +128,9 @@ func New(d Deps) (*Service, error) {
 	if d.Wake == nil {
 		d.Wake = func() {}
 	}
-	s := &Service{d: d, banks: map[string]Bank{}}
+	var nb [6]byte
+	_, _ = rand.Read(nb[:])
+	s := &Service{d: d, banks: map[string]Bank{}, nonce: fmt.Sprintf("%d-%s", os.Getpid(), hex.EncodeToString(nb[:]))}
 	for _, b := range d.Banks {
 		if b.AckDeadline <= 0 {
 			b.AckDeadline = 24 * time.Hour

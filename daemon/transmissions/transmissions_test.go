@@ -429,3 +429,40 @@ func TestFetchAcksConfirmsAfterStoring(t *testing.T) {
 		t.Fatalf("summary %q", sum)
 	}
 }
+
+func TestConcurrentSendsUploadOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	res, _ := f.svc.Submit(ctx, "demo", "", "testdata/pain001_3tx.xml")
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); f.svc.Send(ctx, res.Transmission.ID, "demo", nil) }()
+	}
+	wg.Wait()
+	if n := f.bank.uploads[res.Transmission.ID]; n != 1 {
+		t.Fatalf("bank saw %d uploads", n)
+	}
+}
+
+func TestLeaseOfDeadProcessTakenOver(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	res, _ := f.svc.Submit(ctx, "demo", "", "testdata/pain001_3tx.xml")
+	// A process of this instance took the lease and died (kill -9).
+	if _, err := f.svc.claim(ctx, res.Transmission.ID, "inst", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// Another instance must wait for the lease to expire...
+	other, err := New(Deps{Store: f.st, Transport: f.svc.d.Transport, Banks: f.svc.d.Banks, SpoolDir: t.TempDir(), Logger: zerolog.Nop(), Now: f.svc.d.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Send(ctx, res.Transmission.ID, "other-inst", nil); err == nil {
+		t.Fatal("another instance took a live lease")
+	}
+	// ...but the restarted process of the same instance resumes at once.
+	if tr, err := other.Send(ctx, res.Transmission.ID, "inst", nil); err != nil || tr.State != StateSubmitted {
+		t.Fatalf("restart could not resume: %v", err)
+	}
+}

@@ -18,14 +18,28 @@ import (
 // ErrBusy is returned when another worker or instance holds the upload.
 var ErrBusy = errors.New("upload in progress elsewhere")
 
-// claim takes the upload lease of a queued transmission for owner.
-func (s *Service) claim(ctx context.Context, id, owner string, lease time.Duration) (*Transmission, error) {
+// leaseOwner names this process as an upload lease holder: the instance
+// name, then a per-process nonce. Leases of the same instance held by
+// another (dead) process are taken over at once after a restart; leases of
+// other instances only once expired.
+func (s *Service) leaseOwner(instance string) string {
+	return instance + "/" + s.nonce
+}
+
+// claim takes the upload lease of a queued transmission for this process.
+// Within the process, s.sending keeps one upload per transmission.
+func (s *Service) claim(ctx context.Context, id, instance string, lease time.Duration) (*Transmission, error) {
+	if _, busy := s.sending.LoadOrStore(id, struct{}{}); busy {
+		return nil, ErrBusy
+	}
+	owner := s.leaseOwner(instance)
 	var t *Transmission
 	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
 		now := s.d.Now().UnixMilli()
 		n, err := tx.Exec(ctx, `UPDATE transmissions SET lease_owner = ?, lease_until_ms = ?, upload_attempts = upload_attempts + 1
-			WHERE id = ? AND state = ? AND (lease_until_ms < ? OR lease_owner = ?)`,
-			owner, now+lease.Milliseconds(), id, string(StateQueued), now, owner)
+			WHERE id = ? AND state = ? AND (lease_until_ms < ? OR lease_owner = '' OR lease_owner = ? OR
+			(lease_owner LIKE ? AND lease_owner <> ?))`,
+			owner, now+lease.Milliseconds(), id, string(StateQueued), now, owner, instance+"/%", owner)
 		if err != nil {
 			return err
 		}
@@ -35,13 +49,17 @@ func (s *Service) claim(ctx context.Context, id, owner string, lease time.Durati
 		t, err = scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE id = ?`, id))
 		return err
 	})
+	if err != nil {
+		s.sending.Delete(id)
+	}
 	return t, err
 }
 
-func (s *Service) release(ctx context.Context, id, owner, errText string) {
+func (s *Service) release(ctx context.Context, id, instance, errText string) {
+	defer s.sending.Delete(id)
 	_ = s.d.Store.InTx(ctx, func(tx store.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE transmissions SET lease_owner = '', lease_until_ms = 0, last_error = ? WHERE id = ? AND lease_owner = ?`,
-			errText, id, owner)
+			errText, id, s.leaseOwner(instance))
 		return err
 	})
 }
