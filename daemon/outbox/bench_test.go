@@ -14,9 +14,22 @@ import (
 
 // BenchmarkEmitAndDeliver measures events per second through SQLite: emitted
 // in transactions of 50 (as a busy daemon would), delivered by 4 workers to a
-// no-op handler, each delivery marked done in the store.
+// no-op handler, each delivery marked done in the store. "group" is the
+// default (deliveries finishing together share one commit); "single" hides
+// store.BatchCompleter and commits each delivery alone, for comparison.
 func BenchmarkEmitAndDeliver(b *testing.B) {
-	s := openStore(b)
+	b.Run("group", func(b *testing.B) { benchEmitAndDeliver(b, false) })
+	b.Run("single", func(b *testing.B) { benchEmitAndDeliver(b, true) })
+}
+
+// plainStore hides the optional interfaces of a store.
+type plainStore struct{ store.Store }
+
+func benchEmitAndDeliver(b *testing.B, single bool) {
+	var s store.Store = openStore(b)
+	if single {
+		s = plainStore{s}
+	}
 	var handled atomic.Int64
 	d, err := outbox.New(outbox.Config{Store: s, Workers: 4, PollInterval: 10 * time.Millisecond,
 		Handler: func(context.Context, store.Event) error { handled.Add(1); return nil }})

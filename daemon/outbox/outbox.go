@@ -9,6 +9,9 @@
 // [0, min(BackoffMax, BackoffBase·2^(attempt-1))]) until MaxAttempts or
 // MaxAge, after which the event is dead (kept, blocking its subject, until an
 // operator replays it). Every attempt is recorded (store.Events.EventAttempts).
+// Deliveries that finish together are marked done in one transaction when
+// the store implements store.BatchCompleter (group commit: one disk sync
+// for many events).
 // A handler that panics is a failed attempt, not a crash. A process killed
 // while a handler runs leaves the event leased; once the lease expires it is
 // delivered again, so handlers must be idempotent (the event id is the
@@ -130,6 +133,9 @@ type Dispatcher struct {
 	started bool
 	mu      sync.Mutex
 
+	completes chan completeReq // to the group-commit goroutine (nil: none)
+	batch     store.BatchCompleter
+
 	runCtx    context.Context // parent of handler contexts
 	runCancel context.CancelFunc
 	inflight  sync.WaitGroup
@@ -188,7 +194,9 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	bc, _ := cfg.Store.(store.BatchCompleter)
 	return &Dispatcher{
+		batch: bc,
 		cfg:   cfg,
 		log:   log.With().Str("component", "outbox").Str("dispatcher", cfg.Name).Logger(),
 		m:     m,
@@ -219,8 +227,67 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		case <-d.done:
 		}
 	}()
+	if d.batch != nil {
+		d.completes = make(chan completeReq)
+		go d.completer()
+	}
 	go d.loop()
 	return nil
+}
+
+// completeReq asks the completer to mark one event delivered.
+type completeReq struct {
+	id    string
+	reply chan error
+}
+
+// maxBatch bounds one group commit.
+const maxBatch = 64
+
+// completer marks events delivered in groups: the handlers that finish
+// while one transaction commits share the next one (group commit: one disk
+// sync for many events).
+func (d *Dispatcher) completer() {
+	for req := range d.completes {
+		batch := []completeReq{req}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-d.completes:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		ids := make([]string, len(batch))
+		for i, r := range batch {
+			ids[i] = r.id
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(d.runCtx), 30*time.Second)
+		errs, err := d.batch.CompleteEvents(ctx, d.cfg.Name, ids)
+		cancel()
+		for i, r := range batch {
+			switch {
+			case err != nil:
+				r.reply <- err
+			default:
+				r.reply <- errs[i]
+			}
+		}
+	}
+}
+
+// complete marks ev delivered, through the group commit when available.
+func (d *Dispatcher) complete(ctx context.Context, id string) error {
+	if d.completes == nil {
+		return d.cfg.Store.CompleteEvent(ctx, id, d.cfg.Name)
+	}
+	reply := make(chan error, 1)
+	d.completes <- completeReq{id: id, reply: reply}
+	return <-reply
 }
 
 // Wake makes the dispatcher look for events now, e.g. right after a commit
@@ -274,7 +341,12 @@ func (d *Dispatcher) stopping() bool {
 // loop claims events while slots are free and hands them to workers.
 func (d *Dispatcher) loop() {
 	defer close(d.done)
-	defer d.inflight.Wait()
+	defer func() {
+		d.inflight.Wait()
+		if d.completes != nil {
+			close(d.completes) // every handler has had its reply
+		}
+	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	errDelay := d.cfg.PollInterval
@@ -414,7 +486,7 @@ func (d *Dispatcher) deliver(ev store.Event) {
 	defer rcancel()
 	now := d.cfg.Now()
 	if err == nil {
-		if cerr := d.cfg.Store.CompleteEvent(rctx, ev.ID, d.cfg.Name); cerr != nil {
+		if cerr := d.complete(rctx, ev.ID); cerr != nil {
 			log.Error().Err(cerr).Msg("mark event delivered")
 			return
 		}

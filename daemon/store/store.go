@@ -228,6 +228,14 @@ type EventPruner interface {
 	PruneEvents(ctx context.Context, deliveredBefore time.Time) (int, error)
 }
 
+// BatchCompleter is implemented by the stores (sqlite, postgres) to mark
+// several leased events delivered in one transaction (one disk sync
+// instead of one per event). errs[i] is the outcome for ids[i], as
+// CompleteEvent would return it; err is set when the transaction failed.
+type BatchCompleter interface {
+	CompleteEvents(ctx context.Context, worker string, ids []string) (errs []error, err error)
+}
+
 // Run is one run of a schedule.
 type Run struct {
 	ID        int64

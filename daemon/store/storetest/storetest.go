@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentClaimers", testConcurrentClaimers},
 		{"ListAndCount", testListCount},
 		{"PruneEvents", testPrune},
+		{"CompleteEvents", testCompleteEvents},
 		{"KVSweep", testKVSweep},
 		{"KV", testKV},
 		{"KVConcurrentIncr", testKVConcurrentIncr},
@@ -1102,4 +1103,34 @@ func testKVSweep(t *testing.T, s store.Store) {
 		}
 		return nil
 	}))
+}
+
+func testCompleteEvents(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	bc, ok := s.(store.BatchCompleter)
+	if !ok {
+		t.Skip("store does not complete in batches")
+	}
+	evs := emit(t, s, ev("t", "a"), ev("t", "b"), ev("t", "c"))
+	_, err := s.ClaimEvents(ctx, "w", 2, time.Minute, time.Now()) // a, b
+	must(t, err)
+	errs, err := bc.CompleteEvents(ctx, "w", []string{evs[0].ID, evs[2].ID, "missing", evs[1].ID})
+	must(t, err)
+	if errs[0] != nil || errs[3] != nil {
+		t.Fatalf("errs = %v", errs)
+	}
+	wantErr(t, errs[1], store.ErrConflict) // c is pending, not leased
+	wantErr(t, errs[2], store.ErrNotFound)
+	for i, want := range []store.EventState{store.EventDelivered, store.EventDelivered, store.EventPending} {
+		g, err := s.GetEvent(ctx, evs[i].ID)
+		must(t, err)
+		if g.State != want {
+			t.Fatalf("event %d is %s, want %s", i, g.State, want)
+		}
+	}
+	att, err := s.EventAttempts(ctx, evs[0].ID)
+	must(t, err)
+	if len(att) != 1 || !att[0].OK || att[0].Finished.IsZero() {
+		t.Fatalf("attempts = %+v", att)
+	}
 }

@@ -673,6 +673,34 @@ func (s *DB) CompleteEvent(ctx context.Context, id, worker string) error {
 	return nil
 }
 
+// CompleteEvents marks several leased events delivered in one transaction.
+func (s *DB) CompleteEvents(ctx context.Context, worker string, ids []string) ([]error, error) {
+	now := toNS(time.Now())
+	var errs []error
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		errs = make([]error, len(ids))
+		for i, id := range ids {
+			res, err := s.txExec(ctx, tx, `UPDATE events SET state = 'delivered', locked_by = '', locked_until = 0, last_error = '', updated_at = ?
+			WHERE id = ? AND state = 'running' AND locked_by = ?`, now, id, worker)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				errs[i] = fmt.Errorf("complete event %s: %w", id, s.heldBy(ctx, tx, id, worker))
+				continue
+			}
+			if _, err := s.txExec(ctx, tx, `UPDATE event_attempts SET finished = ?, ok = 1 WHERE event_id = ? AND finished = 0`, now, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("complete %d events: %w", len(ids), err)
+	}
+	return errs, nil
+}
+
 // FailEvent records a failed attempt.
 func (s *DB) FailEvent(ctx context.Context, id, worker, errText string, next time.Time, dead bool) error {
 	now := toNS(time.Now())
