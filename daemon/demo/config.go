@@ -93,8 +93,8 @@ banks:
   - name: {{.Ebics.BankName}}
     plugin: ebics
     ack_deadline: {{.AckDeadline}}
-    ack_kinds: [psr, hac, ptk]
-    ptk_profile: en
+    ack_kinds: {{.Ebics.AckKinds}}
+    ptk_profile: {{.Ebics.PTKProfile}}
     outbox_dir: {{.Dir}}/outbox/{{.Ebics.BankName}}
 {{- end}}
 {{- if or .Atos .Ebics}}

@@ -55,7 +55,11 @@ func SetupEbics(h *Harness, profile string, segmentSize int) (*sim.Sim, error) {
 		return nil, err
 	}
 	h.Template().Ebics = &EbicsData{URL: url, HostID: demoHost, PartnerID: demoPartner, UserID: demoUser, PassFile: h.SecretPath("ebics-pass"),
-		Profile: profile, SegmentSize: segmentSize, AuthHash: protocol.FormatHash(ah), EncHash: protocol.FormatHash(eh), BankName: demoBank}
+		Profile: profile, SegmentSize: segmentSize, AuthHash: protocol.FormatHash(ah), EncHash: protocol.FormatHash(eh), BankName: demoBank,
+		AckKinds: "[psr, hac, ptk]", PTKProfile: "en"}
+	if profile == "v3" {
+		h.Template().Ebics.AckKinds = "[psr, hac]" // EBICS 3.0 has no PTK
+	}
 	return s, nil
 }
 

@@ -77,6 +77,9 @@ type EbicsData struct {
 	SegmentSize                              int
 	AuthHash, EncHash                        string
 	BankName                                 string
+	// AckKinds is a YAML flow list of the acknowledgement kinds to fetch,
+	// e.g. [psr, hac, ptk]; PTKProfile names the PTK line patterns.
+	AckKinds, PTKProfile string
 }
 
 // NewHarness prepares a state folder (emptied) and free loopback ports.
