@@ -239,7 +239,7 @@ func (p *Plugin) Confirm(ctx context.Context, bank, downloadID string, ok bool) 
 }
 
 // Keys implements sdk.BankTransport: init, letter, send, fetch-bank-keys,
-// status, import-cert.
+// status, import-cert, check-profile (HAA against the profile).
 func (p *Plugin) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, error) {
 	b, err := p.bank(req.Bank)
 	if err != nil {
@@ -286,6 +286,16 @@ func (p *Plugin) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, 
 		}
 		return &sdk.KeyResult{Status: "ready", Text: "bank keys verified against the letter and stored",
 			Meta: map[string]string{"bank_auth_hash": protocol.FormatHash(bk.Auth.Digest(rt.version)), "bank_enc_hash": protocol.FormatHash(bk.Enc.Digest(rt.version))}}, nil
+	case "check-profile":
+		missing, err := rt.client.CheckProfile(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(missing) == 0 {
+			return &sdk.KeyResult{Status: "profile_ok", Text: "the bank offers every function of profile " + b.bank.Profile.Name + "\n"}, nil
+		}
+		return &sdk.KeyResult{Status: "profile_mismatch", Text: "not offered by the bank (HAA): " + strings.Join(missing, ", ") + "\n",
+			Meta: map[string]string{"missing": strings.Join(missing, ",")}}, nil
 	case "import-cert":
 		var k *keys.Key
 		switch req.Params["key"] {
@@ -306,7 +316,7 @@ func (p *Plugin) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, 
 		}
 		return &sdk.KeyResult{Status: "imported", Text: "certificate attached to the " + k.Version + " key"}, nil
 	}
-	return nil, fmt.Errorf("ebics keys: unknown action %q (init, letter, send, fetch-bank-keys, status, import-cert)", req.Action)
+	return nil, fmt.Errorf("ebics keys: unknown action %q (init, letter, send, fetch-bank-keys, status, import-cert, check-profile)", req.Action)
 }
 
 func (p *Plugin) storeKeys(ctx context.Context, bank string, ks *keys.Set, pass []byte, replace bool) error {

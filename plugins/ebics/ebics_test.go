@@ -89,6 +89,9 @@ func TestPluginLifecycle(t *testing.T) {
 			if r := keysAction("fetch-bank-keys", nil); r.Status != "ready" {
 				t.Fatalf("%+v", r)
 			}
+			if r := keysAction("check-profile", nil); r.Status != "profile_ok" {
+				t.Fatalf("check-profile %+v", r)
+			}
 			if r := keysAction("status", nil); r.Status != "ready" {
 				t.Fatalf("status %+v", r)
 			}

@@ -193,6 +193,10 @@ func TestRoundTrip(t *testing.T) {
 			if d4, err := e.cl.Download(ctx, "psr", today.Add(-24*time.Hour), today); err != nil || d4 == nil {
 				t.Fatalf("date range: %v %v", d4, err)
 			}
+			missing, err := e.cl.CheckProfile(ctx)
+			if err != nil || len(missing) != 0 {
+				t.Fatalf("profile check: %v %v", missing, err)
+			}
 			h, err := e.cl.Download(ctx, "hac", time.Time{}, time.Time{})
 			if err != nil || h == nil || !bytes.Contains(h.Content, []byte("ORDER_HAC_FINAL_POS")) {
 				t.Fatalf("hac: %v %v", h, err)
@@ -217,6 +221,19 @@ func TestFrenchProfileFUL(t *testing.T) {
 	d, err := e.cl.Download(ctx, "ptk", time.Time{}, time.Time{})
 	if err != nil || d == nil || !bytes.Contains(d.Content, []byte("Order completed (positive)")) {
 		t.Fatalf("ptk %v %v", d, err)
+	}
+}
+
+func TestCheckProfileMissing(t *testing.T) {
+	e := newEnv(t, protocol.H004, "de", sim.Config{OrderTypes: []string{"CCT", "HAC", "PTK"}}, true)
+	missing, err := e.cl.CheckProfile(context.Background())
+	if err != nil || strings.Join(missing, ",") != "mt940:STA,psr:Z01,sdd:CDD,statement:C53" {
+		t.Fatalf("%v %v", missing, err)
+	}
+	e3 := newEnv(t, protocol.H005, "v3", sim.Config{Services: []protocol.OrderParams{{ServiceName: "SCT", MsgName: "pain.001"}}}, true)
+	missing, err = e3.cl.CheckProfile(context.Background())
+	if err != nil || strings.Join(missing, ",") != "psr:PSR/pain.002,sdd:SDD/pain.008,statement:EOP/camt.053" {
+		t.Fatalf("%v %v", missing, err)
 	}
 }
 

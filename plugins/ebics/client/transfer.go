@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"time"
 
@@ -409,6 +410,10 @@ func (c *Client) Download(ctx context.Context, function string, from, to time.Ti
 	if !ok {
 		return nil, fmt.Errorf("ebics download: function %q not in profile %s", function, c.bank.Profile.Name)
 	}
+	return c.download(ctx, function, fn, from, to)
+}
+
+func (c *Client) download(ctx context.Context, function string, fn Function, from, to time.Time) (*Downloaded, error) {
 	if _, err := c.LoadBankKeys(ctx); err != nil {
 		return nil, fmt.Errorf("ebics download %s: %w", function, err)
 	}
@@ -485,4 +490,56 @@ func (c *Client) Receipt(ctx context.Context, transactionID string, ok bool) err
 		return fmt.Errorf("ebics receipt %s: %w", transactionID, err)
 	}
 	return c.putJSON(ctx, c.stateKey("download", transactionID), map[string]string{"confirmed": strconv.FormatBool(ok)})
+}
+
+// HAA asks the bank which order types (2.5) or BTF services (3.0) it
+// offers, and sends the receipt at once.
+func (c *Client) HAA(ctx context.Context) ([]string, []protocol.OrderParams, error) {
+	d, err := c.download(ctx, "haa", Function{OrderType: "HAA"}, time.Time{}, time.Time{})
+	if err != nil {
+		return nil, nil, err
+	}
+	if d == nil {
+		return nil, nil, fmt.Errorf("ebics HAA: bank sent no data")
+	}
+	if err := c.Receipt(ctx, d.TransactionID, true); err != nil {
+		return nil, nil, err
+	}
+	ots, svcs, err := protocol.ParseHAA(d.Content)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ebics HAA: %w", err)
+	}
+	return ots, svcs, nil
+}
+
+// CheckProfile compares the profile with the bank's HAA answer and returns
+// the functions the bank does not offer ("function:order" strings). In 3.0
+// only BTU/BTD functions are checked (HAA lists BTF services only).
+func (c *Client) CheckProfile(ctx context.Context) ([]string, error) {
+	ots, svcs, err := c.HAA(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.version == protocol.H004 {
+		// HAA lists download order types; uploads are checked too when the
+		// bank includes them (many do); HTD would be exact.
+		return c.bank.Profile.CheckOrderTypes(ots), nil
+	}
+	var missing []string
+	for name, f := range c.bank.Profile.Functions {
+		if f.OrderType != "BTU" && f.OrderType != "BTD" {
+			continue
+		}
+		found := false
+		for _, s := range svcs {
+			if s.ServiceName == f.ServiceName && s.MsgName == f.MsgName && (f.ServiceOption == "" || s.ServiceOption == "" || s.ServiceOption == f.ServiceOption) {
+				found = true
+			}
+		}
+		if !found {
+			missing = append(missing, name+":"+f.ServiceName+"/"+f.MsgName)
+		}
+	}
+	sort.Strings(missing)
+	return missing, nil
 }

@@ -239,3 +239,58 @@ func SplitSegments(s string, size int) []string {
 	}
 	return append(out, s)
 }
+
+// HAAResponseOrderData builds the HAA answer: in 2.5 the order types
+// offered for download, in 3.0 the BTF services.
+func HAAResponseOrderData(v Version, orderTypes []string, services []OrderParams) []byte {
+	doc, root := newOrderDoc("HAAResponseOrderData", v.NS())
+	root.RemoveAttr("xmlns:ds")
+	if v == H004 {
+		root.CreateElement("OrderTypes").SetText(strings.Join(orderTypes, " "))
+	} else {
+		for _, s := range services {
+			svc := root.CreateElement("Service")
+			svc.CreateElement("ServiceName").SetText(s.ServiceName)
+			if s.Scope != "" {
+				svc.CreateElement("Scope").SetText(s.Scope)
+			}
+			if s.ServiceOption != "" {
+				svc.CreateElement("ServiceOption").SetText(s.ServiceOption)
+			}
+			if s.ContainerType != "" {
+				svc.CreateElement("Container").CreateAttr("containerType", s.ContainerType)
+			}
+			mn := svc.CreateElement("MsgName")
+			if s.MsgVersion != "" {
+				mn.CreateAttr("version", s.MsgVersion)
+			}
+			mn.SetText(s.MsgName)
+		}
+	}
+	b, _ := doc.WriteToBytes()
+	return b
+}
+
+// ParseHAA reads an HAA answer (either version).
+func ParseHAA(data []byte) (orderTypes []string, services []OrderParams, err error) {
+	doc, err := ParseXML(data, 1<<20)
+	if err != nil {
+		return nil, nil, err
+	}
+	root := doc.Root()
+	if root.Tag != "HAAResponseOrderData" {
+		return nil, nil, xmlErr("unexpected", "root %q is not HAAResponseOrderData", root.Tag)
+	}
+	orderTypes = strings.Fields(text(root, "OrderTypes"))
+	for _, svc := range root.SelectElements("Service") {
+		p := OrderParams{ServiceName: text(svc, "ServiceName"), Scope: text(svc, "Scope"), ServiceOption: text(svc, "ServiceOption")}
+		if c := child(svc, "Container"); c != nil {
+			p.ContainerType = c.SelectAttrValue("containerType", "")
+		}
+		if mn := child(svc, "MsgName"); mn != nil {
+			p.MsgName, p.MsgVersion = strings.TrimSpace(mn.Text()), mn.SelectAttrValue("version", "")
+		}
+		services = append(services, p)
+	}
+	return orderTypes, services, nil
+}

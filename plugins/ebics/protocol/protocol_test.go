@@ -302,6 +302,7 @@ func sampleMessages(t testing.TB, v Version) map[string][]byte {
 	hpb, err := HPBResponseOrderData(v, pa, pe, "HOST")
 	add("hpb_order_data", hpb, err)
 	out["user_signature_data"] = UserSignatureData(v, A006, []byte("sig"), "P1", "U1")
+	out["haa_order_data"] = HAAResponseOrderData(v, []string{"CCT", "HAC", "PTK"}, []OrderParams{{ServiceName: "SCT", MsgName: "pain.001", MsgVersion: "09", Scope: "DE"}})
 	base := func(kind, ot string) *Request {
 		return &Request{Version: v, Kind: kind, HostID: "HOST", Nonce: NewNonce(), Timestamp: now, PartnerID: "P1", UserID: "U1", OrderType: ot, OrderAttrib: "DZNNN"}
 	}
@@ -412,6 +413,10 @@ func TestParseRoundTrip(t *testing.T) {
 		}
 		if v == H005 && (r.Params.ServiceName != "SCT" || r.Params.ContainerType != "ZIP" || r.DigestVersion != A006) {
 			t.Fatalf("%+v", r.Params)
+		}
+		ots, svcs, err := ParseHAA(msgs["haa_order_data"])
+		if err != nil || (v == H004 && len(ots) != 3) || (v == H005 && (len(svcs) != 1 || svcs[0].MsgVersion != "09")) {
+			t.Fatalf("HAA %v %v %v", ots, svcs, err)
 		}
 		resp, _, err := ParseResponse(msgs["download_init_response"], 0)
 		if err != nil || resp.NumSegments != 2 || resp.OrderData != "QUJD" || resp.TechCode != CodeOK {

@@ -76,6 +76,10 @@ type Config struct {
 	Logger    zerolog.Logger
 	// BankKeyBits sizes the bank keys (default 2048).
 	BankKeyBits int
+	// OrderTypes (2.5) and Services (3.0) are what HAA lists; nil: all
+	// the simulator supports.
+	OrderTypes []string
+	Services   []protocol.OrderParams
 	// BankKeys reuses existing bank keys (their Auth and Enc keys, which
 	// need certificates for H005); nil generates fresh ones.
 	BankKeys *keys.Set
@@ -609,7 +613,7 @@ func orderKind(req *protocol.Request) (kind string, upload bool, ok bool) {
 		return req.OrderType, true, true
 	case "BTU":
 		return "BTU:" + p.ServiceName, true, p.ServiceName != "" && p.MsgName != ""
-	case "HAC", "PTK":
+	case "HAC", "PTK", "HAA":
 		return req.OrderType, false, true
 	case "Z01":
 		return "PSR", false, true
@@ -694,7 +698,12 @@ func (s *Sim) initialise(req *protocol.Request, doc *etreeDoc) []byte {
 		b, _ := resp.Marshal(s.authKey.Private)
 		return b
 	}
-	d := s.pickDoc(sub.partner, kind, req.Params)
+	var d *Doc
+	if kind == "HAA" {
+		d = &Doc{ID: "HAA", Kind: "HAA", Partner: sub.partner, Content: protocol.HAAResponseOrderData(v, s.orderTypes(), s.services()), Created: time.Now()}
+	} else {
+		d = s.pickDoc(sub.partner, kind, req.Params)
+	}
 	if d == nil {
 		return s.errorResponse(v, rk, protocol.CodeNoDownloadData, "")
 	}
@@ -716,6 +725,22 @@ func (s *Sim) initialise(req *protocol.Request, doc *etreeDoc) []byte {
 	}
 	b, _ := resp.Marshal(s.authKey.Private)
 	return b
+}
+
+// OrderTypes lists the order types the simulator offers (HAA, 2.5).
+func (s *Sim) orderTypes() []string {
+	if s.cfg.OrderTypes != nil {
+		return s.cfg.OrderTypes
+	}
+	return []string{"FUL", "FDL", "CCT", "CDD", "HAC", "PTK", "Z01", "C53", "STA", "HAA"}
+}
+
+func (s *Sim) services() []protocol.OrderParams {
+	if s.cfg.Services != nil {
+		return s.cfg.Services
+	}
+	return []protocol.OrderParams{{ServiceName: "SCT", MsgName: "pain.001"}, {ServiceName: "SDD", ServiceOption: "COR", MsgName: "pain.008"},
+		{ServiceName: "PSR", Scope: "BIL", MsgName: "pain.002"}, {ServiceName: "EOP", MsgName: "camt.053"}}
 }
 
 func (s *Sim) pickDoc(partner, kind string, p protocol.OrderParams) *Doc {
