@@ -49,13 +49,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 type harness struct {
 	t     *testing.T
 	clock *clockwork.FakeClock
-	st    *sqlite.Store
+	st    store.Store
 	reg   *Registry
 	prom  *prometheus.Registry
 	s     *Scheduler
 }
 
-func newHarness(t *testing.T, start time.Time, st *sqlite.Store, instance string, entries []Entry, reg *Registry, clock *clockwork.FakeClock) *harness {
+func newHarness(t *testing.T, start time.Time, st store.Store, instance string, entries []Entry, reg *Registry, clock *clockwork.FakeClock) *harness {
 	t.Helper()
 	if clock == nil {
 		clock = clockwork.NewFakeClockAt(start)
