@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -86,6 +87,11 @@ func (e *Engine) run(parent context.Context, v *version, c *call) (ret any, err 
 		s.L.RemoveContext()
 		s.L.SetTop(0)
 		v.put(s, broken || ctx.Err() != nil)
+		if errors.Is(err, ErrMemoryLimit) {
+			// Give the hog's memory back now: otherwise the GC pacer,
+			// tuned on the hog's live heap, lets garbage pile up.
+			debug.FreeOSMemory()
+		}
 	}()
 	L := s.L
 	s.cur = c

@@ -72,6 +72,9 @@ func TestSandboxStopsHostileScripts(t *testing.T) {
 		{"table_grow", ErrMemoryLimit, 0, "memory limit exceeded", 0},
 		{"concat_grow", ErrMemoryLimit, 0, "memory limit exceeded", 0},
 		{"string_mt", ErrHookFailed, 4, "", 0},
+		{"unpack_huge", ErrLimit, 2, "registry overflow", 0},
+		{"byte_huge", ErrLimit, 2, "registry overflow", 0},
+		{"tostring_loop", ErrTimeout, 3, "timed out", 300 * time.Millisecond},
 	}
 	for _, tc := range cases {
 		t.Run(tc.script, func(t *testing.T) {

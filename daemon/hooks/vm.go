@@ -54,10 +54,14 @@ var baseAllowed = []string{"assert", "error", "getmetatable", "ipairs", "next", 
 // newVM makes a sandboxed Lua state.
 func (e *Engine) newVM() *vm {
 	L := lua.NewState(lua.Options{
-		SkipOpenLibs:        true,
-		CallStackSize:       e.opts.CallStackSize,
-		RegistrySize:        1024 * 4,
-		RegistryMaxSize:     e.opts.RegistryMaxSize,
+		SkipOpenLibs:    true,
+		CallStackSize:   e.opts.CallStackSize,
+		RegistrySize:    1024 * 4,
+		RegistryMaxSize: e.opts.RegistryMaxSize,
+		// gopher-lua grows the registry by copying it; the default step
+		// (32 slots) makes unpack/string.byte of big inputs quadratic
+		// (a minute of uninterruptible CPU before "registry overflow").
+		RegistryGrowStep:    max(1024, e.opts.RegistryMaxSize/64),
 		MinimizeStackMemory: true,
 	})
 	for _, lib := range []struct {

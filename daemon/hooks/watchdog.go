@@ -22,7 +22,8 @@ type watchdog struct {
 	calls    map[*watch]struct{}
 	running  bool
 	lastGC   time.Time
-	heap     func() uint64
+	heap     func() uint64 // current heap, garbage included
+	base     func() uint64 // live heap at the last GC
 }
 
 type watch struct {
@@ -31,14 +32,19 @@ type watch struct {
 }
 
 func newWatchdog(budget uint64, interval time.Duration) *watchdog {
-	return &watchdog{budget: budget, interval: interval, calls: map[*watch]struct{}{}, heap: heapBytes}
+	return &watchdog{budget: budget, interval: interval, calls: map[*watch]struct{}{}, heap: heapBytes, base: liveHeapBytes}
 }
 
-var heapSampleName = "/memory/classes/heap/objects:bytes"
-
 // heapBytes reads the bytes of heap objects (live and not yet swept).
-func heapBytes() uint64 {
-	s := []metrics.Sample{{Name: heapSampleName}}
+func heapBytes() uint64 { return readHeap("/memory/classes/heap/objects:bytes") }
+
+// liveHeapBytes reads the live heap as marked by the last GC: the baseline
+// of a call, so garbage left by earlier calls (a stopped hog's strings)
+// does not raise the next call's allowance.
+func liveHeapBytes() uint64 { return readHeap("/gc/heap/live:bytes") }
+
+func readHeap(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		var ms runtime.MemStats
@@ -50,7 +56,7 @@ func heapBytes() uint64 {
 
 // add registers a running call.
 func (w *watchdog) add(cancel context.CancelCauseFunc) *watch {
-	wt := &watch{base: w.heap(), cancel: cancel}
+	wt := &watch{base: w.base(), cancel: cancel}
 	w.mu.Lock()
 	w.calls[wt] = struct{}{}
 	if !w.running {

@@ -1,0 +1,3 @@
+function run(event)
+  return select("#", string.rep("x", 1e7):byte(1, -1))
+end
