@@ -104,7 +104,10 @@ func newEnvOn(t testing.TB, driver string, mod func(*Config)) *env {
 	var h http.Handler
 	e.pub = loopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	cfg := Config{DefaultGateway: "sim", ReconcileAfter: 20 * time.Minute, RecheckEvery: 5 * time.Minute,
-		FinalDeadline: 24 * time.Hour, PublicBaseURL: e.pub.URL + "/"}
+		FinalDeadline: 24 * time.Hour, PublicBaseURL: e.pub.URL + "/",
+		// Generous: the machine running the tests may be loaded (-race,
+		// other packages); TestManualWhenStoreSlow sets its own.
+		ManualTimeout: 30 * time.Second, AutomaticTimeout: 30 * time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
