@@ -273,6 +273,7 @@ type ValidationError struct {
 	Message string
 }
 
+// Error implements error.
 func (e *ValidationError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Message) }
 
 // ErrUnavailable wraps failures of the store or of a gateway that make a

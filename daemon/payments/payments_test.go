@@ -477,6 +477,17 @@ func testReconcile(t *testing.T, driver string) {
 		t.Fatal("a failed pass changed payments")
 	}
 	e.sim.officeDown.Store(false)
+	// Office answers with a bad seal: recorded as rejected, nothing decided,
+	// asked again later.
+	e.sim.officeForge.Store(true)
+	if sum, err := e.svc.Reconcile(ctx, nil); err != nil || sum != "checked 3: 3 rejected" {
+		t.Fatalf("forged office answers: %q %v", sum, err)
+	}
+	if got := e.rejects("bad_seal"); got != 3 {
+		t.Fatalf("bad_seal rejects %v", got)
+	}
+	e.sim.officeForge.Store(false)
+	e.clock.Advance(6 * time.Minute)
 	sum, err := e.svc.Reconcile(ctx, nil)
 	if err != nil || sum != "checked 3: 1 accepted, 1 expired, 1 still pending" {
 		t.Fatalf("pass: %q %v", sum, err)

@@ -75,12 +75,13 @@ type simTx struct {
 
 // simProvider is the loopback provider.
 type simProvider struct {
-	srv        *httptest.Server
-	keys       map[string]string
-	mu         sync.Mutex
-	txs        map[string]*simTx
-	officeDown atomic.Bool
-	queries    atomic.Int64
+	srv         *httptest.Server
+	keys        map[string]string
+	mu          sync.Mutex
+	txs         map[string]*simTx
+	officeDown  atomic.Bool
+	officeForge atomic.Bool // answer with a wrong seal
+	queries     atomic.Int64
 }
 
 func newSimProvider(t testing.TB) *simProvider {
@@ -193,6 +194,9 @@ func (p *simProvider) office(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Unlock()
 	out["seal"] = seal(encodeData(out), simKeyV1)
+	if p.officeForge.Load() {
+		out["seal"] = seal(encodeData(out), "not the key")
+	}
 	_ = json.NewEncoder(w).Encode(out)
 }
 
