@@ -7,6 +7,7 @@
 package sim
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -76,6 +77,9 @@ type Config struct {
 	Logger    zerolog.Logger
 	// BankKeyBits sizes the bank keys (default 2048).
 	BankKeyBits int
+	// Admin enables POST /admin/activate?partner=P&user=U (the bank
+	// checking a letter) and GET /admin/orders (JSON), for the command.
+	Admin bool
 	// OrderTypes (2.5) and Services (3.0) are what HAA lists; nil: all
 	// the simulator supports.
 	OrderTypes []string
@@ -336,6 +340,10 @@ var errDrop = errors.New("drop connection")
 
 // ServeHTTP answers one EBICS request.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Admin && strings.HasPrefix(r.URL.Path, "/admin/") {
+		s.admin(w, r)
+		return
+	}
 	if r.Method != http.MethodPost {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
@@ -369,6 +377,33 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/xml; charset=UTF-8")
 	w.Write(out)
+}
+
+func (s *Sim) admin(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/admin/activate" && r.Method == http.MethodPost:
+		if err := s.Activate(r.URL.Query().Get("partner"), r.URL.Query().Get("user")); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	case r.URL.Path == "/admin/orders" && r.Method == http.MethodGet:
+		type view struct {
+			OrderID, TransactionID, OrderType, PartnerID, UserID, MsgID string
+			Accepted                                                    bool
+			Reasons                                                     []string
+			Bytes                                                       int
+			Received                                                    time.Time
+		}
+		var out []view
+		for _, o := range s.Orders() {
+			out = append(out, view{o.OrderID, o.TransactionID, o.OrderType, o.PartnerID, o.UserID, o.MsgID, o.Accepted, o.Reasons, len(o.Data), o.Received})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	default:
+		http.NotFound(w, r)
+	}
 }
 
 func guessVersion(b []byte) protocol.Version {

@@ -4,6 +4,10 @@
 //	          [-segment-size 1048576] [-reject-file] [-reject-tx E2E1,E2E2] [-never-ack] [-ack-delay 30s]
 //	          [-drop-at N] [-drop-after N] [-internal-error-at N] [-recovery-sync-at N]
 //
+// Admin endpoints on the same port: POST /admin/activate?partner=P&user=U
+// (with -manual: the bank has checked the letter), GET /admin/orders (what
+// the bank recorded, JSON).
+//
 // It prints the EBICS URL and the bank key hashes (for H004 and H005) to
 // put in the plugin settings, then serves until interrupted.
 package main
@@ -29,7 +33,7 @@ func main() {
 	var subs multi
 	flag.Var(&subs, "subscriber", "PARTNER/USER known to the bank (repeatable)")
 	certs := flag.Bool("certs", false, "require X.509 certificates in INI/HIA (French banks, 091217)")
-	manual := flag.Bool("manual", false, "leave subscribers initialised until activated (not available from the command line: they stay initialised)")
+	manual := flag.Bool("manual", false, "leave subscribers initialised after INI+HIA until POST /admin/activate?partner=P&user=U")
 	seg := flag.Int("segment-size", 1<<20, "largest accepted upload segment (base64 bytes)")
 	dseg := flag.Int("download-segment-size", 1<<20, "download segment size")
 	rejectFile := flag.Bool("reject-file", false, "reject every uploaded file")
@@ -46,7 +50,7 @@ func main() {
 	if *rejectTx != "" {
 		rej = strings.Split(*rejectTx, ",")
 	}
-	s, err := sim.New(sim.Config{HostID: *host, MaxSegmentSize: *seg, DownloadSegmentSize: *dseg, RequireCertificates: *certs, ManualActivation: *manual,
+	s, err := sim.New(sim.Config{HostID: *host, MaxSegmentSize: *seg, DownloadSegmentSize: *dseg, RequireCertificates: *certs, ManualActivation: *manual, Admin: true,
 		Logger: log, Faults: sim.Faults{RejectFile: *rejectFile, RejectTxs: rej, NeverAck: *neverAck, AckDelay: *ackDelay,
 			DropAtSegment: *dropAt, DropAfterSegment: *dropAfter, InternalErrorAtSegment: *ierr, RecoverySyncAtSegment: *rsync}})
 	if err != nil {
@@ -72,13 +76,15 @@ func main() {
 	fmt.Printf("url: %s\nhost_id: %s\n", url, *host)
 	for _, v := range []protocol.Version{protocol.H004, protocol.H005} {
 		a, e := s.BankKeyHashes(v)
-		fmt.Printf("%s bank_auth_hash: %q\n%s bank_enc_hash: %q\n", v, protocol.FormatHash(a), v, protocol.FormatHash(e))
+		fmt.Printf("%s bank_auth_hash: %q\n%s bank_enc_hash: %q\n", v, oneLine(protocol.FormatHash(a)), v, oneLine(protocol.FormatHash(e)))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	<-ctx.Done()
 	s.Close()
 }
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 
 type multi []string
 
