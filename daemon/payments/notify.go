@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/acquit/acquit/daemon/httpapi"
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/sdk"
 )
@@ -57,8 +58,12 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 	now := s.now()
 
 	body, readErr := readLimited(r.Body, s.cfg.MaxBodyBytes)
+	// The client address as the public listener computed it (trusted
+	// proxies); only recorded, never used to filter: the seal is the
+	// authority.
+	client := httpapi.ClientIP(r)
 	raw := store.RawInput{
-		Source: gateway, Channel: string(channel), RemoteAddr: r.RemoteAddr, Method: r.Method,
+		Source: gateway, Channel: string(channel), RemoteAddr: client, Method: r.Method,
 		Path: r.URL.RequestURI(), Headers: sanitizeHeaders(r.Header), Body: body, ReceivedAt: now.UTC(),
 	}
 	rawID, err := s.st.RecordRaw(ctx, raw)
@@ -92,7 +97,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 	}
 	pr, err := gw.VerifyNotification(ctx, sdk.Notification{
 		Channel: channel, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
-		Headers: raw.Headers, Body: body, RemoteAddr: r.RemoteAddr, ReceivedAt: now,
+		Headers: raw.Headers, Body: body, RemoteAddr: client, ReceivedAt: now,
 	})
 	if err != nil {
 		var rej *sdk.RejectError
@@ -166,6 +171,11 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 		return nil, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		// The listener's own limit (http.MaxBytesReader) is smaller.
+		return b, fmt.Errorf("%w: more than %d bytes", errTooLarge, mbe.Limit)
+	}
 	if err != nil {
 		return b, fmt.Errorf("read body: %w", err)
 	}

@@ -3,6 +3,8 @@ package payments
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,7 +15,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 
+	"github.com/acquit/acquit/daemon/httpapi"
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/sdk"
 )
@@ -624,5 +628,36 @@ func TestPublicRouting(t *testing.T) {
 		if resp.StatusCode != c.status {
 			t.Errorf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.status)
 		}
+	}
+}
+
+// TestBehindPublicListener: mounted in the real public listener, whose own
+// body limit (http.MaxBytesReader) is smaller than ours, a chunked oversized
+// body is stored truncated and rejected as too_large.
+func TestBehindPublicListener(t *testing.T) {
+	e := newEnv(t, nil)
+	srv := httpapi.NewPublicServer(httpapi.PublicOptions{MaxBodyBytes: 1024}, e.svc.PublicHandler(), zerolog.Nop(), nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	body := io.MultiReader(strings.NewReader("Data="), strings.NewReader(strings.Repeat("a", 5000)))
+	resp, err := e.client.Post("http://"+ln.Addr().String()+"/notify/sim/automatic", "application/x-www-form-urlencoded", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Fatalf("HTTP %d", resp.StatusCode)
+	}
+	rawID, v := e.lastVerdict(t)
+	if v != "too_large" {
+		t.Fatalf("verdict %q", v)
+	}
+	raw, err := e.st.GetRaw(context.Background(), rawID)
+	if err != nil || len(raw.Body) != 1024 {
+		t.Fatalf("raw body %d bytes, %v", len(raw.Body), err)
 	}
 }
