@@ -102,6 +102,32 @@ func TestLostFinalAnswer(t *testing.T) {
 	}
 }
 
+// The final answer is lost and the bank forgets finished transactions:
+// after restart the client starts again with the same OrderID (2.5), the
+// bank answers 091115, and the upload ends with that code, not a second order.
+func TestLostFinalAnswerBankForgets(t *testing.T) {
+	e := newEnv(t, protocol.H004, "", sim.Config{}, true)
+	path := writePain(t, e.tmp, "MSG-FORGET", 300)
+	probe := newEnv(t, protocol.H004, "", sim.Config{}, true)
+	pr, err := probe.cl.Upload(context.Background(), client.UploadSpec{ID: "P", Function: "sct", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim.SetFaults(sim.Faults{DropAfterSegment: pr.Segments})
+	cl, _ := client.New(e.bank, e.keys, e.host, client.Options{WorkDir: e.tmp, Retries: -1})
+	if _, err := cl.Upload(context.Background(), client.UploadSpec{ID: "F1", Function: "sct", Path: path}); err == nil {
+		t.Fatal("want a transport error")
+	}
+	e.sim.ForgetTransactions()
+	res, err := e.newClient(t).Upload(context.Background(), client.UploadSpec{ID: "F1", Function: "sct", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ReturnCode != protocol.CodeOrderIDExists || len(e.sim.Orders()) != 1 || e.sim.Orders()[0].OrderID != res.OrderID {
+		t.Fatalf("%+v, %d orders", res, len(e.sim.Orders()))
+	}
+}
+
 // Acknowledgement faults: rejected file, rejected transactions, never ack.
 func TestAckFaults(t *testing.T) {
 	e := newEnv(t, protocol.H004, "", sim.Config{}, true)

@@ -272,8 +272,12 @@ func (c *Client) runUpload(ctx context.Context, spec UploadSpec, fn Function, ke
 			return c.exchange(ctx, fn.OrderType+" init", r)
 		})
 		if protocol.HasCode(err, protocol.CodeOrderIDExists) && st.Restarts > 0 {
-			// Our earlier attempt completed at the bank: the order exists.
-			return c.finish(ctx, key, st, &protocol.Response{TechCode: protocol.CodeOK, OrderID: st.OrderID, ReportText: "order already recorded by the bank"})
+			// Our earlier attempt reached the bank under this OrderID. Sending
+			// the file again under a new OrderID could create a second order,
+			// so the upload ends here with code 091115: the HAC/PTK for this
+			// OrderID tells whether the order was completed.
+			return c.finish(ctx, key, st, &protocol.Response{TechCode: protocol.CodeOrderIDExists, OrderID: st.OrderID,
+				ReportText: "order ID already known to the bank after a restart: check the HAC/PTK of this order"})
 		}
 		if err != nil {
 			return nil, err
@@ -319,6 +323,9 @@ func (c *Client) runUpload(ctx context.Context, spec UploadSpec, fn Function, ke
 		if err != nil {
 			return nil, err
 		}
+		if resp.TransactionID != "" && resp.TransactionID != st.TransactionID {
+			return nil, fmt.Errorf("segment %d: answer for transaction %s, want %s", n, resp.TransactionID, st.TransactionID)
+		}
 		st.SegmentsDone = n
 		if err := c.putJSON(ctx, key, st); err != nil {
 			return nil, err
@@ -342,7 +349,7 @@ func (c *Client) finish(ctx context.Context, key string, st *uploadState, last *
 		st.OrderID = last.OrderID
 	}
 	res := &UploadResult{OrderID: st.OrderID, TransactionID: st.TransactionID, Segments: st.NumSegments,
-		ReturnCode: protocol.CodeOK, ReturnText: last.ReportText, FileSHA256: st.FileSHA256}
+		ReturnCode: firstNonEmpty(last.TechCode, protocol.CodeOK), ReturnText: last.ReportText, FileSHA256: st.FileSHA256}
 	st.Done, st.Result = true, res
 	if err := c.putJSON(ctx, key, st); err != nil {
 		return nil, err
@@ -542,4 +549,13 @@ func (c *Client) CheckProfile(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(missing)
 	return missing, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
 }

@@ -333,6 +333,18 @@ func (s *Sim) ExpireTransactions() {
 	}
 }
 
+// ForgetTransactions drops every transaction, completed ones included (a
+// bank that keeps no memory of finished uploads): a client that lost the
+// final answer can no longer get it again.
+func (s *Sim) ForgetTransactions() {
+	s.ExpireTransactions()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.txs {
+		delete(s.txs, id)
+	}
+}
+
 // Requests returns the number of HTTP requests served.
 func (s *Sim) Requests() int { s.mu.Lock(); defer s.mu.Unlock(); return s.requests }
 
