@@ -423,12 +423,12 @@ func TestLeaseRenewedWhileHandlerRuns(t *testing.T) {
 				return ctx.Err()
 			}
 		}})
-	// A second dispatcher (another instance) polls the same store.
+	e := emit(t, s, store.NewEvent{Type: "x", Subject: "s"})[0]
+	waitFor(t, "handler started", func() bool { return calls.Load() == 1 })
+	// Then a second dispatcher (another instance) polls the same store.
 	var stolen atomic.Int32
 	start(t, outbox.Config{Store: s, Name: "thief", Lease: time.Minute, PollInterval: 5 * time.Millisecond,
 		Handler: func(ctx context.Context, ev store.Event) error { stolen.Add(1); return nil }})
-	e := emit(t, s, store.NewEvent{Type: "x", Subject: "s"})[0]
-	waitFor(t, "handler started", func() bool { return calls.Load() == 1 })
 	// Run well past several lease lengths: without renewal the thief would
 	// claim the event.
 	time.Sleep(2500 * time.Millisecond)
