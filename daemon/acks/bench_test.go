@@ -106,7 +106,9 @@ func TestParsePSRConstantMemory(t *testing.T) {
 // before collecting); "streamed" reads it from a generator that never holds
 // it (the parser's own memory). Peak memory is the largest growth of
 // /memory/classes/heap/objects:bytes (runtime/metrics) over the post-GC
-// baseline, sampled every 1,000 transactions.
+// baseline, sampled every 1,000 transactions. MB/cpu-s divides the bytes
+// by the process CPU time (getrusage), which other load disturbs less than
+// the wall-clock MB/s.
 func BenchmarkParsePSR100k(b *testing.B) {
 	size, err := io.Copy(io.Discard, newPSRGenerator(100_000))
 	if err != nil {
@@ -117,6 +119,7 @@ func BenchmarkParsePSR100k(b *testing.B) {
 		b.ReportAllocs()
 		var peak uint64
 		b.ResetTimer()
+		cpu0 := processCPU()
 		for i := 0; i < b.N; i++ {
 			txs, _, p := parseMeasured(b, open())
 			if txs != 100_000 {
@@ -125,6 +128,11 @@ func BenchmarkParsePSR100k(b *testing.B) {
 			if p > peak {
 				peak = p
 			}
+		}
+		if cpu := processCPU() - cpu0; cpu > 0 {
+			// CPU seconds (all threads, GC included): less sensitive than
+			// wall time to other load on the machine.
+			b.ReportMetric(float64(size)*float64(b.N)/1e6/cpu.Seconds(), "MB/cpu-s")
 		}
 		b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
 		b.ReportMetric(float64(size)/(1<<20), "doc-MB")
