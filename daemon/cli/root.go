@@ -223,29 +223,25 @@ func (r *root) hooksCmd() *cobra.Command {
 	return cmd
 }
 
-// sampleEvent builds the event a dry run delivers from a JSON file holding
-// either the event's data or a whole event ({"id", "subject", "data"}).
+// sampleEvent builds the event a dry run delivers from a JSON file: a whole
+// event as hooks.ParseEvent reads it ({"id", "type", "subject", "payload"}),
+// or just the payload.
 func sampleEvent(typ string, raw []byte) (store.Event, error) {
-	var whole struct {
-		ID      string          `json:"id"`
-		Subject string          `json:"subject"`
-		Data    json.RawMessage `json:"data"`
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return store.Event{}, fmt.Errorf("--event: not a JSON object: %w", err)
 	}
-	if !json.Valid(raw) {
-		return store.Event{}, errors.New("--event: not valid JSON")
-	}
-	ev := store.Event{ID: "dryrun-" + time.Now().UTC().Format("20060102T150405"), Type: typ, Subject: "dryrun",
-		Payload: raw, State: store.EventRunning, CreatedAt: time.Now().UTC()}
-	if json.Unmarshal(raw, &whole) == nil && len(whole.Data) > 0 {
-		ev.Payload = whole.Data
-		if whole.ID != "" {
-			ev.ID = whole.ID
+	if _, whole := probe["type"]; whole {
+		ev, err := hooks.ParseEvent(raw)
+		if err != nil {
+			return store.Event{}, fmt.Errorf("--event: %w", err)
 		}
-		if whole.Subject != "" {
-			ev.Subject = whole.Subject
+		if ev.Type != typ {
+			return store.Event{}, fmt.Errorf("--event: the file is a %s event, not %s", ev.Type, typ)
 		}
+		return ev, nil
 	}
-	return ev, nil
+	return store.Event{ID: "dry-run", Type: typ, Subject: "dry-run", Payload: raw, State: store.EventRunning, CreatedAt: time.Now().UTC()}, nil
 }
 
 func bindingsOf(cfg *config.Config) []hooks.Binding {
