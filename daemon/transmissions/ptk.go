@@ -30,8 +30,11 @@ func (s *Service) parsePTK(bank string, data []byte) ([]finding, error) {
 		}
 		eff := EffectNone
 		switch {
-		case e.Outcome == acks.PTKNegative:
+		case e.Outcome == acks.PTKNegative && e.Final:
 			eff = EffectRejected
+		case e.Outcome == acks.PTKNegative:
+			// A failed step (e.g. one signature of several): recorded; the
+			// final line decides.
 		case e.Final && e.Outcome == acks.PTKPositive:
 			eff = EffectAccepted
 		case e.Outcome == acks.PTKPositive:
