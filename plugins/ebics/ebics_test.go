@@ -15,15 +15,20 @@ import (
 	"github.com/acquit/acquit/daemon/painfile"
 	"github.com/acquit/acquit/plugins/ebics"
 	"github.com/acquit/acquit/plugins/ebics/internal/memhost"
+	"github.com/acquit/acquit/plugins/ebics/keys"
 	"github.com/acquit/acquit/plugins/ebics/protocol"
 	"github.com/acquit/acquit/plugins/ebics/sim"
 	"github.com/acquit/acquit/sdk"
 )
 
 func TestPluginLifecycle(t *testing.T) {
+	bankKeys, err := keys.Generate("BANK", "SIMBANK", keys.Options{SelfSigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, prof := range []string{"de", "v3"} {
 		t.Run(prof, func(t *testing.T) {
-			s, err := sim.New(sim.Config{HostID: "SIMBANK", ManualActivation: true})
+			s, err := sim.New(sim.Config{HostID: "SIMBANK", ManualActivation: true, BankKeys: bankKeys})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -369,7 +369,9 @@ func TestMessagesValidateAgainstXSD(t *testing.T) {
 	if err != nil {
 		t.Skip("xmllint not installed (apt-get install libxml2-utils); XSD validation skipped")
 	}
-	xsdDir := "/work/shared/fixtures/ebics/ebics-xsd"
+	// The official schemas sit beside the repository (../shared/fixtures);
+	// EBICS_XSD_DIR overrides.
+	xsdDir := filepath.Join("..", "..", "..", "..", "shared", "fixtures", "ebics", "ebics-xsd")
 	if d := os.Getenv("EBICS_XSD_DIR"); d != "" {
 		xsdDir = d
 	}
