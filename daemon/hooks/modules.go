@@ -84,7 +84,7 @@ func (s *vm) jsonToLua(v any, keepNull bool, depth int) (lua.LValue, error) {
 	case []any:
 		t := s.L.CreateTable(len(x), 0)
 		if len(x) == 0 {
-			t.Metatable = s.emptyArrayMt
+			t.Metatable = s.arrayMarker()
 		}
 		for i, e := range x {
 			lv, err := s.jsonToLua(e, keepNull, depth+1)
@@ -143,7 +143,7 @@ func (s *vm) jsonArray(L *lua.LState) int {
 		t = L.NewTable()
 	}
 	if t.Metatable == lua.LNil || t.Metatable == nil {
-		t.Metatable = s.emptyArrayMt
+		t.Metatable = s.arrayMarker()
 	}
 	L.Push(t)
 	return 1

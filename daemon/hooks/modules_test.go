@@ -386,3 +386,17 @@ end
 		t.Errorf("flood lines = %d", n)
 	}
 }
+
+func TestJSONArrayMarkerIsPerTable(t *testing.T) {
+	e, _ := newTestEngine(t, map[string]string{"j.lua": `
+function poison() getmetatable(json.decode("[]")).__index = function() return "pwned" end end
+function check() local t = json.decode('{"a": []}') return tostring(t.a.x) .. json.encode(t) end
+`}, nil, func(o *Options) { o.PoolSize = 1 })
+	if _, err := e.Call(context.Background(), "j", "poison", nil); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := e.Call(context.Background(), "j", "check", nil)
+	if err != nil || tr.Return != `nil{"a":[]}` {
+		t.Errorf("check: %v %v", tr.Return, err)
+	}
+}

@@ -31,7 +31,7 @@ func sandboxEngine(t *testing.T, mod func(*Options)) *Engine {
 	if err := os.WriteFile(filepath.Join(dir, "ok.lua"), []byte(`function ping() return string.upper("pong") .. #string.rep("x", 3) end`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Dir: dir, Logger: zerolog.Nop(), Timeout: 5 * time.Second, MemoryBudget: 48 << 20, PoolSize: 2}
+	opts := Options{Dir: dir, Logger: zerolog.Nop(), Timeout: 20 * time.Second, MemoryBudget: 96 << 20, PoolSize: 2}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -72,6 +72,7 @@ func TestSandboxStopsHostileScripts(t *testing.T) {
 		{"table_grow", ErrMemoryLimit, 0, "memory limit exceeded", 0},
 		{"concat_grow", ErrMemoryLimit, 0, "memory limit exceeded", 0},
 		{"string_mt", ErrHookFailed, 4, "", 0},
+		{"env_mt", ErrHookFailed, 3, "cannot change a protected metatable", 0},
 		{"unpack_huge", ErrLimit, 2, "registry overflow", 0},
 		{"byte_huge", ErrLimit, 2, "registry overflow", 0},
 		{"tostring_loop", ErrTimeout, 3, "timed out", 300 * time.Millisecond},
@@ -101,6 +102,17 @@ func TestSandboxStopsHostileScripts(t *testing.T) {
 				t.Fatalf("next call: %v %v", tr.Return, err)
 			}
 		})
+	}
+	// Metatables handed out are per call or protected.
+	tr, err := e.Call(context.Background(), "shared_mt", "run", nil)
+	if err != nil || tr.Return != "locked|false" {
+		t.Fatalf("shared_mt: %v %v", tr.Return, err)
+	}
+	e2 := sandboxEngine(t, func(o *Options) { o.PoolSize = 1 })
+	for i := 0; i < 2; i++ {
+		if _, err := e2.Call(context.Background(), "shared_mt", "run", nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := os.Stat("/tmp/acquit-pwned"); err == nil {
 		t.Fatal("os.execute ran")

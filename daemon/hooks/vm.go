@@ -13,15 +13,14 @@ import (
 
 // vm is one Lua state of a pool with what the sandbox needs.
 type vm struct {
-	L            *lua.LState
-	e            *Engine
-	cur          *call
-	base         *lua.LTable // read-only base functions (reached through __index)
-	envMt        *lua.LTable
-	libs         map[string]*lua.LTable // string, table, math (copied per call)
-	mods         map[string]map[string]*lua.LFunction
-	null         *lua.LUserData
-	emptyArrayMt *lua.LTable
+	L     *lua.LState
+	e     *Engine
+	cur   *call
+	base  *lua.LTable // read-only base functions (reached through __index)
+	envMt *lua.LTable
+	libs  map[string]*lua.LTable // string, table, math (copied per call)
+	mods  map[string]map[string]*lua.LFunction
+	null  *lua.LUserData
 }
 
 // builtinModules are what require resolves besides the scripts folder.
@@ -129,8 +128,6 @@ func (e *Engine) newVM() *vm {
 	nmt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int { L.Push(lua.LString("null")); return 1 }))
 	nmt.RawSetString("__metatable", lua.LString("json.null"))
 	s.null.Metatable = nmt
-	s.emptyArrayMt = L.NewTable()
-	s.emptyArrayMt.RawSetString("__jsontype", lua.LString("array"))
 	s.registerModules()
 	return s
 }
@@ -508,7 +505,7 @@ func (s *vm) fromLua(v lua.LValue, depth int) (any, error) {
 				arrayOK = false
 			}
 		})
-		isArray := (arrayOK && count == n && n > 0) || (count == 0 && x.Metatable == s.emptyArrayMt)
+		isArray := (arrayOK && count == n && n > 0) || (count == 0 && markedArray(x))
 		if isArray {
 			out := make([]any, n)
 			for i := 1; i <= n; i++ {
@@ -550,6 +547,21 @@ func (s *vm) fromLua(v lua.LValue, depth int) (any, error) {
 	default:
 		return nil, fmt.Errorf("%s cannot be converted", v.Type())
 	}
+}
+
+// arrayMarker makes the metatable json.array sets: a fresh one per table,
+// so a script changing it changes nothing shared.
+func (s *vm) arrayMarker() *lua.LTable {
+	mt := s.L.CreateTable(0, 1)
+	mt.RawSetString("__jsontype", lua.LString("array"))
+	return mt
+}
+
+// markedArray reports whether t was marked by json.array (or decoded from
+// an empty JSON array).
+func markedArray(t *lua.LTable) bool {
+	mt, ok := t.Metatable.(*lua.LTable)
+	return ok && mt.RawGetString("__jsontype") == lua.LString("array")
 }
 
 // sortedKeys returns the keys of a map, sorted.
