@@ -187,6 +187,7 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 
 // applied is the outcome of apply.
 type applied struct {
+	from    State // state before a decision
 	verdict Verdict
 	payment *Payment // state after, when the payment is known
 	reason  string
@@ -298,7 +299,9 @@ func (s *Service) apply(ctx context.Context, gateway string, channel sdk.Channel
 	}
 	if out.verdict == VerdictDecided && out.payment != nil {
 		s.m.transitions.WithLabelValues(string(out.payment.State), string(channel)).Inc()
-		s.m.pending.Dec()
+		if out.from == StatePending {
+			s.m.pending.Dec()
+		}
 	}
 	return out, nil
 }
@@ -365,6 +368,7 @@ func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, chan
 		}
 		if n == 1 {
 			from := p.State
+			out.from = from
 			p.State, p.DecidedChannel, p.DecidedAt, p.DecidedRawID = newState, string(channel), now, rawID
 			p.ResponseCode, p.AcquirerResponseCode, p.AuthorisationID, p.Explanation = pr.ResponseCode, pr.AcquirerResponseCode, pr.AuthorisationID, pr.Explanation
 			p.UpdatedAt, p.Version = now, p.Version+1
