@@ -370,3 +370,54 @@ func TestHostilePayloadAndCallerCancel(t *testing.T) {
 		t.Error("cancelled context: no error")
 	}
 }
+
+func TestEventFromFile(t *testing.T) {
+	full, err := os.ReadFile("testdata/events/payment.accepted.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := EventFromFile("payment.accepted", full)
+	if err != nil || ev.ID != "01JD0000000000000000000A" || ev.Type != "payment.accepted" {
+		t.Fatalf("full event: %+v %v", ev, err)
+	}
+	if _, err := EventFromFile("payment.refused", full); !errors.Is(err, ErrBadEvent) {
+		t.Errorf("type mismatch: %v", err)
+	}
+	ev, err = EventFromFile("payment.refused", []byte(`{"payment": {"reference": "R1"}}`))
+	if err != nil || ev.Type != "payment.refused" || ev.ID != "dry-run" || string(ev.Payload) != `{"payment":{"reference":"R1"}}` {
+		t.Fatalf("bare payload: %+v %v", ev, err)
+	}
+	noType := []byte(`{"id": "e1", "payload": {"x": 1}}`)
+	if ev, err := EventFromFile("ack.unmatched", noType); err != nil || ev.Type != "ack.unmatched" || ev.ID != "e1" {
+		t.Errorf("envelope without type: %+v %v", ev, err)
+	}
+	for _, in := range []string{`[1]`, `"x"`, `{"a":`, ``} {
+		if _, err := EventFromFile("payment.accepted", []byte(in)); !errors.Is(err, ErrBadEvent) {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+	if _, err := EventFromFile("Bad Type", []byte(`{}`)); !errors.Is(err, ErrBadEvent) {
+		t.Errorf("bad type: %v", err)
+	}
+}
+
+func TestPoolWaitsForAFreeState(t *testing.T) {
+	e, _ := newTestEngine(t, map[string]string{"s.lua": `function slow() time.sleep(0.2) return "done" end`}, nil,
+		func(o *Options) { o.PoolSize = 1 })
+	first := make(chan error, 1)
+	go func() { _, err := e.Call(context.Background(), "s", "slow", nil); first <- err }()
+	time.Sleep(50 * time.Millisecond)
+	// A caller whose deadline passes while waiting gets ErrTimeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	_, err := e.Call(ctx, "s", "slow", nil)
+	cancel()
+	mustKind(t, err, ErrTimeout)
+	// A patient caller gets the state when it is free.
+	tr, err := e.Call(context.Background(), "s", "slow", nil)
+	if err != nil || tr.Return != "done" {
+		t.Fatalf("second call: %v %v", tr.Return, err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+}

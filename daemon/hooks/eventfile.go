@@ -37,7 +37,38 @@ type eventFile struct {
 // Only type is required (id defaults to "dry-run", created_at to now).
 // Unknown fields, trailing data, oversized files and non-object payloads
 // are refused with ErrBadEvent.
-func ParseEvent(b []byte) (store.Event, error) {
+func ParseEvent(b []byte) (store.Event, error) { return parseEvent(b, "") }
+
+// EventFromFile reads the --event file of `acquit hooks run EVENT`: either
+// a full event (an object with a "payload" key, as ParseEvent reads; its
+// type must then be eventType or absent) or just the payload object, which
+// is wrapped in an event of type eventType with id "dry-run".
+func EventFromFile(eventType string, b []byte) (store.Event, error) {
+	if len(b) > MaxEventFile {
+		return store.Event{}, fmt.Errorf("event file of %d bytes exceeds %d: %w", len(b), MaxEventFile, ErrBadEvent)
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return store.Event{}, fmt.Errorf("event file: %v: %w", err, ErrBadEvent)
+	}
+	if _, ok := probe["payload"]; ok {
+		ev, err := parseEvent(b, eventType)
+		if err != nil {
+			return ev, err
+		}
+		if eventType != "" && ev.Type != eventType {
+			return store.Event{}, fmt.Errorf("event file holds a %s event, not %s: %w", ev.Type, eventType, ErrBadEvent)
+		}
+		return ev, nil
+	}
+	env, err := json.Marshal(map[string]any{"type": eventType, "payload": json.RawMessage(b)})
+	if err != nil {
+		return store.Event{}, fmt.Errorf("event file: %v: %w", err, ErrBadEvent)
+	}
+	return parseEvent(env, "")
+}
+
+func parseEvent(b []byte, defaultType string) (store.Event, error) {
 	if len(b) > MaxEventFile {
 		return store.Event{}, fmt.Errorf("event file of %d bytes exceeds %d: %w", len(b), MaxEventFile, ErrBadEvent)
 	}
@@ -49,6 +80,9 @@ func ParseEvent(b []byte) (store.Event, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return store.Event{}, fmt.Errorf("event file: trailing data: %w", ErrBadEvent)
+	}
+	if f.Type == "" {
+		f.Type = defaultType
 	}
 	if !eventTypeRe.MatchString(f.Type) || len(f.Type) > 100 {
 		return store.Event{}, fmt.Errorf("event file: type %q is not an event type like payment.accepted: %w", f.Type, ErrBadEvent)
