@@ -360,14 +360,37 @@ func (s *Scheduler) missed(ctx context.Context, e *entry, now time.Time) (time.T
 	if due.IsZero() || due.After(now) {
 		return time.Time{}, false
 	}
-	for i := 0; i < 1_000_000; i++ {
-		n := e.spec.Next(due)
-		if n.IsZero() || n.After(now) {
-			break
+	return latestDue(e.spec, last.Scheduled, now), true
+}
+
+// catchUpWindows are the look-back windows tried, smallest first, to find
+// the latest due time before now without walking every due time since
+// the last run (a per-second schedule after a week down).
+var catchUpWindows = []time.Duration{time.Minute, time.Hour, 25 * time.Hour, 32 * 24 * time.Hour,
+	367 * 24 * time.Hour, 5 * 367 * 24 * time.Hour}
+
+// latestDue returns the latest due time in (after, now]; the caller knows
+// there is one.
+func latestDue(sp *Spec, after, now time.Time) time.Time {
+	for _, w := range catchUpWindows {
+		from := now.Add(-w)
+		if from.Before(after) {
+			from = after
 		}
-		due = n
+		d := sp.Next(from)
+		if d.IsZero() || d.After(now) {
+			continue
+		}
+		for i := 0; i < 1_000_000; i++ {
+			n := sp.Next(d)
+			if n.IsZero() || n.After(now) {
+				break
+			}
+			d = n
+		}
+		return d
 	}
-	return due, true
+	return sp.Next(after)
 }
 
 // trigger starts a run due at scheduled unless one is still going.
