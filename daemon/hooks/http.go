@@ -32,6 +32,9 @@ func defaultHTTPClient() *http.Client {
 			if req.URL.Scheme != "https" && req.URL.Scheme != "http" {
 				return fmt.Errorf("redirect to %s refused", req.URL.Scheme)
 			}
+			if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+				return fmt.Errorf("redirect from https to %s refused", req.URL.Scheme)
+			}
 			return nil
 		},
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -398,5 +399,36 @@ function check() local t = json.decode('{"a": []}') return tostring(t.a.x) .. js
 	tr, err := e.Call(context.Background(), "j", "check", nil)
 	if err != nil || tr.Return != `nil{"a":[]}` {
 		t.Errorf("check: %v %v", tr.Return, err)
+	}
+}
+
+func TestDefaultClientRedirectPolicy(t *testing.T) {
+	var hops atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hops.Add(1)
+		http.Redirect(w, r, "/loop", http.StatusFound)
+	}))
+	defer srv.Close()
+	e, _ := newTestEngine(t, map[string]string{"r.lua": `function run(u) local r, err = http.get(u) return err end`}, nil, nil)
+	tr, err := e.Call(context.Background(), "r", "run", srv.URL+"/loop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := tr.Return.(string); !strings.Contains(s, "stopped after 5 redirects") || hops.Load() != 5 {
+		t.Errorf("redirect loop: %v after %d hops", tr.Return, hops.Load())
+	}
+	c := defaultHTTPClient()
+	mk := func(u string) *http.Request {
+		r, _ := http.NewRequest("GET", u, nil)
+		return r
+	}
+	if err := c.CheckRedirect(mk("http://example.com/"), []*http.Request{mk("https://example.com/")}); err == nil {
+		t.Error("https to http downgrade allowed")
+	}
+	if err := c.CheckRedirect(mk("ftp://example.com/"), []*http.Request{mk("http://example.com/")}); err == nil {
+		t.Error("redirect to ftp allowed")
+	}
+	if err := c.CheckRedirect(mk("https://example.com/b"), []*http.Request{mk("https://example.com/a")}); err != nil {
+		t.Errorf("https redirect refused: %v", err)
 	}
 }
