@@ -402,6 +402,11 @@ func (c *Client) putJSON(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return err
 	}
+	return c.putRaw(ctx, key, b)
+}
+
+// putRaw stores b under key, overwriting whatever version is there.
+func (c *Client) putRaw(ctx context.Context, key string, b []byte) error {
 	for i := 0; i < 5; i++ {
 		_, ver, err := c.host.StateGet(ctx, key)
 		if err != nil {

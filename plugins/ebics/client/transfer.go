@@ -57,9 +57,11 @@ type uploadState struct {
 	Done          bool          `json:"done"`
 	Result        *UploadResult `json:"result,omitempty"`
 	Restarts      int           `json:"restarts"`
-	// details are stored once under their own key (they can be large:
-	// every EndToEndId of the file), not rewritten after each segment.
+	// details and the transactions (JSON, large: every EndToEndId of the
+	// file) are stored once under their own keys, not rewritten after each
+	// segment.
 	details map[string]string
+	txsJSON []byte
 }
 
 // Upload sends one file, crash-safe: the state is persisted after each
@@ -102,6 +104,10 @@ func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, er
 		if err := c.putJSON(ctx, key+"/details", st.details); err != nil {
 			return nil, err
 		}
+		if err := c.putRaw(ctx, key+"/txs", st.txsJSON); err != nil {
+			return nil, err
+		}
+		st.txsJSON = nil
 		if err := c.putJSON(ctx, key, st); err != nil {
 			return nil, err
 		}
@@ -177,7 +183,7 @@ func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *
 		tj, _ := json.Marshal(txs)
 		st.details["msg_id"] = info.MsgID
 		st.details["pmt_inf_ids"] = string(pmt)
-		st.details["transactions"] = string(tj)
+		st.txsJSON = tj
 		st.details["nb_of_txs"] = info.NbOfTxs
 		st.details["ctrl_sum"] = info.CtrlSum
 	}
@@ -371,6 +377,13 @@ func (c *Client) withDetails(ctx context.Context, key string, r *UploadResult) (
 	}
 	if r.Details == nil {
 		r.Details = map[string]string{}
+	}
+	raw, _, err := c.host.StateGet(ctx, key+"/txs")
+	if err != nil {
+		return nil, fmt.Errorf("ebics state %s/txs: %w", key, err)
+	}
+	if raw != nil {
+		r.Details["transactions"] = string(raw)
 	}
 	r.Details["order_id"] = r.OrderID
 	r.Details["transaction_id"] = r.TransactionID
