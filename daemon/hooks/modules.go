@@ -251,15 +251,22 @@ func (s *vm) logAt(level, msg string, fields map[string]any) {
 
 func (s *vm) kvCheck(L *lua.LState) string {
 	c := s.cur
-	if s.e.opts.KV == nil {
+	if s.e.opts.KV == nil && !c.dry {
 		L.RaiseError("kv is not configured")
 	}
 	key := L.CheckString(1)
 	if key == "" || len(key) > maxKVKey {
 		s.cur.fail(L, ErrLimit, "kv: key must be 1 to %d bytes", maxKVKey)
 	}
-	_ = c
 	return key
+}
+
+// kvRead reads the store, or nothing in a dry run without a store.
+func (s *vm) kvRead(key string) (string, bool, error) {
+	if s.e.opts.KV == nil {
+		return "", false, nil
+	}
+	return s.e.opts.KV.KVGet(s.cur.ctx, s.ns(), key)
 }
 
 func (s *vm) ns() string { return "script:" + s.cur.script }
@@ -278,7 +285,7 @@ func (s *vm) kvGet(L *lua.LState) int {
 			return 1
 		}
 	}
-	v, ok, err := s.e.opts.KV.KVGet(c.ctx, s.ns(), key)
+	v, ok, err := s.kvRead(key)
 	if err != nil {
 		L.RaiseError("kv.get %q: %v", key, err)
 	}
@@ -363,7 +370,7 @@ func (s *vm) kvIncr(L *lua.LState) int {
 				cur = n
 			}
 		} else {
-			v, ok, err := s.e.opts.KV.KVGet(c.ctx, s.ns(), key)
+			v, ok, err := s.kvRead(key)
 			if err != nil {
 				L.RaiseError("kv.incr %q: %v", key, err)
 			}

@@ -432,3 +432,19 @@ func TestDefaultClientRedirectPolicy(t *testing.T) {
 		t.Errorf("https redirect refused: %v", err)
 	}
 }
+
+func TestDryRunWithoutStore(t *testing.T) {
+	e, _ := newTestEngine(t, map[string]string{"d.lua": `function on(event) local n = kv.incr("n") kv.incr("n") return {n = kv.get("n"), missing = kv.get("x")} end`},
+		[]Binding{{Events: []string{"*"}, Script: "d", Function: "on"}}, func(o *Options) { o.KV = nil })
+	trs, err := e.DryRun(context.Background(), store.Event{ID: "1", Type: "a.b"}, DryRunOptions{Offline: true})
+	if err != nil || trs[0].Err != nil {
+		t.Fatalf("%v %v", trs, err)
+	}
+	if m := trs[0].Return.(map[string]any); m["n"] != "2" || m["missing"] != nil || len(trs[0].KVWrites) != 2 {
+		t.Errorf("dry run without store: %v %+v", m, trs[0].KVWrites)
+	}
+	// A real delivery still needs the store.
+	if err := e.Deliver(context.Background(), store.Event{ID: "1", Type: "a.b"}, 1); err == nil || !strings.Contains(err.Error(), "kv is not configured") {
+		t.Errorf("deliver without store: %v", err)
+	}
+}
