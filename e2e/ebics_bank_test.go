@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,9 @@ type bankRequest struct {
 	Kind string
 	// Upload is true for an upload transaction's requests.
 	Upload bool
+	// Segments is the transaction's number of segments (upload: the
+	// client's NumSegments; download: the bank's answer).
+	Segments int
 }
 
 // bankGate sits between the daemon's EBICS plugin and the simulator (the
@@ -58,6 +62,8 @@ type bankGate struct {
 	held    chan bankRequest       // receives the request being held
 	release chan bool              // true: forward the held request to the bank; false: drop it
 }
+
+var numSegRe = regexp.MustCompile(`<(?:[A-Za-z0-9]+:)?NumSegments>([0-9]+)</`)
 
 var txIDRe = regexp.MustCompile(`<(?:[A-Za-z0-9]+:)?TransactionID>([^<]+)</`)
 
@@ -106,13 +112,16 @@ func (g *bankGate) serve(w http.ResponseWriter, r *http.Request) {
 		g.mu.Lock()
 		if req.TransactionID != "" {
 			init := g.kinds[req.TransactionID]
-			br.Kind, br.Upload = init.Kind, init.Upload
+			br.Kind, br.Upload, br.Segments = init.Kind, init.Upload, init.Segments
 		} else {
 			br.Kind = req.OrderType
 			if req.Params.ServiceName != "" {
 				br.Kind = req.OrderType + ":" + req.Params.ServiceName
 			}
 			br.Upload = req.NumSegments > 0 && req.TransactionKey != nil
+			if br.Upload {
+				br.Segments = req.NumSegments
+			}
 		}
 		g.seen = append(g.seen, br)
 		hold := g.hold != nil && g.hold(br)
@@ -140,6 +149,9 @@ func (g *bankGate) serve(w http.ResponseWriter, r *http.Request) {
 	out := rec.Body.Bytes()
 	if br.Req != nil && br.Req.TransactionID == "" && br.Req.Kind == protocol.KindRequest {
 		if m := txIDRe.FindSubmatch(out); m != nil {
+			if n := numSegRe.FindSubmatch(out); n != nil && !br.Upload {
+				br.Segments, _ = strconv.Atoi(string(n[1]))
+			}
 			g.mu.Lock()
 			g.kinds[string(m[1])] = br
 			g.mu.Unlock()
@@ -309,4 +321,39 @@ func deliveriesFor(rec *recorder, subject, typ string) []delivery {
 
 func describeErr(d *transmissions.Detail) string {
 	return fmt.Sprintf("state %s, last_error %q, attempts %d", d.State, d.LastError, d.UploadAttempts)
+}
+
+// fetchAcks runs the bank's acknowledgement fetch through the admin API
+// (POST /v1/banks/{bank}/fetch-acks), as an operator does; kinds "" means
+// the bank's configured kinds.
+func fetchAcks(h *demo.Harness, kinds string) error {
+	p := "/v1/banks/" + ebicsBank + "/fetch-acks"
+	if kinds != "" {
+		p += "?kinds=" + kinds
+	}
+	var out map[string]string
+	_, err := h.Client().Do(context.Background(), "POST", p, nil, &out)
+	return err
+}
+
+// waitStateFetching waits for a transmission state, fetching the
+// acknowledgements through the admin API every two seconds meanwhile: after
+// a kill -9 the fetch-acks schedule may be blocked by the dead process's
+// unfinished run (see the report of TestEbicsKill9DuringDownload).
+func waitStateFetching(t *testing.T, h *demo.Harness, id string, d time.Duration, want transmissions.State) *transmissions.Detail {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last *transmissions.Detail
+	for time.Now().Before(deadline) {
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		dt, err := demo.WaitState(c, h, id, 2*time.Second, want)
+		cancel()
+		if err == nil {
+			return dt
+		}
+		last = dt
+		_ = fetchAcks(h, "")
+	}
+	t.Fatalf("transmission %s: %s after %s, want %s", id, describeErr(last), d, want)
+	return nil
 }
