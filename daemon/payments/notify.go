@@ -456,7 +456,12 @@ func (s *Service) record(ctx context.Context, tx store.Tx, ref, gateway string, 
 	if out.payment != nil {
 		subject = "payment:" + out.payment.Reference
 	}
-	if err := tx.AddVerdict(ctx, rawID, store.Verdict{Verified: true, Code: string(out.verdict), Message: out.reason,
+	code, verified := string(out.verdict), true
+	if out.verdict == VerdictRejected && out.reason != "" {
+		// A rejected reconciliation answer: the reason is the reject code.
+		code, verified = out.reason, false
+	}
+	if err := tx.AddVerdict(ctx, rawID, store.Verdict{Verified: verified, Code: code, Message: out.reason,
 		Subject: subject, At: now}); err != nil {
 		return fmt.Errorf("payment %s: raw verdict: %w", ref, err)
 	}

@@ -490,6 +490,11 @@ func testReconcile(t *testing.T, driver string) {
 	if got := e.rejects("bad_seal"); got != 3 {
 		t.Fatalf("bad_seal rejects %v", got)
 	}
+	if rawID, v := e.lastVerdict(t); v != "bad_seal" {
+		t.Fatalf("office answer %d verdict %q", rawID, v)
+	} else if raw, _ := e.st.GetRaw(ctx, rawID); len(raw.Verdicts) != 1 || raw.Verdicts[0].Verified {
+		t.Fatalf("office answer verdicts %+v", raw.Verdicts)
+	}
 	e.sim.officeForge.Store(false)
 	e.clock.Advance(6 * time.Minute)
 	sum, err := e.svc.Reconcile(ctx, nil)

@@ -143,7 +143,6 @@ func (s *Service) reconcileOne(ctx context.Context, p *Payment, now time.Time) (
 		}
 		s.m.rejects.WithLabelValues(p.Gateway, code).Inc()
 		s.log.Warn().Str("reference", p.Reference).Str("code", code).Str("reason", msg).Msg("reconciliation answer rejected")
-		s.addVerdict(ctx, rawID, store.Verdict{Code: code, Message: msg, Subject: "payment:" + p.Reference, At: now})
 		if err := s.recheck(ctx, p, rawID, nil, now, VerdictRejected, code); err != nil {
 			return "", err
 		}
