@@ -151,9 +151,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 		return
 	}
 	d.lines[path] = n.Line
-	before := len(d.errs.List)
+	before := d.errs.total
 	defer func() {
-		if len(d.errs.List) > before {
+		if d.errs.total > before {
 			d.failed[path] = true
 		}
 	}()

@@ -115,8 +115,8 @@ func Parse(name string, data []byte, opts Options) (*Config, error) {
 	if !d.bomb {
 		d.validate(cfg)
 	}
-	if len(errs.List) > 0 {
-		sortErrors(errs.List)
+	if errs.total > 0 {
+		errs.finish(name)
 		return nil, errs
 	}
 	return cfg, nil

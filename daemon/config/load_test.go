@@ -346,6 +346,25 @@ func TestHostileFiles(t *testing.T) {
 	if _, err := LoadWith(nul, opts); err == nil {
 		t.Error("a NUL in a value must be refused")
 	}
+
+	// 5000 unknown keys: the first 100 are listed, the rest counted.
+	var sb strings.Builder
+	sb.WriteString("listen:\n  admin:\n    token: !credential admin-token\n")
+	for i := 0; i < 5000; i++ {
+		fmt.Fprintf(&sb, "unknown%d: x\n", i)
+	}
+	many := write("many.yaml", sb.String())
+	_, err := LoadWith(many, opts)
+	var errs *Errors
+	if !errors.As(err, &errs) || len(errs.List) != 101 {
+		t.Fatalf("many unknown keys: %v", err)
+	}
+	if got := errs.List[99].Error(); got != many+`:103: unknown key "unknown99" (known: instance, state, listen, log, scripts, hooks, events, plugins, schedules, payments, banks)` {
+		t.Errorf("100th error = %s", got)
+	}
+	if got := errs.List[100].Error(); got != many+": 4900 more problems not shown" {
+		t.Errorf("last error = %s", got)
+	}
 }
 
 func TestExpandEnv(t *testing.T) {

@@ -154,9 +154,15 @@ func (e Error) Error() string {
 	return e.File + ":" + strconv.Itoa(e.Line) + ": " + e.Msg
 }
 
-// Errors is every problem found in a configuration, in file order.
+// maxErrors bounds the problems listed; the rest are counted.
+const maxErrors = 100
+
+// Errors is every problem found in a configuration (the first 100), in
+// file order.
 type Errors struct {
 	List []Error
+	// total counts every problem found, listed or not.
+	total int
 }
 
 // Error joins the problems, one per line.
@@ -181,5 +187,16 @@ func (e *Errors) Unwrap() []error {
 }
 
 func (e *Errors) add(file string, line int, format string, args ...any) {
-	e.List = append(e.List, Error{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	e.total++
+	if len(e.List) < maxErrors {
+		e.List = append(e.List, Error{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	}
+}
+
+// finish sorts the problems by line and notes those not listed.
+func (e *Errors) finish(file string) {
+	sortErrors(e.List)
+	if more := e.total - len(e.List); more > 0 {
+		e.List = append(e.List, Error{File: file, Msg: fmt.Sprintf("%d more problems not shown", more)})
+	}
 }
