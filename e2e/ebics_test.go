@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -523,4 +524,113 @@ func psrDelivered(s *sim.Sim) bool {
 		}
 	}
 	return false
+}
+
+// TestEbicsOutboxFolder drops a file into the bank's outbox folder, then
+// the same file again under another name, and a hostile file: one order at
+// the bank; the first moved to sent/ with the OrderID prefix, the second
+// recognised as the same transmission (same prefix, no second order); the
+// hostile one moved to failed/ with its reason, never sent.
+func TestEbicsOutboxFolder(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder(t, 0)
+	h := newHarness(t)
+	s, _ := startEbicsBank(t, h, "de", 64<<10, sim.Config{})
+	tp := h.Template()
+	tp.RecorderURL = rec.srv.URL
+	tp.Hooks = ebicsHooks
+	tp.AckDeadline = "5m"
+	c := ctx(t)
+	if err := h.Start(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.Onboard(c, h, ebicsBank); err != nil {
+		t.Fatal(err)
+	}
+	outbox := filepath.Join(h.Dir, "outbox", ebicsBank)
+	if err := os.MkdirAll(outbox, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	src, _, err := demo.GenerateFile(filepath.Join(h.Dir, "files"), "E2E-OUTBOX", 500, 21)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := readPain(t, src)
+	// drop writes a file as a well-behaved producer does: hidden name, then rename.
+	drop := func(name string, b []byte) {
+		tmp := filepath.Join(outbox, "."+name+".part")
+		if err := os.WriteFile(tmp, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(outbox, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sentAs := func(name string) (string, bool) {
+		m, _ := filepath.Glob(filepath.Join(outbox, "sent", "*_"+name))
+		if len(m) != 1 {
+			return "", false
+		}
+		return strings.TrimSuffix(filepath.Base(m[0]), "_"+name), true
+	}
+
+	drop("pay-A.xml", data)
+	waitFor(t, time.Minute, "pay-A.xml moved to sent/", func() bool { _, ok := sentAs("pay-A.xml"); return ok })
+	prefixA, _ := sentAs("pay-A.xml")
+	trA, ok := transmissionByFile(t, h, "pay-A.xml")
+	if !ok {
+		t.Fatal("no transmission for pay-A.xml")
+	}
+	if prefixA != trA.OrderID || trA.OrderID == "" {
+		t.Fatalf("pay-A.xml sent as %s_pay-A.xml, transmission order id %q", prefixA, trA.OrderID)
+	}
+
+	drop("pay-B.xml", data)
+	hostile := []byte(`<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>` +
+		`<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"><CstmrCdtTrfInitn><GrpHdr><MsgId>&x;</MsgId></GrpHdr></CstmrCdtTrfInitn></Document>`)
+	drop("evil.xml", hostile)
+	waitFor(t, time.Minute, "pay-B.xml moved to sent/ and evil.xml to failed/", func() bool {
+		_, ok := sentAs("pay-B.xml")
+		_, err := os.Stat(filepath.Join(outbox, "failed", "evil.xml.reason.txt"))
+		return ok && err == nil
+	})
+	if prefixB, _ := sentAs("pay-B.xml"); prefixB != prefixA {
+		t.Errorf("pay-B.xml sent as %s_pay-B.xml, want the first file's order %s", prefixB, prefixA)
+	}
+	for _, name := range []string{"pay-A.xml", "pay-B.xml"} {
+		b, err := os.ReadFile(filepath.Join(outbox, "sent", prefixA+"_"+name))
+		if err != nil || !bytes.Equal(b, data) {
+			t.Errorf("sent/%s_%s: %v (content equal: %v)", prefixA, name, err, bytes.Equal(b, data))
+		}
+	}
+	reason, _ := os.ReadFile(filepath.Join(outbox, "failed", "evil.xml.reason.txt"))
+	if len(bytes.TrimSpace(reason)) == 0 {
+		t.Error("failed/evil.xml.reason.txt is empty")
+	}
+	if b, err := os.ReadFile(filepath.Join(outbox, "failed", "evil.xml")); err != nil || !bytes.Equal(b, hostile) {
+		t.Errorf("failed/evil.xml: %v", err)
+	}
+	left, _ := filepath.Glob(filepath.Join(outbox, "*.xml"))
+	if len(left) != 0 {
+		t.Errorf("files left in the outbox: %v", left)
+	}
+	orders := s.Orders()
+	if len(orders) != 1 || !bytes.Equal(orders[0].Data, data) || orders[0].OrderID != prefixA {
+		t.Fatalf("bank has %d orders, want exactly one with the file as order %s", len(orders), prefixA)
+	}
+	var ts []transmissions.Transmission
+	if _, err := h.Client().Do(c, "GET", "/v1/transmissions?limit=1000", nil, &ts); err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 1 {
+		t.Errorf("%d transmissions recorded, want 1", len(ts))
+	}
+	if n := len(eventsOfType(t, h, "transmission.submitted")); n != 1 {
+		t.Errorf("%d transmission.submitted events, want 1", n)
+	}
+	waitStateFetching(t, h, trA.ID, time.Minute, transmissions.StateAccepted)
+	if err := h.Stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	t.Logf("order %s; evil.xml refused: %s", prefixA, bytes.TrimSpace(reason))
 }
