@@ -5,9 +5,12 @@ package ebics
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -195,16 +198,34 @@ func (p *Plugin) clientFor(ctx context.Context, name string) (*bankRT, error) {
 
 // Upload implements sdk.BankTransport.
 func (p *Plugin) Upload(ctx context.Context, req sdk.UploadRequest, progress func(sent, total int64)) (*sdk.UploadResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b, err := p.clientFor(ctx, req.Bank)
 	if err != nil {
 		return nil, err
+	}
+	// The file must be the one the daemon registered: checked before
+	// anything is sent.
+	if req.SHA256 != "" || req.Size > 0 {
+		sum, size, err := fileSHA256(req.Path)
+		if err != nil {
+			return nil, fmt.Errorf("ebics upload %s: %w", req.TransmissionID, err)
+		}
+		if req.SHA256 != "" && !strings.EqualFold(req.SHA256, sum) {
+			return nil, sdk.Reject("sha256_mismatch", "file %s has SHA-256 %s, the daemon registered %s", req.Path, sum, req.SHA256)
+		}
+		if req.Size > 0 && req.Size != size {
+			return nil, sdk.Reject("size_mismatch", "file %s has %d bytes, the daemon registered %d", req.Path, size, req.Size)
+		}
 	}
 	res, err := b.client.Upload(ctx, client.UploadSpec{ID: req.TransmissionID, Function: req.Function, Path: req.Path, Progress: progress})
 	if err != nil {
 		return nil, err
 	}
 	if req.SHA256 != "" && !strings.EqualFold(req.SHA256, res.FileSHA256) {
-		return nil, fmt.Errorf("ebics upload %s: file hash %s differs from the daemon's %s", req.TransmissionID, res.FileSHA256, req.SHA256)
+		// A resumed upload recorded another file under this TransmissionID.
+		return nil, sdk.Reject("sha256_mismatch", "upload %s was recorded for file %s, not %s", req.TransmissionID, res.FileSHA256, req.SHA256)
 	}
 	return &sdk.UploadResult{OrderID: res.OrderID, TransactionID: res.TransactionID, Segments: res.Segments, Resumed: res.Resumed,
 		ReturnCode: res.ReturnCode, ReturnText: res.ReturnText, Details: res.Details}, nil
@@ -213,6 +234,9 @@ func (p *Plugin) Upload(ctx context.Context, req sdk.UploadRequest, progress fun
 // Download implements sdk.BankTransport; it returns at most one document
 // per call (call again until NoData).
 func (p *Plugin) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.DownloadResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b, err := p.clientFor(ctx, req.Bank)
 	if err != nil {
 		return nil, err
@@ -226,11 +250,37 @@ func (p *Plugin) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.Do
 	}
 	name := fmt.Sprintf("%s-%s-%s", req.Bank, req.Function, d.TransactionID)
 	return &sdk.DownloadResult{Documents: []sdk.Document{{DownloadID: d.TransactionID, Function: d.Function, Format: d.Format, Name: name,
-		Content: d.Content, Meta: map[string]string{"sha256": d.SHA256, "order_id": d.OrderID, "segments": fmt.Sprint(d.Segments)}}}}, nil
+		Content: d.Content, Meta: p.docMeta(b, d)}}}, nil
+}
+
+func (p *Plugin) docMeta(b *bankRT, d *client.Downloaded) map[string]string {
+	m := map[string]string{"sha256": d.SHA256, "order_id": d.OrderID, "segments": fmt.Sprint(d.Segments), "transaction_id": d.TransactionID,
+		"ebics_version": string(b.version), "profile": b.bank.Profile.Name}
+	if d.Format == "ptk-text" && b.bank.Profile.PTKProfile != "" {
+		m["ptk_profile"] = b.bank.Profile.PTKProfile // for daemon/acks.PTKProfileByName
+	}
+	return m
+}
+
+func fileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // Confirm implements sdk.BankTransport.
 func (p *Plugin) Confirm(ctx context.Context, bank, downloadID string, ok bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	b, err := p.clientFor(ctx, bank)
 	if err != nil {
 		return err

@@ -53,7 +53,7 @@ type Profile struct {
 	SignatureVersion string `json:"signature_version"`
 	// Acks lists the acknowledgement kinds the bank offers (hac, psr, ptk).
 	Acks []string `json:"acks"`
-	// PTKProfile names the PTK text layout (e.g. "de-dfue").
+	// PTKProfile names the PTK text layout (a daemon/acks profile: "de", "fr", "en").
 	PTKProfile string `json:"ptk_profile,omitempty"`
 }
 
@@ -64,7 +64,7 @@ const DefaultSegmentSize = 512 << 10
 // Builtin profiles.
 var builtin = map[string]Profile{
 	"fr": {Name: "fr", Version: "H004", CertMode: "self-signed", SignatureVersion: "A005", SegmentSize: DefaultSegmentSize,
-		Acks: []string{"psr", "ptk"},
+		Acks: []string{"psr", "ptk"}, PTKProfile: "fr",
 		Functions: map[string]Function{
 			"sct":       {OrderType: "FUL", FileFormat: "pain.001.001.03", CountryCode: "FR"},
 			"sdd":       {OrderType: "FUL", FileFormat: "pain.008.001.02", CountryCode: "FR"},
@@ -74,7 +74,7 @@ var builtin = map[string]Profile{
 			"statement": {OrderType: "FDL", FileFormat: "camt.053.001.02", CountryCode: "FR", Format: "camt.053.001.02"},
 		}},
 	"de": {Name: "de", Version: "H004", CertMode: "none", SignatureVersion: "A006", SegmentSize: DefaultSegmentSize,
-		Acks: []string{"hac", "ptk", "psr"}, PTKProfile: "de-dfue",
+		Acks: []string{"hac", "ptk", "psr"}, PTKProfile: "de",
 		Functions: map[string]Function{
 			"sct":       {OrderType: "CCT"},
 			"sdd":       {OrderType: "CDD"},

@@ -1,0 +1,72 @@
+package ebics_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/acquit/acquit/daemon/painfile"
+	"github.com/acquit/acquit/plugins/ebics"
+	"github.com/acquit/acquit/plugins/ebics/keys"
+	"github.com/acquit/acquit/plugins/ebics/protocol"
+	"github.com/acquit/acquit/plugins/ebics/sim"
+	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/plugintest"
+)
+
+// The plugin served through the real go-plugin gRPC path passes the sdk
+// conformance kit, against the simulator.
+func TestConformance(t *testing.T) {
+	bankKeys, err := keys.Generate("BANK", "SIMBANK", keys.Options{SelfSigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sim.New(sim.Config{HostID: "SIMBANK", BankKeys: bankKeys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := s.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.AddSubscriber("P1", "U1")
+	dir := t.TempDir()
+	ah, eh := s.BankKeyHashes(protocol.H004)
+	settings, _ := json.Marshal(ebics.Settings{WorkDir: dir, Banks: map[string]ebics.BankSettings{"sim": {URL: url, HostID: "SIMBANK",
+		PartnerID: "P1", UserID: "U1", Profile: "de", KeysPassphrase: "conformance passphrase",
+		BankAuthHash: protocol.FormatHash(ah), BankEncHash: protocol.FormatHash(eh)}}})
+	host := plugintest.NewMemHost()
+	// Onboard once through the wire; the shared host keeps keys and bank keys.
+	c := plugintest.ServeTransport(t, ebics.New().WithLogger(zerolog.Nop()))
+	ctx := context.Background()
+	if err := c.Configure(ctx, settings, host); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"init", "send", "fetch-bank-keys"} {
+		r, err := c.Keys(ctx, sdk.KeyRequest{Bank: "sim", Action: a})
+		if err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		if a == "fetch-bank-keys" && r.Status != "ready" {
+			t.Fatalf("fetch-bank-keys: %+v", r)
+		}
+	}
+	file := filepath.Join(dir, "conf.xml")
+	f, _ := os.Create(file)
+	painfile.Generate(f, painfile.GenOptions{MsgID: "CONF-1", N: 30, Seed: 5, Debtor: "ACME", Date: time.Now()})
+	f.Close()
+	plugintest.RunTransport(t, func() sdk.BankTransport { return ebics.New().WithLogger(zerolog.Nop()) }, plugintest.TransportOptions{
+		Name: "ebics", Settings: settings, Host: host,
+		Upload:   &sdk.UploadRequest{Bank: "sim", TransmissionID: "conf-1", Function: "sct", Path: file},
+		Rejected: &sdk.UploadRequest{Bank: "sim", TransmissionID: "conf-2", Function: "sct", Path: file, SHA256: "00ff"},
+	})
+	if n := len(s.Orders()); n != 1 {
+		t.Fatalf("bank has %d orders, want 1", n)
+	}
+}
