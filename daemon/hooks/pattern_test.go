@@ -187,3 +187,37 @@ function run() return body:match('"id":"(.-)"') end`}, nil, nil)
 		}
 	}
 }
+
+// FuzzMatcher checks the matcher never panics (other than pattern errors)
+// and returns positions inside the subject.
+func FuzzMatcher(f *testing.F) {
+	for _, s := range []string{"%b()", "[%a-z]+", "(a*(.)%w(%s*))", "%f[%w]%w+", "^(.-)%s*$", "[]]", "[^%]]", "(()", "%1", "a-b?c*d+"} {
+		f.Add("hello (world) 42", s)
+	}
+	f.Fuzz(func(t *testing.T, src, pat string) {
+		if len(pat) > 64 || len(src) > 256 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		m := &matcher{src: src, pat: pat, ctx: ctx}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					if _, ok := r.(*patternError); !ok {
+						t.Fatalf("panic on %q %q: %v", src, pat, r)
+					}
+				}
+			}()
+			for s := 0; s <= len(src); s++ {
+				m.level, m.depth = 0, 0
+				if e := m.match(s, 0); e >= 0 {
+					if e < s || e > len(src) {
+						t.Fatalf("match %q %q at %d ends at %d", src, pat, s, e)
+					}
+					m.captures(s, e, true)
+				}
+			}
+		}()
+	})
+}
