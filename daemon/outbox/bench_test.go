@@ -10,6 +10,8 @@ import (
 
 	"github.com/acquit/acquit/daemon/outbox"
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/daemon/store/postgres"
+	"github.com/acquit/acquit/internal/pgtest"
 )
 
 // BenchmarkEmitAndDeliver measures events per second through SQLite: emitted
@@ -18,15 +20,22 @@ import (
 // default (deliveries finishing together share one commit); "single" hides
 // store.BatchCompleter and commits each delivery alone, for comparison.
 func BenchmarkEmitAndDeliver(b *testing.B) {
-	b.Run("group", func(b *testing.B) { benchEmitAndDeliver(b, false) })
-	b.Run("single", func(b *testing.B) { benchEmitAndDeliver(b, true) })
+	b.Run("group", func(b *testing.B) { benchEmitAndDeliver(b, openStore(b), false) })
+	b.Run("single", func(b *testing.B) { benchEmitAndDeliver(b, openStore(b), true) })
+	b.Run("postgres", func(b *testing.B) {
+		s, err := postgres.Open(context.Background(), pgtest.DSN(b), store.WithoutRegisteredMigrations())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		benchEmitAndDeliver(b, s, false)
+	})
 }
 
 // plainStore hides the optional interfaces of a store.
 type plainStore struct{ store.Store }
 
-func benchEmitAndDeliver(b *testing.B, single bool) {
-	var s store.Store = openStore(b)
+func benchEmitAndDeliver(b *testing.B, s store.Store, single bool) {
 	if single {
 		s = plainStore{s}
 	}
