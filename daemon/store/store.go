@@ -126,7 +126,7 @@ type History struct {
 // NewEvent is an event to be emitted.
 type NewEvent struct {
 	Type    string // "payment.accepted", ...
-	Subject string // ordering key: events of one subject are delivered in order
+	Subject string // ordering key: events of one subject are delivered in order ("" = unordered)
 	Payload json.RawMessage
 }
 
