@@ -23,8 +23,9 @@
 // suggested workaround is to keep the ordered rows in an application table,
 // and sequential-per-key execution exists only in River Pro, the commercial
 // edition (riverpro.SequenceOpts; see riverqueue/river#738 and #1066,
-// labelled "pro"; feature request #551 for it is closed). acquit needs strict order per subject (a refund hook
-// must not run before the payment's acceptance hook), including across
+// labelled "pro"; feature request #551 for it is closed). acquit needs
+// strict order per subject (a refund hook must not run before the
+// payment's acceptance hook), including across
 // retries and dead events. Besides, the SQLite driver riversqlite is only
 // published up to v0.49.0 while the module proxy serves river v0.51.1, so the
 // default (SQLite) deployment would pin an old river or mix versions. The
