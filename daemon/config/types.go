@@ -141,9 +141,14 @@ func revealTree(v any) any {
 
 // Error is one configuration problem at a line of a file.
 type Error struct {
+	// File is the configuration file's path as given to Load.
 	File string
-	Line int // 0 when the problem has no line (e.g. the file cannot be read)
-	Msg  string
+	// Line is 1-based; 0 when the problem has no line (e.g. the file
+	// cannot be read).
+	Line int
+	// Msg describes the problem, usually prefixed by the key path
+	// ("schedules[0].cron: ...").
+	Msg string
 }
 
 // Error formats the problem as "file:line: message".
@@ -160,6 +165,8 @@ const maxErrors = 100
 // Errors is every problem found in a configuration (the first 100), in
 // file order.
 type Errors struct {
+	// List holds the problems, sorted by line; when more than 100 were
+	// found, a last entry without line says how many are not shown.
 	List []Error
 	// total counts every problem found, listed or not.
 	total int

@@ -84,10 +84,14 @@ type Entry struct {
 
 // Info describes a schedule for `acquit schedules list`.
 type Info struct {
-	Name     string
-	Spec     string
+	// Name is the schedule's name.
+	Name string
+	// Spec is the cron spec as written.
+	Spec string
+	// Timezone is the zone the spec is read in ("Local" by default).
 	Timezone string
-	Job      string
+	// Job is the job's name in the Registry.
+	Job string
 	// Next is the next due time (zero if none).
 	Next time.Time
 	// Running is true while a run started by this instance is going.
