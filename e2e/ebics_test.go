@@ -634,3 +634,70 @@ func TestEbicsOutboxFolder(t *testing.T) {
 	}
 	t.Logf("order %s; evil.xml refused: %s", prefixA, bytes.TrimSpace(reason))
 }
+
+// TestEbicsOutboxKill9 drops a file into the outbox folder and kills the
+// daemon and its plugin with SIGKILL while the bank holds upload segment 2;
+// after the restart the scan finds the file again, maps it to the same
+// transmission, finishes the upload and moves it to sent/: one order.
+func TestEbicsOutboxKill9(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	s, g := startEbicsBank(t, h, "de", 2048, sim.Config{})
+	h.Template().AckDeadline = "5m"
+	c := ctx(t)
+	if err := h.Start(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.Onboard(c, h, ebicsBank); err != nil {
+		t.Fatal(err)
+	}
+	outbox := filepath.Join(h.Dir, "outbox", ebicsBank)
+	if err := os.MkdirAll(outbox, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	src, _, err := demo.GenerateFile(filepath.Join(h.Dir, "files"), "E2E-OUTBOX-KILL", 500, 22)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := readPain(t, src)
+	g.setHold(func(r bankRequest) bool {
+		return r.Upload && r.Req.Phase == protocol.PhaseTransfer && r.Req.SegmentNumber == 2
+	})
+	if err := os.WriteFile(filepath.Join(outbox, "pay.xml"), data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	held := g.waitHeld(t, time.Minute, "upload segment 2 of the outbox file")
+	if err := h.Kill9(true); err != nil {
+		t.Fatal(err)
+	}
+	g.release <- true // the segment reaches the bank; the answer is lost
+	if _, err := os.Stat(filepath.Join(outbox, "pay.xml")); err != nil {
+		t.Fatalf("the file left the outbox before its upload finished: %v", err)
+	}
+	if err := h.Start(c); err != nil {
+		t.Fatal(err)
+	}
+	var prefix string
+	waitFor(t, time.Minute, "pay.xml moved to sent/ after the restart", func() bool {
+		m, _ := filepath.Glob(filepath.Join(outbox, "sent", "*_pay.xml"))
+		if len(m) == 1 {
+			prefix = strings.TrimSuffix(filepath.Base(m[0]), "_pay.xml")
+		}
+		return len(m) == 1
+	})
+	orders := s.Orders()
+	if len(orders) != 1 || !bytes.Equal(orders[0].Data, data) || orders[0].OrderID != prefix {
+		t.Fatalf("bank has %d orders, want exactly one with the file as order %s", len(orders), prefix)
+	}
+	var ts []transmissions.Transmission
+	if _, err := h.Client().Do(c, "GET", "/v1/transmissions?limit=1000", nil, &ts); err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 1 || ts[0].UploadAttempts < 2 {
+		t.Fatalf("transmissions %d (want 1), attempts %d (want >= 2)", len(ts), ts[0].UploadAttempts)
+	}
+	if err := h.Stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	t.Logf("%d segments, killed at 2; order %s after %d attempts", held.Segments, prefix, ts[0].UploadAttempts)
+}
