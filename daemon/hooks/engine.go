@@ -173,7 +173,22 @@ func New(opts Options) (*Engine, error) {
 // build compiles dir and validates bindings into a new version.
 func (e *Engine) build(dir string, bindings []Binding) (*version, error) {
 	scripts, diags := loadDir(dir)
+	bs, bdiags := checkBindings(scripts, bindings)
+	diags = append(diags, bdiags...)
+	if len(diags) > 0 {
+		return nil, &LoadError{Dir: dir, Diagnostics: diags}
+	}
+	return &version{
+		id: e.nextVer.Add(1), dir: dir, scripts: scripts, bindings: bs,
+		pool: make(chan *vm, e.opts.PoolSize), size: int32(e.opts.PoolSize), done: make(chan struct{}),
+	}, nil
+}
+
+// checkBindings validates bindings against compiled scripts and returns
+// them normalised.
+func checkBindings(scripts map[string]*script, bindings []Binding) ([]Binding, []Diagnostic) {
 	var bs []Binding
+	var diags []Diagnostic
 	for i, b := range bindings {
 		where := fmt.Sprintf("binding %d", i+1)
 		name := scriptName(b.Script)
@@ -205,13 +220,16 @@ func (e *Engine) build(dir string, bindings []Binding) (*version, error) {
 		}
 		bs = append(bs, Binding{Events: append([]string(nil), b.Events...), Script: name, Function: b.Function})
 	}
-	if len(diags) > 0 {
-		return nil, &LoadError{Dir: dir, Diagnostics: diags}
-	}
-	return &version{
-		id: e.nextVer.Add(1), dir: dir, scripts: scripts, bindings: bs,
-		pool: make(chan *vm, e.opts.PoolSize), size: int32(e.opts.PoolSize), done: make(chan struct{}),
-	}, nil
+	return bs, diags
+}
+
+// CheckBindings is Check plus the validation New and Reload apply to
+// bindings (script exists, function defined at top level, valid globs):
+// for `acquit config check`.
+func CheckBindings(dir string, bindings []Binding) []Diagnostic {
+	scripts, diags := loadDir(dir)
+	_, bd := checkBindings(scripts, bindings)
+	return append(diags, bd...)
 }
 
 // Reload compiles dir and swaps it in with bindings. Calls in flight finish

@@ -137,7 +137,8 @@ func TestNewRejectsBadBindingsAndScripts(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := New(Options{Dir: writeScripts(t, files), Bindings: tc.bindings, Logger: zerolog.Nop()})
+			dir := writeScripts(t, files)
+			_, err := New(Options{Dir: dir, Bindings: tc.bindings, Logger: zerolog.Nop()})
 			var le *LoadError
 			if !errors.As(err, &le) || !errors.Is(err, ErrLoad) {
 				t.Fatalf("want *LoadError, got %v", err)
@@ -146,6 +147,10 @@ func TestNewRejectsBadBindingsAndScripts(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("%q does not contain %q", err, w)
 				}
+			}
+			// CheckBindings reports the same problems without an engine.
+			if d := CheckBindings(dir, tc.bindings); len(d) != len(le.Diagnostics) {
+				t.Errorf("CheckBindings: %v, New: %v", d, le.Diagnostics)
 			}
 		})
 	}
