@@ -476,3 +476,36 @@ func TestMetricsReusedAcrossSchedulers(t *testing.T) {
 		}
 	}
 }
+
+// TestRealClock runs a schedule on the real clock (the default) once: the
+// timer and the context.WithTimeout path work without the fake clock.
+func TestRealClock(t *testing.T) {
+	st, _ := openStore(t, "")
+	reg := NewRegistry()
+	reg.Register("x.tick", func(ctx context.Context, p map[string]string) (string, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			return "", errors.New("no deadline")
+		}
+		return "tick", nil
+	})
+	s, err := New(Options{Store: st, Registry: reg, Instance: "real", Logger: zerolog.Nop()},
+		[]Entry{{Name: "tick", Spec: "@every 1s", Job: "x.tick", Timeout: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var last *store.Run
+	waitFor(t, "a run on the real clock", func() bool {
+		r, err := st.LastRun(context.Background(), "tick")
+		last = r
+		return err == nil && !r.Finished.IsZero()
+	})
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !last.OK || last.Summary != "tick" || last.Scheduled.Nanosecond() != 0 {
+		t.Errorf("run = %+v", last)
+	}
+}
