@@ -347,6 +347,16 @@ func TestHostileFiles(t *testing.T) {
 		t.Error("a NUL in a value must be refused")
 	}
 
+	// A plugin anyone can overwrite is refused.
+	ww := filepath.Join(dir, "bin/acquit-plugin-test")
+	if err := os.Chmod(ww, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	wwCfg := write("ww.yaml", "listen:\n  admin:\n    token: !credential admin-token\nplugins:\n  - name: test\n    path: bin/acquit-plugin-test\n")
+	if _, err := LoadWith(wwCfg, opts); err == nil || err.Error() != wwCfg+":6: plugins[0].path: "+ww+" is writable by everyone: anyone could replace the plugin" {
+		t.Errorf("world-writable plugin: %v", err)
+	}
+
 	// 5000 unknown keys: the first 100 are listed, the rest counted.
 	var sb strings.Builder
 	sb.WriteString("listen:\n  admin:\n    token: !credential admin-token\n")

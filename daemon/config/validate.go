@@ -171,6 +171,8 @@ func (d *decoder) validate(c *Config) {
 			continue
 		case fi.Mode().Perm()&0o111 == 0:
 			d.at(p+".path", "%s is not executable", pl.Path)
+		case fi.Mode().Perm()&0o002 != 0:
+			d.at(p+".path", "%s is writable by everyone: anyone could replace the plugin", pl.Path)
 		}
 		if pl.SHA256 != "" && hexRE.MatchString(pl.SHA256) {
 			sum, err := fileSHA256(pl.Path)
