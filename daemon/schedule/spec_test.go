@@ -177,3 +177,34 @@ func BenchmarkSpecNext(b *testing.B) {
 		})
 	}
 }
+
+// TestSpecHourlyEveryElapsedHour: with "*" as hour, a year of hourly runs
+// is one run per elapsed hour, DST days included (23 on the spring day, 25
+// on the autumn one).
+func TestSpecHourlyEveryElapsedHour(t *testing.T) {
+	for _, zone := range []string{"Europe/Paris", "Europe/Berlin"} {
+		loc := mustLoc(t, zone)
+		sp, err := Parse("0 * * * *", loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Date(2027, 1, 1, 0, 0, 0, 0, loc)
+		end := time.Date(2028, 1, 1, 0, 0, 0, 0, loc)
+		prev, n := start, 0
+		perDay := map[string]int{}
+		for cur := sp.Next(start); cur.Before(end); cur = sp.Next(cur) {
+			if d := cur.Sub(prev); d != time.Hour {
+				t.Fatalf("%s: %s after %s: gap %s", zone, cur, prev, d)
+			}
+			perDay[cur.In(loc).Format("2006-01-02")]++
+			prev = cur
+			n++
+		}
+		if n != 8760-1 { // the first run (00:00 on 1 January) is start itself
+			t.Errorf("%s: %d runs", zone, n)
+		}
+		if perDay["2027-03-28"] != 23 || perDay["2027-10-31"] != 25 {
+			t.Errorf("%s: %d runs on the spring day, %d on the autumn day", zone, perDay["2027-03-28"], perDay["2027-10-31"])
+		}
+	}
+}
