@@ -439,3 +439,20 @@ func BenchmarkLoadGood(b *testing.B) {
 		}
 	}
 }
+
+func TestExtraJobs(t *testing.T) {
+	dir, opts := fixture(t)
+	p := filepath.Join(dir, "extra.yaml")
+	writeFile(t, p, "listen:\n  admin:\n    token: !credential admin-token\nschedules:\n  - name: purge\n    cron: \"@daily\"\n    job: events.purge\n")
+	if _, err := LoadWith(p, opts); err == nil || err.Error() != p+`:7: schedules[0].job: unknown plugin "events" (none configured)` {
+		t.Errorf("without ExtraJobs: %v", err)
+	}
+	opts.ExtraJobs = []string{"events.purge"}
+	cfg, err := LoadWith(p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := cfg.ScheduleEntries(); len(e) != 1 || e[0].Job != "events.purge" || e[0].Timeout != 10*time.Minute {
+		t.Errorf("entries = %+v", e)
+	}
+}
