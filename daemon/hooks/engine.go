@@ -147,6 +147,15 @@ func New(opts Options) (*Engine, error) {
 	if opts.RegistryMaxSize <= 0 {
 		opts.RegistryMaxSize = 256 * 1024
 	}
+	limitArrays.Do(func() {
+		// gopher-lua fills the array part of a table up to any integer key
+		// below MaxArrayIndex (2^26 by default) one slot at a time:
+		// `t[2^26-1] = 1` is 16 s of uninterruptible CPU and 1 GiB. Keys
+		// from 2^20 go to the hash part instead (process-wide setting).
+		if lua.MaxArrayIndex > maxArrayIndex {
+			lua.MaxArrayIndex = maxArrayIndex
+		}
+	})
 	e := &Engine{opts: opts, log: opts.Logger.With().Str("component", "hooks").Logger()}
 	e.http = opts.HTTPClient
 	if e.http == nil {
@@ -479,5 +488,7 @@ type KVWrite struct {
 	TTL   time.Duration
 }
 
-// Ensure lua import is used here (types referenced in other files).
-var _ = lua.LNil
+// maxArrayIndex bounds the array part of Lua tables (see New).
+const maxArrayIndex = 1 << 20
+
+var limitArrays sync.Once

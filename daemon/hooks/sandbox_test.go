@@ -65,6 +65,7 @@ func TestSandboxStopsHostileScripts(t *testing.T) {
 		{"pcall_endless", ErrTimeout, 0, "timed out", 300 * time.Millisecond},
 		{"rep_huge", ErrLimit, 2, "string.rep", 0},
 		{"rep_method", ErrLimit, 2, "string.rep", 0},
+		{"rep_odd", ErrLimit, 6, "string.rep", 0},
 		{"table_concat_huge", ErrLimit, 5, "table.concat", 0},
 		{"gsub_bomb", ErrLimit, 3, "string.gsub", 0},
 		{"format_width", ErrLimit, 2, "string.format", 0},
@@ -102,6 +103,12 @@ func TestSandboxStopsHostileScripts(t *testing.T) {
 				t.Fatalf("next call: %v %v", tr.Return, err)
 			}
 		})
+	}
+	// Huge sparse integer keys are cheap (no gap filling, no memory stop).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if tr, err := e.Call(ctx, "sparse_index", "run", nil); err != nil || tr.Return != "1001|1|edge" {
+		t.Fatalf("sparse_index: %v %v", tr.Return, err)
 	}
 	// Metatables handed out are per call or protected.
 	tr, err := e.Call(context.Background(), "shared_mt", "run", nil)

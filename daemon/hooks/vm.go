@@ -254,7 +254,7 @@ func (s *vm) print(L *lua.LState) int {
 func (s *vm) strRep(L *lua.LState) int {
 	str := L.CheckString(1)
 	n := L.CheckNumber(2)
-	if n <= 0 || len(str) == 0 {
+	if n <= 0 || n != n || len(str) == 0 {
 		L.Push(lua.LString(""))
 		return 1
 	}
