@@ -250,24 +250,35 @@ func checkRejectedPayload(t *testing.T, data map[string]any, want []string, txs 
 }
 
 // TestEbicsKill9DuringUpload kills the daemon and its plugin with SIGKILL
-// while the bank holds upload segment 4 of a file of many segments, then
+// while the bank holds one upload segment of a file of many segments, then
 // restarts it: the retry loop resumes or restarts the upload, the bank ends
 // with exactly one order holding the file byte for byte, and the
-// transmission is submitted then accepted. Variants: the held segment never
-// reaches the bank, or reaches it after the client died (its answer lost).
+// transmission is submitted then accepted. Variants: the held segment (4,
+// or the last) never reaches the bank, or reaches it after the client died
+// (its answer lost); the bank drops the open transaction while the daemon
+// is down (its timeout); EBICS 2.5 (client OrderIDs) and 3.0 (bank
+// OrderIDs).
 func TestEbicsKill9DuringUpload(t *testing.T) {
+	const mid = 4
 	for _, tc := range []struct {
 		name    string
-		forward bool
+		profile string
+		last    bool // hold the last segment instead of segment 4
+		forward bool // the held segment reaches the bank after the kill
+		expire  bool // the bank drops open transactions while the daemon is down
 	}{
-		{"segment-lost", false},
-		{"segment-stored-answer-lost", true},
+		{"de/segment-lost", "de", false, false, false},
+		{"de/segment-stored-answer-lost", "de", false, true, false},
+		{"de/last-segment-stored-answer-lost", "de", true, true, false},
+		{"de/bank-expired-transaction", "de", false, true, true},
+		{"v3/last-segment-stored-answer-lost", "v3", true, true, false},
+		{"v3/bank-expired-transaction", "v3", false, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			rec := newRecorder(t, 0)
 			h := newHarness(t)
-			s, g := startEbicsBank(t, h, "de", 2048, sim.Config{})
+			s, g := startEbicsBank(t, h, tc.profile, 2048, sim.Config{})
 			tp := h.Template()
 			tp.RecorderURL = rec.srv.URL
 			tp.Hooks = ebicsHooks
@@ -284,13 +295,19 @@ func TestEbicsKill9DuringUpload(t *testing.T) {
 				t.Fatal(err)
 			}
 			data, _ := readPain(t, path)
-			const at = 4
 			g.setHold(func(r bankRequest) bool {
-				return r.Upload && r.Req.Phase == protocol.PhaseTransfer && r.Req.SegmentNumber == at
+				if !r.Upload || r.Req.Phase != protocol.PhaseTransfer {
+					return false
+				}
+				if tc.last {
+					return r.Req.SegmentNumber == r.Segments
+				}
+				return r.Req.SegmentNumber == mid
 			})
 			done := submitAsync(h, path)
-			held := g.waitHeld(t, 2*time.Minute, fmt.Sprintf("upload segment %d", at))
-			if held.Segments < at+3 {
+			held := g.waitHeld(t, 2*time.Minute, "the upload segment to hold")
+			at := held.Req.SegmentNumber
+			if held.Segments < mid+3 {
 				t.Fatalf("file has %d segments; the kill would not be in the middle", held.Segments)
 			}
 			if n := len(s.Orders()); n != 0 {
@@ -303,6 +320,12 @@ func TestEbicsKill9DuringUpload(t *testing.T) {
 				t.Fatal("the API upload returned success although the daemon was killed mid-upload")
 			}
 			g.release <- tc.forward
+			if tc.forward && tc.last {
+				waitFor(t, 30*time.Second, "the bank to record the order from the held last segment", func() bool { return len(s.Orders()) == 1 })
+			}
+			if tc.expire {
+				s.ExpireTransactions()
+			}
 			if err := h.Start(c); err != nil {
 				t.Fatal(err)
 			}
@@ -430,7 +453,7 @@ func TestEbicsKill9DuringDownload(t *testing.T) {
 			// The fetch-acks schedule (every 2s) should ask for the report again.
 			mark := len(g.requests())
 			scheduled := false
-			for end := time.Now().Add(8 * time.Second); time.Now().Before(end) && !scheduled; time.Sleep(200 * time.Millisecond) {
+			for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && !scheduled; time.Sleep(200 * time.Millisecond) {
 				for _, r := range g.requests()[mark:] {
 					scheduled = scheduled || isPSR(r) && r.Req.TransactionID == ""
 				}
@@ -438,7 +461,7 @@ func TestEbicsKill9DuringDownload(t *testing.T) {
 			if !scheduled {
 				var sch []map[string]any
 				_, _ = h.Client().Do(c, "GET", "/v1/schedules", nil, &sch)
-				t.Logf("PRODUCT ISSUE: the fetch-acks schedule did not run within 8s of the restart (schedules: %v); fetching through the admin API", sch)
+				t.Logf("PRODUCT ISSUE: the fetch-acks schedule did not run within 5s (2.5 periods) of the restart (schedules: %v); fetching through the admin API", sch)
 			}
 			waitFor(t, 2*time.Minute, "the report delivered again and confirmed", func() bool {
 				if !psrDelivered(s) && !scheduled {
