@@ -96,6 +96,11 @@ var patternCases = []struct {
 	{`(function() local t = {} for w in ("x,y,,z"):gmatch("([^,]*)") do t[#t+1] = "<" .. w .. ">" end return table.concat(t) end)()`, ""},
 	{`("Hello"):find("l")`, ""},
 	{`("Hello"):match("(H)(.)")`, ""},
+	// string.format goes through the sandbox's validator.
+	{`string.format("%5.2f|%d|%s|%q|%x|%%|%-5s|%05d", 3.14159, 42, "hi", 'a"b', 255, "l", 7)`, ""},
+	{`string.format("%c%c|%e|%g|%i|%o|%X|%u", 72, 105, 12345.678, 0.1, 3, 8, 255, 4)`, ""},
+	{`string.format("%s and %s", "a")`, "error"}, // bad argument #3 (no value), as in Lua 5.1
+	{`string.format("%y", 1)`, "error"},
 	// Errors: only the fact of failing is compared.
 	{`string.find("abc", "[a")`, ""},
 	{`string.find("abc", "%")`, "error"}, // malformed pattern (ends with '%'),

@@ -69,6 +69,8 @@ func TestSandboxStopsHostileScripts(t *testing.T) {
 		{"table_concat_huge", ErrLimit, 5, "table.concat", 0},
 		{"gsub_bomb", ErrLimit, 3, "string.gsub", 0},
 		{"format_width", ErrLimit, 2, "string.format", 0},
+		{"format_many", ErrLimit, 6, "string.format", 0},
+		{"format_missing", ErrHookFailed, 3, "no value", 0},
 		{"recursion", ErrLimit, 1, "stack overflow", 0},
 		{"table_grow", ErrMemoryLimit, 0, "memory limit exceeded", 0},
 		{"concat_grow", ErrMemoryLimit, 0, "memory limit exceeded", 0},

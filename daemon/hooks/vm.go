@@ -270,9 +270,15 @@ func (s *vm) strRep(L *lua.LState) int {
 func (s *vm) strFormat(orig *lua.LFunction) lua.LGFunction {
 	return func(L *lua.LState) int {
 		f := L.CheckString(1)
-		if len(f) > s.e.opts.MaxString {
+		max := s.e.opts.MaxString
+		if len(f) > max {
 			s.cur.fail(L, ErrLimit, "string.format: format too long")
 		}
+		// Bound the result before formatting: every conversion needs an
+		// argument (as in Lua) and adds at most its width plus the size
+		// of the argument's text.
+		size := len(f)
+		arg := 1
 		for i := 0; i < len(f); i++ {
 			if f[i] != '%' {
 				continue
@@ -301,10 +307,27 @@ func (s *vm) strFormat(orig *lua.LFunction) lua.LGFunction {
 				}
 			}
 			if digits > 2 {
-				s.cur.fail(L, ErrLimit, "string.format: width or precision above 99 in %q", f)
+				s.cur.fail(L, ErrLimit, "string.format: width or precision above 99 in %q", truncate(f, 64))
 			}
 			if i >= len(f) || strings.IndexByte("cdiouxXeEfgGqs", f[i]) < 0 {
-				L.ArgError(1, fmt.Sprintf("invalid conversion in format %q", f))
+				L.ArgError(1, fmt.Sprintf("invalid conversion in format %q", truncate(f, 64)))
+			}
+			arg++
+			if arg > L.GetTop() {
+				L.ArgError(arg, "no value")
+			}
+			n := 420 // numbers: at most ~310 digits plus a precision of 99
+			if f[i] == 's' || f[i] == 'q' {
+				if str, ok := L.Get(arg).(lua.LString); ok {
+					n = len(str)
+					if f[i] == 'q' {
+						n = 4*n + 2
+					}
+				}
+			}
+			size += n + 99
+			if size > max {
+				s.cur.fail(L, ErrLimit, "string.format: result could exceed the %d-byte string limit", max)
 			}
 		}
 		return s.delegate(L, orig)
