@@ -25,6 +25,7 @@ import (
 
 	"github.com/acquit/acquit/daemon/adminclient"
 	"github.com/acquit/acquit/daemon/demo"
+	"github.com/acquit/acquit/daemon/httpapi"
 	"github.com/acquit/acquit/daemon/payments"
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/plugins/atos/sim"
@@ -409,6 +410,21 @@ func (e *payEnv) verifyPayments(ctx context.Context, cs []*customer) *payOutcome
 		t.Fatal(err)
 	}
 	if err := demo.WaitDecided(ctx, e.h, 2*time.Minute); err != nil {
+		var ps []payments.Payment
+		_, _ = e.cl.Do(ctx, "GET", "/v1/payments?state=pending&limit=10", nil, &ps)
+		for _, p := range ps {
+			tx, seen := e.sim.Transaction(p.ProviderReference)
+			t.Logf("pending %s: created %s, checks %d, next check %s; simulator saw it %v: decided %v %s, automatic %s",
+				p.Reference, p.CreatedAt.Format(time.RFC3339Nano), p.CheckCount, p.NextCheckAt.Format(time.RFC3339Nano),
+				seen, tx.Decided, tx.Outcome, tx.AutomaticStatus)
+		}
+		if b, err := os.ReadFile(filepath.Join(e.h.Dir, "acquit.log")); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, "reconcil") || strings.Contains(line, "schedule") || strings.Contains(line, `"level":"error"`) {
+					t.Log(clipBytes([]byte(line), 400))
+				}
+			}
+		}
 		t.Fatal(err)
 	}
 	decided := e.sim.Decided()
@@ -671,4 +687,44 @@ func childProcs(pid int) []procStat {
 		}
 	}
 	return out
+}
+
+// reconcileSchedule returns the reconcile schedule as GET /v1/schedules
+// shows it.
+func (e *payEnv) reconcileSchedule(ctx context.Context) httpapi.ScheduleInfo {
+	e.t.Helper()
+	var list []httpapi.ScheduleInfo
+	if _, err := e.cl.Do(ctx, "GET", "/v1/schedules", nil, &list); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, s := range list {
+		if s.Name == "reconcile" {
+			return s
+		}
+	}
+	e.t.Fatalf("no reconcile schedule in %+v", list)
+	return httpapi.ScheduleInfo{}
+}
+
+// waitNoReconcileRun returns at a moment no reconcile run is going (and
+// none is due within 200ms). It may be called from any goroutine.
+func (e *payEnv) waitNoReconcileRun(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var list []httpapi.ScheduleInfo
+		if _, err := e.cl.Do(ctx, "GET", "/v1/schedules", nil, &list); err != nil {
+			return err
+		}
+		for _, s := range list {
+			if s.Name != "reconcile" || s.Running {
+				continue
+			}
+			next, err := time.Parse(time.RFC3339, s.Next)
+			if err == nil && time.Until(next) > 200*time.Millisecond {
+				return nil
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return errors.New("the reconcile schedule never idle for 200ms within 30s")
 }

@@ -2,9 +2,16 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/acquit/acquit/daemon/demo"
+	"github.com/acquit/acquit/daemon/payments"
 	"github.com/acquit/acquit/plugins/atos/sim"
 )
 
@@ -74,4 +81,318 @@ func TestPaymentsEndToEnd2000(t *testing.T) {
 	if err := e.h.Stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
+}
+
+// TestPaymentsKill9 runs 1,000 payments (300 with -short) with 30% of
+// automatic responses dropped, 30% of customers never returning and 10%
+// sent twice, and kills the daemon and the atos plugin with SIGKILL twice
+// in the middle. Customers already sent to the payment page keep paying and
+// coming back while acquit is down: their manual POSTs fail; half of them
+// refresh after the restart, the others are left to the automatic response
+// or to reconciliation. Afterwards every payment must be as the simulator
+// decided, decided once, with its hook run, and every automatic response
+// acquit answered 2xx must be on its payment's timeline.
+func TestPaymentsKill9(t *testing.T) {
+	n := 1000
+	if testing.Short() {
+		n = 300
+	}
+	c := ctx(t)
+	e := newPayEnv(t, sim.Faults{DropAutomatic: 0.3, CustomerNeverReturns: 0.3, AutomaticTwice: 0.1}, nil)
+	e.start(c)
+	start := time.Now()
+	cs := e.plan(n, 42)
+	rd := &redirects{}
+
+	// Starters create payments as a shop does (retrying while acquit is
+	// down); payers are customers already sent to the payment page, who
+	// keep coming back whether acquit is up or not.
+	type startedPayment struct {
+		c  *customer
+		st *payments.Started
+	}
+	queue := make(chan startedPayment, 64)
+	jobs := make(chan *customer)
+	var started atomic.Int64
+	var mu sync.Mutex
+	var errs []error
+	addErr := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	var starters, payers sync.WaitGroup
+	for w := 0; w < 3; w++ {
+		starters.Add(1)
+		go func() {
+			defer starters.Done()
+			for cu := range jobs {
+				st, err := e.startPayment(c, cu)
+				if err != nil {
+					addErr(err)
+					continue
+				}
+				started.Add(1)
+				queue <- startedPayment{cu, st}
+			}
+		}()
+	}
+	for w := 0; w < 8; w++ {
+		payers.Add(1)
+		go func() {
+			defer payers.Done()
+			for sp := range queue {
+				if err := e.pay(c, sp.c, sp.st); err != nil {
+					addErr(err)
+					continue
+				}
+				// The customer reads the result page before the form
+				// takes the browser back: payers are slower than the
+				// shop, so started payments queue up as in real life.
+				time.Sleep(time.Duration(50+sp.c.i%100) * time.Millisecond)
+				e.goBack(c, sp.c, rd)
+			}
+		}()
+	}
+	// The killer: SIGKILL at a third and at two thirds of the payments
+	// started, down for 1.5s each time.
+	killed := make(chan error, 1)
+	go func() {
+		for _, at := range []int64{int64(n) / 3, 2 * int64(n) / 3} {
+			for started.Load() < at {
+				time.Sleep(10 * time.Millisecond)
+			}
+			// Not while a reconcile run is going: a run left unfinished
+			// by a killed daemon blocks the schedule for 15 minutes
+			// (TestPaymentsKill9DuringReconcile shows it).
+			if err := e.waitNoReconcileRun(c); err != nil {
+				killed <- err
+				return
+			}
+			if err := e.h.Kill9(true); err != nil {
+				killed <- err
+				return
+			}
+			t.Logf("kill -9 of daemon and plugin with %d of %d payments started", started.Load(), n)
+			time.Sleep(1500 * time.Millisecond)
+			if err := e.h.Start(c); err != nil {
+				killed <- err
+				return
+			}
+		}
+		killed <- nil
+	}()
+	for _, cu := range cs {
+		jobs <- cu
+	}
+	close(jobs)
+	starters.Wait()
+	close(queue)
+	payers.Wait()
+	if err := <-killed; err != nil {
+		t.Fatalf("kill/restart: %v", err)
+	}
+	if len(errs) > 0 {
+		t.Fatalf("%d customers failed, first: %v", len(errs), errs[0])
+	}
+	if rd.failed == 0 {
+		t.Fatalf("no manual POST met a dead daemon: the kills did not happen while customers were coming back")
+	}
+	failedReturns := rd.failed
+	// Half of those whose POST failed refresh the page; the others never do.
+	again := e.returnAgain(c, cs, rd, func(cu *customer) bool { return cu.i%2 == 0 })
+	o := e.verifyPayments(c, cs)
+	o.log(t, fmt.Sprintf("%d payments, 2 kill -9", n), time.Since(start), e.sim.Stats(), rd)
+	t.Logf("  %d manual POSTs met a dead daemon; %d forms posted again after the restarts", failedReturns, again)
+	if len(rd.bad) > 0 {
+		t.Errorf("%d returning customers sent to the wrong page: %s", len(rd.bad), firstN(rd.bad, 10))
+	}
+	if err := e.h.Stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// TestPaymentsPluginCrashDaemonKeepsServing kills only the atos plugin
+// process (SIGKILL) while 300 payments flow. The daemon must keep answering
+// /healthz, a customer coming back while the plugin is down must still get
+// an answer (a 303 to the right page, or the documented neutral "being
+// confirmed" page when the response cannot be verified), the plugin must
+// be restarted (GET /v1/plugins: state up, Restarts >= 1, a new pid), later
+// payments must work, every payment must end as the simulator decided, and
+// no zombie process may remain.
+func TestPaymentsPluginCrashDaemonKeepsServing(t *testing.T) {
+	const n = 300
+	c := ctx(t)
+	e := newPayEnv(t, sim.Faults{DropAutomatic: 0.3, CustomerNeverReturns: 0.2}, nil)
+	e.start(c)
+	daemonPID := e.h.Pid()
+	rd := &redirects{allowNeutral: true}
+	plugin := func() pluginStatus {
+		var ps []pluginStatus
+		if _, err := e.cl.Do(c, "GET", "/v1/plugins", nil, &ps); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if p.Name == "atos" {
+				return p
+			}
+		}
+		t.Fatalf("no atos plugin in /v1/plugins: %+v", ps)
+		return pluginStatus{}
+	}
+	before := plugin()
+	if before.State != "up" || before.PID == 0 {
+		t.Fatalf("atos plugin before the crash: %+v", before)
+	}
+	if st, ok := readProcStat(before.PID); !ok || st.ppid != daemonPID {
+		t.Fatalf("plugin pid %d is not a child of the daemon %d (%+v)", before.PID, daemonPID, st)
+	}
+
+	// First third of the payments, then customers on the payment page
+	// with their manual forms ready when the plugin dies.
+	cs := e.plan(n, 5)
+	first, waiting, rest := cs[:n/3], cs[n/3:n/3+10], cs[n/3+10:]
+	if err := e.drive(c, first, 8, rd, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, cu := range waiting {
+		cu.back = backOnce
+		st, err := e.startPayment(c, cu)
+		if err == nil {
+			err = e.pay(c, cu, st)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The rest flow concurrently while the plugin is killed.
+	flow := make(chan error, 1)
+	go func() { flow <- e.drive(c, rest, 4, rd, nil) }()
+	time.Sleep(200 * time.Millisecond)
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := time.Now()
+	// Customers come back while the plugin is dead or restarting.
+	before303, beforeNeutral := rd.ok, rd.neutral
+	for _, cu := range waiting {
+		e.goBack(c, cu, rd)
+	}
+	t.Logf("10 customers back right after the plugin's SIGKILL: %d redirected, %d neutral page, %d wrong",
+		rd.ok-before303, rd.neutral-beforeNeutral, len(rd.bad))
+	// The daemon answers /healthz all along, until the plugin is back.
+	healthFails, healthChecks := 0, 0
+	var after pluginStatus
+	waitFor(t, 60*time.Second, "the atos plugin to be restarted", func() bool {
+		healthChecks++
+		resp, err := http.Get("http://" + e.h.AdminAddr + "/healthz")
+		if err != nil || resp.StatusCode != 200 {
+			healthFails++
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		after = plugin()
+		return after.State == "up" && after.PID != before.PID && after.PID != 0
+	})
+	t.Logf("plugin back after %s: %+v; /healthz failed %d of %d checks", time.Since(killedAt).Round(time.Millisecond),
+		after, healthFails, healthChecks)
+	if healthFails > 0 {
+		t.Errorf("/healthz failed %d of %d times while the plugin was down", healthFails, healthChecks)
+	}
+	if after.Restarts < 1 {
+		t.Errorf("plugin restarted but Restarts = %d", after.Restarts)
+	}
+	if err := <-flow; err != nil {
+		t.Fatal(err)
+	}
+	// Later payments work.
+	later := e.plan(30, 6)
+	if err := e.drive(c, later, 4, rd, nil); err != nil {
+		t.Fatalf("payments after the plugin restart: %v", err)
+	}
+	all := append(append([]*customer{}, cs...), later...)
+	e.returnAgain(c, all, rd, func(*customer) bool { return true })
+	o := e.verifyPayments(c, all)
+	o.log(t, fmt.Sprintf("%d payments, plugin kill -9", len(all)), time.Since(killedAt), e.sim.Stats(), rd)
+	if len(rd.bad) > 0 {
+		t.Errorf("%d returning customers sent to the wrong page: %s", len(rd.bad), firstN(rd.bad, 10))
+	}
+	// No zombie: the dead plugin was reaped, nothing of the daemon's is Z.
+	if st, ok := readProcStat(before.PID); ok && st.ppid == daemonPID {
+		t.Errorf("the killed plugin %d is still there: %+v", before.PID, st)
+	}
+	for _, k := range childProcs(daemonPID) {
+		if k.state == "Z" {
+			t.Errorf("zombie child of the daemon: %+v", k)
+		}
+	}
+	if err := e.h.Stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the restarted plugin to exit with the daemon", func() bool {
+		st, ok := readProcStat(after.PID)
+		return !ok || st.state == "Z" && st.ppid != daemonPID
+	})
+}
+
+// TestPaymentsKill9DuringReconcile kills the daemon and the plugin while
+// the reconcile schedule is running (Office answers slowly, so the run is
+// long), restarts the daemon, and expects reconciliation to go on: every
+// payment whose customer never came back and whose automatic response was
+// lost must be decided within a minute.
+//
+// Known bug (daemon/schedule): the run the killed process left unfinished
+// makes every later StartRun of the schedule fail with ErrConflict until
+// it is older than the longest timeout plus AbandonGrace (10m + 5m), so
+// reconciliation stops for 15 minutes after such a kill, logged only at
+// debug level. Skipped unless ACQUIT_E2E_KNOWN_BUGS=1 until it is fixed.
+func TestPaymentsKill9DuringReconcile(t *testing.T) {
+	if os.Getenv("ACQUIT_E2E_KNOWN_BUGS") == "" {
+		t.Skip("known bug: a schedule run left unfinished by kill -9 blocks the schedule for 15 minutes; ACQUIT_E2E_KNOWN_BUGS=1 runs it")
+	}
+	c := ctx(t)
+	e := newPayEnv(t, sim.Faults{DropAutomatic: 1, CustomerNeverReturns: 1, OfficeDelay: time.Second}, func(tp *demo.TemplateData) {
+		tp.ReconcileAfter = "1s"
+	})
+	e.start(c)
+	cs := e.plan(20, 3)
+	rd := &redirects{}
+	if err := e.drive(c, cs, 4, rd, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "a reconcile run to be going", func() bool { return e.reconcileSchedule(c).Running })
+	if err := e.h.Kill9(true); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.SetFaults(sim.Faults{DropAutomatic: 1, CustomerNeverReturns: 1})
+	e.start(c)
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		var ps []payments.Payment
+		if _, err := e.cl.Do(c, "GET", "/v1/payments?state=pending&limit=1", nil, &ps); err == nil && len(ps) == 0 {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	var ps []payments.Payment
+	if _, err := e.cl.Do(c, "GET", "/v1/payments?state=pending&limit=100", nil, &ps); err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) > 0 {
+		t.Fatalf("%d payments still pending a minute after the restart; reconcile schedule: %+v", len(ps), e.reconcileSchedule(c))
+	}
+	e.verifyPayments(c, cs)
+	if err := e.h.Stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// pluginStatus is one row of GET /v1/plugins.
+type pluginStatus struct {
+	Name      string
+	State     string
+	PID       int
+	Restarts  int
+	LastError string
 }
