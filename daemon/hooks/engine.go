@@ -70,8 +70,9 @@ type Options struct {
 	Config map[string]any
 	// Logger receives the scripts' log calls and the engine's own logs.
 	Logger zerolog.Logger
-	// Timeout bounds each call (default 30 s); a shorter deadline of the
-	// caller's context wins.
+	// Timeout bounds the execution of each call (default 30 s); a
+	// shorter deadline of the caller's context wins. Waiting for a free
+	// Lua state (PoolSize) is bounded by the caller's context only.
 	Timeout time.Duration
 	// PoolSize is the number of Lua states per version (default 4).
 	PoolSize int

@@ -426,3 +426,47 @@ func TestPoolWaitsForAFreeState(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestHostileAndBenignCallsConcurrently(t *testing.T) {
+	e, _ := newTestEngine(t, map[string]string{
+		"bad.lua":  `function run(e) while true do end end`,
+		"boom.lua": `function run(e) error("boom") end`,
+		"good.lua": `function run(e) kv.incr("n") return e.data.i end`,
+	}, []Binding{
+		{Events: []string{"bad.*"}, Script: "bad", Function: "run"},
+		{Events: []string{"boom.*"}, Script: "boom", Function: "run"},
+		{Events: []string{"good.*"}, Script: "good", Function: "run"},
+	}, func(o *Options) { o.Timeout = 250 * time.Millisecond; o.PoolSize = 3 })
+	var wg sync.WaitGroup
+	var good atomic.Int64
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 9; i++ {
+				typ := []string{"bad.x", "boom.x", "good.x"}[(w+i)%3]
+				err := e.Deliver(context.Background(), store.Event{ID: fmt.Sprint(w, "-", i), Type: typ, Payload: []byte(fmt.Sprintf(`{"i": %d}`, i))}, 1)
+				switch typ {
+				case "bad.x":
+					if !errors.Is(err, ErrTimeout) {
+						t.Errorf("bad: %v", err)
+					}
+				case "boom.x":
+					if !errors.Is(err, ErrHookFailed) {
+						t.Errorf("boom: %v", err)
+					}
+				default:
+					if err != nil {
+						t.Errorf("good: %v", err)
+					}
+					good.Add(1)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	v, _, _ := e.opts.KV.KVGet(context.Background(), "script:good", "n")
+	if v != fmt.Sprint(good.Load()) {
+		t.Errorf("good hook ran %s times, want %d", v, good.Load())
+	}
+}

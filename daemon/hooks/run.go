@@ -64,14 +64,16 @@ func (e *Engine) run(parent context.Context, v *version, c *call) (ret any, err 
 			ev.Err(err).Str("script", c.script).Str("hook", c.function).Msg("hook failed")
 		}
 	}()
+	// Waiting for a free state is bounded by the caller only; Timeout
+	// bounds the execution.
+	s, err := e.get(parent, v)
+	if err != nil {
+		return nil, &HookError{Script: c.script, Function: c.function, EventID: c.eventID, Kind: kindOf(parent, ErrTimeout), Message: err.Error()}
+	}
 	cctx, cancelCause := context.WithCancelCause(parent)
 	defer cancelCause(nil)
 	ctx, cancel := context.WithTimeoutCause(cctx, e.opts.Timeout, ErrTimeout)
 	defer cancel()
-	s, err := e.get(ctx, v)
-	if err != nil {
-		return nil, &HookError{Script: c.script, Function: c.function, EventID: c.eventID, Kind: kindOf(ctx, ErrTimeout), Message: err.Error()}
-	}
 	if e.wd != nil {
 		w := e.wd.add(cancelCause)
 		defer e.wd.remove(w)
