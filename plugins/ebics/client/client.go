@@ -78,6 +78,7 @@ type TrustError struct {
 	BankEncDigest  string
 }
 
+// Error implements error.
 func (e *TrustError) Error() string {
 	if e.NotConfigured {
 		return fmt.Sprintf("ebics HPB: bank key hashes not configured; compare with the bank's letter and configure bank_auth_hash=%q bank_enc_hash=%q", e.BankAuthDigest, e.BankEncDigest)
@@ -115,7 +116,10 @@ type NetError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *NetError) Error() string { return fmt.Sprintf("ebics %s: transport: %v", e.Op, e.Err) }
+
+// Unwrap returns the cause.
 func (e *NetError) Unwrap() error { return e.Err }
 
 func (c *Client) post(ctx context.Context, op string, body []byte) ([]byte, error) {

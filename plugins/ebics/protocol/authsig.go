@@ -27,6 +27,7 @@ const (
 // malformed or wrong.
 type AuthError struct{ Reason string }
 
+// Error implements error.
 func (e *AuthError) Error() string { return "ebics x002 authentication: " + e.Reason }
 
 // ErrAuth matches any *AuthError with errors.Is.

@@ -145,6 +145,7 @@ type Error struct {
 	Phase      string // where it happened (e.g. "FUL Initialisation")
 }
 
+// Error implements error.
 func (e *Error) Error() string {
 	kind := "technical"
 	if e.Business {

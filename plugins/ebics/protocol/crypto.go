@@ -26,7 +26,10 @@ type CryptoError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *CryptoError) Error() string { return fmt.Sprintf("ebics %s: %v", e.Op, e.Err) }
+
+// Unwrap returns the cause.
 func (e *CryptoError) Unwrap() error { return e.Err }
 
 // ErrBadPadding is returned for E002 ciphertext with invalid padding.
@@ -85,6 +88,7 @@ func NewE002Writer(w io.Writer, key []byte) (io.WriteCloser, error) {
 	return &e002Writer{w: w, cbc: cipher.NewCBCEncrypter(b, make([]byte, 16)), out: make([]byte, 32<<10)}, nil
 }
 
+// Write encrypts whole blocks and keeps the remainder.
 func (e *e002Writer) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
@@ -117,6 +121,7 @@ func (e *e002Writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Close pads and writes the last block.
 func (e *e002Writer) Close() error {
 	pad := 16 - len(e.buf)
 	for i := 0; i < pad-1; i++ {

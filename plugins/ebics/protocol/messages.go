@@ -493,10 +493,11 @@ func (r *Response) Document() *etree.Document {
 }
 
 // Marshal builds the response; ebicsResponse messages are signed with the
-// bank's X002 key (key management responses are not signed).
+// bank's X002 key (key management responses are not signed; auth nil
+// leaves a response unsigned, which clients refuse).
 func (r *Response) Marshal(auth *rsa.PrivateKey) ([]byte, error) {
 	doc := r.Document()
-	if r.Kind == KindResponse {
+	if r.Kind == KindResponse && auth != nil {
 		if err := SignAuth(doc, auth); err != nil {
 			return nil, err
 		}

@@ -178,6 +178,7 @@ type KeyLengthError struct {
 	Key  *PubKey
 }
 
+// Error implements error.
 func (e *KeyLengthError) Error() string {
 	return fmt.Sprintf("ebics key: %d-bit RSA key, 2048 minimum", e.Bits)
 }

@@ -23,6 +23,7 @@ type XMLError struct {
 	Detail string
 }
 
+// Error implements error.
 func (e *XMLError) Error() string { return fmt.Sprintf("ebics xml %s: %s", e.Kind, e.Detail) }
 
 // Is lets errors.Is match an *XMLError by Kind against the sentinels.

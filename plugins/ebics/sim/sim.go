@@ -7,6 +7,7 @@
 package sim
 
 import (
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -157,25 +158,25 @@ type tx struct {
 
 // Sim is a running bank simulator.
 type Sim struct {
-	cfg        Config
-	log        zerolog.Logger
-	authKey    *keys.Key
-	encKey     *keys.Key
-	mu         sync.Mutex
-	faults     Faults
-	subs       map[string]*subscriber
-	nonces     map[string]time.Time
-	txs        map[string]*tx
-	orders     []Order
-	docs       []*Doc
-	msgIDs     map[string]bool
-	seq        int
-	srv        *http.Server
-	ln         net.Listener
-	wg         sync.WaitGroup
-	ackWG      sync.WaitGroup
-	requests   int
-	lastOrders map[string]int
+	cfg      Config
+	log      zerolog.Logger
+	authKey  *keys.Key
+	encKey   *keys.Key
+	mu       sync.Mutex
+	faults   Faults
+	subs     map[string]*subscriber
+	nonces   map[string]time.Time
+	txs      map[string]*tx
+	orders   []Order
+	docs     []*Doc
+	msgIDs   map[string]bool
+	seq      int
+	srv      *http.Server
+	ln       net.Listener
+	wg       sync.WaitGroup
+	ackWG    sync.WaitGroup
+	requests int
+	unsigned bool
 }
 
 // New creates a simulator with fresh bank keys (with self-signed
@@ -345,6 +346,15 @@ func (s *Sim) ForgetTransactions() {
 	}
 }
 
+// signKey is the bank's X002 key for responses (nil in the fuzz test:
+// RSA private operations under coverage instrumentation are too slow).
+func (s *Sim) signKey() *rsa.PrivateKey {
+	if s.unsigned {
+		return nil
+	}
+	return s.authKey.Private
+}
+
 // Requests returns the number of HTTP requests served.
 func (s *Sim) Requests() int { s.mu.Lock(); defer s.mu.Unlock(); return s.requests }
 
@@ -439,7 +449,7 @@ func (s *Sim) errorResponse(v protocol.Version, kind, code, report string) []byt
 	} else {
 		resp.ReportText = "[" + info.Name + "] " + report
 	}
-	b, err := resp.Marshal(s.authKey.Private)
+	b, err := resp.Marshal(s.signKey())
 	if err != nil {
 		s.log.Error().Err(err).Msg("ebics sim: marshal error response")
 	}
@@ -742,7 +752,7 @@ func (s *Sim) initialise(req *protocol.Request, doc *etreeDoc) []byte {
 		s.txs[t.id] = t
 		s.log.Info().Str("tx", t.id).Str("order", t.orderID).Str("kind", kind).Int("segments", t.numSeg).Msg("ebics sim: upload initialised")
 		resp := &protocol.Response{Version: v, Kind: rk, TransactionID: t.id, Phase: protocol.PhaseInitialisation, OrderID: t.orderID}
-		b, _ := resp.Marshal(s.authKey.Private)
+		b, _ := resp.Marshal(s.signKey())
 		return b
 	}
 	var d *Doc
@@ -770,7 +780,7 @@ func (s *Sim) initialise(req *protocol.Request, doc *etreeDoc) []byte {
 		s.seq++
 		resp.OrderID = fmt.Sprintf("D%03X", s.seq%4096)
 	}
-	b, _ := resp.Marshal(s.authKey.Private)
+	b, _ := resp.Marshal(s.signKey())
 	return b
 }
 
@@ -842,7 +852,7 @@ func (s *Sim) transfer(req *protocol.Request, doc *etreeDoc) ([]byte, error) {
 			base.TechCode = protocol.CodePostprocessDone
 		}
 		s.log.Info().Str("tx", t.id).Str("doc", t.doc.ID).Int("receipt", req.ReceiptCode).Msg("ebics sim: download receipt")
-		b, _ := base.Marshal(s.authKey.Private)
+		b, _ := base.Marshal(s.signKey())
 		return b, nil
 	}
 	if req.Phase != protocol.PhaseTransfer || req.SegmentNumber < 1 {
@@ -855,7 +865,7 @@ func (s *Sim) transfer(req *protocol.Request, doc *etreeDoc) ([]byte, error) {
 	base.SegmentNumber, base.LastSegment = n, n == t.numSeg
 	if !t.upload {
 		base.OrderData = t.segments[n-1]
-		b, _ := base.Marshal(s.authKey.Private)
+		b, _ := base.Marshal(s.signKey())
 		return b, nil
 	}
 	// upload segment
@@ -887,7 +897,7 @@ func (s *Sim) transfer(req *protocol.Request, doc *etreeDoc) ([]byte, error) {
 			r.SegmentNumber = 0
 		}
 		r.ReportText = fmt.Sprintf("[EBICS_TX_RECOVERY_SYNC] last segment received %d", len(t.segments))
-		b, _ := r.Marshal(s.authKey.Private)
+		b, _ := r.Marshal(s.signKey())
 		return b, nil
 	}
 	switch {
@@ -901,7 +911,7 @@ func (s *Sim) transfer(req *protocol.Request, doc *etreeDoc) ([]byte, error) {
 		r := base
 		r.TechCode, r.SegmentNumber, r.LastSegment = protocol.CodeTxRecoverySync, max(len(t.segments), 1), false
 		r.ReportText = fmt.Sprintf("[EBICS_TX_RECOVERY_SYNC] last segment received %d", len(t.segments))
-		b, _ := r.Marshal(s.authKey.Private)
+		b, _ := r.Marshal(s.signKey())
 		return b, nil
 	}
 	if req.LastSegment != (n == t.numSeg) {
@@ -916,7 +926,7 @@ func (s *Sim) transfer(req *protocol.Request, doc *etreeDoc) ([]byte, error) {
 		return nil, errDrop
 	}
 	if n < t.numSeg {
-		b, _ := base.Marshal(s.authKey.Private)
+		b, _ := base.Marshal(s.signKey())
 		return b, nil
 	}
 	return s.complete(t, base), nil
@@ -987,7 +997,7 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 		s.acknowledge(idx, faults)
 	}()
 	base.OrderID = t.orderID
-	b, _ := base.Marshal(s.authKey.Private)
+	b, _ := base.Marshal(s.signKey())
 	t.response = b
 	t.segments = nil
 	return b
