@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -59,7 +60,24 @@ type Client struct {
 	host    sdk.Host
 	o       Options
 	log     zerolog.Logger
+
+	mu      sync.Mutex // guards bankKey
 	bankKey *BankKeys
+	// uploads holds one mutex per upload id: a second Upload of the same
+	// file waits for the first instead of racing it to the bank.
+	uploads sync.Map
+}
+
+func (c *Client) bk() *BankKeys {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bankKey
+}
+
+func (c *Client) setBK(bk *BankKeys) {
+	c.mu.Lock()
+	c.bankKey = bk
+	c.mu.Unlock()
 }
 
 // BankKeys are the bank's verified public keys.
@@ -170,8 +188,8 @@ func (c *Client) exchange(ctx context.Context, op string, r *protocol.Request) (
 	if resp.Version != c.version {
 		return nil, fmt.Errorf("ebics %s: response version %s, want %s", op, resp.Version, c.version)
 	}
-	if resp.Kind == protocol.KindResponse && c.bankKey != nil {
-		if err := protocol.VerifyAuth(doc, c.bankKey.Auth.Key, "DataEncryptionInfo"); err != nil {
+	if bk := c.bk(); resp.Kind == protocol.KindResponse && bk != nil {
+		if err := protocol.VerifyAuth(doc, bk.Auth.Key, "DataEncryptionInfo"); err != nil {
 			return nil, fmt.Errorf("ebics %s: bank response: %w", op, err)
 		}
 	}
@@ -295,7 +313,7 @@ func (c *Client) HPB(ctx context.Context) (*BankKeys, error) {
 	if err := c.putJSON(ctx, c.stateKey("bankkeys"), st); err != nil {
 		return nil, err
 	}
-	c.bankKey = bk
+	c.setBK(bk)
 	c.log.Info().Str("auth_hash", hex.EncodeToString(bk.Auth.Digest(c.version))).Msg("ebics bank keys verified and stored")
 	return bk, nil
 }
@@ -327,8 +345,8 @@ func (c *Client) checkTrust(bk *BankKeys) error {
 // LoadBankKeys loads the bank keys stored by a successful HPB and checks
 // them against the configured hashes again.
 func (c *Client) LoadBankKeys(ctx context.Context) (*BankKeys, error) {
-	if c.bankKey != nil {
-		return c.bankKey, nil
+	if bk := c.bk(); bk != nil {
+		return bk, nil
 	}
 	var st storedBankKeys
 	ok, err := c.getJSON(ctx, c.stateKey("bankkeys"), &st)
@@ -359,7 +377,7 @@ func (c *Client) LoadBankKeys(ctx context.Context) (*BankKeys, error) {
 	if err := c.checkTrust(bk); err != nil {
 		return nil, err
 	}
-	c.bankKey = bk
+	c.setBK(bk)
 	return bk, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/acquit/acquit/daemon/painfile"
@@ -80,6 +81,9 @@ func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, er
 	if _, err := c.LoadBankKeys(ctx); err != nil {
 		return nil, fmt.Errorf("ebics upload %s: %w", spec.ID, err)
 	}
+	lock, _ := c.uploads.LoadOrStore(spec.ID, &sync.Mutex{})
+	lock.(*sync.Mutex).Lock()
+	defer lock.(*sync.Mutex).Unlock()
 	key := c.stateKey("upload", spec.ID)
 	var st uploadState
 	found, err := c.getJSON(ctx, key, &st)
@@ -197,7 +201,7 @@ func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *
 	if err != nil {
 		return err
 	}
-	wrapped, err := protocol.WrapKey(c.bankKey.Enc.Key, tkey)
+	wrapped, err := protocol.WrapKey(c.bk().Enc.Key, tkey)
 	if err != nil {
 		return err
 	}
@@ -268,7 +272,7 @@ func (c *Client) runUpload(ctx context.Context, spec UploadSpec, fn Function, ke
 		r.OrderID = st.OrderID
 		r.OrderAttrib = c.orderAttribute(false)
 		r.Params = fn.Params()
-		r.BankAuthHash, r.BankEncHash = c.bankKey.Auth.Digest(c.version), c.bankKey.Enc.Digest(c.version)
+		r.BankAuthHash, r.BankEncHash = c.bk().Auth.Digest(c.version), c.bk().Enc.Digest(c.version)
 		r.NumSegments = st.NumSegments
 		r.EncKeyHash = r.BankEncHash
 		r.TransactionKey, r.SignatureData = st.WrappedKey, st.SignatureData
@@ -443,7 +447,7 @@ func (c *Client) download(ctx context.Context, function string, fn Function, fro
 	if !from.IsZero() && !to.IsZero() {
 		r.Params.DateStart, r.Params.DateEnd = from.Format("2006-01-02"), to.Format("2006-01-02")
 	}
-	r.BankAuthHash, r.BankEncHash = c.bankKey.Auth.Digest(c.version), c.bankKey.Enc.Digest(c.version)
+	r.BankAuthHash, r.BankEncHash = c.bk().Auth.Digest(c.version), c.bk().Enc.Digest(c.version)
 	resp, err := c.retry(ctx, "download init", func() (*protocol.Response, error) {
 		r.Nonce, r.Timestamp = protocol.NewNonce(), time.Now().UTC()
 		return c.exchange(ctx, fn.OrderType+" init", r)
