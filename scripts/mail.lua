@@ -5,7 +5,8 @@
 --   mail.send{to = "ops@example.com", subject = "...", text = "...", key = event.id .. ":ops"}
 --
 -- Config (acquit.yaml, lua.config):
---   mail.url    endpoint receiving POST {from, to, subject, text} as JSON (required)
+--   mail.url    endpoint receiving POST {from, to, subject, text} as JSON (required;
+--               mail.api_url is accepted too)
 --   mail.token  bearer token (optional)
 --   mail.from   sender address (default "acquit@localhost")
 local http = require "http"
@@ -18,7 +19,7 @@ local M = {}
 -- is sent as Idempotency-Key so a retry does not send the mail twice when
 -- the API honours it.
 function M.send(msg)
-  local url = config.get("mail.url")
+  local url = config.get("mail.url") or config.get("mail.api_url")
   if not url then error("mail: config mail.url is not set", 2) end
   if type(msg.to) ~= "string" or msg.to == "" then error("mail: no recipient", 2) end
   local headers = {}
