@@ -449,3 +449,48 @@ func BenchmarkDeflateAES(b *testing.B) {
 		enc.Close()
 	}
 }
+
+// The HPB request of the ebics-client-php fixtures was signed by that
+// implementation with the X002 key its HIA request carries: our X002
+// verification (digest, SignedInfo C14N, RSA) accepts it, and refuses it
+// with any other key or once altered.
+func TestVerifyForeignX002(t *testing.T) {
+	keyOf := func(name string) *KeyOrderData {
+		raw, _ := os.ReadFile("testdata/" + name)
+		req, _, err := ParseRequest(raw, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := DecodeBase64(req.OrderData)
+		plain, err := Inflate(b, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kod, err := ParseKeyOrderData(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kod
+	}
+	hia, ini := keyOf("php_hia.xml"), keyOf("php_ini.xml")
+	raw, _ := os.ReadFile("testdata/php_hpb.xml")
+	for _, c := range []struct {
+		name string
+		doc  string
+		key  *rsa.PublicKey
+		ok   bool
+	}{
+		{"hia x002", string(raw), hia.Auth.Key, true},
+		{"ini key", string(raw), ini.Signature.Key, false},
+		{"hia e002", string(raw), hia.Enc.Key, false},
+		{"altered nonce", strings.Replace(string(raw), "F88276D7", "F88276D8", 1), hia.Auth.Key, false},
+	} {
+		doc, err := ParseXML([]byte(c.doc), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := VerifyAuth(doc, c.key); (err == nil) != c.ok {
+			t.Errorf("%s: ok=%v err=%v", c.name, c.ok, err)
+		}
+	}
+}
