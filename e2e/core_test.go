@@ -15,7 +15,7 @@ import (
 // and checks that every event reached the hook at least once and that each
 // subject's events were first delivered in the order they were emitted.
 func TestKill9DuringDispatch(t *testing.T) {
-	rec := newRecorder(t, 3*time.Millisecond)
+	rec := newRecorder(t, 25*time.Millisecond) // 4 workers: at most ~160 deliveries/s, so the kills land mid-dispatch
 	h := newHarness(t)
 	tp := h.Template()
 	tp.RecorderURL = rec.srv.URL

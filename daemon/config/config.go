@@ -167,6 +167,9 @@ type Events struct {
 	BackoffMax time.Duration `yaml:"backoff_max"`
 	// PollInterval is how often the outbox is polled when idle (default 1s).
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// Retention is how long delivered events are kept (dead ones are kept
+	// until replayed); default 720h (30 days), 0 keeps them forever.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Plugin is one bank plugin process.
@@ -276,7 +279,7 @@ func defaults(lookup func(string) (string, bool), hostname func() (string, error
 	c.Log = Log{Level: "info", Format: "auto"}
 	c.Scripts = Scripts{Dir: "scripts", Timeout: 5 * time.Second, PoolSize: 4, MemoryBudget: 256 * MiB}
 	c.Events = Events{Workers: 4, MaxAttempts: 20, MaxAge: 72 * time.Hour, BackoffBase: time.Second,
-		BackoffMax: time.Hour, PollInterval: time.Second}
+		BackoffMax: time.Hour, PollInterval: time.Second, Retention: 720 * time.Hour}
 	c.Payments = Payments{ReconcileAfter: 15 * time.Minute, FinalDeadline: 24 * time.Hour, RecheckEvery: 5 * time.Minute}
 	return c
 }

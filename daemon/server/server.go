@@ -195,7 +195,15 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 
 	dlog := d.log.With().Str("component", "outbox").Logger()
-	d.Dispatcher, err = outbox.New(outbox.Config{Store: d.Store, Handler: d.deliver, Name: cfg.Instance + "-" + fmt.Sprint(os.Getpid()),
+	// Lease holder name: instance/pid/nonce. A restarted process of this
+	// instance takes back at once the events its killed predecessor held.
+	workerName := fmt.Sprintf("%s/%d/%d", cfg.Instance, os.Getpid(), time.Now().UnixNano()%1_000_000)
+	if n, err := ws.ExpireLeases(ctx, cfg.Instance+"/", workerName, time.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		d.log.Warn().Int("events", n).Msg("events leased by a previous process of this instance are delivered again")
+	}
+	d.Dispatcher, err = outbox.New(outbox.Config{Store: d.Store, Handler: d.deliver, Name: workerName,
 		Workers: cfg.Events.Workers, PollInterval: cfg.Events.PollInterval, BackoffBase: cfg.Events.BackoffBase,
 		BackoffMax: cfg.Events.BackoffMax, MaxAttempts: cfg.Events.MaxAttempts, MaxAge: cfg.Events.MaxAge,
 		Registerer: d.reg, Logger: &dlog})
@@ -355,10 +363,12 @@ func (d *Daemon) registerJobs(reg *schedule.Registry) {
 }
 
 // transmissionLoop sends queued files, watches the outbox folders and
-// raises the unacknowledged alarm, every few seconds.
+// raises the unacknowledged alarm every few seconds, and prunes delivered
+// events past the retention hourly.
 func (d *Daemon) transmissionLoop(ctx context.Context) {
 	t := time.NewTicker(3 * time.Second)
 	defer t.Stop()
+	var lastPrune time.Time
 	for {
 		if _, err := d.Transmissions.ScanOutbox(ctx, d.cfg.Instance, 2*time.Second); err != nil && ctx.Err() == nil {
 			d.log.Warn().Err(err).Msg("outbox folder scan")
@@ -368,6 +378,16 @@ func (d *Daemon) transmissionLoop(ctx context.Context) {
 		}
 		if _, err := d.Transmissions.CheckDeadlines(ctx); err != nil && ctx.Err() == nil {
 			d.log.Warn().Err(err).Msg("transmission deadlines")
+		}
+		if time.Since(lastPrune) > time.Hour {
+			lastPrune = time.Now()
+			if p, ok := d.Store.(store.EventPruner); ok && d.cfg.Events.Retention > 0 {
+				if n, err := p.PruneEvents(ctx, time.Now().Add(-d.cfg.Events.Retention)); err != nil && ctx.Err() == nil {
+					d.log.Warn().Err(err).Msg("prune delivered events")
+				} else if n > 0 {
+					d.log.Info().Int("events", n).Msg("delivered events past retention pruned")
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():

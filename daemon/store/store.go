@@ -263,3 +263,11 @@ type Schedules interface {
 	// (their process died).
 	AbandonRuns(ctx context.Context, before time.Time) (int, error)
 }
+
+// LeaseExpirer is implemented by stores that can end the event leases of a
+// dead process at once (see sqlstore.DB.ExpireLeases).
+type LeaseExpirer interface {
+	// ExpireLeases ends the leases of running events held by workers whose
+	// name starts with prefix, except keep, and returns how many.
+	ExpireLeases(ctx context.Context, prefix, keep string, now time.Time) (int, error)
+}

@@ -54,7 +54,10 @@ type Store struct {
 	*sqlstore.DB
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store        = (*Store)(nil)
+	_ store.LeaseExpirer = (*Store)(nil)
+)
 
 // Open connects to dsn (a libpq URL or key=value string) and applies the
 // migrations (core, registered, and store.WithMigrations sets).

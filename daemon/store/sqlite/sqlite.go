@@ -53,7 +53,10 @@ type Store struct {
 	path string
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store        = (*Store)(nil)
+	_ store.LeaseExpirer = (*Store)(nil)
+)
 
 // Path returns the database file.
 func (s *Store) Path() string { return s.path }

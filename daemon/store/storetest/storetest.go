@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"PerSubjectOrder", testPerSubjectOrder},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"ExtendLease", testExtendLease},
+		{"ExpireLeasesOfDeadProcess", testExpireLeases},
 		{"NotDueNotClaimed", testNotDue},
 		{"ConcurrentClaimers", testConcurrentClaimers},
 		{"ListAndCount", testListCount},
@@ -1132,5 +1133,33 @@ func testCompleteEvents(t *testing.T, s store.Store) {
 	must(t, err)
 	if len(att) != 1 || !att[0].OK || att[0].Finished.IsZero() {
 		t.Fatalf("attempts = %+v", att)
+	}
+}
+
+// testExpireLeases: a restarted process of an instance ends the leases its
+// killed predecessor held, and only those.
+func testExpireLeases(t *testing.T, s store.Store) {
+	le, ok := s.(store.LeaseExpirer)
+	if !ok {
+		t.Skip("store does not implement LeaseExpirer")
+	}
+	ctx := ctxT(t)
+	emit(t, s, ev("t", "a"), ev("t", "b"))
+	now := time.Now()
+	if got, err := s.ClaimEvents(ctx, "inst/111", 1, time.Hour, now); err != nil || len(got) != 1 {
+		t.Fatalf("claim: %v %v", got, err)
+	}
+	if got, err := s.ClaimEvents(ctx, "other/9", 1, time.Hour, now); err != nil || len(got) != 1 {
+		t.Fatalf("claim: %v %v", got, err)
+	}
+	n, err := le.ExpireLeases(ctx, "inst/", "inst/222", now.Add(time.Second))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("expired %d leases, want 1 (the other instance's must stay)", n)
+	}
+	got, err := s.ClaimEvents(ctx, "inst/222", 5, time.Hour, now.Add(2*time.Second))
+	must(t, err)
+	if len(got) != 1 || got[0].Subject != "a" {
+		t.Fatalf("after expiry, claimed %+v", got)
 	}
 }

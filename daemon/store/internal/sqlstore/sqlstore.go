@@ -746,6 +746,28 @@ func (s *DB) ExtendLease(ctx context.Context, id, worker string, until time.Time
 	return nil
 }
 
+// ExpireLeases ends, as of now, the leases of running events held by
+// workers whose name starts with prefix, except keep: after a restart the
+// new process of an instance takes back at once what its killed
+// predecessor held, instead of waiting for the leases to run out. The
+// events are then redelivered as any expired lease is.
+func (s *DB) ExpireLeases(ctx context.Context, prefix, keep string, now time.Time) (int, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := s.txExec(ctx, tx, `UPDATE events SET locked_until = ? WHERE state = 'running' AND locked_by <> ?
+			AND substr(locked_by, 1, ?) = ? AND locked_until > ?`, toNS(now), keep, len(prefix), prefix, toNS(now))
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("expire leases of %s*: %w", prefix, err)
+	}
+	return int(n), nil
+}
+
 // ReplayEvent puts a dead or delivered event back to pending.
 func (s *DB) ReplayEvent(ctx context.Context, id string) error {
 	now := toNS(time.Now())
