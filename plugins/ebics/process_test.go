@@ -1,0 +1,136 @@
+package ebics_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
+
+	"github.com/acquit/acquit/daemon/painfile"
+	"github.com/acquit/acquit/plugins/ebics"
+	"github.com/acquit/acquit/plugins/ebics/keys"
+	"github.com/acquit/acquit/plugins/ebics/protocol"
+	"github.com/acquit/acquit/plugins/ebics/sim"
+	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/plugintest"
+)
+
+// startPlugin runs the real plugin executable the way the daemon does
+// (go-plugin handshake, gRPC) and returns the transport and the process.
+func startPlugin(t *testing.T, bin string) (*sdk.TransportGRPCClient, *plugin.Client) {
+	t.Helper()
+	pc := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          sdk.PluginMap(),
+		Cmd:              exec.Command(bin),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           hclog.NewNullLogger(),
+	})
+	rpc, err := pc.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rpc.Dispense(sdk.PluginNameTransport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, ok := raw.(*sdk.TransportGRPCClient)
+	if !ok {
+		t.Fatalf("dispensed %T", raw)
+	}
+	t.Cleanup(pc.Kill)
+	return tr, pc
+}
+
+// TestPluginProcessKill9 builds cmd/acquit-plugin-ebics, onboards through
+// it, SIGKILLs the plugin process in the middle of a multi-segment upload,
+// starts a new one on the same daemon state: exactly one order.
+func TestPluginProcessKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the plugin executable")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "acquit-plugin-ebics")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/acquit-plugin-ebics").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	bankKeys, err := keys.Generate("BANK", "SIMBANK", keys.Options{SelfSigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sim.New(sim.Config{HostID: "SIMBANK", BankKeys: bankKeys, Faults: sim.Faults{NeverAck: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := s.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.AddSubscriber("P1", "U1")
+	ah, eh := s.BankKeyHashes(protocol.H005)
+	bs := ebics.BankSettings{URL: url, HostID: "SIMBANK", PartnerID: "P1", UserID: "U1", Profile: "v3", KeysPassphrase: "process passphrase",
+		BankAuthHash: protocol.FormatHash(ah), BankEncHash: protocol.FormatHash(eh)}
+	bs.Overrides.SegmentSize = 2000
+	settings, _ := json.Marshal(ebics.Settings{WorkDir: dir, Banks: map[string]ebics.BankSettings{"sim": bs}})
+	host := plugintest.NewMemHost() // the daemon's store: survives the plugin
+	ctx := context.Background()
+	tr, pc := startPlugin(t, bin)
+	if err := tr.Configure(ctx, settings, host); err != nil {
+		t.Fatal(err)
+	}
+	info, err := tr.Describe(ctx)
+	if err != nil || info.Name != "ebics" || info.Kind != sdk.KindBankTransport {
+		t.Fatalf("%+v %v", info, err)
+	}
+	for _, a := range []string{"init", "send", "fetch-bank-keys"} {
+		if _, err := tr.Keys(ctx, sdk.KeyRequest{Bank: "sim", Action: a}); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+	}
+	file := filepath.Join(dir, "big.xml")
+	f, _ := os.Create(file)
+	painfile.Generate(f, painfile.GenOptions{MsgID: "PROC-1", N: 400, Seed: 11, Debtor: "ACME", Date: time.Now()})
+	f.Close()
+	req := sdk.UploadRequest{Bank: "sim", TransmissionID: "proc-1", Function: "sct", Path: file}
+	s.SetFaults(sim.Faults{NeverAck: true, RequestDelay: 30 * time.Millisecond})
+	killed := make(chan struct{})
+	go func() {
+		defer close(killed)
+		for s.Requests() < 12 { // HEV-less onboarding took 3; init + several segments
+			time.Sleep(5 * time.Millisecond)
+		}
+		if p := pc.ReattachConfig(); p != nil && p.Pid > 0 {
+			syscall.Kill(p.Pid, syscall.SIGKILL)
+		}
+	}()
+	if _, err := tr.Upload(ctx, req, nil); err == nil {
+		t.Fatal("upload survived the kill")
+	}
+	<-killed
+	if n := len(s.Orders()); n != 0 {
+		t.Fatalf("%d orders after the kill", n)
+	}
+	s.SetFaults(sim.Faults{NeverAck: true})
+	tr2, _ := startPlugin(t, bin)
+	if err := tr2.Configure(ctx, settings, host); err != nil {
+		t.Fatal(err)
+	}
+	res, err := tr2.Upload(ctx, req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed || res.Segments < 5 || res.Details["msg_id"] != "PROC-1" {
+		t.Fatalf("%+v", res)
+	}
+	if o := s.Orders(); len(o) != 1 || o[0].OrderID != res.OrderID {
+		t.Fatalf("bank has %d orders", len(o))
+	}
+}
