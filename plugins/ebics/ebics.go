@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -122,6 +124,9 @@ func (p *Plugin) Configure(ctx context.Context, raw []byte, host sdk.Host) error
 		}
 		if b.URL == "" || b.HostID == "" || b.PartnerID == "" || b.UserID == "" {
 			return fmt.Errorf("ebics bank %s: url, host_id, partner_id and user_id are required", name)
+		}
+		if err := checkURL(b.URL); err != nil {
+			return fmt.Errorf("ebics bank %s: %w", name, err)
 		}
 		rt := &bankRT{set: b, version: protocol.Version(prof.Version), bank: client.Bank{Name: name, URL: b.URL, HostID: b.HostID,
 			PartnerID: b.PartnerID, UserID: b.UserID, Profile: prof, BankAuthHash: b.BankAuthHash, BankEncHash: b.BankEncHash}}
@@ -447,6 +452,29 @@ func (p *Plugin) keysStatus(ctx context.Context, name string, b *bankRT) (*sdk.K
 	}
 	sort.Strings(lines)
 	return &sdk.KeyResult{Status: status, Text: strings.Join(lines, "\n") + "\n", Meta: meta}, nil
+}
+
+// checkURL accepts https URLs, and plain http only on loopback (the
+// simulator, a local proxy).
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("url %q is not an absolute URL", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		h := u.Hostname()
+		if h == "localhost" {
+			return nil
+		}
+		if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
+			return nil
+		}
+		return fmt.Errorf("url %q: plain http is only allowed on loopback", raw)
+	}
+	return fmt.Errorf("url %q: scheme must be https", raw)
 }
 
 func firstNonEmpty(s ...string) string {

@@ -138,9 +138,16 @@ func withSeg(b ebics.BankSettings) ebics.BankSettings {
 func TestBadSettings(t *testing.T) {
 	p := ebics.New()
 	for _, s := range []string{`{}`, `{"banks":{"x":{"url":"u","host_id":"h","partner_id":"p","user_id":"u","profile":"zz","keys_passphrase":"12345678"}}}`,
-		`{"banks":{"x":{"url":"u","host_id":"h","partner_id":"p","user_id":"u","profile":"de"}}}`, `{"banks":{}, "bogus":1}`} {
+		`{"banks":{"x":{"url":"u","host_id":"h","partner_id":"p","user_id":"u","profile":"de"}}}`, `{"banks":{}, "bogus":1}`,
+		`{"banks":{"x":{"url":"http://bank.example/ebics","host_id":"h","partner_id":"p","user_id":"u","profile":"de","keys_passphrase":"12345678"}}}`,
+		`{"banks":{"x":{"url":"ftp://bank.example/","host_id":"h","partner_id":"p","user_id":"u","profile":"de","keys_passphrase":"12345678"}}}`,
+		`{"banks":{"x":{"url":"https://bank.example/","host_id":"h","partner_id":"p","user_id":"u","profile":"v3","overrides":{"cert_mode":"none"},"keys_passphrase":"12345678"}}}`} {
 		if err := p.Configure(context.Background(), []byte(s), memhost.New()); err == nil {
 			t.Errorf("accepted %s", s)
 		}
+	}
+	ok := `{"banks":{"x":{"url":"https://bank.example/ebics","host_id":"h","partner_id":"p","user_id":"u","profile":"fr","keys_passphrase":"12345678"}}}`
+	if err := p.Configure(context.Background(), []byte(ok), memhost.New()); err != nil {
+		t.Errorf("refused %s: %v", ok, err)
 	}
 }

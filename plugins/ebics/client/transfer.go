@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -489,7 +490,11 @@ func (c *Client) download(ctx context.Context, function string, fn Function, fro
 	if err != nil {
 		return nil, fmt.Errorf("ebics download %s: %w", function, err)
 	}
-	d := &Downloaded{TransactionID: resp.TransactionID, OrderID: resp.OrderID, Function: function, Format: fn.Format,
+	format := fn.Format
+	if fn.Container != "" {
+		format = strings.ToLower(fn.Container) // e.g. "zip": the daemon unpacks
+	}
+	d := &Downloaded{TransactionID: resp.TransactionID, OrderID: resp.OrderID, Function: function, Format: format,
 		Content: plain, Segments: resp.NumSegments, SHA256: sha256hex(plain)}
 	if err := c.putJSON(ctx, c.stateKey("download", d.TransactionID), map[string]string{"function": function, "sha256": d.SHA256}); err != nil {
 		return nil, err
