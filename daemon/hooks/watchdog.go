@@ -10,20 +10,29 @@ import (
 
 // watchdog stops calls when the heap grows by more than the budget while
 // they run. gopher-lua has no allocation hook, so the heap of the whole
-// process is sampled: every interval while at least one call runs. When the
-// growth over a call's starting point exceeds the budget, a GC is forced to
-// discount garbage, and calls still over budget are cancelled with
-// ErrMemoryLimit. With concurrent calls, an innocent call running next to a
-// hog may be stopped too (it is retried by the outbox).
+// process is watched, every interval while at least one call runs:
+//
+//   - the live heap marked by the last GC is compared with the live heap
+//     when each call started; a call over budget is cancelled with
+//     ErrMemoryLimit. A script allocating fast triggers GCs itself, so this
+//     needs no forced GC;
+//   - when the current heap (garbage included) is over budget but the last
+//     GC says otherwise, a GC is forced (at most once per forceEvery) to
+//     catch slow growth below the GC's own trigger.
+//
+// With concurrent calls, an innocent call running next to a hog may be
+// stopped too (the outbox retries it).
 type watchdog struct {
-	budget   uint64
-	interval time.Duration
-	mu       sync.Mutex
-	calls    map[*watch]struct{}
-	running  bool
-	lastGC   time.Time
-	heap     func() uint64 // current heap, garbage included
-	base     func() uint64 // live heap at the last GC
+	budget     uint64
+	interval   time.Duration
+	forceEvery time.Duration
+	mu         sync.Mutex
+	calls      map[*watch]struct{}
+	running    bool
+	lastGC     time.Time
+	heap       func() uint64 // current heap, garbage included
+	live       func() uint64 // live heap at the last GC
+	gc         func()
 }
 
 type watch struct {
@@ -32,15 +41,14 @@ type watch struct {
 }
 
 func newWatchdog(budget uint64, interval time.Duration) *watchdog {
-	return &watchdog{budget: budget, interval: interval, calls: map[*watch]struct{}{}, heap: heapBytes, base: liveHeapBytes}
+	return &watchdog{budget: budget, interval: interval, forceEvery: time.Second, calls: map[*watch]struct{}{},
+		heap: heapBytes, live: liveHeapBytes, gc: runtime.GC}
 }
 
 // heapBytes reads the bytes of heap objects (live and not yet swept).
 func heapBytes() uint64 { return readHeap("/memory/classes/heap/objects:bytes") }
 
-// liveHeapBytes reads the live heap as marked by the last GC: the baseline
-// of a call, so garbage left by earlier calls (a stopped hog's strings)
-// does not raise the next call's allowance.
+// liveHeapBytes reads the live heap as marked by the last GC.
 func liveHeapBytes() uint64 { return readHeap("/gc/heap/live:bytes") }
 
 func readHeap(name string) uint64 {
@@ -54,9 +62,9 @@ func readHeap(name string) uint64 {
 	return s[0].Value.Uint64()
 }
 
-// add registers a running call.
+// add registers a running call; its baseline is the live heap now.
 func (w *watchdog) add(cancel context.CancelCauseFunc) *watch {
-	wt := &watch{base: w.base(), cancel: cancel}
+	wt := &watch{base: w.live(), cancel: cancel}
 	w.mu.Lock()
 	w.calls[wt] = struct{}{}
 	if !w.running {
@@ -74,6 +82,19 @@ func (w *watchdog) remove(wt *watch) {
 	w.mu.Unlock()
 }
 
+// over cancels the calls whose baseline is more than the budget below
+// heap.
+func (w *watchdog) over(heap uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for c := range w.calls {
+		if heap > c.base && heap-c.base > w.budget {
+			c.cancel(ErrMemoryLimit)
+			delete(w.calls, c)
+		}
+	}
+}
+
 func (w *watchdog) loop() {
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
@@ -84,30 +105,22 @@ func (w *watchdog) loop() {
 			w.mu.Unlock()
 			return
 		}
-		var minBase uint64 = ^uint64(0)
+		minBase := ^uint64(0)
 		for c := range w.calls {
-			if c.base < minBase {
-				minBase = c.base
-			}
+			minBase = min(minBase, c.base)
 		}
 		w.mu.Unlock()
-		h := w.heap()
-		if h <= minBase || h-minBase <= w.budget {
+		if live := w.live(); live > minBase && live-minBase > w.budget {
+			w.over(live)
 			continue
 		}
-		// Over budget for at least one call: discount garbage first.
-		if time.Since(w.lastGC) > 50*time.Millisecond {
-			runtime.GC()
-			w.lastGC = time.Now()
-			h = w.heap()
+		h := w.heap()
+		if h <= minBase || h-minBase <= w.budget || time.Since(w.lastGC) < w.forceEvery {
+			continue
 		}
-		w.mu.Lock()
-		for c := range w.calls {
-			if h > c.base && h-c.base > w.budget {
-				c.cancel(ErrMemoryLimit)
-				delete(w.calls, c)
-			}
-		}
-		w.mu.Unlock()
+		// Over budget unless it is garbage: let a GC tell.
+		w.gc()
+		w.lastGC = time.Now()
+		w.over(w.live())
 	}
 }
