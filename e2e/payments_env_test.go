@@ -171,6 +171,9 @@ type customer struct {
 	// retry is set when the manual POST failed (daemon down): the browser
 	// refreshes later.
 	retry bool
+	// redirected counts the manual POSTs the daemon answered with a 303:
+	// each must be on the payment's timeline.
+	redirected atomic.Int32
 }
 
 func (c *customer) wantURL() string {
@@ -230,6 +233,7 @@ func (r *redirects) check(c *customer, resp *http.Response) {
 	switch {
 	case resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(loc, c.wantURL()):
 		r.ok++
+		c.redirected.Add(1)
 	case resp.StatusCode == http.StatusOK && r.allowNeutral:
 		r.neutral++
 	default:
@@ -467,22 +471,28 @@ func (e *payEnv) verifyPayments(ctx context.Context, cs []*customer) *payOutcome
 		if string(p.State) != string(want) {
 			mismatched = append(mismatched, fmt.Sprintf("%s: acquit %s by %s, simulator %s", c.ref, p.State, p.DecidedChannel, want))
 		}
-		autoRows := 0
+		autoRows, manualRows := 0, 0
 		for _, r := range d.Timeline {
 			out.verdicts[r.Channel+"/"+string(r.Verdict)]++
-			if r.Channel == string(sdk.ChannelAutomatic) {
+			switch r.Channel {
+			case string(sdk.ChannelAutomatic):
 				autoRows++
+			case string(sdk.ChannelManual):
+				manualRows++
 			}
 		}
 		if n := auto2xx[c.prov]; autoRows < n {
 			lost = append(lost, fmt.Sprintf("%s: simulator got 2xx for %d automatic responses, timeline has %d", c.ref, n, autoRows))
+		}
+		if n := int(c.redirected.Load()); manualRows < n {
+			lost = append(lost, fmt.Sprintf("%s: %d manual POSTs answered 303, timeline has %d", c.ref, n, manualRows))
 		}
 	}
 	if len(mismatched) > 0 {
 		t.Errorf("%d payments not as the simulator decided: %s", len(mismatched), firstN(mismatched, 10))
 	}
 	if len(lost) > 0 {
-		t.Errorf("%d payments lost automatic responses acquit had accepted: %s", len(lost), firstN(lost, 10))
+		t.Errorf("%d payments lost responses acquit had answered: %s", len(lost), firstN(lost, 10))
 	}
 
 	// Exactly one decision event per payment; none contradicting.
