@@ -470,3 +470,23 @@ func TestHostileAndBenignCallsConcurrently(t *testing.T) {
 		t.Errorf("good hook ran %s times, want %d", v, good.Load())
 	}
 }
+
+func TestCheckFindsRequireCallsNotMentions(t *testing.T) {
+	dir := writeScripts(t, map[string]string{
+		"a.lua": `-- this comment mentions require "nope" and must not count
+local doc = 'call require "nope2" to load'
+local m = require("lib.ok")
+local function f()
+  if true then
+    local x = { y = require "missing.deep" }
+  end
+end
+return require "json"
+`,
+		"lib/ok.lua": "return {}",
+	})
+	d := Check(dir)
+	if len(d) != 1 || d[0].File != "a.lua" || d[0].Line != 6 || !strings.Contains(d[0].Message, `"missing.deep"`) {
+		t.Errorf("diagnostics: %v", d)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -37,8 +36,6 @@ type requireRef struct {
 	name string
 	line int
 }
-
-var requireRe = regexp.MustCompile(`\brequire\s*\(?\s*["']([^"'\n]*)["']`)
 
 // loadDir compiles every .lua file under dir. It returns the scripts by
 // name and every problem found; scripts with problems are left out.
@@ -200,10 +197,7 @@ func compileFile(real, rel string) (*script, *Diagnostic) {
 			}
 		}
 	}
-	for _, m := range requireRe.FindAllSubmatchIndex(src, -1) {
-		line := 1 + bytes.Count(src[:m[0]], []byte("\n"))
-		sc.reqs = append(sc.reqs, requireRef{name: string(src[m[2]:m[3]]), line: line})
-	}
+	sc.reqs = findRequires(chunk)
 	return sc, nil
 }
 
