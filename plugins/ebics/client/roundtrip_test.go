@@ -225,15 +225,28 @@ func TestFrenchProfileFUL(t *testing.T) {
 }
 
 func TestCheckProfileMissing(t *testing.T) {
-	e := newEnv(t, protocol.H004, "de", sim.Config{OrderTypes: []string{"CCT", "HAC", "PTK"}}, true)
-	missing, err := e.cl.CheckProfile(context.Background())
-	if err != nil || strings.Join(missing, ",") != "mt940:STA,psr:Z01,sdd:CDD,statement:C53" {
-		t.Fatalf("%v %v", missing, err)
+	cases := []struct {
+		name string
+		v    protocol.Version
+		cfg  sim.Config
+		want string
+	}{
+		{"h004 htd offered", protocol.H004, sim.Config{OrderTypes: []string{"CCT", "HAC", "PTK", "HTD"}},
+			"mt940:STA (not offered),psr:Z01 (not offered),sdd:CDD (not offered),statement:C53 (not offered)"},
+		{"h004 htd permitted", protocol.H004, sim.Config{Permitted: []string{"CCT", "CDD", "HAC", "PTK", "Z01", "C53"}}, "mt940:STA (not permitted)"},
+		{"h004 haa fallback", protocol.H004, sim.Config{OrderTypes: []string{"CCT", "HAC", "PTK", "HAA"}}, "mt940:STA,psr:Z01,sdd:CDD,statement:C53"},
+		{"h005 htd", protocol.H005, sim.Config{Services: []protocol.OrderParams{{ServiceName: "SCT", MsgName: "pain.001"}}},
+			"psr:BTD PSR/pain.002 (not offered),sdd:BTU SDD/pain.008 (not offered),statement:BTD EOP/camt.053 (not offered)"},
+		{"h005 permitted", protocol.H005, sim.Config{Permitted: []string{"SCT", "SDD", "PSR", "EOP"}}, "hac:HAC (not permitted)"},
 	}
-	e3 := newEnv(t, protocol.H005, "v3", sim.Config{Services: []protocol.OrderParams{{ServiceName: "SCT", MsgName: "pain.001"}}}, true)
-	missing, err = e3.cl.CheckProfile(context.Background())
-	if err != nil || strings.Join(missing, ",") != "psr:PSR/pain.002,sdd:SDD/pain.008,statement:EOP/camt.053" {
-		t.Fatalf("%v %v", missing, err)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, c.v, "", c.cfg, true)
+			missing, err := e.cl.CheckProfile(context.Background())
+			if err != nil || strings.Join(missing, ",") != c.want {
+				t.Fatalf("got %q %v\nwant %q", strings.Join(missing, ","), err, c.want)
+			}
+		})
 	}
 }
 

@@ -541,10 +541,79 @@ func (c *Client) HAA(ctx context.Context) ([]string, []protocol.OrderParams, err
 	return ots, svcs, nil
 }
 
-// CheckProfile compares the profile with the bank's HAA answer and returns
-// the functions the bank does not offer ("function:order" strings). In 3.0
-// only BTU/BTD functions are checked (HAA lists BTF services only).
+// PartnerData downloads HTD (this subscriber) or HKD (all subscribers of
+// the partner): the orders offered and the permissions; the receipt is
+// sent at once.
+func (c *Client) PartnerData(ctx context.Context, orderType string) (*protocol.PartnerData, error) {
+	if orderType != "HTD" && orderType != "HKD" {
+		return nil, fmt.Errorf("ebics: %s is neither HTD nor HKD", orderType)
+	}
+	d, err := c.download(ctx, strings.ToLower(orderType), Function{OrderType: orderType}, time.Time{}, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, fmt.Errorf("ebics %s: bank sent no data", orderType)
+	}
+	if err := c.Receipt(ctx, d.TransactionID, true); err != nil {
+		return nil, err
+	}
+	pd, err := protocol.ParsePartnerData(d.Content)
+	if err != nil {
+		return nil, fmt.Errorf("ebics %s: %w", orderType, err)
+	}
+	return pd, nil
+}
+
+// CheckProfile compares the profile with what the bank says: HTD (orders
+// offered to the partner and the subscriber's permissions) when the bank
+// supports it, else HAA. It returns the functions that will not work
+// ("function:order (reason)").
 func (c *Client) CheckProfile(ctx context.Context) ([]string, error) {
+	pd, err := c.PartnerData(ctx, "HTD")
+	if err == nil {
+		return c.checkHTD(pd), nil
+	}
+	if !protocol.HasCode(err, protocol.CodeUnsupportedOrderType) && !protocol.HasCode(err, "091005") {
+		return nil, err
+	}
+	c.log.Info().Msg("ebics: bank does not support HTD, checking the profile with HAA")
+	return c.checkHAA(ctx)
+}
+
+func (c *Client) checkHTD(pd *protocol.PartnerData) []string {
+	var missing []string
+	for name, f := range c.bank.Profile.Functions {
+		label := name + ":" + f.OrderType
+		if f.OrderType == "BTU" || f.OrderType == "BTD" {
+			label += " " + f.ServiceName + "/" + f.MsgName
+		}
+		offered := false
+		for _, o := range pd.Orders {
+			offered = offered || o.Matches(f.OrderType, f.Params(), f.FileFormat)
+		}
+		if !offered {
+			missing = append(missing, label+" (not offered)")
+			continue
+		}
+		permitted := false
+		for _, u := range pd.Users {
+			if u.UserID != c.bank.UserID && pd.Kind == "HKDResponseOrderData" {
+				continue
+			}
+			for _, p := range u.Permission {
+				permitted = permitted || p.OrderType == f.OrderType && (p.Service.ServiceName == "" || p.Service.ServiceName == f.ServiceName)
+			}
+		}
+		if !permitted {
+			missing = append(missing, label+" (not permitted)")
+		}
+	}
+	sort.Strings(missing)
+	return missing
+}
+
+func (c *Client) checkHAA(ctx context.Context) ([]string, error) {
 	ots, svcs, err := c.HAA(ctx)
 	if err != nil {
 		return nil, err

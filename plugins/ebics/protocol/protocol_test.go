@@ -302,6 +302,13 @@ func sampleMessages(t testing.TB, v Version) map[string][]byte {
 	hpb, err := HPBResponseOrderData(v, pa, pe, "HOST")
 	add("hpb_order_data", hpb, err)
 	out["user_signature_data"] = UserSignatureData(v, A006, []byte("sig"), "P1", "U1")
+	htdOrders := []OrderInfo{{OrderType: "CCT", TransferType: "Upload"}, {OrderType: "FDL", FileFormat: "pain.002.001.03", TransferType: "Download"}}
+	if v == H005 {
+		htdOrders = []OrderInfo{{OrderType: "BTU", Service: OrderParams{ServiceName: "SCT", MsgName: "pain.001"}}, {OrderType: "HAC"}}
+	}
+	pd := PartnerData{HostID: "HOST", Name: "ACME", Orders: htdOrders, Users: []UserInfo{{UserID: "U1", Name: "Treasurer", Permission: htdOrders}}}
+	out["htd_order_data"] = PartnerOrderData(v, "HTDResponseOrderData", pd)
+	out["hkd_order_data"] = PartnerOrderData(v, "HKDResponseOrderData", pd)
 	out["haa_order_data"] = HAAResponseOrderData(v, []string{"CCT", "HAC", "PTK"}, []OrderParams{{ServiceName: "SCT", MsgName: "pain.001", MsgVersion: "09", Scope: "DE"}})
 	base := func(kind, ot string) *Request {
 		return &Request{Version: v, Kind: kind, HostID: "HOST", Nonce: NewNonce(), Timestamp: now, PartnerID: "P1", UserID: "U1", OrderType: ot, OrderAttrib: "DZNNN"}
@@ -419,6 +426,18 @@ func TestParseRoundTrip(t *testing.T) {
 		ots, svcs, err := ParseHAA(msgs["haa_order_data"])
 		if err != nil || (v == H004 && len(ots) != 3) || (v == H005 && (len(svcs) != 1 || svcs[0].MsgVersion != "09")) {
 			t.Fatalf("HAA %v %v %v", ots, svcs, err)
+		}
+		for _, k := range []string{"htd_order_data", "hkd_order_data"} {
+			pd, err := ParsePartnerData(msgs[k])
+			if err != nil || pd.HostID != "HOST" || len(pd.Orders) != 2 || len(pd.Users) != 1 || len(pd.Users[0].Permission) != 2 {
+				t.Fatalf("%s: %+v %v", k, pd, err)
+			}
+			if v == H005 && !pd.Orders[0].Matches("BTU", OrderParams{ServiceName: "SCT", MsgName: "pain.001"}, "") {
+				t.Fatalf("BTU service not matched: %+v", pd.Orders[0])
+			}
+			if v == H004 && (pd.Orders[1].FileFormat != "pain.002.001.03" || pd.Orders[1].TransferType != "Download") {
+				t.Fatalf("%+v", pd.Orders[1])
+			}
 		}
 		resp, _, err := ParseResponse(msgs["download_init_response"], 0)
 		if err != nil || resp.NumSegments != 2 || resp.OrderData != "QUJD" || resp.TechCode != CodeOK {

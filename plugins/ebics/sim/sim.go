@@ -85,6 +85,9 @@ type Config struct {
 	// the simulator supports.
 	OrderTypes []string
 	Services   []protocol.OrderParams
+	// Permitted restricts the subscriber's permissions in HTD/HKD (order
+	// types or 3.0 service names); nil: everything offered.
+	Permitted []string
 	// BankKeys reuses existing bank keys (their Auth and Enc keys, which
 	// need certificates for H005); nil generates fresh ones.
 	BankKeys *keys.Set
@@ -670,7 +673,7 @@ func orderKind(req *protocol.Request) (kind string, upload bool, ok bool) {
 		return req.OrderType, true, true
 	case "BTU":
 		return "BTU:" + p.ServiceName, true, p.ServiceName != "" && p.MsgName != ""
-	case "HAC", "PTK", "HAA":
+	case "HAC", "PTK", "HAA", "HTD", "HKD":
 		return req.OrderType, false, true
 	case "Z01":
 		return "PSR", false, true
@@ -722,7 +725,7 @@ func (s *Sim) initialise(req *protocol.Request, doc *etreeDoc) []byte {
 		return s.errorResponse(v, rk, protocol.CodeInternalError, "injected")
 	}
 	kind, upload, ok := orderKind(req)
-	if !ok {
+	if !ok || !s.offers(v, req.OrderType) {
 		return s.errorResponse(v, rk, protocol.CodeUnsupportedOrderType, req.OrderType)
 	}
 	t := &tx{id: protocol.NewTransactionID(), sub: sub, version: v, upload: upload, orderType: req.OrderType, params: req.Params, created: time.Now()}
@@ -756,9 +759,13 @@ func (s *Sim) initialise(req *protocol.Request, doc *etreeDoc) []byte {
 		return b
 	}
 	var d *Doc
-	if kind == "HAA" {
+	switch kind {
+	case "HAA":
 		d = &Doc{ID: "HAA", Kind: "HAA", Partner: sub.partner, Content: protocol.HAAResponseOrderData(v, s.orderTypes(), s.services()), Created: time.Now()}
-	} else {
+	case "HTD", "HKD":
+		pd := s.partnerData(v, sub)
+		d = &Doc{ID: kind, Kind: kind, Partner: sub.partner, Content: protocol.PartnerOrderData(v, kind+"ResponseOrderData", pd), Created: time.Now()}
+	default:
 		d = s.pickDoc(sub.partner, kind, req.Params)
 	}
 	if d == nil {
@@ -789,7 +796,62 @@ func (s *Sim) orderTypes() []string {
 	if s.cfg.OrderTypes != nil {
 		return s.cfg.OrderTypes
 	}
-	return []string{"FUL", "FDL", "CCT", "CDD", "HAC", "PTK", "Z01", "C53", "STA", "HAA"}
+	return []string{"FUL", "FDL", "CCT", "CDD", "HAC", "PTK", "Z01", "C53", "STA", "HAA", "HTD", "HKD"}
+}
+
+// offers reports whether the order type is enabled (2.5: OrderTypes when
+// configured; BTU/BTD and the admin types always in 3.0).
+func (s *Sim) offers(v protocol.Version, ot string) bool {
+	if v == protocol.H005 || s.cfg.OrderTypes == nil {
+		return true
+	}
+	for _, o := range s.cfg.OrderTypes {
+		if o == ot {
+			return true
+		}
+	}
+	return false
+}
+
+var uploadTypes = map[string]bool{"FUL": true, "CCT": true, "CDD": true, "CDB": true, "XE2": true, "XE3": true, "CIP": true, "BTU": true}
+
+// partnerData is what HTD/HKD tell a subscriber: the orders offered to the
+// partner, and the subscriber's permissions (all of them).
+func (s *Sim) partnerData(v protocol.Version, sub *subscriber) protocol.PartnerData {
+	var orders []protocol.OrderInfo
+	if v == protocol.H004 {
+		for _, ot := range s.orderTypes() {
+			tt := "Download"
+			if uploadTypes[ot] {
+				tt = "Upload"
+			}
+			orders = append(orders, protocol.OrderInfo{OrderType: ot, TransferType: tt})
+		}
+	} else {
+		for _, svc := range s.services() {
+			ot := "BTD"
+			if svc.ServiceName == "SCT" || svc.ServiceName == "SDD" {
+				ot = "BTU"
+			}
+			orders = append(orders, protocol.OrderInfo{OrderType: ot, Service: svc})
+		}
+		for _, ot := range []string{"HAC", "PTK", "HAA", "HTD", "HKD"} {
+			orders = append(orders, protocol.OrderInfo{OrderType: ot})
+		}
+	}
+	perm := orders
+	if s.cfg.Permitted != nil {
+		perm = nil
+		for _, o := range orders {
+			for _, p := range s.cfg.Permitted {
+				if o.OrderType == p || o.Service.ServiceName == p {
+					perm = append(perm, o)
+				}
+			}
+		}
+	}
+	return protocol.PartnerData{HostID: s.cfg.HostID, Name: sub.partner, Orders: orders,
+		Users: []protocol.UserInfo{{UserID: sub.user, Status: "1", Permission: perm}}}
 }
 
 func (s *Sim) services() []protocol.OrderParams {
