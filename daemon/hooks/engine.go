@@ -90,9 +90,10 @@ type Options struct {
 	// MaxHTTPResponse caps a response body read by the http module
 	// (default 4 MiB).
 	MaxHTTPResponse int64
-	// CallStackSize and RegistryMaxSize bound each Lua state (defaults 200
-	// frames, 256 Ki slots).
-	CallStackSize   int
+	// CallStackSize bounds the Lua call depth (default 200 frames).
+	CallStackSize int
+	// RegistryMaxSize bounds each Lua state's value stack (default 256 Ki
+	// slots).
 	RegistryMaxSize int
 }
 
@@ -449,44 +450,44 @@ func (e *Engine) DryRun(ctx context.Context, ev store.Event, opts DryRunOptions)
 // Trace is what one call did, for `acquit hooks run` and schedule job
 // summaries.
 type Trace struct {
-	Script    string
-	Function  string
-	Logs      []LogEntry
-	HTTPCalls []HTTPCall
-	KVWrites  []KVWrite
+	Script    string     // script name
+	Function  string     // function called
+	Logs      []LogEntry // log and print calls, in order
+	HTTPCalls []HTTPCall // every http module request, in order
+	KVWrites  []KVWrite  // kv changes of a dry run (not applied)
 	// Return is the function's first return value converted to Go
 	// (map[string]any, []any, string, float64, bool, nil).
 	Return   any
-	Err      error
-	Duration time.Duration
+	Err      error         // the call's error (a *HookError), nil on success
+	Duration time.Duration // wall time of the call
 }
 
 // LogEntry is one log call of a script.
 type LogEntry struct {
 	Time    time.Time
-	Level   string
-	Message string
-	Fields  map[string]any
+	Level   string         // debug, info, warn, error
+	Message string         // truncated to 8 KiB
+	Fields  map[string]any // the fields table, secrets redacted
 }
 
 // HTTPCall is one request made by the http module.
 type HTTPCall struct {
 	Method   string
-	URL      string
-	Headers  map[string]string // secrets redacted
-	BodySize int
-	Status   int
+	URL      string            // secret-looking query values redacted
+	Headers  map[string]string // request headers, secrets redacted
+	BodySize int               // request body bytes
+	Status   int               // response status, 0 if none
 	Duration time.Duration
-	Error    string
-	Sent     bool // false in an offline dry run
+	Error    string // transport error, "" if a response came
+	Sent     bool   // false in an offline dry run
 }
 
 // KVWrite is one kv change made during a dry run (not applied).
 type KVWrite struct {
-	Op    string // "set", "delete", "incr"
-	Key   string
-	Value string
-	TTL   time.Duration
+	Op    string        // "set", "delete", "incr"
+	Key   string        // key within the script's namespace
+	Value string        // value set, or the new value of incr
+	TTL   time.Duration // ttl of a set, 0 = forever
 }
 
 // maxArrayIndex bounds the array part of Lua tables (see New).

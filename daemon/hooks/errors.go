@@ -43,11 +43,11 @@ var (
 // HookError is a failed hook call. File and Line come from Lua's own
 // position information ("shop.lua:12: ...") when available.
 type HookError struct {
-	Script   string
-	Function string
-	EventID  string
-	File     string
-	Line     int
+	Script   string // script name, e.g. "shop"
+	Function string // the hook function
+	EventID  string // the event delivered, "" for Call
+	File     string // file of the error position, e.g. "lib/erp.lua"
+	Line     int    // line of the error position, 0 if unknown
 	Message  string // the Lua error message, position included
 	Kind     error  // one of the sentinel errors above
 }
@@ -106,8 +106,8 @@ func (d Diagnostic) String() string {
 // LoadError is returned by New and Reload when the folder or the bindings
 // are invalid; the previous version (if any) stays in force.
 type LoadError struct {
-	Dir         string
-	Diagnostics []Diagnostic
+	Dir         string       // the folder that failed to load
+	Diagnostics []Diagnostic // every problem found
 }
 
 // Error lists every diagnostic.
