@@ -170,6 +170,10 @@ type Events struct {
 	// Retention is how long delivered events are kept (dead ones are kept
 	// until replayed); default 720h (30 days), 0 keeps them forever.
 	Retention time.Duration `yaml:"retention"`
+	// Lease is how long a delivering instance holds an event before
+	// another may take it over if the first died (default 30s; renewed
+	// while the hook runs).
+	Lease time.Duration `yaml:"lease"`
 }
 
 // Plugin is one bank plugin process.
@@ -279,7 +283,7 @@ func defaults(lookup func(string) (string, bool), hostname func() (string, error
 	c.Log = Log{Level: "info", Format: "auto"}
 	c.Scripts = Scripts{Dir: "scripts", Timeout: 5 * time.Second, PoolSize: 4, MemoryBudget: 256 * MiB}
 	c.Events = Events{Workers: 4, MaxAttempts: 20, MaxAge: 72 * time.Hour, BackoffBase: time.Second,
-		BackoffMax: time.Hour, PollInterval: time.Second, Retention: 720 * time.Hour}
+		BackoffMax: time.Hour, PollInterval: time.Second, Retention: 720 * time.Hour, Lease: 30 * time.Second}
 	c.Payments = Payments{ReconcileAfter: 15 * time.Minute, FinalDeadline: 24 * time.Hour, RecheckEvery: 5 * time.Minute}
 	return c
 }

@@ -56,6 +56,9 @@ type TemplateData struct {
 	Hooks                       []HookData
 	// RecorderURL is handed to scripts as config.get("recorder.url").
 	RecorderURL string
+	// Instance names the daemon (default "demo"); PostgresDSNFile, when
+	// set, selects PostgreSQL with the DSN read from that file.
+	Instance, PostgresDSNFile string
 }
 
 // HookData binds events to a script function.

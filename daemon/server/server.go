@@ -204,7 +204,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		d.log.Warn().Int("events", n).Msg("events leased by a previous process of this instance are delivered again")
 	}
 	d.Dispatcher, err = outbox.New(outbox.Config{Store: d.Store, Handler: d.deliver, Name: workerName,
-		Workers: cfg.Events.Workers, PollInterval: cfg.Events.PollInterval, BackoffBase: cfg.Events.BackoffBase,
+		Workers: cfg.Events.Workers, Lease: cfg.Events.Lease, PollInterval: cfg.Events.PollInterval, BackoffBase: cfg.Events.BackoffBase,
 		BackoffMax: cfg.Events.BackoffMax, MaxAttempts: cfg.Events.MaxAttempts, MaxAge: cfg.Events.MaxAge,
 		Registerer: d.reg, Logger: &dlog})
 	if err != nil {
