@@ -490,3 +490,39 @@ return require "json"
 		t.Errorf("diagnostics: %v", d)
 	}
 }
+
+func TestRequireResolution(t *testing.T) {
+	e, _ := newTestEngine(t, map[string]string{
+		"main.lua": `
+function run()
+  local a = require "lib.util"
+  local b = require "lib/util"
+  local c = require "lib/util.lua"
+  local v2 = require "shop.v2.lua"
+  local side = require "side"
+  local n = "no" .. "where"
+  local ok, err = pcall(require, n)
+  return {same = (a == b and b == c), v2 = v2.name, side = side, counted = a.count(), missing = err}
+end
+function loop() return require "loop_a" end
+`,
+		"lib/util.lua": `local M = {} local n = 0 function M.count() n = n + 1 return n end return M`,
+		"shop.v2.lua":  `return {name = "v2"}`,
+		"side.lua":     `side_effect = true`,
+		"loop_a.lua":   `return require "loop_b"`,
+		"loop_b.lua":   `return require "loop_a"`,
+	}, nil, nil)
+	tr, err := e.Call(context.Background(), "main", "run", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := tr.Return.(map[string]any)
+	if m["same"] != true || m["v2"] != "v2" || m["side"] != true || m["counted"] != int64(1) ||
+		!strings.Contains(fmt.Sprint(m["missing"]), `module "nowhere" not found`) {
+		t.Errorf("require: %v", m)
+	}
+	_, err = e.Call(context.Background(), "main", "loop", nil)
+	if he := mustKind(t, err, ErrHookFailed); !strings.Contains(he.Message, "requires itself") {
+		t.Errorf("loop: %v", err)
+	}
+}

@@ -109,13 +109,8 @@ func loadDir(dir string) (map[string]*script, []Diagnostic) {
 			if _, ok := builtinModules[r.name]; ok {
 				continue
 			}
-			n, err := moduleName(r.name)
-			if err != nil {
+			if _, err := resolveModule(scripts, r.name); err != nil {
 				diags = append(diags, Diagnostic{File: sc.file, Line: r.line, Message: err.Error()})
-				continue
-			}
-			if _, ok := scripts[n]; !ok {
-				diags = append(diags, Diagnostic{File: sc.file, Line: r.line, Message: fmt.Sprintf("require %q: no such module in the scripts folder", r.name)})
 			}
 		}
 	}
@@ -230,6 +225,23 @@ func moduleName(req string) (string, error) {
 		return "", fmt.Errorf("require %q: not a clean module path: %w", req, ErrForbidden)
 	}
 	return n, nil
+}
+
+// resolveModule finds the script a require names: "lib.util" is
+// lib/util.lua, and a file whose name has dots ("shop.v2.lua") is found by
+// its literal name too.
+func resolveModule(scripts map[string]*script, req string) (*script, error) {
+	n, err := moduleName(req)
+	if err != nil {
+		return nil, err
+	}
+	if sc, ok := scripts[n]; ok {
+		return sc, nil
+	}
+	if sc, ok := scripts[strings.TrimSuffix(req, ".lua")]; ok {
+		return sc, nil
+	}
+	return nil, fmt.Errorf("require %q: no such module in the scripts folder", req)
 }
 
 // scriptName normalises a binding's script: "shop", "shop.lua".

@@ -202,10 +202,14 @@ func (s *vm) require(L *lua.LState) int {
 		L.Push(s.module(req))
 		return 1
 	}
-	name, err := moduleName(req)
-	if err != nil {
+	if _, err := moduleName(req); err != nil {
 		c.fail(L, ErrForbidden, "%s", strings.TrimSuffix(err.Error(), ": "+ErrForbidden.Error()))
 	}
+	sc, err := resolveModule(c.v.scripts, req)
+	if err != nil {
+		L.RaiseError("module %q not found: require resolves json, http, log, kv, config, time and .lua files of the scripts folder", req)
+	}
+	name := sc.name
 	key := "script:" + name
 	if c.loaded == nil {
 		c.loaded = map[string]lua.LValue{}
@@ -213,10 +217,6 @@ func (s *vm) require(L *lua.LState) int {
 	if v, ok := c.loaded[key]; ok {
 		L.Push(v)
 		return 1
-	}
-	sc, ok := c.v.scripts[name]
-	if !ok {
-		L.RaiseError("module %q not found: require resolves json, http, log, kv, config, time and .lua files of the scripts folder", req)
 	}
 	if c.loading == nil {
 		c.loading = map[string]bool{}
