@@ -151,14 +151,14 @@ func (p *Plugin) InitPayment(ctx context.Context, req sdk.PaymentRequest) (*sdk.
 	}
 	m, err := c.merchant(req.Merchant)
 	if err != nil {
-		return nil, err
+		return nil, sdk.Reject("unknown_merchant", "%v", err) // the shop's request is wrong, not Sips
 	}
 	cur, ok := sips.CurrencyNumeric(req.Currency)
 	if !ok {
-		return nil, fmt.Errorf("atos init %s: currency %q is not supported by Sips", req.Reference, req.Currency)
+		return nil, sdk.Reject("unsupported_currency", "atos init %s: currency %q is not supported by Sips", req.Reference, req.Currency)
 	}
 	if req.Amount <= 0 || req.Amount > 999_999_999_999 {
-		return nil, fmt.Errorf("atos init %s: amount %d out of range", req.Reference, req.Amount)
+		return nil, sdk.Reject("bad_amount", "atos init %s: amount %d out of range", req.Reference, req.Amount)
 	}
 	if req.AutomaticURL == "" || req.ManualURL == "" {
 		return nil, fmt.Errorf("atos init %s: automatic and manual URLs are required", req.Reference)
@@ -175,7 +175,7 @@ func (p *Plugin) InitPayment(ctx context.Context, req sdk.PaymentRequest) (*sdk.
 		init.Reference, init.TransactionDate = id, date
 	default:
 		if !validTransactionReference(req.Reference) {
-			return nil, fmt.Errorf("atos init: reference %q must be 1-35 letters or digits", req.Reference)
+			return nil, sdk.Reject("bad_reference", "atos init: reference %q must be 1-35 letters or digits", req.Reference)
 		}
 		ref.TransactionReference = req.Reference
 		init.Reference = req.Reference
