@@ -381,22 +381,17 @@ func (c *Client) LoadBankKeys(ctx context.Context) (*BankKeys, error) {
 	return bk, nil
 }
 
-func (c *Client) decryptOrderData(op string, wrapped []byte, orderData string) ([]byte, error) {
-	raw, err := protocol.DecodeBase64(orderData)
-	if err != nil {
-		return nil, fmt.Errorf("ebics %s: order data: %w", op, err)
-	}
+func (c *Client) decryptOrderData(op string, wrapped []byte, segments ...string) ([]byte, error) {
 	key, err := protocol.UnwrapKey(c.keys.Enc.Private, wrapped)
 	if err != nil {
 		return nil, fmt.Errorf("ebics %s: %w", op, err)
 	}
-	comp, err := protocol.DecryptE002(key, raw)
+	// Segments are decoded as one stream (they are cut in the base64 text),
+	// without building the joined text, the ciphertext or the compressed
+	// data in memory.
+	plain, err := protocol.DecodeOrderData(segments, key, c.o.MaxDownload)
 	if err != nil {
-		return nil, fmt.Errorf("ebics %s: %w", op, err)
-	}
-	plain, err := protocol.Inflate(comp, c.o.MaxDownload)
-	if err != nil {
-		return nil, fmt.Errorf("ebics %s: %w", op, err)
+		return nil, fmt.Errorf("ebics %s: order data: %w", op, err)
 	}
 	return plain, nil
 }

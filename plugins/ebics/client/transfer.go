@@ -480,13 +480,9 @@ func (c *Client) download(ctx context.Context, function string, fn Function, fro
 		}
 		segs = append(segs, sr.OrderData)
 	}
-	// Join every segment before decoding: segments are cut in the base64
+	// All segments are decoded as one stream: they are cut in the base64
 	// text, not in the binary data.
-	var joined []byte
-	for _, s := range segs {
-		joined = append(joined, s...)
-	}
-	plain, err := c.decryptOrderData(fn.OrderType, resp.TransactionKey, string(joined))
+	plain, err := c.decryptOrderData(fn.OrderType, resp.TransactionKey, segs...)
 	if err != nil {
 		return nil, fmt.Errorf("ebics download %s: %w", function, err)
 	}

@@ -323,3 +323,64 @@ func ParseHash(s string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+// base64Reader decodes standard base64, skipping whitespace; decoding
+// errors become *CryptoError.
+type base64Reader struct{ r io.Reader }
+
+func newBase64Reader(r io.Reader) io.Reader {
+	return &base64Reader{base64.NewDecoder(base64.StdEncoding, &noSpace{r: r})}
+}
+
+func (b *base64Reader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &CryptoError{Op: "base64", Err: err}
+	}
+	return n, err
+}
+
+type noSpace struct{ r io.Reader }
+
+func (n *noSpace) Read(p []byte) (int, error) {
+	for {
+		m, err := n.r.Read(p)
+		j := 0
+		for _, c := range p[:m] {
+			if c != ' ' && c != '\n' && c != '\r' && c != '\t' {
+				p[j] = c
+				j++
+			}
+		}
+		if j > 0 || err != nil {
+			return j, err
+		}
+	}
+}
+
+func inflateReader(r io.Reader, max int64) ([]byte, error) {
+	zr, err := zlib.NewReader(r)
+	if err != nil {
+		var ce *CryptoError
+		if errors.As(err, &ce) {
+			return nil, ce
+		}
+		return nil, &CryptoError{Op: "inflate", Err: err}
+	}
+	defer zr.Close()
+	var b bytes.Buffer
+	n, err := io.Copy(&b, io.LimitReader(zr, max+1))
+	if err != nil {
+		var ce *CryptoError
+		if errors.As(err, &ce) {
+			return nil, ce
+		}
+		return nil, &CryptoError{Op: "inflate", Err: err}
+	}
+	if n > max {
+		return nil, &CryptoError{Op: "inflate", Err: ErrInflateLimit}
+	}
+	return b.Bytes(), nil
+}

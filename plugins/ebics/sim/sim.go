@@ -1002,21 +1002,17 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 		s.log.Warn().Str("tx", t.id).Str("code", code).Str("report", report).Msg("ebics sim: upload refused")
 		return s.errorResponse(v, protocol.KindResponse, code, report)
 	}
-	data, err := protocol.DecodeBase64(strings.Join(t.segments, ""))
-	if err != nil {
-		return fail(protocol.CodeInvalidRequestContnt, err.Error())
-	}
 	key, err := protocol.UnwrapKey(s.encKey.Private, t.wrappedKey)
 	if err != nil {
 		return fail(protocol.CodeInvalidRequestContnt, err.Error())
 	}
-	comp, err := protocol.DecryptE002(key, data)
-	if err != nil {
-		return fail(protocol.CodeInvalidRequestContnt, err.Error())
-	}
-	plain, err := protocol.Inflate(comp, s.cfg.MaxOrderSize)
-	if err != nil {
+	plain, err := protocol.DecodeOrderData(t.segments, key, s.cfg.MaxOrderSize)
+	var ce *protocol.CryptoError
+	switch {
+	case errors.As(err, &ce) && ce.Op == "inflate":
 		return fail(protocol.CodeInvalidOrderData, err.Error())
+	case err != nil:
+		return fail(protocol.CodeInvalidRequestContnt, err.Error())
 	}
 	sigComp, err := protocol.DecryptE002(key, t.sigData)
 	if err != nil {
