@@ -78,41 +78,59 @@ func (f fetchStats) String() string {
 	return fmt.Sprintf("%d new, %d duplicate, %d bad, %d entries, %d unmatched", f.docs, f.dup, f.bad, f.entries, f.unmatched)
 }
 
+// MaxDocsPerFetch bounds the documents of one kind downloaded in one run
+// (a bank delivers one document per download; acquit asks again until
+// "no data").
+const MaxDocsPerFetch = 200
+
 func (s *Service) fetchKind(ctx context.Context, b Bank, kind string, from, to time.Time) (fetchStats, error) {
 	var st fetchStats
 	tr, err := s.d.Transport(b.Plugin)
 	if err != nil {
 		return st, err
 	}
-	res, err := tr.Download(ctx, sdk.DownloadRequest{Bank: b.Name, Function: kind, From: from, To: to})
-	if err != nil {
-		return st, fmt.Errorf("download: %w", err)
-	}
-	if res.NoData || len(res.Documents) == 0 {
-		st.noData = true
-		return st, nil
-	}
-	for _, doc := range res.Documents {
-		r, err := s.Ingest(ctx, b.Name, kind, doc)
+	seen := map[string]bool{} // a document offered again in this run (receipt refused): stop
+	for round := 0; round < MaxDocsPerFetch; round++ {
+		res, err := tr.Download(ctx, sdk.DownloadRequest{Bank: b.Name, Function: kind, From: from, To: to})
 		if err != nil {
-			// Not stored: tell the bank so it delivers the document again.
-			_ = tr.Confirm(ctx, b.Name, doc.DownloadID, false)
-			return st, fmt.Errorf("ingest %s: %w", doc.Name, err)
+			return st, fmt.Errorf("download: %w", err)
 		}
-		if err := tr.Confirm(ctx, b.Name, doc.DownloadID, true); err != nil {
-			// Stored already: a redelivery is deduplicated by content.
-			s.d.Logger.Warn().Err(err).Str("bank", b.Name).Str("kind", kind).Msg("receipt not accepted; the document may come again")
+		if res.NoData || len(res.Documents) == 0 {
+			st.noData = round == 0
+			return st, nil
 		}
-		switch {
-		case r.Duplicate:
-			st.dup++
-		case r.ParseError != "":
-			st.bad++
-		default:
-			st.docs++
+		again := false
+		for _, doc := range res.Documents {
+			r, err := s.Ingest(ctx, b.Name, kind, doc)
+			if err != nil {
+				// Not stored: tell the bank so it delivers the document again.
+				_ = tr.Confirm(ctx, b.Name, doc.DownloadID, false)
+				return st, fmt.Errorf("ingest %s: %w", doc.Name, err)
+			}
+			if err := tr.Confirm(ctx, b.Name, doc.DownloadID, true); err != nil {
+				// Stored already: a redelivery is deduplicated by content.
+				s.d.Logger.Warn().Err(err).Str("bank", b.Name).Str("kind", kind).Msg("receipt not accepted; the document may come again")
+			}
+			if seen[r.AckID] {
+				again = true
+			}
+			seen[r.AckID] = true
+			switch {
+			case r.Duplicate:
+				st.dup++
+			case r.ParseError != "":
+				st.bad++
+			default:
+				st.docs++
+			}
+			st.entries += r.Entries
+			st.unmatched += r.Unmatched
 		}
-		st.entries += r.Entries
-		st.unmatched += r.Unmatched
+		// A date-range download returns the same documents each time, and
+		// a bank that did not take the receipt offers the same one again.
+		if again || !from.IsZero() || !to.IsZero() {
+			return st, nil
+		}
 	}
 	return st, nil
 }

@@ -23,12 +23,13 @@ import (
 // in these unit tests (the EBICS plugin and its simulator are exercised in
 // the end-to-end tests). It records every upload it receives.
 type recordingBank struct {
-	mu      sync.Mutex
-	uploads map[string]int // TransmissionID -> count
-	refuse  bool
-	fail    int // fail this many uploads with a transient error first
-	docs    []sdk.Document
-	confirm map[string]bool
+	mu         sync.Mutex
+	uploads    map[string]int // TransmissionID -> count
+	refuse     bool
+	fail       int // fail this many uploads with a transient error first
+	docs       []sdk.Document
+	confirm    map[string]bool
+	onePerCall bool
 }
 
 func (b *recordingBank) Describe(context.Context) (sdk.Info, error) {
@@ -64,6 +65,9 @@ func (b *recordingBank) Download(ctx context.Context, req sdk.DownloadRequest) (
 	for _, d := range b.docs {
 		if d.Function == req.Function && !b.confirm[d.DownloadID] {
 			out = append(out, d)
+			if b.onePerCall {
+				break
+			}
 		}
 	}
 	return &sdk.DownloadResult{NoData: len(out) == 0, Documents: out}, nil
@@ -464,5 +468,26 @@ func TestLeaseOfDeadProcessTakenOver(t *testing.T) {
 	// ...but the restarted process of the same instance resumes at once.
 	if tr, err := other.Send(ctx, res.Transmission.ID, "inst", nil); err != nil || tr.State != StateSubmitted {
 		t.Fatalf("restart could not resume: %v", err)
+	}
+}
+
+func TestFetchAcksDrainsEveryPendingDocument(t *testing.T) {
+	f := newFixture(t)
+	tr := f.submitAndSend(t)
+	a, _ := os.ReadFile("testdata/psr_actc.xml")
+	b, _ := os.ReadFile("testdata/psr_tx_rjct.xml")
+	// A bank offering one document per download, as EBICS does.
+	f.bank.docs = []sdk.Document{{DownloadID: "d1", Function: "psr", Name: "1.xml", Content: a}, {DownloadID: "d2", Function: "psr", Name: "2.xml", Content: b}}
+	f.bank.onePerCall = true
+	sum, err := f.svc.FetchAcks(context.Background(), map[string]string{"bank": "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum != "demo/psr: 2 new, 0 duplicate, 0 bad, 4 entries, 0 unmatched" {
+		t.Fatalf("summary %q", sum)
+	}
+	cur, _ := f.svc.Get(context.Background(), tr.ID)
+	if cur.State != StatePartial {
+		t.Fatal(cur.State)
 	}
 }
