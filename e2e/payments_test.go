@@ -75,6 +75,17 @@ func TestPaymentsEndToEnd2000(t *testing.T) {
 			t.Errorf("no payment decided by %s: the faults did not exercise every channel", ch)
 		}
 	}
+	// The daemon's own counters agree (no restart in this test).
+	m := e.metrics(c)
+	if got := metricValue(m, "acquit_payments_transitions_total"); int(got) != len(all) {
+		t.Errorf("acquit_payments_transitions_total = %v, want %d", got, len(all))
+	}
+	for _, ch := range []string{"automatic", "manual"} {
+		got := metricValue(m, "acquit_payments_notifications_total", `verdict="decided"`, `channel="`+ch+`"`)
+		if int(got) != o.byChannel[ch] {
+			t.Errorf("acquit_payments_notifications_total{channel=%q,verdict=decided} = %v, want %d", ch, got, o.byChannel[ch])
+		}
+	}
 	if o.verdicts["manual/duplicate"] == 0 || o.verdicts["automatic/duplicate"] == 0 {
 		t.Errorf("no duplicates recorded (%v): the injected duplicates did not reach the daemon", o.verdicts)
 	}
@@ -386,6 +397,55 @@ func TestPaymentsKill9DuringReconcile(t *testing.T) {
 		t.Fatalf("%d payments still pending a minute after the restart; reconcile schedule: %+v", len(ps), e.reconcileSchedule(c))
 	}
 	e.verifyPayments(c, cs)
+	if err := e.h.Stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// TestPaymentsOfficeOutage loses every automatic response and every
+// customer's return, so only reconciliation with Sips Office can decide,
+// and takes Office down (HTTP 503) for three reconcile passes: no payment
+// may move while Office cannot answer (in particular none may expire), the
+// failing passes must show on GET /v1/schedules, and once Office is back
+// every payment must be decided as the simulator says, once.
+func TestPaymentsOfficeOutage(t *testing.T) {
+	const n = 100
+	c := ctx(t)
+	e := newPayEnv(t, sim.Faults{DropAutomatic: 1, CustomerNeverReturns: 1, OfficeDown: true}, func(tp *demo.TemplateData) {
+		tp.ReconcileAfter = "1s"
+	})
+	e.start(c)
+	cs := e.plan(n, 8)
+	rd := &redirects{}
+	if err := e.drive(c, cs, 8, rd, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.WaitDeliveries(c); err != nil {
+		t.Fatal(err)
+	}
+	base := e.sim.Stats().OfficeUnavailable
+	waitFor(t, time.Minute, "three reconcile passes against Office down", func() bool {
+		return e.sim.Stats().OfficeUnavailable >= base+3
+	})
+	var pending []payments.Payment
+	if _, err := e.cl.Do(c, "GET", "/v1/payments?state=pending&limit=1000", nil, &pending); err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != n {
+		t.Errorf("%d of %d payments still pending while Office is down: a payment moved without an answer", len(pending), n)
+	}
+	sch := e.reconcileSchedule(c)
+	if sch.LastOK == nil || *sch.LastOK || sch.LastError == "" {
+		t.Errorf("reconcile schedule while Office is down: %+v; want the last run failed with an error", sch)
+	}
+	t.Logf("Office down: %d queries answered 503; reconcile schedule shows %q", e.sim.Stats().OfficeUnavailable, sch.LastError)
+	e.sim.SetFaults(sim.Faults{DropAutomatic: 1, CustomerNeverReturns: 1})
+	back := time.Now()
+	o := e.verifyPayments(c, cs)
+	o.log(t, fmt.Sprintf("%d payments decided after Office came back", n), time.Since(back), e.sim.Stats(), rd)
+	if o.byChannel["reconciliation"] != n {
+		t.Errorf("decided by %v, want all %d by reconciliation", o.byChannel, n)
+	}
 	if err := e.h.Stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
