@@ -311,6 +311,7 @@ func (c *Client) runUpload(ctx context.Context, spec UploadSpec, fn Function, ke
 	defer sf.Close()
 	buf := make([]byte, st.SegmentSize)
 	var last *protocol.Response
+	syncs := 0
 	for n := st.SegmentsDone + 1; n <= st.NumSegments; n++ {
 		m, err := sf.ReadAt(buf, int64(n-1)*int64(st.SegmentSize))
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -322,6 +323,9 @@ func (c *Client) runUpload(ctx context.Context, spec UploadSpec, fn Function, ke
 			return c.exchange(ctx, fn.OrderType+" transfer", r)
 		})
 		if protocol.HasCode(err, protocol.CodeTxRecoverySync) && resp != nil {
+			if syncs++; syncs > 10 {
+				return nil, fmt.Errorf("segment %d: the bank asked to resynchronise %d times: %w", n, syncs, err)
+			}
 			// The bank names the last segment it has: continue after it.
 			c.log.Warn().Int("bank_has", resp.SegmentNumber).Int("sent", n).Msg("ebics upload: recovery sync")
 			st.SegmentsDone = min(resp.SegmentNumber, st.NumSegments-1)
