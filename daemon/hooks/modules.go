@@ -164,6 +164,29 @@ func secretKey(k string) bool {
 	return false
 }
 
+// redactDeep replaces secret-looking keys inside nested fields (a config
+// table logged whole, for instance).
+func redactDeep(v any, depth int) any {
+	if depth > 16 {
+		return "[too deep]"
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if secretKey(k) {
+				x[k] = "[redacted]"
+			} else {
+				x[k] = redactDeep(e, depth+1)
+			}
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = redactDeep(e, depth+1)
+		}
+	}
+	return v
+}
+
 func (s *vm) logFn(level string) lua.LGFunction {
 	return func(L *lua.LState) int {
 		msg := L.ToStringMeta(L.Get(1)).String()
@@ -190,6 +213,7 @@ func (s *vm) logFn(level string) lua.LGFunction {
 				if err != nil {
 					gv = v.String()
 				}
+				gv = redactDeep(gv, 0)
 				if str, ok := gv.(string); ok && len(str) > maxLogMessage {
 					gv = str[:maxLogMessage] + "…"
 				}

@@ -365,6 +365,7 @@ func TestLogModule(t *testing.T) {
 function run(event)
   log.debug("d")
   log.warn("w", {amount = 12.5, nested = {a = 1}, password = "hunter2", script = "spoof"})
+  log.info("cfg", {shop = {url = "u", api_token = "tok-777", list = {{secret = "s-888"}}}})
   log.error("e")
   print("printed", 1, nil)
   for i = 1, 2000 do log.info("flood") end
@@ -375,15 +376,15 @@ end
 	}
 	out := logs.String()
 	for _, w := range []string{`"level":"warn","script":"l","hook":"run","event_id":"ev-9","amount":12.5,"field_script":"spoof","nested":{"a":1},"password":"[redacted]","message":"w"`,
-		`"level":"debug"`, `"level":"error"`, `"message":"printed\t1\tnil"`, `hook log limit reached`} {
+		`"level":"debug"`, `"level":"error"`, `"shop":{"api_token":"[redacted]","list":[{"secret":"[redacted]"}],"url":"u"}`, `"message":"printed\t1\tnil"`, `hook log limit reached`} {
 		if !strings.Contains(out, w) {
 			t.Errorf("log output lacks %s", w)
 		}
 	}
-	if strings.Contains(out, "hunter2") {
+	if strings.Contains(out, "hunter2") || strings.Contains(out, "tok-777") || strings.Contains(out, "s-888") {
 		t.Error("secret logged")
 	}
-	if n := strings.Count(out, `"flood"`); n != maxLogsPerCall-4 {
+	if n := strings.Count(out, `"flood"`); n != maxLogsPerCall-5 {
 		t.Errorf("flood lines = %d", n)
 	}
 }
