@@ -38,3 +38,27 @@ func BenchmarkCallSerial(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDeliverShopHook delivers payment.accepted to scripts/shop.lua,
+// which posts to a loopback shop server (HTTP keep-alive).
+func BenchmarkDeliverShopHook(b *testing.B) {
+	srv := newShopServer(b)
+	e, err := New(Options{Dir: "../../scripts", Bindings: exampleBindings[:1], KV: newMemKV(), Logger: zerolog.Nop(),
+		Config: map[string]any{"shop": map[string]any{"url": srv.URL + "/shop"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	ev := loadEvent(b, "payment.accepted")
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := e.Deliver(context.Background(), ev, 1); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+}
