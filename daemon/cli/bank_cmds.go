@@ -30,18 +30,12 @@ func (r *root) paymentsCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List payments, newest first", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{"limit": {strconv.Itoa(limit)}}
 			if state != "" {
 				q.Set("state", state)
 			}
-			ctx, cancel := ctxTimeout()
-			defer cancel()
 			var ps []payments.Payment
-			if _, err := c.Do(ctx, "GET", "/v1/payments?"+q.Encode(), nil, &ps); err != nil {
+			if _, err := r.get("/v1/payments?"+q.Encode(), &ps); err != nil {
 				return err
 			}
 			if r.cf.json {
@@ -61,14 +55,8 @@ func (r *root) paymentsCmd() *cobra.Command {
 	show := &cobra.Command{
 		Use: "show REF", Short: "Show a payment with the timeline of every response received", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxTimeout()
-			defer cancel()
 			var d payments.Detail
-			raw, err := c.Do(ctx, "GET", "/v1/payments/"+url.PathEscape(args[0]), nil, &d)
+			raw, err := r.get("/v1/payments/"+url.PathEscape(args[0]), &d)
 			if err != nil {
 				return err
 			}
@@ -99,18 +87,12 @@ func (r *root) transmissionsCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List transmissions, newest first", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{"limit": {strconv.Itoa(limit)}}
 			if state != "" {
 				q.Set("state", state)
 			}
-			ctx, cancel := ctxTimeout()
-			defer cancel()
 			var ts []transmissions.Transmission
-			if _, err := c.Do(ctx, "GET", "/v1/transmissions?"+q.Encode(), nil, &ts); err != nil {
+			if _, err := r.get("/v1/transmissions?"+q.Encode(), &ts); err != nil {
 				return err
 			}
 			if r.cf.json {
@@ -129,14 +111,8 @@ func (r *root) transmissionsCmd() *cobra.Command {
 	show := &cobra.Command{
 		Use: "show ID", Short: "Show a transmission with its history, acknowledgements and rejected transactions", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxTimeout()
-			defer cancel()
 			var d transmissions.Detail
-			raw, err := c.Do(ctx, "GET", "/v1/transmissions/"+url.PathEscape(args[0]), nil, &d)
+			raw, err := r.get("/v1/transmissions/"+url.PathEscape(args[0]), &d)
 			if err != nil {
 				return err
 			}

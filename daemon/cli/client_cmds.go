@@ -61,6 +61,17 @@ func (r *root) client() (*adminclient.Client, error) {
 	return adminclient.New(addr, token), nil
 }
 
+// get GETs path from the admin API into out and returns the raw answer.
+func (r *root) get(path string, out any) ([]byte, error) {
+	c, err := r.client()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := ctxTimeout()
+	defer cancel()
+	return c.Do(ctx, "GET", path, nil, out)
+}
+
 func ctxTimeout() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 60*time.Second)
 }
@@ -72,10 +83,6 @@ func (r *root) eventsCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List events (newest last)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			if state != "" {
 				q.Set("state", state)
@@ -87,10 +94,8 @@ func (r *root) eventsCmd() *cobra.Command {
 				q.Set("subject", subject)
 			}
 			q.Set("limit", strconv.Itoa(limit))
-			ctx, cancel := ctxTimeout()
-			defer cancel()
 			var evs []store.Event
-			if _, err := c.Do(ctx, "GET", "/v1/events?"+q.Encode(), nil, &evs); err != nil {
+			if _, err := r.get("/v1/events?"+q.Encode(), &evs); err != nil {
 				return err
 			}
 			if r.cf.json {
@@ -112,14 +117,8 @@ func (r *root) eventsCmd() *cobra.Command {
 	show := &cobra.Command{
 		Use: "show ID", Short: "Show one event with its payload and delivery attempts", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxTimeout()
-			defer cancel()
 			var d httpapi.EventDetail
-			if _, err := c.Do(ctx, "GET", "/v1/events/"+url.PathEscape(args[0]), nil, &d); err != nil {
+			if _, err := r.get("/v1/events/"+url.PathEscape(args[0]), &d); err != nil {
 				return err
 			}
 			if r.cf.json {
@@ -169,14 +168,8 @@ func (r *root) schedulesCmd() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List schedules with next run time and last outcome", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxTimeout()
-			defer cancel()
 			var ss []httpapi.ScheduleInfo
-			if _, err := c.Do(ctx, "GET", "/v1/schedules", nil, &ss); err != nil {
+			if _, err := r.get("/v1/schedules", &ss); err != nil {
 				return err
 			}
 			if r.cf.json {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -308,3 +309,14 @@ func (f *Flag) Set(v bool) { f.v.Store(v) }
 
 // Get reads the flag.
 func (f *Flag) Get() bool { return f.v.Load() }
+
+// DecodeJSON decodes a JSON request body of at most 1 MiB into v, refusing
+// unknown fields.
+func DecodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("bad JSON body: %w", err)
+	}
+	return nil
+}

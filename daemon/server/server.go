@@ -427,7 +427,7 @@ func (d *Daemon) adminMux() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/banks/{bank}/keys", func(w http.ResponseWriter, r *http.Request) {
 		var req sdk.KeyRequest
-		if err := decodeJSON(r, &req); err != nil {
+		if err := httpapi.DecodeJSON(r, &req); err != nil {
 			httpapi.WriteError(w, http.StatusBadRequest, err)
 			return
 		}

@@ -151,7 +151,7 @@ func (s *Service) AdminHandler(owner string, maxUpload int64) http.Handler {
 				return
 			}
 		} else {
-			if err := decodeJSON(r, &req); err != nil {
+			if err := httpapi.DecodeJSON(r, &req); err != nil {
 				httpapi.WriteError(w, 400, err)
 				return
 			}
