@@ -5,6 +5,17 @@
 // serves calls; Reload swaps the whole folder atomically (calls in flight
 // finish on the old version). Each call gets fresh globals, a deadline and
 // a heap budget. See docs/lua.md for the API offered to hook authors.
+//
+// Use from the daemon:
+//
+//	eng, err := hooks.New(hooks.Options{Dir: dir, Bindings: bs, KV: st, Config: values,
+//		Logger: log, Registerer: reg})
+//	err = eng.Deliver(ctx, ev, ev.Attempts+1)        // outbox handler
+//	tr, err := eng.Call(ctx, "reports", "daily", params) // schedule job
+//	err = eng.Reload(dir, bs); eng.SetConfig(values)   // SIGHUP
+//	diags := hooks.Check(dir)                          // acquit scripts check
+//	ev, err := hooks.EventFromFile("payment.accepted", raw)
+//	traces, err := eng.DryRun(ctx, ev, hooks.DryRunOptions{Offline: true})
 package hooks
 
 import (

@@ -449,3 +449,22 @@ func TestDryRunWithoutStore(t *testing.T) {
 		t.Errorf("deliver without store: %v", err)
 	}
 }
+
+// roundTripFunc is an injected transport.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestInjectedHTTPClient(t *testing.T) {
+	var seen atomic.Value
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen.Store(r.Method + " " + r.URL.String())
+		return &http.Response{StatusCode: 201, Header: http.Header{"X-Fake": {"1"}}, Body: io.NopCloser(strings.NewReader("created")), Request: r}, nil
+	})}
+	e, _ := newTestEngine(t, map[string]string{"h.lua": `function run() local r = http.post("https://erp.invalid/x", "b") return r.status .. r.body .. r.headers["x-fake"] end`},
+		nil, func(o *Options) { o.HTTPClient = client })
+	tr, err := e.Call(context.Background(), "h", "run", nil)
+	if err != nil || tr.Return != "201created1" || seen.Load() != "POST https://erp.invalid/x" {
+		t.Errorf("%v %v %v", tr.Return, err, seen.Load())
+	}
+}
