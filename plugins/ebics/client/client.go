@@ -189,7 +189,7 @@ func (c *Client) exchange(ctx context.Context, op string, r *protocol.Request) (
 		return nil, fmt.Errorf("ebics %s: response version %s, want %s", op, resp.Version, c.version)
 	}
 	if bk := c.bk(); resp.Kind == protocol.KindResponse && bk != nil {
-		if err := protocol.VerifyAuth(doc, bk.Auth.Key, "DataEncryptionInfo"); err != nil {
+		if err := protocol.VerifyAuth(doc, bk.Auth.Key, "DataEncryptionInfo", "ReturnCode", "TimestampBankParameter"); err != nil {
 			return nil, fmt.Errorf("ebics %s: bank response: %w", op, err)
 		}
 	}

@@ -188,6 +188,9 @@ func TestClientRefusesBadResponses(t *testing.T) {
 			if i := bytes.Index(out, []byte("</OrderData>")); i > 0 && bytes.Contains(b, []byte("<SegmentNumber")) {
 				out = append(out[:i-3:i-3], out[i:]...)
 			}
+		case "unauthenticated business code":
+			// Hide data: business code 090005 outside the signature.
+			out = bytes.Replace(out, []byte("<ReturnCode authenticate=\"true\">000000"), []byte("<ReturnCode>090005"), 1)
 		case "oversized":
 			out = bytes.Repeat([]byte(" "), 20<<20)
 		}
@@ -205,6 +208,7 @@ func TestClientRefusesBadResponses(t *testing.T) {
 		{"forged", func(err error) bool { return errors.Is(err, protocol.ErrAuth) }},
 		{"truncated", func(err error) bool { var ce *protocol.CryptoError; return errors.As(err, &ce) }}, // OrderData is outside X002: caught at decoding
 		{"oversized", func(err error) bool { return errors.Is(err, protocol.ErrTooLarge) }},
+		{"unauthenticated business code", func(err error) bool { return errors.Is(err, protocol.ErrAuth) }},
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			mode = c.mode

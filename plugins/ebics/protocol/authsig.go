@@ -101,8 +101,9 @@ func SignAuth(doc *etree.Document, priv *rsa.PrivateKey) error {
 
 // VerifyAuth checks the AuthSignature of a parsed document with the
 // sender's X002 public key. mustAuth lists element tags (local names) that
-// must carry authenticate="true" if present, so a forger cannot exclude them
-// from the digest by dropping the attribute; the header always must.
+// must carry authenticate="true" where present outside the header, so a
+// forger cannot exclude them from the digest by dropping the attribute; the
+// header always must.
 func VerifyAuth(doc *etree.Document, pub *rsa.PublicKey, mustAuth ...string) error {
 	root := doc.Root()
 	header := root.SelectElement("header")
@@ -111,6 +112,9 @@ func VerifyAuth(doc *etree.Document, pub *rsa.PublicKey, mustAuth ...string) err
 	}
 	for _, tag := range mustAuth {
 		for _, el := range root.FindElements("//" + tag) {
+			if inside(el, header) {
+				continue // covered by the header
+			}
 			if el.SelectAttrValue("authenticate", "") != "true" {
 				return &AuthError{tag + " not marked authenticate=\"true\""}
 			}
@@ -180,6 +184,15 @@ func VerifyAuth(doc *etree.Document, pub *rsa.PublicKey, mustAuth ...string) err
 		return &AuthError{"signature value does not verify"}
 	}
 	return nil
+}
+
+func inside(e, ancestor *etree.Element) bool {
+	for p := e.Parent(); p != nil; p = p.Parent() {
+		if p == ancestor {
+			return true
+		}
+	}
+	return false
 }
 
 func child(e *etree.Element, tag string) *etree.Element {
