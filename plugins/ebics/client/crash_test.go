@@ -201,3 +201,21 @@ func firstE2E(t *testing.T, e *env, path string) string {
 	}
 	return string(b[i+len("<EndToEndId>") : j])
 }
+
+// Late acknowledgement: nothing to download right after the upload, the
+// documents appear once the bank has processed the file.
+func TestAckLate(t *testing.T) {
+	e := newEnv(t, protocol.H005, "", sim.Config{Faults: sim.Faults{AckDelay: 3 * time.Second}}, true)
+	ctx := context.Background()
+	path := writePain(t, e.tmp, "MSG-LATE", 10)
+	if _, err := e.cl.Upload(ctx, client.UploadSpec{ID: "LATE", Function: "sct", Path: path}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := e.cl.Download(ctx, "psr", time.Time{}, time.Time{}); err != nil || d != nil {
+		t.Fatalf("before the acknowledgement: %v %v", d, err)
+	}
+	e.sim.WaitAcks()
+	if d, err := e.cl.Download(ctx, "psr", time.Time{}, time.Time{}); err != nil || d == nil {
+		t.Fatalf("after the acknowledgement: %v %v", d, err)
+	}
+}
