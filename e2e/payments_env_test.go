@@ -103,7 +103,8 @@ func (e *payEnv) start(ctx context.Context) {
 }
 
 // autoCounter is the simulator's transport for automatic responses: it
-// counts, per transactionReference, the deliveries acquit answered 2xx.
+// counts, per transactionReference (or s10 id), the deliveries acquit
+// answered 2xx.
 type autoCounter struct {
 	base http.RoundTripper
 	mu   sync.Mutex
@@ -129,6 +130,9 @@ func (a *autoCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 		if data, derr := pf.DecodedData(); derr == nil {
 			if f, ferr := sips.ParseData(data); ferr == nil {
 				ref = f["transactionReference"]
+				if ref == "" {
+					ref = f["s10TransactionReference.s10TransactionId"]
+				}
 			}
 		}
 	}

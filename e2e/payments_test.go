@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -445,6 +446,99 @@ func TestPaymentsOfficeOutage(t *testing.T) {
 	o.log(t, fmt.Sprintf("%d payments decided after Office came back", n), time.Since(back), e.sim.Stats(), rd)
 	if o.byChannel["reconciliation"] != n {
 		t.Errorf("decided by %v, want all %d by reconciliation", o.byChannel, n)
+	}
+	if err := e.h.Stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// TestPaymentsJSONModeS10Kill9 runs the other Sips flavour end to end:
+// Paypage JSON (the plugin calls paymentInit, the browser follows the
+// redirection) with legacy 6-digit s10TransactionIds drawn from the
+// plugin's durable counter, and kills the daemon and the plugin with
+// SIGKILL halfway. No s10 id may be handed out twice (the counter survives
+// the kill), and every payment ends as the simulator decided, once.
+func TestPaymentsJSONModeS10Kill9(t *testing.T) {
+	n := 400
+	if testing.Short() {
+		n = 150
+	}
+	c := ctx(t)
+	e := newPayEnv(t, sim.Faults{DropAutomatic: 0.3, CustomerNeverReturns: 0.3, AutomaticTwice: 0.1}, nil)
+	if err := e.h.WriteConfig(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(e.h.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(cfg)
+	for old, repl := range map[string]string{
+		"          mode: post\n":                "          mode: json\n          reference_style: s10\n",
+		"          interface_version: HP_3.4\n": "          interface_version: IR_WS_2.58\n",
+	} {
+		if !strings.Contains(text, old) {
+			t.Fatalf("configuration template changed: no %q in\n%s", old, text)
+		}
+		text = strings.Replace(text, old, repl, 1)
+	}
+	if err := os.WriteFile(e.h.ConfigPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.start(c)
+	start := time.Now()
+	cs := e.plan(n, 77)
+	rd := &redirects{}
+	killed := make(chan error, 1)
+	var once sync.Once
+	var startedNow, startedAtKill atomic.Int64
+	onStarted := func(k int) {
+		startedNow.Store(int64(k))
+		if k < n/2 {
+			return
+		}
+		once.Do(func() {
+			go func() {
+				if err := e.waitNoReconcileRun(c); err != nil {
+					killed <- err
+					return
+				}
+				if err := e.h.Kill9(true); err != nil {
+					killed <- err
+					return
+				}
+				startedAtKill.Store(startedNow.Load())
+				time.Sleep(time.Second)
+				killed <- e.h.Start(c)
+			}()
+		})
+	}
+	if err := e.drive(c, cs, 8, rd, onStarted); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-killed; err != nil {
+		t.Fatalf("kill/restart: %v", err)
+	}
+	if k := startedAtKill.Load(); k >= int64(n) {
+		t.Fatalf("every payment was started before the kill: the test did not kill mid-flow")
+	} else {
+		t.Logf("kill -9 of daemon and plugin with %d of %d payments started", k, n)
+	}
+	e.returnAgain(c, cs, rd, func(*customer) bool { return true })
+	seen := map[string]string{}
+	for _, cu := range cs {
+		if len(cu.prov) != 6 || strings.Trim(cu.prov, "0123456789") != "" {
+			t.Fatalf("payment %s: provider reference %q is not a 6-digit s10 id", cu.ref, cu.prov)
+		}
+		if other, dup := seen[cu.prov]; dup {
+			t.Errorf("s10 id %s given to %s and %s", cu.prov, other, cu.ref)
+		}
+		seen[cu.prov] = cu.ref
+	}
+	o := e.verifyPayments(c, cs)
+	o.log(t, fmt.Sprintf("%d JSON-mode s10 payments, 1 kill -9", n), time.Since(start), e.sim.Stats(), rd)
+	if len(rd.bad) > 0 {
+		t.Errorf("%d returning customers sent to the wrong page: %s", len(rd.bad), firstN(rd.bad, 10))
 	}
 	if err := e.h.Stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
