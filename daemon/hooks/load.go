@@ -25,6 +25,9 @@ const MaxScriptBytes = 256 << 10
 // MaxScripts is the largest number of .lua files in a folder.
 const MaxScripts = 1000
 
+// MaxTotalScriptBytes caps the sum of the .lua files of a folder.
+const MaxTotalScriptBytes = 8 << 20
+
 // script is one compiled .lua file.
 type script struct {
 	name  string // "shop", "lib/util"
@@ -60,6 +63,7 @@ func loadDir(dir string) (map[string]*script, []Diagnostic) {
 		return scripts, []Diagnostic{{File: dir, Message: "scripts folder is not a directory"}}
 	}
 	count := 0
+	var total int64
 	werr := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		rel, _ := filepath.Rel(root, p)
 		rel = filepath.ToSlash(rel)
@@ -92,6 +96,13 @@ func loadDir(dir string) (map[string]*script, []Diagnostic) {
 			if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) || filepath.IsAbs(r) {
 				diags = append(diags, Diagnostic{File: rel, Message: "symlink points outside the scripts folder (refused)"})
 				return nil
+			}
+		}
+		if fi, err := os.Stat(real); err == nil {
+			total += fi.Size()
+			if total > MaxTotalScriptBytes {
+				diags = append(diags, Diagnostic{File: rel, Message: fmt.Sprintf("the folder's scripts exceed %d bytes in all", MaxTotalScriptBytes)})
+				return filepath.SkipAll
 			}
 		}
 		sc, d2 := compileFile(real, rel)
