@@ -526,3 +526,22 @@ function loop() return require "loop_a" end
 		t.Errorf("loop: %v", err)
 	}
 }
+
+func TestCheckFolderLimits(t *testing.T) {
+	files := map[string]string{}
+	for i := 0; i < 40; i++ {
+		files[fmt.Sprintf("f%02d.lua", i)] = "-- " + strings.Repeat("x", 240<<10)
+	}
+	d := Check(writeScripts(t, files))
+	if len(d) != 1 || !strings.Contains(d[0].Message, "exceed") {
+		t.Errorf("total size: %v", d)
+	}
+	many := map[string]string{}
+	for i := 0; i <= MaxScripts; i++ {
+		many[fmt.Sprintf("m%04d.lua", i)] = "return 1"
+	}
+	d = Check(writeScripts(t, many))
+	if len(d) != 1 || !strings.Contains(d[0].Message, "more than 1000 scripts") {
+		t.Errorf("count: %v", d)
+	}
+}
