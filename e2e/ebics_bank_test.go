@@ -59,6 +59,7 @@ type bankGate struct {
 	kinds   map[string]bankRequest // TransactionID -> its initialisation
 	seen    []bankRequest
 	hold    func(bankRequest) bool // nil: hold nothing
+	forget  map[string]bool        // TransactionIDs the bank answers as unknown
 	held    chan bankRequest       // receives the request being held
 	release chan bool              // true: forward the held request to the bank; false: drop it
 }
@@ -68,7 +69,7 @@ var numSegRe = regexp.MustCompile(`<(?:[A-Za-z0-9]+:)?NumSegments>([0-9]+)</`)
 var txIDRe = regexp.MustCompile(`<(?:[A-Za-z0-9]+:)?TransactionID>([^<]+)</`)
 
 func newBankGate(t *testing.T, s *sim.Sim) *bankGate {
-	g := &bankGate{sim: s, kinds: map[string]bankRequest{}, held: make(chan bankRequest, 1), release: make(chan bool, 1)}
+	g := &bankGate{sim: s, kinds: map[string]bankRequest{}, forget: map[string]bool{}, held: make(chan bankRequest, 1), release: make(chan bool, 1)}
 	g.srv = httptest.NewServer(http.HandlerFunc(g.serve))
 	t.Cleanup(func() {
 		g.setHold(nil)
@@ -90,6 +91,15 @@ func (g *bankGate) URL() string { return g.srv.URL + "/ebics" }
 func (g *bankGate) setHold(f func(bankRequest) bool) {
 	g.mu.Lock()
 	g.hold = f
+	g.mu.Unlock()
+}
+
+// forgetTransaction makes the bank answer every later request of an
+// upload or download transaction with 091101 (unknown transaction), even a
+// completed one: what a bank does once the transaction timed out.
+func (g *bankGate) forgetTransaction(id string) {
+	g.mu.Lock()
+	g.forget[id] = true
 	g.mu.Unlock()
 }
 
@@ -122,6 +132,11 @@ func (g *bankGate) serve(w http.ResponseWriter, r *http.Request) {
 			if br.Upload {
 				br.Segments = req.NumSegments
 			}
+		}
+		if g.forget[req.TransactionID] {
+			// Ask the bank about a transaction it never had: it answers
+			// 091101 EBICS_TX_UNKNOWN_TXID, as after its timeout.
+			body = bytes.Replace(body, []byte(req.TransactionID), []byte(protocol.NewTransactionID()), -1)
 		}
 		g.seen = append(g.seen, br)
 		hold := g.hold != nil && g.hold(br)

@@ -3,11 +3,14 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/acquit/acquit/daemon/demo"
+	"github.com/acquit/acquit/daemon/transmissions"
+	"github.com/acquit/acquit/plugins/ebics/protocol"
 	"github.com/acquit/acquit/plugins/ebics/sim"
 )
 
@@ -41,8 +44,13 @@ func foreignReport(msgID string, n int) []byte {
 // and onboards; the fetch-acks schedule runs every 2s unless fetchEvery.
 func startOnboarded(t *testing.T, fetchEvery string) (*demo.Harness, *sim.Sim, *bankGate) {
 	t.Helper()
+	return startOnboardedProfile(t, "de", 64<<10, fetchEvery)
+}
+
+func startOnboardedProfile(t *testing.T, profile string, segmentSize int, fetchEvery string) (*demo.Harness, *sim.Sim, *bankGate) {
+	t.Helper()
 	h := newHarness(t)
-	s, g := startEbicsBank(t, h, "de", 64<<10, sim.Config{})
+	s, g := startEbicsBank(t, h, profile, segmentSize, sim.Config{})
 	if fetchEvery != "" {
 		h.Template().FetchEvery = fetchEvery
 	}
@@ -162,5 +170,61 @@ func TestEbicsIssueOneDocumentPerRun(t *testing.T) {
 	}
 	if u := undelivered(s); len(u) != 0 {
 		t.Fatalf("after one fetch-acks run, still at the bank: %v", u)
+	}
+}
+
+// TestEbicsIssueV3ResendAfterForgottenUpload: EBICS 3.0 (the bank assigns
+// OrderIDs). The daemon is killed after the bank stored the last segment
+// (order complete) but before the answer; when it restarts the bank has
+// forgotten the transaction (091101). The 2.5 client re-inits with the
+// same OrderID and stops on 091115; the 3.0 client has no OrderID to
+// re-use and uploads the file again: a second order at the bank. Wanted:
+// no second order (e.g. stop and wait for the HAC/PSR of the file's MsgId
+// instead of re-sending a file whose last segment may have arrived).
+func TestEbicsIssueV3ResendAfterForgottenUpload(t *testing.T) {
+	knownIssue(t, "EBICS 3.0 re-sends a completed file after the bank forgot its transaction")
+	t.Parallel()
+	h, s, g := startOnboardedProfile(t, "v3", 2048, "")
+	path, _, err := demo.GenerateFile(filepath.Join(h.Dir, "files"), "E2E-V3-FORGOT", 1000, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.setHold(func(r bankRequest) bool {
+		return r.Upload && r.Req.Phase == protocol.PhaseTransfer && r.Req.SegmentNumber == r.Segments
+	})
+	done := submitAsync(h, path)
+	held := g.waitHeld(t, 2*time.Minute, "the last upload segment")
+	if err := h.Kill9(true); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	g.release <- true
+	waitFor(t, 30*time.Second, "the order recorded", func() bool { return len(s.Orders()) == 1 })
+	g.forgetTransaction(held.Req.TransactionID)
+	if err := h.Start(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	tr, ok := transmissionByFile(t, h, filepath.Base(path))
+	if !ok {
+		t.Fatal("transmission lost")
+	}
+	waitStateFetching(t, h, tr.ID, time.Minute, transmissions.StateAccepted)
+	s.WaitAcks()
+	waitFor(t, time.Minute, "every PSR and HAC fetched", func() bool {
+		_ = fetchAcks(h, "")
+		for _, u := range undelivered(s) {
+			if !strings.HasSuffix(u, "/PTK") { // EBICS 3.0: no PTK
+				return false
+			}
+		}
+		return true
+	})
+	d := describe(t, h, tr.ID)
+	var ids []string
+	for _, o := range s.Orders() {
+		ids = append(ids, fmt.Sprintf("%s accepted=%v %v", o.OrderID, o.Accepted, o.Reasons))
+	}
+	if len(ids) != 1 || d.State != transmissions.StateAccepted {
+		t.Fatalf("bank recorded %d orders (%v); transmission %s with order %s", len(ids), ids, d.State, d.OrderID)
 	}
 }

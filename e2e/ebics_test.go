@@ -266,13 +266,15 @@ func TestEbicsKill9DuringUpload(t *testing.T) {
 		last    bool // hold the last segment instead of segment 4
 		forward bool // the held segment reaches the bank after the kill
 		expire  bool // the bank drops open transactions while the daemon is down
+		forget  bool // the bank forgets even the completed transaction
 	}{
-		{"de/segment-lost", "de", false, false, false},
-		{"de/segment-stored-answer-lost", "de", false, true, false},
-		{"de/last-segment-stored-answer-lost", "de", true, true, false},
-		{"de/bank-expired-transaction", "de", false, true, true},
-		{"v3/last-segment-stored-answer-lost", "v3", true, true, false},
-		{"v3/bank-expired-transaction", "v3", false, true, true},
+		{"de/segment-lost", "de", false, false, false, false},
+		{"de/segment-stored-answer-lost", "de", false, true, false, false},
+		{"de/last-segment-stored-answer-lost", "de", true, true, false, false},
+		{"de/bank-expired-transaction", "de", false, true, true, false},
+		{"de/order-complete-bank-forgot-transaction", "de", true, true, true, true},
+		{"v3/last-segment-stored-answer-lost", "v3", true, true, false, false},
+		{"v3/bank-expired-transaction", "v3", false, true, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -325,6 +327,9 @@ func TestEbicsKill9DuringUpload(t *testing.T) {
 			}
 			if tc.expire {
 				s.ExpireTransactions()
+			}
+			if tc.forget {
+				g.forgetTransaction(held.Req.TransactionID)
 			}
 			if err := h.Start(c); err != nil {
 				t.Fatal(err)
