@@ -97,15 +97,16 @@ func TestPluginProcessKill9(t *testing.T) {
 	}
 	file := filepath.Join(dir, "big.xml")
 	f, _ := os.Create(file)
-	painfile.Generate(f, painfile.GenOptions{MsgID: "PROC-1", N: 400, Seed: 11, Debtor: "ACME", Date: time.Now()})
+	painfile.Generate(f, painfile.GenOptions{MsgID: "PROC-1", N: 1500, Seed: 11, Debtor: "ACME", Date: time.Now()})
 	f.Close()
 	req := sdk.UploadRequest{Bank: "sim", TransmissionID: "proc-1", Function: "sct", Path: file}
 	s.SetFaults(sim.Faults{NeverAck: true, RequestDelay: 30 * time.Millisecond})
 	killed := make(chan struct{})
+	base := s.Requests()
 	go func() {
 		defer close(killed)
-		for s.Requests() < 12 { // HEV-less onboarding took 3; init + several segments
-			time.Sleep(5 * time.Millisecond)
+		for s.Requests() < base+4 { // init + 3 segments (of 20+)
+			time.Sleep(2 * time.Millisecond)
 		}
 		if p := pc.ReattachConfig(); p != nil && p.Pid > 0 {
 			syscall.Kill(p.Pid, syscall.SIGKILL)
@@ -127,7 +128,7 @@ func TestPluginProcessKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Resumed || res.Segments < 5 || res.Details["msg_id"] != "PROC-1" {
+	if !res.Resumed || res.Segments < 20 || res.Details["msg_id"] != "PROC-1" {
 		t.Fatalf("%+v", res)
 	}
 	if o := s.Orders(); len(o) != 1 || o[0].OrderID != res.OrderID {
