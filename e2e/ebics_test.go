@@ -26,8 +26,9 @@ var ebicsHooks = []demo.HookData{{Events: `["transmission.*", "ack.*"]`, Script:
 // daemon, plugin process and simulator: onboarding, a file uploaded in at
 // least 5 segments of which the bank rejects three transactions
 // (partially_accepted, with exactly those EndToEndIds, reason codes and
-// amounts in the event), a file accepted, and a file the bank never
-// acknowledges (unacknowledged at the deadline).
+// amounts in the event), a file accepted, a file rejected whole (FF01,
+// every transaction counted) and a file the bank never acknowledges
+// (unacknowledged at the deadline).
 func TestEbicsProfiles(t *testing.T) {
 	for _, tc := range []struct {
 		profile   string
@@ -73,6 +74,10 @@ func TestEbicsProfiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			p4, _, err := demo.GenerateFile(dir, msg+"-4", n, 104)
+			if err != nil {
+				t.Fatal(err)
+			}
 			rejected := []string{e2e1[0], e2e1[137], e2e1[n-1]}
 			plans := []struct {
 				path   string
@@ -81,6 +86,7 @@ func TestEbicsProfiles(t *testing.T) {
 			}{
 				{p1, sim.Faults{RejectTxs: rejected}, transmissions.StatePartial},
 				{p2, sim.Faults{}, transmissions.StateAccepted},
+				{p4, sim.Faults{RejectFile: true}, transmissions.StateRejected},
 				{p3, sim.Faults{NeverAck: true}, transmissions.StateUnacknowledged},
 			}
 			ids := make([]string, len(plans))
@@ -146,10 +152,11 @@ func TestEbicsProfiles(t *testing.T) {
 
 			waitFor(t, time.Minute, "transmission.accepted and transmission.unacknowledged at the hook", func() bool {
 				return len(deliveriesFor(rec, "transmission:"+ids[1], "transmission.accepted")) == 1 &&
-					len(deliveriesFor(rec, "transmission:"+ids[2], "transmission.unacknowledged")) == 1
+					len(deliveriesFor(rec, "transmission:"+ids[2], "transmission.rejected")) == 1 &&
+					len(deliveriesFor(rec, "transmission:"+ids[3], "transmission.unacknowledged")) == 1
 			})
 			// Each file: one submitted event, one final event, nothing twice.
-			finals := []string{"transmission.partially_accepted", "transmission.accepted", "transmission.unacknowledged"}
+			finals := []string{"transmission.partially_accepted", "transmission.accepted", "transmission.rejected", "transmission.unacknowledged"}
 			for i, id := range ids {
 				count := map[string]int{}
 				for _, e := range subjectEvents(t, h, id) {
@@ -172,7 +179,21 @@ func TestEbicsProfiles(t *testing.T) {
 			if n := len(eventsOfType(t, h, "ack.unmatched")); n != 0 {
 				t.Errorf("%d ack.unmatched events, want 0", n)
 			}
-			d3 := describe(t, h, ids[2])
+			// File 3: the whole file rejected, every transaction with it.
+			rj := deliveriesFor(rec, "transmission:"+ids[2], "transmission.rejected")[0].Data
+			if c, _ := rj["rejected_count"].(float64); int(c) != n {
+				t.Errorf("rejected file: rejected_count %v, want %d", rj["rejected_count"], n)
+			}
+			ff01 := false
+			reasons, _ := rj["reasons"].([]any)
+			for _, r := range reasons {
+				m, _ := r.(map[string]any)
+				ff01 = ff01 || m["code"] == "FF01"
+			}
+			if !ff01 {
+				t.Errorf("rejected file: reasons %v, want a FF01", rj["reasons"])
+			}
+			d3 := describe(t, h, ids[3])
 			if len(d3.Acks) != 0 {
 				t.Errorf("never acknowledged file has %d ack entries", len(d3.Acks))
 			}
@@ -203,7 +224,7 @@ func TestEbicsProfiles(t *testing.T) {
 			if err := h.Stop(); err != nil {
 				t.Fatalf("SIGTERM: %v", err)
 			}
-			t.Logf("%s: 3 files x %d transfers, %d segments each; %d EBICS requests; acks of file 1: %v", tc.profile, n, segmentsOf(d1), len(g.requests()), kinds)
+			t.Logf("%s: 4 files x %d transfers, %d segments each; %d EBICS requests; acks of file 1: %v", tc.profile, n, segmentsOf(d1), len(g.requests()), kinds)
 		})
 	}
 }
