@@ -167,7 +167,7 @@ func (r *root) hooksCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--event: %w", err)
 			}
-			ev, err := sampleEvent(args[0], raw)
+			ev, err := hooks.EventFromFile(args[0], raw)
 			if err != nil {
 				return err
 			}
@@ -221,27 +221,6 @@ func (r *root) hooksCmd() *cobra.Command {
 	_ = run.MarkFlagRequired("event")
 	cmd.AddCommand(run)
 	return cmd
-}
-
-// sampleEvent builds the event a dry run delivers from a JSON file: a whole
-// event as hooks.ParseEvent reads it ({"id", "type", "subject", "payload"}),
-// or just the payload.
-func sampleEvent(typ string, raw []byte) (store.Event, error) {
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &probe); err != nil {
-		return store.Event{}, fmt.Errorf("--event: not a JSON object: %w", err)
-	}
-	if _, whole := probe["type"]; whole {
-		ev, err := hooks.ParseEvent(raw)
-		if err != nil {
-			return store.Event{}, fmt.Errorf("--event: %w", err)
-		}
-		if ev.Type != typ {
-			return store.Event{}, fmt.Errorf("--event: the file is a %s event, not %s", ev.Type, typ)
-		}
-		return ev, nil
-	}
-	return store.Event{ID: "dry-run", Type: typ, Subject: "dry-run", Payload: raw, State: store.EventRunning, CreatedAt: time.Now().UTC()}, nil
 }
 
 func bindingsOf(cfg *config.Config) []hooks.Binding {
