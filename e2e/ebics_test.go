@@ -411,17 +411,21 @@ func TestEbicsKill9DuringUpload(t *testing.T) {
 // transmission ends partially_accepted.
 func TestEbicsKill9DuringDownload(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		stored bool
+		name    string
+		profile string
+		psrKind string // the order type of the report's download
+		stored  bool
 	}{
-		{"mid-segments", false},
-		{"stored-before-receipt", true},
+		{"de/mid-segments", "de", "Z01", false},
+		{"de/stored-before-receipt", "de", "Z01", true},
+		{"fr/stored-before-receipt", "fr", "FDL", true},
+		{"v3/stored-before-receipt", "v3", "BTD:PSR", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			rec := newRecorder(t, 0)
 			h := newHarness(t)
-			s, g := startEbicsBank(t, h, "de", 64<<10, sim.Config{DownloadSegmentSize: 256})
+			s, g := startEbicsBank(t, h, tc.profile, 64<<10, sim.Config{DownloadSegmentSize: 256})
 			tp := h.Template()
 			tp.RecorderURL = rec.srv.URL
 			tp.Hooks = ebicsHooks
@@ -442,7 +446,7 @@ func TestEbicsKill9DuringDownload(t *testing.T) {
 			for i := 0; i < n; i += every {
 				rejected = append(rejected, e2e[i])
 			}
-			isPSR := func(r bankRequest) bool { return !r.Upload && r.Kind == "Z01" }
+			isPSR := func(r bankRequest) bool { return !r.Upload && r.Kind == tc.psrKind }
 			if tc.stored {
 				g.setHold(func(r bankRequest) bool { return isPSR(r) && r.Req.Phase == protocol.PhaseReceipt })
 			} else {
@@ -476,10 +480,11 @@ func TestEbicsKill9DuringDownload(t *testing.T) {
 			if err := h.Start(c); err != nil {
 				t.Fatal(err)
 			}
-			// The fetch-acks schedule (every 2s) should ask for the report again.
+			// The fetch-acks schedule (every 2s) should ask for the report again;
+			// it does not today (TestEbicsIssueFetchScheduleAfterKill9).
 			mark := len(g.requests())
 			scheduled := false
-			for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && !scheduled; time.Sleep(200 * time.Millisecond) {
+			for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && !scheduled; time.Sleep(200 * time.Millisecond) {
 				for _, r := range g.requests()[mark:] {
 					scheduled = scheduled || isPSR(r) && r.Req.TransactionID == ""
 				}
@@ -487,7 +492,7 @@ func TestEbicsKill9DuringDownload(t *testing.T) {
 			if !scheduled {
 				var sch []map[string]any
 				_, _ = h.Client().Do(c, "GET", "/v1/schedules", nil, &sch)
-				t.Logf("PRODUCT ISSUE: the fetch-acks schedule did not run within 5s (2.5 periods) of the restart (schedules: %v); fetching through the admin API", sch)
+				t.Logf("PRODUCT ISSUE: the fetch-acks schedule did not run within 3s of the restart (schedules: %v); fetching through the admin API", sch)
 			}
 			waitFor(t, 2*time.Minute, "the report delivered again and confirmed", func() bool {
 				if !psrDelivered(s) && !scheduled {
