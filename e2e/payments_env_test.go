@@ -174,7 +174,7 @@ type customer struct {
 	manual *sim.Manual
 	// retry is set when the manual POST failed (daemon down): the browser
 	// refreshes later.
-	retry bool
+	retry atomic.Bool
 	// redirected counts the manual POSTs the daemon answered with a 303:
 	// each must be on the payment's timeline.
 	redirected atomic.Int32
@@ -318,7 +318,7 @@ func (e *payEnv) goBack(ctx context.Context, c *customer, rd *redirects) {
 				rd.mu.Lock()
 				rd.failed++
 				rd.mu.Unlock()
-				c.retry = true
+				c.retry.Store(true)
 				return
 			}
 			io.Copy(io.Discard, resp.Body)
@@ -384,7 +384,7 @@ func (e *payEnv) returnAgain(ctx context.Context, cs []*customer, rd *redirects,
 		if c.manual == nil || !c.manual.Returns {
 			continue
 		}
-		if c.back == backLater || (c.retry && retryFailed != nil && retryFailed(c)) {
+		if c.back == backLater || (c.retry.Load() && retryFailed != nil && retryFailed(c)) {
 			resp, err := e.br.Return(ctx, c.manual)
 			if err != nil {
 				e.t.Errorf("payment %s: manual POST again: %v", c.ref, err)
