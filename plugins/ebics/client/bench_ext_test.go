@@ -19,25 +19,20 @@ import (
 	"github.com/acquit/acquit/plugins/ebics/internal/memhost"
 )
 
-// BenchmarkUpload100MBExternalSim runs the simulator as its own process
-// (built from cmd/ebics-sim), so the peak heap reported is the client's
-// alone; the simulator's peak RSS is reported as sim-peak-rss-MB.
-func BenchmarkUpload100MBExternalSim(b *testing.B) {
-	n := 200000
-	if testing.Short() {
-		n = 20000
-	}
-	dir := b.TempDir()
+// startExternalSim builds and starts cmd/ebics-sim, reads the URL and the
+// bank key hashes it prints, and returns an onboarded client.
+func startExternalSim(tb testing.TB, dir string, args ...string) (*client.Client, *exec.Cmd) {
+	tb.Helper()
 	bin := filepath.Join(dir, "ebics-sim")
 	if out, err := exec.Command("go", "build", "-o", bin, "../sim/cmd/ebics-sim").CombinedOutput(); err != nil {
-		b.Fatalf("build sim: %v\n%s", err, out)
+		tb.Fatalf("build sim: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-subscriber", "PARTNER1/USER1", "-never-ack")
+	cmd := exec.Command(bin, append([]string{"-subscriber", "PARTNER1/USER1"}, args...)...)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	vals := map[string]string{}
 	sc := bufio.NewScanner(stdout)
 	for len(vals) < 6 && sc.Scan() {
@@ -47,21 +42,67 @@ func BenchmarkUpload100MBExternalSim(b *testing.B) {
 	prof, _ := client.BuiltinProfile("de")
 	bank := client.Bank{Name: "ext", URL: vals["url"], HostID: vals["host_id"], PartnerID: "PARTNER1", UserID: "USER1", Profile: prof,
 		BankAuthHash: vals["H004 bank_auth_hash"], BankEncHash: vals["H004 bank_enc_hash"]}
-	ks := testKeys(b, "PARTNER1", "USER1", false, "A006")
+	ks := testKeys(tb, "PARTNER1", "USER1", false, "A006")
 	cl, err := client.New(bank, ks, memhost.New(), client.Options{WorkDir: dir})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx := context.Background()
 	if err := cl.INI(ctx); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := cl.HIA(ctx); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if _, err := cl.HPB(ctx); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return cl, cmd
+}
+
+// TestSimCommand runs the ebics-sim executable as a separate process (as
+// a treasurer or an integration test would), onboards and uploads through
+// it, and reads the bank's record from its admin endpoint.
+func TestSimCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs ebics-sim")
+	}
+	dir := t.TempDir()
+	cl, _ := startExternalSim(t, dir, "-reject-file")
+	ctx := context.Background()
+	path := writePain(t, dir, "MSG-EXT", 50)
+	res, err := cl.Upload(ctx, client.UploadSpec{ID: "EXT-1", Function: "sct", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h *client.Downloaded
+	for i := 0; i < 1000 && h == nil; i++ { // the bank validates asynchronously (up to 10 s)
+		if h, err = cl.Download(ctx, "hac", time.Time{}, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if h == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if h == nil || !strings.Contains(string(h.Content), "ORDER_HAC_FINAL_NEG") || !strings.Contains(string(h.Content), res.OrderID) {
+		t.Fatalf("HAC: %v", h)
+	}
+	if err := cl.Receipt(ctx, h.TransactionID, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BenchmarkUpload100MBExternalSim runs the simulator as its own process
+// (built from cmd/ebics-sim), so the peak heap reported is the client's
+// alone; the simulator's peak RSS is reported as sim-peak-rss-MB.
+func BenchmarkUpload100MBExternalSim(b *testing.B) {
+	n := 200000
+	if testing.Short() {
+		n = 20000
+	}
+	dir := b.TempDir()
+	cl, cmd := startExternalSim(b, dir, "-never-ack")
+	ctx := context.Background()
 	path := filepath.Join(dir, "big.xml")
 	f, _ := os.Create(path)
 	painfile.Generate(f, painfile.GenOptions{MsgID: "BENCH-EXT", N: n, Seed: 3, Debtor: "ACME", Date: time.Now()})
