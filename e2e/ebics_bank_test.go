@@ -68,7 +68,7 @@ var numSegRe = regexp.MustCompile(`<(?:[A-Za-z0-9]+:)?NumSegments>([0-9]+)</`)
 
 var txIDRe = regexp.MustCompile(`<(?:[A-Za-z0-9]+:)?TransactionID>([^<]+)</`)
 
-func newBankGate(t *testing.T, s *sim.Sim) *bankGate {
+func newBankGate(t testing.TB, s *sim.Sim) *bankGate {
 	g := &bankGate{sim: s, kinds: map[string]bankRequest{}, forget: map[string]bool{}, held: make(chan bankRequest, 1), release: make(chan bool, 1)}
 	g.srv = httptest.NewServer(http.HandlerFunc(g.serve))
 	t.Cleanup(func() {
@@ -194,7 +194,7 @@ func (g *bankGate) waitHeld(t *testing.T, d time.Duration, what string) bankRequ
 // startEbicsBank starts a simulator (cfg completed with the demo's host)
 // behind a bankGate and configures the EBICS plugin and bank in h the way
 // demo.SetupEbics does, with the ack kinds of the profile's README row.
-func startEbicsBank(t *testing.T, h *demo.Harness, profile string, segmentSize int, cfg sim.Config) (*sim.Sim, *bankGate) {
+func startEbicsBank(t testing.TB, h *demo.Harness, profile string, segmentSize int, cfg sim.Config) (*sim.Sim, *bankGate) {
 	t.Helper()
 	cfg.HostID = ebicsHost
 	cfg.RequireCertificates = profile != "de"

@@ -228,3 +228,26 @@ func TestEbicsIssueV3ResendAfterForgottenUpload(t *testing.T) {
 		t.Fatalf("bank recorded %d orders (%v); transmission %s with order %s", len(ids), ids, d.State, d.OrderID)
 	}
 }
+
+// TestEbicsIssueUploadManyTransfers: the EBICS plugin stores the file's
+// transaction list (JSON, about 96 bytes a transfer) as one host state
+// value before the upload; above the host's 1 MiB + 64 KiB gRPC limit
+// (sdk.MaxStateValueLen), about 11,500 transfers, StatePut fails with gRPC ResourceExhausted, the upload
+// fails before its initialisation, is not a refusal, and is retried for
+// ever: the file is never sent. Wanted: such files uploaded.
+func TestEbicsIssueUploadManyTransfers(t *testing.T) {
+	knownIssue(t, "files of more than ~11,500 transfers are never uploaded")
+	t.Parallel()
+	h, s, _ := startOnboardedProfile(t, "de", 512<<10, "@every 1h")
+	path, _, err := demo.GenerateFile(filepath.Join(h.Dir, "files"), "E2E-12K", 12000, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := demo.Upload(ctx(t), h, ebicsBank, path)
+	if err != nil {
+		t.Fatalf("upload of 12,000 transfers: %v", err)
+	}
+	if tr.State != transmissions.StateSubmitted || len(s.Orders()) != 1 {
+		t.Fatalf("state %s, %d orders", tr.State, len(s.Orders()))
+	}
+}

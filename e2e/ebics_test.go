@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -754,4 +755,52 @@ func TestEbicsOutboxKill9(t *testing.T) {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 	t.Logf("%d segments, killed at 2; order %s after %d attempts", held.Segments, prefix, ts[0].UploadAttempts)
+}
+
+// BenchmarkEbicsUpload measures an upload through the admin API (wait=true)
+// end to end: daemon, plugin process (hash, pain reader, deflate, E002,
+// segments, X002 on every request) and the simulator (which decrypts and
+// checks the ES), for a pain.001 of 8,000 transfers in 512 KiB segments (more than
+// ~11,500 fail today: TestEbicsIssueUploadManyTransfers).
+// Needs ACQUIT_BIN_DIR (built binaries).
+func BenchmarkEbicsUpload(b *testing.B) {
+	bin := os.Getenv("ACQUIT_BIN_DIR")
+	if bin == "" {
+		b.Skip("set ACQUIT_BIN_DIR to the built binaries (make build)")
+	}
+	h, err := demo.NewHarness(filepath.Join(b.TempDir(), "state"), bin, "testdata/scripts")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = h.Stop() })
+	s, _ := startEbicsBank(b, h, "de", 512<<10, sim.Config{})
+	h.Template().FetchEvery = "@every 1h"
+	c := context.Background()
+	if err := h.Start(c); err != nil {
+		b.Fatal(err)
+	}
+	if err := demo.Onboard(c, h, ebicsBank); err != nil {
+		b.Fatal(err)
+	}
+	var paths []string
+	for i := 0; i < b.N; i++ {
+		p, _, err := demo.GenerateFile(filepath.Join(h.Dir, "files"), fmt.Sprintf("E2E-BENCH-%d", i), 8000, uint64(i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	fi, _ := os.Stat(paths[0])
+	b.SetBytes(fi.Size())
+	b.ResetTimer()
+	for _, p := range paths {
+		tr, err := demo.Upload(c, h, ebicsBank, p)
+		if err != nil || tr.State != transmissions.StateSubmitted {
+			b.Fatalf("upload: %v", err)
+		}
+	}
+	b.StopTimer()
+	if n := len(s.Orders()); n != b.N {
+		b.Fatalf("%d orders for %d uploads", n, b.N)
+	}
 }
