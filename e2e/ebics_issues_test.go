@@ -232,9 +232,10 @@ func TestEbicsIssueV3ResendAfterForgottenUpload(t *testing.T) {
 // TestEbicsIssueUploadManyTransfers: the EBICS plugin stores the file's
 // transaction list (JSON, about 96 bytes a transfer) as one host state
 // value before the upload; above the host's 1 MiB + 64 KiB gRPC limit
-// (sdk.MaxStateValueLen), about 11,500 transfers, StatePut fails with gRPC ResourceExhausted, the upload
-// fails before its initialisation, is not a refusal, and is retried for
-// ever: the file is never sent. Wanted: such files uploaded.
+// (sdk.MaxStateValueLen), about 11,500 transfers, StatePut fails with
+// gRPC ResourceExhausted, the upload fails before its initialisation, is
+// not a refusal, and is retried for ever: the file is never sent. Wanted:
+// such files uploaded.
 func TestEbicsIssueUploadManyTransfers(t *testing.T) {
 	knownIssue(t, "files of more than ~11,500 transfers are never uploaded")
 	t.Parallel()
