@@ -435,6 +435,25 @@ func (p *Plugin) keysStatus(ctx context.Context, name string, b *bankRT) (*sdk.K
 			meta[k] = v
 		}
 	}
+	// Ask the bank which versions it speaks (HEV needs no keys).
+	if cl, err := client.New(b.bank, nil, p.host, client.Options{Logger: p.log}); err == nil {
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		versions, err := cl.HEV(hctx)
+		cancel()
+		if err != nil {
+			meta["bank_hev"] = "error: " + err.Error()
+		} else {
+			var vs []string
+			for v, n := range versions {
+				vs = append(vs, v+"="+n)
+			}
+			sort.Strings(vs)
+			meta["bank_hev"] = strings.Join(vs, " ")
+			if _, ok := versions[b.bank.Profile.Version]; !ok {
+				meta["bank_hev"] += " (profile version " + b.bank.Profile.Version + " not offered)"
+			}
+		}
+	}
 	bankKeys, _, _ := p.host.StateGet(ctx, "ebics/"+name+"/bankkeys")
 	meta["bank_keys_verified"] = fmt.Sprint(bankKeys != nil)
 	status := "no_keys"

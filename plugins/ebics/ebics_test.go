@@ -62,8 +62,8 @@ func TestPluginLifecycle(t *testing.T) {
 				}
 				return r
 			}
-			if r := keysAction("status", nil); r.Status != "no_keys" {
-				t.Fatalf("status %s", r.Status)
+			if r := keysAction("status", nil); r.Status != "no_keys" || r.Meta["bank_hev"] != "H004=02.50 H005=03.00" {
+				t.Fatalf("status %s %q", r.Status, r.Meta["bank_hev"])
 			}
 			keysAction("init", nil)
 			if _, err := p.Keys(ctx, sdk.KeyRequest{Bank: "sim", Action: "init"}); err == nil {
