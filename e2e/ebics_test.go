@@ -804,3 +804,90 @@ func BenchmarkEbicsUpload(b *testing.B) {
 		b.Fatalf("%d orders for %d uploads", n, b.N)
 	}
 }
+
+// TestEbicsLateAcknowledgement: the bank acknowledges after the deadline.
+// The transmission is first unacknowledged (the alarm), then the late
+// report settles it: accepted for one file, partially_accepted for
+// another, each final event once.
+func TestEbicsLateAcknowledgement(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder(t, 0)
+	h := newHarness(t)
+	s, _ := startEbicsBank(t, h, "de", 64<<10, sim.Config{})
+	tp := h.Template()
+	tp.RecorderURL = rec.srv.URL
+	tp.Hooks = ebicsHooks
+	tp.AckDeadline = "3s"
+	c := ctx(t)
+	if err := h.Start(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.Onboard(c, h, ebicsBank); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(h.Dir, "files")
+	p1, _, err := demo.GenerateFile(dir, "E2E-LATE-1", 40, 41)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, e2e2, err := demo.GenerateFile(dir, "E2E-LATE-2", 40, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type plan struct {
+		path   string
+		faults sim.Faults
+		final  string
+	}
+	plans := []plan{
+		{p1, sim.Faults{AckDelay: 8 * time.Second}, "transmission.accepted"},
+		{p2, sim.Faults{AckDelay: 8 * time.Second, RejectTxs: []string{e2e2[3]}}, "transmission.partially_accepted"},
+	}
+	var ids []string
+	for _, pl := range plans {
+		s.SetFaults(pl.faults)
+		tr, err := demo.Upload(c, h, ebicsBank, pl.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tr.ID)
+	}
+	s.SetFaults(sim.Faults{})
+	for i, id := range ids {
+		if _, err := demo.WaitState(c, h, id, 30*time.Second, transmissions.StateUnacknowledged); err != nil {
+			t.Fatalf("file %d: %v", i+1, err)
+		}
+	}
+	for i, id := range ids {
+		want := transmissions.StateAccepted
+		if i == 1 {
+			want = transmissions.StatePartial
+		}
+		if _, err := demo.WaitState(c, h, id, time.Minute, want); err != nil {
+			t.Fatalf("file %d after the late report: %v", i+1, err)
+		}
+	}
+	for i, id := range ids {
+		final := plans[i].final
+		waitFor(t, time.Minute, final+" at the hook", func() bool {
+			return len(deliveriesFor(rec, "transmission:"+id, final)) == 1
+		})
+		count := map[string]int{}
+		var order []string
+		for _, e := range subjectEvents(t, h, id) {
+			count[e.Type]++
+			order = append(order, e.Type)
+		}
+		want := []string{"transmission.submitted", "transmission.unacknowledged", final}
+		if fmt.Sprint(order) != fmt.Sprint(want) {
+			t.Errorf("file %d: events %v, want %v", i+1, order, want)
+		}
+		dt := describe(t, h, id)
+		if last := dt.History[len(dt.History)-1]; last.From != string(transmissions.StateUnacknowledged) {
+			t.Errorf("file %d: last transition %s -> %s, want from unacknowledged", i+1, last.From, last.To)
+		}
+	}
+	if err := h.Stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
