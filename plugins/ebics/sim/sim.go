@@ -441,11 +441,8 @@ func guessVersion(b []byte) protocol.Version {
 func (s *Sim) errorResponse(v protocol.Version, kind, code, report string) []byte {
 	resp := &protocol.Response{Version: v, Kind: kind, TechCode: code, ReportText: report}
 	info := protocol.LookupCode(code)
-	if info.Business {
+	if info.Business { // business codes travel in the body, the header says 000000
 		resp.TechCode, resp.BusinessCode = protocol.CodeOK, code
-		if code != protocol.CodeNoDownloadData {
-			resp.TechCode = protocol.CodeOK
-		}
 	}
 	if report == "" {
 		resp.ReportText = "[" + info.Name + "] " + info.Text
@@ -488,16 +485,13 @@ func (s *Sim) handle(body []byte) ([]byte, error) {
 }
 
 func (s *Sim) hev(body []byte) []byte {
-	code, host := protocol.CodeOK, ""
+	code := protocol.CodeOK
 	doc, err := protocol.ParseXML(body, 64<<10)
 	if err != nil || doc.Root().Tag != "ebicsHEVRequest" {
 		code = protocol.CodeInvalidXML
 	} else if h := doc.Root().SelectElement("HostID"); h == nil || strings.TrimSpace(h.Text()) != s.cfg.HostID {
 		code = protocol.CodeInvalidHostID
-	} else {
-		host = s.cfg.HostID
 	}
-	_ = host
 	info := protocol.LookupCode(code)
 	return []byte(`<?xml version="1.0" encoding="UTF-8"?><ebicsHEVResponse xmlns="http://www.ebics.org/H000"><SystemReturnCode><ReturnCode>` +
 		code + `</ReturnCode><ReportText>[` + info.Name + `] ` + info.Text + `</ReportText></SystemReturnCode>` +
@@ -955,9 +949,6 @@ func (s *Sim) transfer(req *protocol.Request, doc *etreeDoc) ([]byte, error) {
 		f.RecoverySyncAtSegment = 0
 		r := base
 		r.TechCode, r.SegmentNumber, r.LastSegment = protocol.CodeTxRecoverySync, len(t.segments), false
-		if r.SegmentNumber == 0 {
-			r.SegmentNumber = 0
-		}
 		r.ReportText = fmt.Sprintf("[EBICS_TX_RECOVERY_SYNC] last segment received %d", len(t.segments))
 		b, _ := r.Marshal(s.signKey())
 		return b, nil
