@@ -67,6 +67,10 @@ func TestGenerateSealOpen(t *testing.T) {
 			t.Fatalf("pdf %s: %v", lang, err)
 		}
 	}
+	// 2.5 letters with certificates also show the certificate hash.
+	if !strings.Contains(s.LetterText(LetterInfo{Version: protocol.H004, Language: "fr"}), "Empreinte du certificat") {
+		t.Fatal("H004 letter lacks the certificate hash")
+	}
 	// H005 letters use certificate hashes.
 	if !strings.Contains(s.LetterText(LetterInfo{Version: protocol.H005}), protocol.FormatHash(protocol.CertHash(s.Auth.Cert.Raw))) {
 		t.Fatal("H005 letter lacks the certificate hash")

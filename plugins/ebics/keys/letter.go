@@ -22,23 +22,31 @@ type LetterInfo struct {
 
 var letterText = map[string]map[string]string{
 	"en": {"title": "EBICS initialisation letter (%s)", "bank": "Bank", "host": "Host ID", "partner": "Partner ID", "user": "User ID",
-		"date": "Date", "key": "Key", "version": "Version", "hash": "Hash (SHA-256)", "sign": "I confirm that the keys above are mine. Place, date, signature:", "cert": "Certificate"},
+		"date": "Date", "key": "Key", "version": "Version", "hash": "Hash (SHA-256)", "certhash": "Certificate hash (SHA-256)", "sign": "I confirm that the keys above are mine. Place, date, signature:", "cert": "Certificate"},
 	"fr": {"title": "Lettre d'initialisation EBICS (%s)", "bank": "Banque", "host": "Identifiant hôte", "partner": "Identifiant client (Partner ID)", "user": "Identifiant utilisateur",
-		"date": "Date", "key": "Clé", "version": "Version", "hash": "Empreinte (SHA-256)", "sign": "Je confirme que les clés ci-dessus sont les miennes. Lieu, date, signature :", "cert": "Certificat"},
+		"date": "Date", "key": "Clé", "version": "Version", "hash": "Empreinte (SHA-256)", "certhash": "Empreinte du certificat (SHA-256)", "sign": "Je confirme que les clés ci-dessus sont les miennes. Lieu, date, signature :", "cert": "Certificat"},
 	"de": {"title": "EBICS-Initialisierungsbrief (%s)", "bank": "Bank", "host": "Host-ID", "partner": "Kunden-ID", "user": "Teilnehmer-ID",
-		"date": "Datum", "key": "Schlüssel", "version": "Version", "hash": "Hashwert (SHA-256)", "sign": "Ich bestätige, dass die obigen Schlüssel meine sind. Ort, Datum, Unterschrift:", "cert": "Zertifikat"},
+		"date": "Datum", "key": "Schlüssel", "version": "Version", "hash": "Hashwert (SHA-256)", "certhash": "Hashwert des Zertifikats (SHA-256)", "sign": "Ich bestätige, dass die obigen Schlüssel meine sind. Ort, Datum, Unterschrift:", "cert": "Zertifikat"},
 }
 
 type letterPart struct {
 	order, version, hash string
+	certHash             string // 2.5 with a certificate: its SHA-256 too (French letters show it)
 }
 
 func (s *Set) parts(v protocol.Version) []letterPart {
-	return []letterPart{
-		{"INI", s.Signature.Version, protocol.FormatHash(s.Signature.Pub().Digest(v))},
-		{"HIA", s.Auth.Version, protocol.FormatHash(s.Auth.Pub().Digest(v))},
-		{"HIA", s.Enc.Version, protocol.FormatHash(s.Enc.Pub().Digest(v))},
+	var out []letterPart
+	for _, x := range []struct {
+		order string
+		k     *Key
+	}{{"INI", s.Signature}, {"HIA", s.Auth}, {"HIA", s.Enc}} {
+		p := letterPart{order: x.order, version: x.k.Version, hash: protocol.FormatHash(x.k.Pub().Digest(v))}
+		if v == protocol.H004 && x.k.Cert != nil {
+			p.certHash = protocol.FormatHash(protocol.CertHash(x.k.Cert.Raw))
+		}
+		out = append(out, p)
 	}
+	return out
 }
 
 func labels(lang string) map[string]string {
@@ -60,7 +68,11 @@ func (s *Set) LetterText(li LetterInfo) string {
 	fmt.Fprintf(&b, "%s: %s\n%s: %s\n%s: %s\n%s: %s\n%s: %s\n\n", l["bank"], li.BankName, l["host"], li.HostID,
 		l["partner"], s.PartnerID, l["user"], s.UserID, l["date"], li.Date.Format("2006-01-02"))
 	for _, p := range s.parts(li.Version) {
-		fmt.Fprintf(&b, "%s %s — %s %s\n%s:\n%s\n\n", p.order, l["key"], l["version"], p.version, l["hash"], p.hash)
+		fmt.Fprintf(&b, "%s %s — %s %s\n%s:\n%s\n", p.order, l["key"], l["version"], p.version, l["hash"], p.hash)
+		if p.certHash != "" {
+			fmt.Fprintf(&b, "%s:\n%s\n", l["certhash"], p.certHash)
+		}
+		b.WriteString("\n")
 	}
 	b.WriteString(l["sign"] + "\n\n\n______________________________\n")
 	return b.String()
@@ -88,8 +100,16 @@ func (s *Set) LetterPDF(li LetterInfo) ([]byte, error) {
 		pdf.Ln(4)
 		pdf.SetFont("Helvetica", "B", 11)
 		pdf.CellFormat(0, 7, tr(fmt.Sprintf("%s %s - %s %s", p.order, l["key"], l["version"], p.version)), "", 1, "", false, 0, "")
+		pdf.SetFont("Helvetica", "", 10)
+		pdf.CellFormat(0, 6, tr(l["hash"]), "", 1, "", false, 0, "")
 		pdf.SetFont("Courier", "", 10)
 		pdf.MultiCell(0, 5, p.hash, "", "", false)
+		if p.certHash != "" {
+			pdf.SetFont("Helvetica", "", 10)
+			pdf.CellFormat(0, 6, tr(l["certhash"]), "", 1, "", false, 0, "")
+			pdf.SetFont("Courier", "", 10)
+			pdf.MultiCell(0, 5, p.certHash, "", "", false)
+		}
 		pdf.SetFont("Helvetica", "", 11)
 	}
 	pdf.Ln(10)
