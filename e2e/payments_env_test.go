@@ -110,10 +110,12 @@ type autoCounter struct {
 	mu   sync.Mutex
 	ok   map[string]int
 	fail int
+	// statuses counts the non-2xx answers by status code.
+	statuses map[int]int
 }
 
 func newAutoCounter() *autoCounter {
-	return &autoCounter{base: &http.Transport{MaxIdleConnsPerHost: 64}, ok: map[string]int{}}
+	return &autoCounter{base: &http.Transport{MaxIdleConnsPerHost: 64}, ok: map[string]int{}, statuses: map[int]int{}}
 }
 
 func (a *autoCounter) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -141,9 +143,24 @@ func (a *autoCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 		a.ok[ref]++
 	} else {
 		a.fail++
+		if err == nil {
+			a.statuses[resp.StatusCode]++
+		}
 	}
 	a.mu.Unlock()
 	return resp, err
+}
+
+// errorAnswers returns the non-2xx answers acquit gave to automatic
+// responses, by status code.
+func (a *autoCounter) errorAnswers() map[int]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[int]int{}
+	for k, v := range a.statuses {
+		out[k] = v
+	}
+	return out
 }
 
 func (a *autoCounter) delivered() (map[string]int, int) {

@@ -65,6 +65,9 @@ func TestPaymentsEndToEnd2000(t *testing.T) {
 	o := e.verifyPayments(c, all)
 	o.log(t, fmt.Sprintf("%d payments", len(all)), time.Since(start), e.sim.Stats(), rd)
 	t.Logf("  %d manual forms posted again after all batches", again)
+	if bad := e.auto.errorAnswers(); len(bad) > 0 {
+		t.Errorf("acquit answered automatic responses with errors (status: count) %v", bad)
+	}
 	if len(rd.bad) > 0 {
 		t.Errorf("%d returning customers sent to the wrong page: %s", len(rd.bad), firstN(rd.bad, 10))
 	}
@@ -216,6 +219,9 @@ func TestPaymentsKill9(t *testing.T) {
 	o := e.verifyPayments(c, cs)
 	o.log(t, fmt.Sprintf("%d payments, 2 kill -9", n), time.Since(start), e.sim.Stats(), rd)
 	t.Logf("  %d manual POSTs met a dead daemon; %d forms posted again after the restarts", failedReturns, again)
+	if bad := e.auto.errorAnswers(); len(bad) > 0 {
+		t.Errorf("acquit answered automatic responses with errors (status: count) %v", bad)
+	}
 	if len(rd.bad) > 0 {
 		t.Errorf("%d returning customers sent to the wrong page: %s", len(rd.bad), firstN(rd.bad, 10))
 	}
@@ -537,8 +543,61 @@ func TestPaymentsJSONModeS10Kill9(t *testing.T) {
 	}
 	o := e.verifyPayments(c, cs)
 	o.log(t, fmt.Sprintf("%d JSON-mode s10 payments, 1 kill -9", n), time.Since(start), e.sim.Stats(), rd)
+	if bad := e.auto.errorAnswers(); len(bad) > 0 {
+		t.Errorf("acquit answered automatic responses with errors (status: count) %v", bad)
+	}
 	if len(rd.bad) > 0 {
 		t.Errorf("%d returning customers sent to the wrong page: %s", len(rd.bad), firstN(rd.bad, 10))
+	}
+	if err := e.h.Stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// TestPaymentsSIGTERMMidFlow stops the daemon gracefully (SIGTERM, as
+// systemd does on a restart) while 300 payments flow, and starts it again:
+// the stop must exit 0, every request the daemon answered must have been
+// answered correctly (no 5xx, no wrong page while shutting down), and every
+// payment must end as the simulator decided, once.
+func TestPaymentsSIGTERMMidFlow(t *testing.T) {
+	const n = 300
+	c := ctx(t)
+	e := newPayEnv(t, sim.Faults{DropAutomatic: 0.3, CustomerNeverReturns: 0.3, AutomaticTwice: 0.1}, nil)
+	e.start(c)
+	start := time.Now()
+	cs := e.plan(n, 13)
+	rd := &redirects{}
+	stopped := make(chan error, 1)
+	var once sync.Once
+	onStarted := func(k int) {
+		if k < n/2 {
+			return
+		}
+		once.Do(func() {
+			go func() {
+				if err := e.h.Stop(); err != nil {
+					stopped <- fmt.Errorf("SIGTERM mid-flow: %w", err)
+					return
+				}
+				time.Sleep(500 * time.Millisecond)
+				stopped <- e.h.Start(c)
+			}()
+		})
+	}
+	if err := e.drive(c, cs, 8, rd, onStarted); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	e.returnAgain(c, cs, rd, func(*customer) bool { return true })
+	o := e.verifyPayments(c, cs)
+	o.log(t, fmt.Sprintf("%d payments, SIGTERM and restart mid-flow", n), time.Since(start), e.sim.Stats(), rd)
+	if bad := e.auto.errorAnswers(); len(bad) > 0 {
+		t.Errorf("acquit answered automatic responses with errors (status: count) %v", bad)
+	}
+	if len(rd.bad) > 0 {
+		t.Errorf("%d returning customers got a wrong answer around the stop: %s", len(rd.bad), firstN(rd.bad, 10))
 	}
 	if err := e.h.Stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
