@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ type recordingBank struct {
 	docs       []sdk.Document
 	confirm    map[string]bool
 	onePerCall bool
+	bigDetails string
 }
 
 func (b *recordingBank) Describe(context.Context) (sdk.Info, error) {
@@ -56,7 +58,7 @@ func (b *recordingBank) Upload(ctx context.Context, req sdk.UploadRequest, progr
 	b.uploads[req.TransmissionID]++
 	progress(req.Size, req.Size)
 	return &sdk.UploadResult{OrderID: fmt.Sprintf("A%03d", len(b.uploads)), TransactionID: "TX" + req.TransmissionID, Segments: 1,
-		ReturnCode: "000000", Details: map[string]string{"partner_id": "PARTNER1"}}, nil
+		ReturnCode: "000000", Details: map[string]string{"partner_id": "PARTNER1", "txs": b.bigDetails}}, nil
 }
 func (b *recordingBank) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.DownloadResult, error) {
 	b.mu.Lock()
@@ -489,5 +491,19 @@ func TestFetchAcksDrainsEveryPendingDocument(t *testing.T) {
 	cur, _ := f.svc.Get(context.Background(), tr.ID)
 	if cur.State != StatePartial {
 		t.Fatal(cur.State)
+	}
+}
+
+func TestLargePluginDetailsStayOutOfEvents(t *testing.T) {
+	f := newFixture(t)
+	f.bank.bigDetails = strings.Repeat("x", 2<<20)
+	tr := f.submitAndSend(t)
+	evs := f.events(t, "transmission.submitted")
+	if len(evs) != 1 || len(evs[0].Payload) > 16<<10 {
+		t.Fatalf("submitted event of %d bytes", len(evs[0].Payload))
+	}
+	cur, _ := f.svc.Get(context.Background(), tr.ID)
+	if !strings.Contains(string(cur.Details), `"txs_bytes":"2097152"`) {
+		t.Fatalf("details %s", cur.Details)
 	}
 }

@@ -118,8 +118,19 @@ func (s *Service) Send(ctx context.Context, id, owner string, progress func(sent
 	}
 	s.m.uploads.WithLabelValues(t.Bank, "ok").Inc()
 	now := s.d.Now()
+	// The plugin's details may list every transaction: acquit read those
+	// from the file itself at submission, so only the short values are kept
+	// (events must stay small whatever the file size).
+	small := map[string]string{}
+	for k, v := range res.Details {
+		if len(v) <= 1024 {
+			small[k] = v
+		} else {
+			small[k+"_bytes"] = fmt.Sprint(len(v))
+		}
+	}
 	details := map[string]any{"segments": res.Segments, "resumed": res.Resumed, "return_code": res.ReturnCode,
-		"return_text": res.ReturnText, "plugin": res.Details}
+		"return_text": res.ReturnText, "plugin": small}
 	db, _ := json.Marshal(details)
 	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
 		return s.transition(ctx, tx, t, StateSubmitted, "upload", 0, "transmission.submitted",
