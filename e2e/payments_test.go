@@ -98,7 +98,7 @@ func TestPaymentsEndToEnd2000(t *testing.T) {
 	}
 }
 
-// TestPaymentsKill9 runs 1,000 payments (300 with -short) with 30% of
+// TestPaymentsKill9 runs 800 payments (300 with -short) with 30% of
 // automatic responses dropped, 30% of customers never returning and 10%
 // sent twice, and kills the daemon and the atos plugin with SIGKILL twice
 // in the middle. Customers already sent to the payment page keep paying and
@@ -108,7 +108,7 @@ func TestPaymentsEndToEnd2000(t *testing.T) {
 // decided, decided once, with its hook run, and every automatic response
 // acquit answered 2xx must be on its payment's timeline.
 func TestPaymentsKill9(t *testing.T) {
-	n := 1000
+	n := 800
 	if testing.Short() {
 		n = 300
 	}
@@ -231,7 +231,7 @@ func TestPaymentsKill9(t *testing.T) {
 }
 
 // TestPaymentsPluginCrashDaemonKeepsServing kills only the atos plugin
-// process (SIGKILL) while 300 payments flow. The daemon must keep answering
+// process (SIGKILL) while 240 payments flow. The daemon must keep answering
 // /healthz, a customer coming back while the plugin is down must still get
 // an answer (a 303 to the right page, or the documented neutral "being
 // confirmed" page when the response cannot be verified), the plugin must
@@ -239,7 +239,7 @@ func TestPaymentsKill9(t *testing.T) {
 // payments must work, every payment must end as the simulator decided, and
 // no zombie process may remain.
 func TestPaymentsPluginCrashDaemonKeepsServing(t *testing.T) {
-	const n = 300
+	const n = 240
 	c := ctx(t)
 	e := newPayEnv(t, sim.Faults{DropAutomatic: 0.3, CustomerNeverReturns: 0.2}, nil)
 	e.start(c)
@@ -465,7 +465,7 @@ func TestPaymentsOfficeOutage(t *testing.T) {
 // SIGKILL halfway. No s10 id may be handed out twice (the counter survives
 // the kill), and every payment ends as the simulator decided, once.
 func TestPaymentsJSONModeS10Kill9(t *testing.T) {
-	n := 400
+	n := 300
 	if testing.Short() {
 		n = 150
 	}
