@@ -352,23 +352,22 @@ func fetchAcks(h *demo.Harness, kinds string) error {
 }
 
 // waitStateFetching waits for a transmission state, fetching the
-// acknowledgements through the admin API every two seconds meanwhile: after
-// a kill -9 the fetch-acks schedule may be blocked by the dead process's
-// unfinished run (see the report of TestEbicsKill9DuringDownload).
+// acknowledgements through the admin API (one run of the fetch-acks job)
+// whenever the state is not reached yet: after a kill -9 the fetch-acks
+// schedule may be blocked by the dead process's unfinished run
+// (TestEbicsIssueFetchScheduleAfterKill9), and some tests fetch only this
+// way to apply reports in a known order.
 func waitStateFetching(t *testing.T, h *demo.Harness, id string, d time.Duration, want transmissions.State) *transmissions.Detail {
 	t.Helper()
 	deadline := time.Now().Add(d)
-	var last *transmissions.Detail
+	var last transmissions.Detail
 	for time.Now().Before(deadline) {
-		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		dt, err := demo.WaitState(c, h, id, 2*time.Second, want)
-		cancel()
-		if err == nil {
-			return dt
+		if _, err := h.Client().Do(context.Background(), "GET", "/v1/transmissions/"+id, nil, &last); err == nil && last.State == want {
+			return &last
 		}
-		last = dt
 		_ = fetchAcks(h, "")
+		time.Sleep(300 * time.Millisecond)
 	}
-	t.Fatalf("transmission %s: %s after %s, want %s", id, describeErr(last), d, want)
+	t.Fatalf("transmission %s: %s after %s, want %s", id, describeErr(&last), d, want)
 	return nil
 }

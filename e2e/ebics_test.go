@@ -49,7 +49,13 @@ func TestEbicsProfiles(t *testing.T) {
 			tp := h.Template()
 			tp.RecorderURL = rec.srv.URL
 			tp.Hooks = ebicsHooks
-			tp.AckDeadline = "15s"
+			tp.AckDeadline = "12s"
+			// Acknowledgements are fetched by the test through the admin API
+			// (the job the schedule runs), so that each report is applied in
+			// a known order (PSR, then HAC, then PTK of one file): with the
+			// schedule racing the bank's asynchronous validation, a HAC can
+			// come first and the event then carries only its reasons.
+			tp.FetchEvery = "@every 1h"
 			c := ctx(t)
 			if err := h.Start(c); err != nil {
 				t.Fatal(err)
@@ -106,10 +112,7 @@ func TestEbicsProfiles(t *testing.T) {
 			s.SetFaults(sim.Faults{})
 
 			for i, pl := range plans {
-				d, err := demo.WaitState(c, h, ids[i], 90*time.Second, pl.want)
-				if err != nil {
-					t.Fatalf("%s: %v", filepath.Base(pl.path), err)
-				}
+				d := waitStateFetching(t, h, ids[i], 90*time.Second, pl.want)
 				data, _ := readPain(t, pl.path)
 				orders := ordersOf(s, data)
 				if len(orders) != 1 {
@@ -362,6 +365,11 @@ func TestEbicsKill9DuringUpload(t *testing.T) {
 			tr, ok := transmissionByFile(t, h, filepath.Base(path))
 			if !ok {
 				t.Fatal("transmission lost after the kill")
+			}
+			// The retry loop finishes the upload first: acknowledgements fetched
+			// while it is still queued race it (TestEbicsIssueAckBeforeSubmission).
+			if d, err := demo.WaitState(c, h, tr.ID, 2*time.Minute, transmissions.StateSubmitted, transmissions.StateAccepted); err != nil {
+				t.Fatalf("%v (%s)", err, describeErr(d))
 			}
 			d := waitStateFetching(t, h, tr.ID, 2*time.Minute, transmissions.StateAccepted)
 			orders := s.Orders()
