@@ -184,7 +184,8 @@ const (
 // customer is one simulated payment.
 type customer struct {
 	i      int
-	choice string // accepted, refused, cancelled, 3ds_failure
+	choice string // accepted, refused, cancelled, 3ds_failure, expired
+	card   string // card number typed instead of choosing the outcome
 	back   int
 	ref    string
 	prov   string
@@ -205,7 +206,8 @@ func (c *customer) wantURL() string {
 }
 
 // plan draws n customers: 3% abandon on the payment page, the others pay
-// (67% accepted, 15% refused, 10% cancelled, 5% 3-D Secure failure);
+// (64% accepted, 15% refused, 10% cancelled, 5% 3-D Secure failure, and
+// by card number 2% responseCode 51, 1% 97 session expired);
 // of those, 5% double-submit the manual form and 5% post it again later.
 func (e *payEnv) plan(n int, seed uint64) []*customer {
 	rng := rand.New(rand.NewPCG(seed, 99))
@@ -221,6 +223,10 @@ func (e *payEnv) plan(n int, seed uint64) []*customer {
 			c.choice = "cancelled"
 		case x < 0.33:
 			c.choice = "3ds_failure"
+		case x < 0.35:
+			c.choice, c.card = "refused", "4100000000000051" // amount too high
+		case x < 0.36:
+			c.choice, c.card = "expired", "4100000000000097" // session expired on the page
 		}
 		if c.back == backOnce {
 			switch x := rng.Float64(); {
@@ -306,7 +312,11 @@ func (e *payEnv) pay(ctx context.Context, c *customer, st *payments.Started) err
 	if c.back == backAbandonNow {
 		return nil
 	}
-	m, err := e.br.Choose(ctx, page, sim.Choice{Outcome: c.choice})
+	ch := sim.Choice{Outcome: c.choice}
+	if c.card != "" {
+		ch = sim.Choice{CardNumber: c.card}
+	}
+	m, err := e.br.Choose(ctx, page, ch)
 	if err != nil {
 		return fmt.Errorf("payment %s: choose: %w", c.ref, err)
 	}
