@@ -363,15 +363,10 @@ func TestPaymentsPluginCrashDaemonKeepsServing(t *testing.T) {
 // payment whose customer never came back and whose automatic response was
 // lost must be decided within a minute.
 //
-// Known bug (daemon/schedule): the run the killed process left unfinished
-// makes every later StartRun of the schedule fail with ErrConflict until
-// it is older than the longest timeout plus AbandonGrace (10m + 5m), so
-// reconciliation stops for 15 minutes after such a kill, logged only at
-// debug level. Skipped unless ACQUIT_E2E_KNOWN_BUGS=1 until it is fixed.
+// The run the killed process left unfinished used to block the schedule
+// for 15 minutes (timeout + grace); the restarted process of the instance
+// now closes it at start (store.InstanceRunAbandoner).
 func TestPaymentsKill9DuringReconcile(t *testing.T) {
-	if os.Getenv("ACQUIT_E2E_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a schedule run left unfinished by kill -9 blocks the schedule for 15 minutes; ACQUIT_E2E_KNOWN_BUGS=1 runs it")
-	}
 	c := ctx(t)
 	e := newPayEnv(t, sim.Faults{DropAutomatic: 1, CustomerNeverReturns: 1, OfficeDelay: time.Second}, func(tp *demo.TemplateData) {
 		tp.ReconcileAfter = "1s"

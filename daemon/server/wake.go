@@ -80,3 +80,13 @@ func (s *wakingStore) ExpireLeases(ctx context.Context, prefix, keep string, now
 	}
 	return 0, nil
 }
+
+var _ store.InstanceRunAbandoner = (*wakingStore)(nil)
+
+// AbandonInstanceRuns forwards to the store when it can.
+func (s *wakingStore) AbandonInstanceRuns(ctx context.Context, instance string) (int, error) {
+	if a, ok := s.Store.(store.InstanceRunAbandoner); ok {
+		return a.AbandonInstanceRuns(ctx, instance)
+	}
+	return 0, nil
+}

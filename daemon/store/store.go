@@ -271,3 +271,10 @@ type LeaseExpirer interface {
 	// name starts with prefix, except keep, and returns how many.
 	ExpireLeases(ctx context.Context, prefix, keep string, now time.Time) (int, error)
 }
+
+// InstanceRunAbandoner is implemented by stores that can mark the
+// unfinished schedule runs of one instance as failed (its previous process
+// died); the scheduler calls it at start.
+type InstanceRunAbandoner interface {
+	AbandonInstanceRuns(ctx context.Context, instance string) (int, error)
+}

@@ -54,8 +54,9 @@ type Store struct {
 }
 
 var (
-	_ store.Store        = (*Store)(nil)
-	_ store.LeaseExpirer = (*Store)(nil)
+	_ store.Store                = (*Store)(nil)
+	_ store.LeaseExpirer         = (*Store)(nil)
+	_ store.InstanceRunAbandoner = (*Store)(nil)
 )
 
 // Path returns the database file.

@@ -38,6 +38,7 @@ func Run(t *testing.T, open Opener) {
 		{"LeaseExpiry", testLeaseExpiry},
 		{"ExtendLease", testExtendLease},
 		{"ExpireLeasesOfDeadProcess", testExpireLeases},
+		{"AbandonInstanceRuns", testAbandonInstanceRuns},
 		{"NotDueNotClaimed", testNotDue},
 		{"ConcurrentClaimers", testConcurrentClaimers},
 		{"ListAndCount", testListCount},
@@ -1161,5 +1162,41 @@ func testExpireLeases(t *testing.T, s store.Store) {
 	must(t, err)
 	if len(got) != 1 || got[0].Subject != "a" {
 		t.Fatalf("after expiry, claimed %+v", got)
+	}
+}
+
+// testAbandonInstanceRuns: a restarted instance closes the runs its dead
+// predecessor left open (they block the schedule), not other instances'.
+func testAbandonInstanceRuns(t *testing.T, s store.Store) {
+	a, ok := s.(store.InstanceRunAbandoner)
+	if !ok {
+		t.Skip("store does not implement InstanceRunAbandoner")
+	}
+	ctx := ctxT(t)
+	now := time.Now()
+	mine, err := s.StartRun(ctx, "reconcile", now, "node1", now)
+	must(t, err)
+	_, err = s.StartRun(ctx, "fetch", now, "node2", now)
+	must(t, err)
+	if _, err := s.StartRun(ctx, "reconcile", now.Add(time.Minute), "node1", now.Add(time.Minute)); err == nil {
+		t.Fatal("overlapping run started")
+	}
+	n, err := a.AbandonInstanceRuns(ctx, "node1")
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("abandoned %d runs, want 1", n)
+	}
+	if _, err := s.StartRun(ctx, "reconcile", now.Add(time.Minute), "node1", now.Add(time.Minute)); err != nil {
+		t.Fatalf("schedule still blocked: %v", err)
+	}
+	if _, err := s.StartRun(ctx, "fetch", now.Add(time.Minute), "node1", now.Add(time.Minute)); err == nil {
+		t.Fatal("another instance's running run was abandoned")
+	}
+	last, err := s.ListRuns(ctx, "reconcile", 10)
+	must(t, err)
+	for _, r := range last {
+		if r.ID == mine && (r.OK || r.Finished.IsZero()) {
+			t.Fatalf("abandoned run %+v", r)
+		}
 	}
 }

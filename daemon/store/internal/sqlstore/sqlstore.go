@@ -1242,6 +1242,26 @@ func (s *DB) AbandonRuns(ctx context.Context, before time.Time) (int, error) {
 	return int(n), nil
 }
 
+// AbandonInstanceRuns marks every unfinished run started by instance as
+// failed. A process calls it at start: instance names are unique per
+// process, so such runs belong to a predecessor that died (kill -9).
+func (s *DB) AbandonInstanceRuns(ctx context.Context, instance string) (int, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := s.txExec(ctx, tx, `UPDATE schedule_runs SET finished = ?, ok = 0, error = 'abandoned: the process running it died'
+			WHERE finished = 0 AND instance = ?`, toNS(time.Now()), instance)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("abandon runs of %s: %w", instance, err)
+	}
+	return int(n), nil
+}
+
 // ---------------------------------------------------------------------------
 // IDs
 
