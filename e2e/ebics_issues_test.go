@@ -74,13 +74,11 @@ func undelivered(s *sim.Sim) []string {
 	return out
 }
 
-// TestEbicsIssueFetchScheduleAfterKill9: a kill -9 during a fetch-acks run
-// leaves its schedule_runs row unfinished; StartRun refuses every later
-// run (unique index schedule_runs_one_running) until AbandonRuns declares
-// it dead, after the longest schedule timeout (10 min) + AbandonGrace
-// (5 min). Wanted: the restarted daemon fetches on its next due time.
-func TestEbicsIssueFetchScheduleAfterKill9(t *testing.T) {
-	knownIssue(t, "fetch-acks schedule stalls ~15 min after a kill -9 during a run")
+// TestEbicsFetchScheduleAfterKill9: a kill -9 during a fetch-acks run left
+// its schedule_runs row unfinished and StartRun refused every later run for
+// the longest schedule timeout + AbandonGrace (15 min; fixed in 8f6ea06):
+// the restarted daemon must fetch on its next due time.
+func TestEbicsFetchScheduleAfterKill9(t *testing.T) {
 	t.Parallel()
 	h, _, g := startOnboarded(t, "")
 	g.setHold(func(r bankRequest) bool { return !r.Upload && r.Req.TransactionID == "" && r.Kind == "Z01" })
@@ -153,13 +151,10 @@ func TestEbicsIssueLargeDocument(t *testing.T) {
 	}
 }
 
-// TestEbicsIssueOneDocumentPerRun: FetchAcks downloads one document per
-// kind per run (the plugin returns one per call: "call again until
-// NoData"), so a backlog of n documents takes n schedule periods; with a
-// 15 min schedule, 20 uploads in a batch get their HACs over 5 hours and
-// may pass their ack_deadline. Wanted: a run drains each kind (bounded).
-func TestEbicsIssueOneDocumentPerRun(t *testing.T) {
-	knownIssue(t, "one document per kind per fetch-acks run")
+// TestEbicsFetchDrainsBacklog: FetchAcks downloaded one document per kind
+// per run (the plugin returns one per call), so a backlog of n documents
+// took n schedule periods (fixed in d22950e): one run must drain a kind.
+func TestEbicsFetchDrainsBacklog(t *testing.T) {
 	t.Parallel()
 	h, s, _ := startOnboarded(t, "@every 1h")
 	for i := 0; i < 5; i++ {
