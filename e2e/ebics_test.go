@@ -897,3 +897,61 @@ func TestEbicsLateAcknowledgement(t *testing.T) {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 }
+
+// TestEbicsOutboxSlowWriter: a producer writes a file straight into the
+// outbox folder, slowly (a chunk every 400 ms for 6 s, longer than two
+// scans): the daemon leaves it alone while it changes (settle time) and
+// sends it once complete; nothing lands in failed/.
+func TestEbicsOutboxSlowWriter(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	s, _ := startEbicsBank(t, h, "de", 64<<10, sim.Config{})
+	h.Template().AckDeadline = "5m"
+	c := ctx(t)
+	if err := h.Start(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.Onboard(c, h, ebicsBank); err != nil {
+		t.Fatal(err)
+	}
+	outbox := filepath.Join(h.Dir, "outbox", ebicsBank)
+	if err := os.MkdirAll(outbox, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	src, _, err := demo.GenerateFile(filepath.Join(h.Dir, "files"), "E2E-SLOW", 200, 23)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := readPain(t, src)
+	f, err := os.Create(filepath.Join(outbox, "slow.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chunks = 15
+	step := (len(data) + chunks - 1) / chunks
+	for off := 0; off < len(data); off += step {
+		if _, err := f.Write(data[off:min(off+step, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(outbox, "slow.xml")); err != nil {
+			t.Fatalf("the file left the outbox while being written (at %d of %d bytes)", off, len(data))
+		}
+		time.Sleep(400 * time.Millisecond)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "slow.xml moved to sent/", func() bool {
+		m, _ := filepath.Glob(filepath.Join(outbox, "sent", "*_slow.xml"))
+		return len(m) == 1
+	})
+	if m, _ := filepath.Glob(filepath.Join(outbox, "failed", "*")); len(m) != 0 {
+		t.Errorf("failed/ holds %v", m)
+	}
+	if o := s.Orders(); len(o) != 1 || !bytes.Equal(o[0].Data, data) {
+		t.Fatalf("bank has %d orders, want one holding the whole file", len(o))
+	}
+	if err := h.Stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
