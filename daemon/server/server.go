@@ -111,15 +111,19 @@ func (d *Daemon) PublicAddr() string { return d.publicL.Addr().String() }
 // AdminAddr is the admin listener's address.
 func (d *Daemon) AdminAddr() string { return d.adminL.Addr().String() }
 
+// maxRawBody is the largest raw input stored: a downloaded bank document
+// can be as large as the plugin channel carries (sdk.MaxMessageSize).
+const maxRawBody = sdk.MaxMessageSize
+
 func (d *Daemon) openStore(ctx context.Context) (store.Store, error) {
 	switch d.cfg.State.Driver {
 	case "postgres":
-		return postgres.Open(ctx, d.cfg.State.DSN.Reveal())
+		return postgres.Open(ctx, d.cfg.State.DSN.Reveal(), store.WithMaxRawBody(maxRawBody))
 	default:
 		if err := os.MkdirAll(filepath.Dir(d.cfg.State.Path), 0o750); err != nil {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
-		return sqlite.Open(ctx, d.cfg.State.Path)
+		return sqlite.Open(ctx, d.cfg.State.Path, store.WithMaxRawBody(maxRawBody))
 	}
 }
 

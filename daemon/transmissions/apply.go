@@ -122,8 +122,12 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, raw
 		s.m.unmatched.Add(float64(len(unmatched)))
 		s.d.Logger.Warn().Str("bank", bank).Str("kind", kind).Str("ack", res.AckID).Int("entries", len(unmatched)).
 			Msg("acknowledgement entries match no transmission")
+		listed := unmatched
+		if len(listed) > MaxRejectedInEvent {
+			listed = listed[:MaxRejectedInEvent]
+		}
 		payload, _ := json.Marshal(map[string]any{"ack_id": res.AckID, "bank": bank, "kind": kind, "name": doc.Name,
-			"raw_id": rawID, "entries": unmatched})
+			"raw_id": rawID, "entries": listed, "unmatched_count": len(unmatched), "entries_truncated": len(listed) < len(unmatched)})
 		if _, err := tx.Emit(ctx, store.NewEvent{Type: "ack.unmatched", Subject: "ack:" + res.AckID, Payload: payload}); err != nil {
 			return err
 		}
@@ -182,6 +186,10 @@ func (s *Service) applyTo(ctx context.Context, tx store.Tx, id string, rawID int
 	if err != nil {
 		return false, err
 	}
+	rejectedBefore, err := s.countRejected(ctx, tx, id)
+	if err != nil {
+		return false, err
+	}
 	// Transaction-level statuses first: they decide accepted vs partial.
 	effect := EffectNone
 	for _, f := range fs {
@@ -208,8 +216,9 @@ func (s *Service) applyTo(ctx context.Context, tx store.Tx, id string, rawID int
 		}
 	}
 	// Count what the bank refused so far (across every acknowledgement).
-	var rejected, total int64
-	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM transmission_txs WHERE transmission_id = ? AND status = 'RJCT'`, id).Scan(&rejected); err != nil {
+	var total int64
+	rejected, err := s.countRejected(ctx, tx, id)
+	if err != nil {
 		return false, err
 	}
 	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM transmission_txs WHERE transmission_id = ?`, id).Scan(&total); err != nil {
@@ -226,10 +235,17 @@ func (s *Service) applyTo(ctx context.Context, tx store.Tx, id string, rawID int
 		effect = EffectPartial
 	}
 	to, ev := next(t.State, effect)
+	update := false
 	if to == t.State {
-		return false, nil
+		// Same state, but this acknowledgement names rejected transactions
+		// the earlier one did not (a HAC rejected the file, the PSR now
+		// says which transactions and why): the hooks hear it again.
+		if (t.State != StateRejected && t.State != StatePartial) || rejected <= rejectedBefore {
+			return false, nil
+		}
+		ev, update = eventFor(t.State), true
 	}
-	payload := map[string]any{"ack_id": ackID, "kind": kind, "raw_id": rawID}
+	payload := map[string]any{"ack_id": ackID, "kind": kind, "raw_id": rawID, "update": update}
 	if to == StatePartial || to == StateRejected {
 		rej, err := s.txs(ctx, tx, id, true)
 		if err != nil {
@@ -262,10 +278,40 @@ func (s *Service) applyTo(ctx context.Context, tx store.Tx, id string, rawID int
 		}
 		payload["reasons"] = reasons
 	}
+	if update {
+		if err := s.emitUpdate(ctx, tx, t, "ack:"+kind, rawID, ev, payload); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
 	if err := s.transition(ctx, tx, t, to, "ack:"+kind, rawID, ev, payload, nil); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+func (s *Service) countRejected(ctx context.Context, tx store.Tx, id string) (int64, error) {
+	var n int64
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM transmission_txs WHERE transmission_id = ? AND status = 'RJCT'`, id).Scan(&n)
+	return n, err
+}
+
+// emitUpdate raises an event for new details of an unchanged state, with
+// a history row saying so.
+func (s *Service) emitUpdate(ctx context.Context, tx store.Tx, t *Transmission, cause string, rawID int64, evType string, payload map[string]any) error {
+	details, _ := json.Marshal(map[string]any{"event": evType, "update": true})
+	if err := tx.RecordHistory(ctx, store.History{Entity: "transmission", ID: t.ID, From: string(t.State), To: string(t.State),
+		Cause: cause, RawID: rawID, Details: details, At: s.d.Now()}); err != nil {
+		return err
+	}
+	payload["transmission"] = t
+	payload["previous_state"] = t.State
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Emit(ctx, store.NewEvent{Type: evType, Subject: "transmission:" + t.ID, Payload: b})
+	return err
 }
 
 // setTxStatus records a transaction status unless it would weaken a

@@ -32,6 +32,7 @@ type recordingBank struct {
 	confirm    map[string]bool
 	onePerCall bool
 	bigDetails string
+	during     func() // called inside Upload, lock released
 }
 
 func (b *recordingBank) Describe(context.Context) (sdk.Info, error) {
@@ -56,6 +57,11 @@ func (b *recordingBank) Upload(ctx context.Context, req sdk.UploadRequest, progr
 		b.uploads = map[string]int{}
 	}
 	b.uploads[req.TransmissionID]++
+	if b.during != nil {
+		b.mu.Unlock()
+		b.during()
+		b.mu.Lock()
+	}
 	progress(req.Size, req.Size)
 	return &sdk.UploadResult{OrderID: fmt.Sprintf("A%03d", len(b.uploads)), TransactionID: "TX" + req.TransmissionID, Segments: 1,
 		ReturnCode: "000000", Details: map[string]string{"partner_id": "PARTNER1", "txs": b.bigDetails}}, nil
@@ -505,5 +511,61 @@ func TestLargePluginDetailsStayOutOfEvents(t *testing.T) {
 	cur, _ := f.svc.Get(context.Background(), tr.ID)
 	if !strings.Contains(string(cur.Details), `"txs_bytes":"2097152"`) {
 		t.Fatalf("details %s", cur.Details)
+	}
+}
+
+// An acknowledgement fetched while a resumed upload finishes must not
+// erase the submission (order id, submitted event).
+func TestAckBeforeUploadRecorded(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	res, _ := f.svc.Submit(ctx, "demo", "", "testdata/pain001_3tx.xml")
+	f.bank.during = func() { f.ingest(t, "psr_actc.xml") } // the bank's PSR arrives mid-upload
+	sent, err := f.svc.Send(ctx, res.Transmission.ID, "w", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent.State != StateAccepted || sent.OrderID == "" || sent.SubmittedAt.IsZero() {
+		t.Fatalf("after upload: %+v", sent)
+	}
+	if len(f.events(t, "transmission.submitted")) != 1 || len(f.events(t, "transmission.accepted")) != 1 {
+		t.Fatal("want one submitted and one accepted event")
+	}
+}
+
+// A HAC rejects the file first (no details); the PSR then names every
+// rejected transaction: the hooks hear transmission.rejected again, with
+// the details, marked as an update.
+func TestRejectionDetailsAfterHAC(t *testing.T) {
+	f := newFixture(t)
+	tr := f.submitAndSend(t)
+	b, _ := os.ReadFile("testdata/hac_final_neg.xml")
+	r, err := f.svc.Ingest(context.Background(), "demo", "hac", sdk.Document{DownloadID: "h", Name: "hac.xml", Content: b})
+	if err != nil || r.Unmatched != 0 {
+		t.Fatalf("hac: %+v %v", r, err)
+	}
+	f.ingest(t, "psr_group_rjct.xml")
+	evs := f.events(t, "transmission.rejected")
+	if len(evs) != 2 {
+		t.Fatalf("%d rejected events", len(evs))
+	}
+	var first, second struct {
+		Count  int  `json:"rejected_count"`
+		Update bool `json:"update"`
+	}
+	json.Unmarshal(evs[0].Payload, &first)
+	json.Unmarshal(evs[1].Payload, &second)
+	if first.Count != 0 || first.Update || second.Count != 3 || !second.Update {
+		t.Fatalf("first %+v second %+v", first, second)
+	}
+	cur, _ := f.svc.Get(context.Background(), tr.ID)
+	if cur.State != StateRejected {
+		t.Fatal(cur.State)
+	}
+	// The same PSR again adds nothing: no third event.
+	b2, _ := os.ReadFile("testdata/psr_group_rjct.xml")
+	f.svc.Ingest(context.Background(), "demo", "psr", sdk.Document{DownloadID: "x", Name: "again.xml", Content: append(b2, ' ')})
+	if n := len(f.events(t, "transmission.rejected")); n != 2 {
+		t.Fatalf("%d rejected events after a repeat", n)
 	}
 }

@@ -132,18 +132,36 @@ func (s *Service) Send(ctx context.Context, id, owner string, progress func(sent
 	details := map[string]any{"segments": res.Segments, "resumed": res.Resumed, "return_code": res.ReturnCode,
 		"return_text": res.ReturnText, "plugin": small}
 	db, _ := json.Marshal(details)
+	set := map[string]any{"order_id": res.OrderID, "transaction_id": res.TransactionID,
+		"partner_id": res.Details["partner_id"], "submitted_ms": now.UnixMilli(),
+		"deadline_ms": now.Add(bank.AckDeadline).UnixMilli(), "details": string(db), "last_error": ""}
+	evPayload := map[string]any{"segments": res.Segments, "return_code": res.ReturnCode}
 	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
-		return s.transition(ctx, tx, t, StateSubmitted, "upload", 0, "transmission.submitted",
-			map[string]any{"segments": res.Segments, "return_code": res.ReturnCode},
-			map[string]any{"order_id": res.OrderID, "transaction_id": res.TransactionID,
-				"partner_id": res.Details["partner_id"], "submitted_ms": now.UnixMilli(),
-				"deadline_ms": now.Add(bank.AckDeadline).UnixMilli(), "details": string(db), "last_error": ""})
+		cur, err := scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE id = ?`, id))
+		if err != nil {
+			return err
+		}
+		if cur.State == StateQueued {
+			return s.transition(ctx, tx, cur, StateSubmitted, "upload", 0, "transmission.submitted", evPayload, set)
+		}
+		// An acknowledgement got here first (fetched while a resumed upload
+		// was finishing): keep its state, record the submission beside it.
+		deadline := set["deadline_ms"]
+		if cur.DeadlineAt.After(time.Time{}) || cur.State.Final() {
+			deadline = cur.DeadlineAt.UnixMilli()
+		}
+		set["deadline_ms"] = deadline
+		return s.transition(ctx, tx, cur, cur.State, "upload recorded after acknowledgement", 0, "transmission.submitted", evPayload, set)
 	})
 	if err != nil {
 		s.release(ctx, id, owner, err.Error())
 		return nil, fmt.Errorf("send %s: record submission: %w", id, err)
 	}
-	t.OrderID, t.TransactionID, t.SubmittedAt, t.DeadlineAt = res.OrderID, res.TransactionID, now, now.Add(bank.AckDeadline)
+	if cur, err := s.Get(ctx, id); err == nil {
+		t = cur
+	} else {
+		t.OrderID, t.TransactionID, t.SubmittedAt = res.OrderID, res.TransactionID, now
+	}
 	s.release(ctx, id, owner, "")
 	s.d.Wake()
 	log.Info().Str("order_id", res.OrderID).Int("segments", res.Segments).Bool("resumed", res.Resumed).Msg("upload done")

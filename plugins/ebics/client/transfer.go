@@ -59,11 +59,11 @@ type uploadState struct {
 	Done          bool          `json:"done"`
 	Result        *UploadResult `json:"result,omitempty"`
 	Restarts      int           `json:"restarts"`
-	// details and the transactions (JSON, large: every EndToEndId of the
-	// file) are stored once under their own keys, not rewritten after each
-	// segment.
+	// details are stored once under their own key, not rewritten after
+	// each segment. The transactions themselves are not kept: the daemon
+	// reads the file's EndToEndIds and amounts at submission, and a list
+	// of 200,000 of them would not fit a state value (1 MiB).
 	details map[string]string
-	txsJSON []byte
 }
 
 // Upload sends one file, crash-safe: the state is persisted after each
@@ -109,10 +109,6 @@ func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, er
 		if err := c.putJSON(ctx, key+"/details", st.details); err != nil {
 			return nil, err
 		}
-		if err := c.putRaw(ctx, key+"/txs", st.txsJSON); err != nil {
-			return nil, err
-		}
-		st.txsJSON = nil
 		if err := c.putJSON(ctx, key, st); err != nil {
 			return nil, err
 		}
@@ -174,21 +170,11 @@ func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *
 	st.DataDigest = digest
 	st.details = map[string]string{"file_sha256": st.FileSHA256}
 	if info != nil {
-		type e2e struct {
-			PmtInfID   string `json:"pmt_inf_id"`
-			EndToEndID string `json:"end_to_end_id"`
-			Amount     string `json:"amount"`
-			Currency   string `json:"currency"`
-		}
-		var txs []e2e
-		for _, t := range info.Txs {
-			txs = append(txs, e2e{t.PmtInfID, t.EndToEndID, t.Amount, t.Currency})
-		}
 		pmt, _ := json.Marshal(info.PmtInfIDs)
-		tj, _ := json.Marshal(txs)
 		st.details["msg_id"] = info.MsgID
-		st.details["pmt_inf_ids"] = string(pmt)
-		st.txsJSON = tj
+		if len(pmt) <= 64<<10 {
+			st.details["pmt_inf_ids"] = string(pmt)
+		}
 		st.details["nb_of_txs"] = info.NbOfTxs
 		st.details["ctrl_sum"] = info.CtrlSum
 	}
@@ -386,13 +372,6 @@ func (c *Client) withDetails(ctx context.Context, key string, r *UploadResult) (
 	}
 	if r.Details == nil {
 		r.Details = map[string]string{}
-	}
-	raw, _, err := c.host.StateGet(ctx, key+"/txs")
-	if err != nil {
-		return nil, fmt.Errorf("ebics state %s/txs: %w", key, err)
-	}
-	if raw != nil {
-		r.Details["transactions"] = string(raw)
 	}
 	r.Details["order_id"] = r.OrderID
 	r.Details["transaction_id"] = r.TransactionID
