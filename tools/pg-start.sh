@@ -5,12 +5,12 @@
 #   eval "$(tools/pg-start.sh)"
 #
 # Runs as root on Debian: installs postgresql with apt-get when initdb/pg_ctl
-# are missing, creates the cluster under ${ACQUIT_PG_DIR:-/work/main/.tmp/pg}
+# are missing, creates the cluster under ${ACQUIT_PG_DIR:-<repo>/.tmp/pg}
 # owned by the postgres user, listening on 127.0.0.1:${ACQUIT_PG_PORT:-54329}
 # only. Everything but the export line goes to stderr.
 set -euo pipefail
 
-PG_DIR="${ACQUIT_PG_DIR:-/work/main/.tmp/pg}"
+PG_DIR="${ACQUIT_PG_DIR:-$(cd "$(dirname "$0")/.." && pwd)/.tmp/pg}"
 PG_PORT="${ACQUIT_PG_PORT:-54329}"
 PG_DB="${ACQUIT_PG_DB:-acquit_test}"
 PG_USER=postgres
