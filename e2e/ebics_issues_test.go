@@ -177,7 +177,8 @@ func TestEbicsFetchDrainsBacklog(t *testing.T) {
 // no second order (e.g. stop and wait for the HAC/PSR of the file's MsgId
 // instead of re-sending a file whose last segment may have arrived).
 func TestEbicsIssueV3ResendAfterForgottenUpload(t *testing.T) {
-	knownIssue(t, "EBICS 3.0 re-sends a completed file after the bank forgot its transaction")
+	// Fixed: in 3.0 the client no longer sends a file again once its last
+	// segment may have reached the bank; kept as a regression test.
 	t.Parallel()
 	h, s, g := startOnboardedProfile(t, "v3", 2048, "")
 	path, _, err := demo.GenerateFile(filepath.Join(h.Dir, "files"), "E2E-V3-FORGOT", 1000, 7)

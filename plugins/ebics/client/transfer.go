@@ -59,6 +59,9 @@ type uploadState struct {
 	Done          bool          `json:"done"`
 	Result        *UploadResult `json:"result,omitempty"`
 	Restarts      int           `json:"restarts"`
+	// LastSent is set (and persisted) before the last segment goes out:
+	// from then on the bank may have completed the order.
+	LastSent bool `json:"last_sent,omitempty"`
 	// details are stored once under their own key, not rewritten after
 	// each segment. The transactions themselves are not kept: the daemon
 	// reads the file's EndToEndIds and amounts at submission, and a list
@@ -121,9 +124,21 @@ func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, er
 		}
 		// The bank forgot the transaction (timeout, or never saw the init):
 		// start it again from the spool, same OrderID.
+		// In EBICS 3.0 the bank assigns the OrderID, so a restarted upload
+		// cannot be refused as a duplicate the way 2.5's reused OrderID is.
+		// If the last segment may have reached the bank before it forgot the
+		// transaction, the order may exist: stop rather than risk a second
+		// one; the acknowledgements (HAC, PSR by MsgId) tell what happened,
+		// and the daemon's deadline raises the alarm if nothing comes.
+		if protocol.HasCode(err, protocol.CodeTxUnknownTxID) && c.version == protocol.H005 && st.LastSent {
+			c.log.Warn().Str("id", spec.ID).Str("tx", st.TransactionID).
+				Msg("ebics upload: the bank forgot a transaction whose last segment was sent; not sending the file again")
+			return c.finish(ctx, key, &st, &protocol.Response{TechCode: protocol.CodeTxUnknownTxID,
+				ReportText: "transaction unknown after its last segment was sent: the order may exist; check the HAC/PSR before sending again"})
+		}
 		if protocol.HasCode(err, protocol.CodeTxUnknownTxID) && attempt < 2 {
 			c.log.Warn().Str("id", spec.ID).Str("tx", st.TransactionID).Msg("ebics upload: bank dropped the transaction, restarting it")
-			st.TransactionID, st.SegmentsDone = "", 0
+			st.TransactionID, st.SegmentsDone, st.LastSent = "", 0, false
 			st.Restarts++
 			if err := c.putJSON(ctx, key, st); err != nil {
 				return nil, err
@@ -302,6 +317,12 @@ func (c *Client) runUpload(ctx context.Context, spec UploadSpec, fn Function, ke
 		m, err := sf.ReadAt(buf, int64(n-1)*int64(st.SegmentSize))
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
+		}
+		if n == st.NumSegments && !st.LastSent {
+			st.LastSent = true
+			if err := c.putJSON(ctx, key, st); err != nil {
+				return nil, err
+			}
 		}
 		r := &protocol.Request{Version: c.version, Kind: protocol.KindRequest, HostID: c.bank.HostID, TransactionID: st.TransactionID,
 			Phase: protocol.PhaseTransfer, SegmentNumber: n, LastSegment: n == st.NumSegments, OrderData: string(buf[:m])}
