@@ -33,7 +33,7 @@ test-short: build
 	$(GO) test -short ./...
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	bash bench/run.sh
 
 demo: build
 	$(BIN)/acquit demo

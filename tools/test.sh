@@ -13,7 +13,9 @@ if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
 fi
 
 if [ -z "${ACQUIT_TEST_PG_DSN:-}" ] && [ -x tools/pg-start.sh ]; then
-  eval "$(tools/pg-start.sh)"
+  # A failed start must stop the run: eval "$(...)" alone would hide it.
+  pg_env=$(tools/pg-start.sh) || { echo "tools/test.sh: PostgreSQL did not start (see .tmp/pg/server.log)" >&2; exit 1; }
+  eval "$pg_env"
 fi
 export ACQUIT_TEST_PG_DSN="${ACQUIT_TEST_PG_DSN:-}"
 export ACQUIT_BIN_DIR="$PWD/bin"
