@@ -369,3 +369,72 @@ func eventFor(s State) string {
 	}
 	return "transmission." + string(s)
 }
+
+// relink matches, once a transmission's OrderID is known, the HAC and PTK
+// entries that named that OrderID before acquit knew it (fetched while a
+// resumed upload was finishing) and applies them. They were reported as
+// ack.unmatched then; now they are linked and counted.
+func (s *Service) relink(ctx context.Context, t *Transmission) error {
+	if t.OrderID == "" {
+		return nil
+	}
+	type pending struct {
+		ackID, kind string
+		rawID       int64
+		seq         int64
+		f           finding
+	}
+	var found []pending
+	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT e.ack_id, a.kind, a.raw_id, e.seq, e.summary FROM ack_entries e JOIN acks a ON a.id = e.ack_id
+			WHERE e.transmission_id = '' AND a.bank = ? AND e.level IN ('hac', 'ptk') AND e.ref = ? AND a.received_ms >= ?
+			ORDER BY a.received_ms, e.ack_id, e.seq`, t.Bank, t.OrderID, t.CreatedAt.Add(-time.Hour).UnixMilli())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var p pending
+			var sum string
+			if err := rows.Scan(&p.ackID, &p.kind, &p.rawID, &p.seq, &sum); err != nil {
+				return err
+			}
+			if json.Unmarshal([]byte(sum), &p.f) != nil {
+				continue
+			}
+			if p.f.PartnerID != "" && t.PartnerID != "" && p.f.PartnerID != t.PartnerID {
+				continue
+			}
+			found = append(found, p)
+		}
+		return rows.Err()
+	})
+	if err != nil || len(found) == 0 {
+		return err
+	}
+	return s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		byAck := map[string][]finding{}
+		var order []pending
+		for _, p := range found {
+			if _, err := tx.Exec(ctx, `UPDATE ack_entries SET transmission_id = ? WHERE ack_id = ? AND seq = ? AND transmission_id = ''`,
+				t.ID, p.ackID, p.seq); err != nil {
+				return err
+			}
+			if _, ok := byAck[p.ackID]; !ok {
+				order = append(order, p)
+			}
+			byAck[p.ackID] = append(byAck[p.ackID], p.f)
+		}
+		for _, p := range order {
+			if _, err := tx.Exec(ctx, `UPDATE acks SET unmatched = unmatched - ? WHERE id = ?`, len(byAck[p.ackID]), p.ackID); err != nil {
+				return err
+			}
+			if _, err := s.applyTo(ctx, tx, t.ID, p.rawID, p.ackID, p.kind, byAck[p.ackID]); err != nil {
+				return err
+			}
+		}
+		s.d.Logger.Info().Str("transmission", t.ID).Str("order_id", t.OrderID).Int("entries", len(found)).
+			Msg("acknowledgement entries that came before the order id was recorded are now matched")
+		return nil
+	})
+}

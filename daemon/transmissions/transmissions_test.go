@@ -569,3 +569,33 @@ func TestRejectionDetailsAfterHAC(t *testing.T) {
 		t.Fatalf("%d rejected events after a repeat", n)
 	}
 }
+
+// A HAC naming the order before acquit recorded its OrderID (fetched
+// while the upload finished) is unmatched then, matched and applied once
+// the OrderID is recorded.
+func TestHACBeforeOrderIDIsRelinked(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	res, _ := f.svc.Submit(ctx, "demo", "", "testdata/pain001_3tx.xml")
+	hac, _ := os.ReadFile("testdata/hac_final_neg.xml")
+	f.bank.during = func() {
+		r, err := f.svc.Ingest(ctx, "demo", "hac", sdk.Document{DownloadID: "h", Name: "hac.xml", Content: hac})
+		if err != nil || r.Unmatched != 1 {
+			t.Errorf("hac during upload: %+v %v", r, err)
+		}
+	}
+	sent, err := f.svc.Send(ctx, res.Transmission.ID, "w", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent.State != StateRejected || sent.OrderID != "A001" {
+		t.Fatalf("after upload: %s order %s", sent.State, sent.OrderID)
+	}
+	d, _ := f.svc.Describe(ctx, sent.ID)
+	if len(d.Acks) != 1 || d.Acks[0].Status != "ORDER_HAC_FINAL_NEG" {
+		t.Fatalf("acks %+v", d.Acks)
+	}
+	if len(f.events(t, "transmission.rejected")) != 1 || len(f.events(t, "ack.unmatched")) != 1 {
+		t.Fatal("events")
+	}
+}

@@ -163,6 +163,11 @@ func (s *Service) Send(ctx context.Context, id, owner string, progress func(sent
 		t.OrderID, t.TransactionID, t.SubmittedAt = res.OrderID, res.TransactionID, now
 	}
 	s.release(ctx, id, owner, "")
+	if err := s.relink(ctx, t); err != nil {
+		log.Warn().Err(err).Msg("matching earlier acknowledgement entries")
+	} else if cur, err := s.Get(ctx, id); err == nil {
+		t = cur
+	}
 	s.d.Wake()
 	log.Info().Str("order_id", res.OrderID).Int("segments", res.Segments).Bool("resumed", res.Resumed).Msg("upload done")
 	return t, nil
