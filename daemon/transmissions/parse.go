@@ -1,7 +1,6 @@
 package transmissions
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 
@@ -9,8 +8,8 @@ import (
 	"github.com/acquit/acquit/sdk"
 )
 
-// downloadOrderTypes are order types whose HAC entries report downloads or
-// key management, not files acquit sent: they are skipped, not unmatched.
+// downloadOrderTypes are order types whose HAC/PTK entries report downloads
+// or key management, not files acquit sent: they are skipped, not unmatched.
 var downloadOrderTypes = map[string]bool{
 	"HAC": true, "PTK": true, "HAA": true, "HTD": true, "HKD": true, "HPB": true, "HPD": true, "HEV": true,
 	"INI": true, "HIA": true, "H3K": true, "HCA": true, "HCS": true, "SPR": true, "HVE": true, "HVU": true,
@@ -18,135 +17,93 @@ var downloadOrderTypes = map[string]bool{
 	"FDL": true, "BTD": true, "Z01": true, "Z52": true, "Z53": true, "Z54": true, "CDZ": true, "CRZ": true,
 }
 
-// parse turns a downloaded document into normalised findings.
+// parse turns a downloaded document into findings with daemon/acks'
+// ParseEntries (PSR, HAC and PTK flattened alike, ZIP containers opened, a
+// HAC delivered as PSR recognised), keeping what matters for tracking.
 func (s *Service) parse(bank, kind string, doc sdk.Document) ([]finding, error) {
-	switch kind {
-	case "psr":
-		return parsePSR(doc.Content)
-	case "hac":
-		return parseHAC(doc.Content)
-	case "ptk":
-		return s.parsePTK(bank, doc.Content)
-	}
-	return nil, fmt.Errorf("unknown acknowledgement kind %q", kind)
-}
-
-func reasonOf(rs []acks.Reason) (code, text string) {
-	for _, r := range rs {
-		if code == "" {
-			code = r.Key()
+	o := acks.ParseOptions{Kind: kind, Ref: s.d.Now()}
+	if kind == "ptk" {
+		name := s.banks[bank].PTKProfile
+		if name == "" {
+			name = "de"
 		}
-		if t := r.Text(); t != "" {
-			if text != "" {
-				text += " "
+		prof, err := acks.PTKProfileByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("ptk profile %q: %w", name, err)
+		}
+		o.PTK = prof
+	}
+	p, err := acks.ParseEntries(doc.Content, o)
+	if err != nil {
+		return nil, err
+	}
+	var out []finding
+	groupAt := map[string]int{} // document -> index of its group finding
+	pmtPositive, pmtRejected := map[string]int{}, map[string]int{}
+	for _, e := range p.Entries {
+		if e.Level == "hac" || e.Level == "ptk" {
+			if downloadOrderTypes[strings.ToUpper(e.OrderType)] || e.Ref == "FILE_DOWNLOAD" {
+				continue
 			}
-			text += t
+		}
+		f := finding{Level: e.Level, Ref: e.Ref, Status: string(e.Status), ReasonCode: e.ReasonCode, ReasonText: e.ReasonText,
+			At: e.At, Effect: effectOf(e), MsgID: e.MsgID, PmtInfID: e.PmtInfID, EndToEndID: e.EndToEndID,
+			OrderID: e.OrderID, PartnerID: e.PartnerID, Amount: e.Amount, Currency: e.Currency}
+		if f.ReasonText == "" && f.ReasonCode != "" {
+			if info, ok := acks.LookupReason(f.ReasonCode); ok {
+				f.ReasonText = info.English
+			}
+		}
+		switch e.Level {
+		case "hac", "ptk":
+			// Shown as: order id, what happened (HAC action or PTK status).
+			f.Ref, f.Status = e.OrderID, strings.TrimSpace(e.Ref+" "+string(e.Status))
+			if e.Level == "hac" {
+				f.Status = e.Ref
+			}
+		case "group":
+			groupAt[e.Doc] = len(out)
+		case "pmtinf":
+			switch {
+			case e.Status.Rejected():
+				pmtRejected[e.Doc]++
+			case e.Status.Positive():
+				pmtPositive[e.Doc]++
+			}
+		}
+		out = append(out, f)
+	}
+	// A report with no group status whose PmtInfs are all accepted accepts
+	// the file.
+	for doc, i := range groupAt {
+		if out[i].Status == "" && pmtRejected[doc] == 0 && pmtPositive[doc] > 0 {
+			out[i].Effect = EffectAccepted
 		}
 	}
-	if text == "" && code != "" {
-		if info, ok := acks.LookupReason(code); ok {
-			text = info.English
-		}
+	for _, l := range p.Unmatched {
+		out = append(out, finding{Level: "ptk-unmatched", Ref: fmt.Sprintf("line %d", l.Line), ReasonText: l.Text})
 	}
-	return code, text
+	return out, nil
 }
 
-func statusEffect(st acks.Status) Effect {
+// effectOf says what an entry does to its transmission. For pmtinf and tx
+// entries only a rejection counts (applyTo reads transaction statuses);
+// a negative HAC or PTK step that is not final leaves the status open
+// (PDNG) until the final entry comes.
+func effectOf(e acks.Entry) Effect {
 	switch {
-	case st.Rejected():
+	case e.Status.Rejected():
 		return EffectRejected
-	case st == acks.StatusPART:
+	case e.Status == acks.StatusPART:
 		return EffectPartial
-	case st.Positive():
+	case e.Status.Positive():
 		return EffectAccepted
-	case st == acks.StatusRCVD || st == acks.StatusPDNG:
+	case e.Status == acks.StatusPDNG && (e.Level == "hac" || e.Level == "ptk"):
+		return EffectNone
+	case e.Stage == acks.StageSignatureVerified:
+		return EffectSigOK
+	case e.Stage >= acks.StageReceived:
 		return EffectReceived
 	}
 	return EffectNone
-}
-
-func parsePSR(data []byte) ([]finding, error) {
-	var out []finding
-	_, _, err := acks.ParsePSRDownload(data, acks.Limits{}, func(entry string) acks.PSRHandler {
-		var pmtPositive, pmtRejected int
-		groupAt := len(out)
-		return acks.PSRHandler{
-			OnGroup: func(g *acks.PSRGroup) error {
-				code, text := reasonOf(g.Reasons)
-				groupAt = len(out)
-				out = append(out, finding{Level: "group", Ref: g.OrgnlMsgId, Status: string(g.GrpSts), ReasonCode: code,
-					ReasonText: text, At: g.Created, Effect: statusEffect(g.GrpSts), MsgID: g.OrgnlMsgId})
-				return nil
-			},
-			OnPmtInf: func(g *acks.PSRGroup, p *acks.PSRPmtInf) error {
-				code, text := reasonOf(p.Reasons)
-				eff := EffectNone
-				switch {
-				case p.PmtInfSts.Rejected():
-					eff = EffectRejected
-					pmtRejected++
-				case p.PmtInfSts.Positive():
-					pmtPositive++
-				}
-				out = append(out, finding{Level: "pmtinf", Ref: p.OrgnlPmtInfId, Status: string(p.PmtInfSts), ReasonCode: code,
-					ReasonText: text, At: g.Created, Effect: eff, MsgID: g.OrgnlMsgId, PmtInfID: p.OrgnlPmtInfId})
-				// A report with no group status: all PmtInfs positive
-				// means the file is accepted.
-				if groupAt < len(out) && out[groupAt].Level == "group" && out[groupAt].Status == "" && pmtRejected == 0 && pmtPositive > 0 {
-					out[groupAt].Effect = EffectAccepted
-				}
-				return nil
-			},
-			OnTx: func(g *acks.PSRGroup, p *acks.PSRPmtInf, tx *acks.PSRTx) error {
-				eff := acks.EffectiveStatus(g, p, tx)
-				if tx.TxSts == acks.StatusNone && eff.Level != acks.LevelTx {
-					return nil // nothing of its own: the level above says it
-				}
-				code, text := reasonOf(eff.Reasons)
-				e := EffectNone
-				if eff.Status.Rejected() {
-					e = EffectRejected
-				}
-				pmt := tx.OrgnlPmtInfId
-				out = append(out, finding{Level: "tx", Ref: tx.OrgnlEndToEndId, Status: string(eff.Status), ReasonCode: code,
-					ReasonText: text, At: g.Created, Effect: e, MsgID: g.OrgnlMsgId, PmtInfID: pmt,
-					EndToEndID: tx.OrgnlEndToEndId, Amount: tx.Amount, Currency: tx.Currency})
-				return nil
-			},
-		}
-	})
-	return out, err
-}
-
-func parseHAC(data []byte) ([]finding, error) {
-	var out []finding
-	err := acks.ParseHACFunc(bytes.NewReader(data), acks.Limits{}, func(e acks.HACEntry) error {
-		ot := strings.ToUpper(e.OrderType)
-		if downloadOrderTypes[ot] || e.Action == "FILE_DOWNLOAD" || (ot == "BTD") {
-			return nil
-		}
-		eff := EffectNone
-		switch {
-		case e.Final && e.Positive:
-			eff = EffectAccepted
-		case e.Final:
-			eff = EffectRejected
-		case e.Action == "FILE_UPLOAD" && e.Positive:
-			eff = EffectReceived
-		case e.Action == "FILE_UPLOAD":
-			eff = EffectRejected
-		case e.Action == "ES_VERIFICATION" && e.Positive:
-			eff = EffectSigOK
-		}
-		text := e.Text
-		if text == "" && e.ReasonCode != "" {
-			if info, ok := acks.LookupReason(e.ReasonCode); ok {
-				text = info.English
-			}
-		}
-		out = append(out, finding{Level: "hac", Ref: e.OrderID, Status: e.Action, ReasonCode: e.ReasonCode,
-			ReasonText: text, At: e.Time, Effect: eff, OrderID: e.OrderID, PartnerID: e.PartnerID})
-		return nil
-	})
-	return out, err
 }
