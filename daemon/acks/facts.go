@@ -147,4 +147,3 @@ func FactsFromPTK(docID string, es []PTKEntry) AckFacts {
 	}
 	return f
 }
-

@@ -186,8 +186,5 @@ func (s *Service) Ingest(ctx context.Context, bank, kind string, doc sdk.Documen
 		result = "bad"
 	}
 	s.m.acks.WithLabelValues(bank, kind, result).Inc()
-	if res.Entries > 0 || res.ParseError != "" {
-		s.d.Wake()
-	}
 	return res, nil
 }

@@ -99,8 +99,6 @@ type Deps struct {
 	Logger     zerolog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
-	// Wake is called after a commit that emitted events.
-	Wake func()
 }
 
 // Service is the transmission tracker.
@@ -124,9 +122,6 @@ type metrics struct {
 func New(d Deps) (*Service, error) {
 	if d.Now == nil {
 		d.Now = time.Now
-	}
-	if d.Wake == nil {
-		d.Wake = func() {}
 	}
 	var nb [6]byte
 	_, _ = rand.Read(nb[:])

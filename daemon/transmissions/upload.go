@@ -108,7 +108,6 @@ func (s *Service) Send(ctx context.Context, id, owner string, progress func(sent
 				return nil, fmt.Errorf("send %s: record refusal: %w", id, err2)
 			}
 			s.release(ctx, id, owner, rej.Error())
-			s.d.Wake()
 			return t, nil
 		}
 		s.m.uploads.WithLabelValues(t.Bank, "error").Inc()
@@ -168,7 +167,6 @@ func (s *Service) Send(ctx context.Context, id, owner string, progress func(sent
 	} else if cur, err := s.Get(ctx, id); err == nil {
 		t = cur
 	}
-	s.d.Wake()
 	log.Info().Str("order_id", res.OrderID).Int("segments", res.Segments).Bool("resumed", res.Resumed).Msg("upload done")
 	return t, nil
 }
@@ -239,9 +237,6 @@ func (s *Service) CheckDeadlines(ctx context.Context) (int, error) {
 		s.d.Logger.Warn().Str("transmission", t.ID).Str("bank", t.Bank).Str("order_id", t.OrderID).
 			Time("deadline", t.DeadlineAt).Msg("no final acknowledgement before the deadline")
 		n++
-	}
-	if n > 0 {
-		s.d.Wake()
 	}
 	return n, nil
 }
