@@ -10,11 +10,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/acquit/acquit/daemon/painfile"
 	"github.com/acquit/acquit/plugins/ebics/client"
 	"github.com/acquit/acquit/plugins/ebics/internal/memhost"
 )
@@ -103,28 +101,8 @@ func BenchmarkUpload100MBExternalSim(b *testing.B) {
 	dir := b.TempDir()
 	cl, cmd := startExternalSim(b, dir, "-never-ack")
 	ctx := context.Background()
-	path := filepath.Join(dir, "big.xml")
-	f, _ := os.Create(path)
-	painfile.Generate(f, painfile.GenOptions{MsgID: "BENCH-EXT", N: n, Seed: 3, Debtor: "ACME", Date: time.Now()})
-	f.Close()
-	fi, _ := os.Stat(path)
-	b.SetBytes(fi.Size())
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	go func() {
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				runtime.ReadMemStats(&ms)
-				if ms.HeapAlloc > peak.Load() {
-					peak.Store(ms.HeapAlloc)
-				}
-			}
-		}
-	}()
+	path, size := writeBenchFile(b, dir, "BENCH-EXT", n)
+	peak, stop := watchPeakHeap()
 	runtime.GC()
 	cpu0 := cpuSeconds()
 	b.ResetTimer()
@@ -134,10 +112,10 @@ func BenchmarkUpload100MBExternalSim(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	close(stop)
+	stop()
 	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "client-cpu-s/op")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "client-peak-heap-MB")
-	b.ReportMetric(float64(fi.Size())/(1<<20), "file-MB")
+	b.ReportMetric(float64(size)/(1<<20), "file-MB")
 	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)); err == nil {
 		for _, l := range strings.Split(string(st), "\n") {
 			if strings.HasPrefix(l, "VmHWM:") {

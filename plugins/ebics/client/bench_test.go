@@ -35,28 +35,8 @@ func BenchmarkUpload100MB(b *testing.B) {
 	e := newEnv(b, protocol.H004, "", sim.Config{MaxSegmentSize: 1 << 20}, true)
 	e.bank.Profile.SegmentSize = client.DefaultSegmentSize
 	e.cl = e.newClient(b)
-	path := filepath.Join(b.TempDir(), "big.xml")
-	f, _ := os.Create(path)
-	painfile.Generate(f, painfile.GenOptions{MsgID: "BENCH", N: n, Seed: 3, Debtor: "ACME", Date: time.Now()})
-	f.Close()
-	fi, _ := os.Stat(path)
-	b.SetBytes(fi.Size())
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	go func() {
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				runtime.ReadMemStats(&ms)
-				if ms.HeapAlloc > peak.Load() {
-					peak.Store(ms.HeapAlloc)
-				}
-			}
-		}
-	}()
+	path, size := writeBenchFile(b, b.TempDir(), "BENCH", n)
+	peak, stop := watchPeakHeap()
 	runtime.GC()
 	cpu0 := cpuSeconds()
 	b.ResetTimer()
@@ -70,8 +50,49 @@ func BenchmarkUpload100MB(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	close(stop)
+	stop()
 	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
-	b.ReportMetric(float64(fi.Size())/(1<<20), "file-MB")
+	b.ReportMetric(float64(size)/(1<<20), "file-MB")
+}
+
+// writeBenchFile writes a generated pain.001 of n transfers and sets the
+// benchmark's bytes per op to its size.
+func writeBenchFile(b *testing.B, dir, msgID string, n int) (string, int64) {
+	path := filepath.Join(dir, "big.xml")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := painfile.Generate(f, painfile.GenOptions{MsgID: msgID, N: n, Seed: 3, Debtor: "ACME", Date: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(fi.Size())
+	return path, fi.Size()
+}
+
+// watchPeakHeap samples HeapAlloc every 20 ms until stop is called.
+func watchPeakHeap() (peak *atomic.Uint64, stop func()) {
+	peak = new(atomic.Uint64)
+	done := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+				runtime.ReadMemStats(&ms)
+				if ms.HeapAlloc > peak.Load() {
+					peak.Store(ms.HeapAlloc)
+				}
+			}
+		}
+	}()
+	return peak, func() { close(done) }
 }
