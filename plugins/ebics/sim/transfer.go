@@ -1,0 +1,397 @@
+package sim
+
+// The transaction state machine: initialisation, upload and download
+// segments, receipts, recovery and expiry.
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/acquit/acquit/plugins/ebics/protocol"
+)
+
+type tx struct {
+	id         string
+	sub        *subscriber
+	version    protocol.Version
+	upload     bool
+	orderType  string
+	orderID    string
+	params     protocol.OrderParams
+	numSeg     int
+	segments   []string
+	wrappedKey []byte
+	sigData    []byte
+	dataDigest []byte
+	done       bool
+	doc        *Doc
+	created    time.Time
+	response   []byte // final response of a completed upload (recovery)
+}
+
+// ExpireTransactions drops open transactions (as a bank does after its
+// timeout), releasing documents of unfinished downloads.
+func (s *Sim) ExpireTransactions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, t := range s.txs {
+		if !t.done {
+			if t.doc != nil && t.doc.inFlight == id {
+				t.doc.inFlight = ""
+			}
+			delete(s.txs, id)
+		}
+	}
+}
+
+// ForgetTransactions drops every transaction, completed ones included (a
+// bank that keeps no memory of finished uploads): a client that lost the
+// final answer can no longer get it again.
+func (s *Sim) ForgetTransactions() {
+	s.ExpireTransactions()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.txs {
+		delete(s.txs, id)
+	}
+}
+
+// orderKind classifies an order: upload kinds and download kinds.
+func orderKind(req *protocol.Request) (kind string, upload bool, ok bool) {
+	p := req.Params
+	switch req.OrderType {
+	case "FUL":
+		return "FUL:" + p.FileFormat, true, p.FileFormat != ""
+	case "CCT", "CDD", "CDB", "XE2", "XE3", "CIP":
+		return req.OrderType, true, true
+	case "BTU":
+		return "BTU:" + p.ServiceName, true, p.ServiceName != "" && p.MsgName != ""
+	case "HAC", "PTK", "HAA", "HTD", "HKD":
+		return req.OrderType, false, true
+	case "Z01":
+		return "PSR", false, true
+	case "C53", "STA", "C52", "C54":
+		return "STM", false, true
+	case "FDL":
+		switch {
+		case strings.HasPrefix(p.FileFormat, "pain.002"):
+			return "PSR", false, true
+		case strings.HasPrefix(p.FileFormat, "camt.05"):
+			return "STM", false, true
+		}
+		return p.FileFormat, false, p.FileFormat != ""
+	case "BTD":
+		switch p.ServiceName {
+		case "PSR":
+			return "PSR", false, true
+		case "EOP", "STM":
+			return "STM", false, true
+		}
+		return p.ServiceName, false, p.ServiceName != ""
+	}
+	return "", false, false
+}
+
+func (s *Sim) initialise(req *protocol.Request, doc *etreeDoc) []byte {
+	v := req.Version
+	rk := protocol.KindResponse
+	sub := s.subs[req.PartnerID+"/"+req.UserID]
+	if sub == nil {
+		return s.errorResponse(v, rk, protocol.CodeUserUnknown, "")
+	}
+	if sub.state != StateReady {
+		return s.errorResponse(v, rk, protocol.CodeInvalidUserState, "subscriber "+string(sub.state))
+	}
+	if err := protocol.VerifyAuth(doc, sub.auth.Key, "DataEncryptionInfo", "SignatureData", "TransferReceipt"); err != nil {
+		s.log.Warn().Err(err).Str("partner", req.PartnerID).Msg("ebics sim: authentication failed")
+		return s.errorResponse(v, rk, protocol.CodeAuthenticationFailed, err.Error())
+	}
+	if c := s.checkFresh(req); c != "" {
+		return s.errorResponse(v, rk, c, "")
+	}
+	wantAuth, wantEnc := s.BankKeyHashes(v)
+	if !bytesEq(req.BankAuthHash, wantAuth) || !bytesEq(req.BankEncHash, wantEnc) {
+		return s.errorResponse(v, rk, protocol.CodeBankPubkeyUpdate, "bank key digests do not match")
+	}
+	if s.faults.InternalErrorOnInit {
+		s.faults.InternalErrorOnInit = false
+		return s.errorResponse(v, rk, protocol.CodeInternalError, "injected")
+	}
+	kind, upload, ok := orderKind(req)
+	if !ok || !s.offers(v, req.OrderType) {
+		return s.errorResponse(v, rk, protocol.CodeUnsupportedOrderType, req.OrderType)
+	}
+	t := &tx{id: protocol.NewTransactionID(), sub: sub, version: v, upload: upload, orderType: req.OrderType, params: req.Params, created: time.Now()}
+	if upload {
+		if req.TransactionKey == nil || req.SignatureData == nil {
+			return s.errorResponse(v, rk, protocol.CodeInvalidRequestContnt, "upload without DataEncryptionInfo/SignatureData")
+		}
+		if !bytesEq(req.EncKeyHash, wantEnc) {
+			return s.errorResponse(v, rk, protocol.CodeBankPubkeyUpdate, "encryption key digest does not match")
+		}
+		if req.NumSegments < 1 || req.NumSegments > s.cfg.MaxSegments {
+			return s.errorResponse(v, rk, protocol.CodeMaxSegmentsExceeded, fmt.Sprintf("NumSegments %d", req.NumSegments))
+		}
+		if v == protocol.H004 {
+			if !validOrderID(req.OrderID) {
+				return s.errorResponse(v, rk, protocol.CodeInvalidOrderParams, "OrderID "+req.OrderID)
+			}
+			if sub.orderIDs[req.OrderID] {
+				return s.errorResponse(v, rk, protocol.CodeOrderIDExists, "OrderID "+req.OrderID)
+			}
+			t.orderID = req.OrderID
+		} else {
+			s.seq++
+			t.orderID = fmt.Sprintf("B%03X", s.seq%4096)
+		}
+		t.numSeg, t.wrappedKey, t.sigData, t.dataDigest = req.NumSegments, req.TransactionKey, req.SignatureData, req.DataDigest
+		s.txs[t.id] = t
+		s.log.Info().Str("tx", t.id).Str("order", t.orderID).Str("kind", kind).Int("segments", t.numSeg).Msg("ebics sim: upload initialised")
+		resp := &protocol.Response{Version: v, Kind: rk, TransactionID: t.id, Phase: protocol.PhaseInitialisation, OrderID: t.orderID}
+		b, _ := resp.Marshal(s.signKey())
+		return b
+	}
+	var d *Doc
+	switch kind {
+	case "HAA":
+		d = &Doc{ID: "HAA", Kind: "HAA", Partner: sub.partner, Content: protocol.HAAResponseOrderData(v, s.orderTypes(), s.services()), Created: time.Now()}
+	case "HTD", "HKD":
+		pd := s.partnerData(v, sub)
+		d = &Doc{ID: kind, Kind: kind, Partner: sub.partner, Content: protocol.PartnerOrderData(v, kind+"ResponseOrderData", pd), Created: time.Now()}
+	default:
+		d = s.pickDoc(sub.partner, kind, req.Params)
+	}
+	if d == nil {
+		return s.errorResponse(v, rk, protocol.CodeNoDownloadData, "")
+	}
+	key := protocol.NewTransactionKey()
+	enc, _ := protocol.EncryptE002(key, protocol.Deflate(d.Content))
+	wrapped, err := protocol.WrapKey(sub.enc.Key, key)
+	if err != nil {
+		return s.errorResponse(v, rk, protocol.CodeInternalError, err.Error())
+	}
+	t.segments = protocol.SplitSegments(b64(enc), s.cfg.DownloadSegmentSize)
+	t.numSeg, t.doc, t.wrappedKey = len(t.segments), d, wrapped
+	d.inFlight = t.id
+	s.txs[t.id] = t
+	resp := &protocol.Response{Version: v, Kind: rk, TransactionID: t.id, NumSegments: t.numSeg, Phase: protocol.PhaseInitialisation,
+		SegmentNumber: 1, LastSegment: t.numSeg == 1, EncKeyHash: sub.enc.Digest(v), TransactionKey: wrapped, OrderData: t.segments[0]}
+	if v == protocol.H005 {
+		s.seq++
+		resp.OrderID = fmt.Sprintf("D%03X", s.seq%4096)
+	}
+	b, _ := resp.Marshal(s.signKey())
+	return b
+}
+
+func (s *Sim) pickDoc(partner, kind string, p protocol.OrderParams) *Doc {
+	var from, to time.Time
+	ranged := p.DateStart != "" && p.DateEnd != ""
+	if ranged {
+		from, _ = time.Parse("2006-01-02", p.DateStart)
+		to, _ = time.Parse("2006-01-02", p.DateEnd)
+		to = to.Add(24 * time.Hour)
+	}
+	cands := []*Doc{}
+	for _, d := range s.docs {
+		if d.Partner != partner || d.Kind != kind || d.inFlight != "" {
+			continue
+		}
+		if ranged {
+			if d.Created.Before(from) || !d.Created.Before(to) {
+				continue
+			}
+		} else if d.Delivered {
+			continue
+		}
+		cands = append(cands, d)
+	}
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].Created.Before(cands[j].Created) })
+	if len(cands) == 0 {
+		return nil
+	}
+	return cands[0]
+}
+
+func (s *Sim) transfer(req *protocol.Request, doc *etreeDoc) ([]byte, error) {
+	v := req.Version
+	rk := protocol.KindResponse
+	t := s.txs[req.TransactionID]
+	if t == nil {
+		return s.errorResponse(v, rk, protocol.CodeTxUnknownTxID, req.TransactionID), nil
+	}
+	if err := protocol.VerifyAuth(doc, t.sub.auth.Key, "DataEncryptionInfo", "SignatureData", "TransferReceipt"); err != nil {
+		return s.errorResponse(v, rk, protocol.CodeAuthenticationFailed, err.Error()), nil
+	}
+	base := protocol.Response{Version: v, Kind: rk, TransactionID: t.id, Phase: req.Phase}
+	if req.Phase == protocol.PhaseReceipt {
+		if t.upload || !req.HasReceipt {
+			return s.errorResponse(v, rk, protocol.CodeInvalidRequest, "receipt without download"), nil
+		}
+		delete(s.txs, t.id)
+		t.doc.inFlight = ""
+		base.TechCode = protocol.CodePostprocessSkipped
+		if req.ReceiptCode == 0 {
+			t.doc.Delivered = true
+			base.TechCode = protocol.CodePostprocessDone
+		}
+		s.log.Info().Str("tx", t.id).Str("doc", t.doc.ID).Int("receipt", req.ReceiptCode).Msg("ebics sim: download receipt")
+		b, _ := base.Marshal(s.signKey())
+		return b, nil
+	}
+	if req.Phase != protocol.PhaseTransfer || req.SegmentNumber < 1 {
+		return s.errorResponse(v, rk, protocol.CodeInvalidRequest, "phase "+req.Phase), nil
+	}
+	n := req.SegmentNumber
+	if n > t.numSeg {
+		return s.errorResponse(v, rk, protocol.CodeTxSegmentExceeded, ""), nil
+	}
+	base.SegmentNumber, base.LastSegment = n, n == t.numSeg
+	if !t.upload {
+		base.OrderData = t.segments[n-1]
+		b, _ := base.Marshal(s.signKey())
+		return b, nil
+	}
+	// upload segment
+	if t.done {
+		if n == t.numSeg && t.response != nil {
+			return t.response, nil // recovery of the final answer
+		}
+		return s.errorResponse(v, rk, protocol.CodeTxUnknownTxID, "transaction complete"), nil
+	}
+	if len(req.OrderData) > s.cfg.MaxSegmentSize {
+		return s.errorResponse(v, rk, protocol.CodeSegmentSizeExceeded, fmt.Sprintf("%d bytes, limit %d", len(req.OrderData), s.cfg.MaxSegmentSize)), nil
+	}
+	if req.OrderData == "" {
+		return s.errorResponse(v, rk, protocol.CodeInvalidRequestContnt, "empty segment"), nil
+	}
+	f := &s.faults
+	switch {
+	case f.DropAtSegment == n:
+		f.DropAtSegment = 0
+		return nil, errDrop
+	case f.InternalErrorAtSegment == n:
+		f.InternalErrorAtSegment = 0
+		return s.errorResponse(v, rk, protocol.CodeInternalError, "injected"), nil
+	case f.RecoverySyncAtSegment == n:
+		f.RecoverySyncAtSegment = 0
+		r := base
+		r.TechCode, r.SegmentNumber, r.LastSegment = protocol.CodeTxRecoverySync, len(t.segments), false
+		r.ReportText = fmt.Sprintf("[EBICS_TX_RECOVERY_SYNC] last segment received %d", len(t.segments))
+		b, _ := r.Marshal(s.signKey())
+		return b, nil
+	}
+	switch {
+	case n <= len(t.segments):
+		if t.segments[n-1] != req.OrderData {
+			return s.errorResponse(v, rk, protocol.CodeTxAbort, "segment resent with other content"), nil
+		}
+	case n == len(t.segments)+1:
+		t.segments = append(t.segments, req.OrderData)
+	default:
+		r := base
+		r.TechCode, r.SegmentNumber, r.LastSegment = protocol.CodeTxRecoverySync, max(len(t.segments), 1), false
+		r.ReportText = fmt.Sprintf("[EBICS_TX_RECOVERY_SYNC] last segment received %d", len(t.segments))
+		b, _ := r.Marshal(s.signKey())
+		return b, nil
+	}
+	if req.LastSegment != (n == t.numSeg) {
+		delete(s.txs, t.id)
+		return s.errorResponse(v, rk, "011101", "lastSegment flag does not match NumSegments"), nil
+	}
+	if f.DropAfterSegment == n {
+		f.DropAfterSegment = 0
+		if n == t.numSeg {
+			s.complete(t, base)
+		}
+		return nil, errDrop
+	}
+	if n < t.numSeg {
+		b, _ := base.Marshal(s.signKey())
+		return b, nil
+	}
+	return s.complete(t, base), nil
+}
+
+// complete decodes, checks and records an upload whose segments are all in.
+func (s *Sim) complete(t *tx, base protocol.Response) []byte {
+	v := t.version
+	fail := func(code, report string) []byte {
+		delete(s.txs, t.id)
+		s.log.Warn().Str("tx", t.id).Str("code", code).Str("report", report).Msg("ebics sim: upload refused")
+		return s.errorResponse(v, protocol.KindResponse, code, report)
+	}
+	key, err := protocol.UnwrapKey(s.encKey.Private, t.wrappedKey)
+	if err != nil {
+		return fail(protocol.CodeInvalidRequestContnt, err.Error())
+	}
+	plain, err := protocol.DecodeOrderData(t.segments, key, s.cfg.MaxOrderSize)
+	var ce *protocol.CryptoError
+	switch {
+	case errors.As(err, &ce) && ce.Op == "inflate":
+		return fail(protocol.CodeInvalidOrderData, err.Error())
+	case err != nil:
+		return fail(protocol.CodeInvalidRequestContnt, err.Error())
+	}
+	sigComp, err := protocol.DecryptE002(key, t.sigData)
+	if err != nil {
+		return fail(protocol.CodeInvalidRequestContnt, "SignatureData: "+err.Error())
+	}
+	sigXML, err := protocol.Inflate(sigComp, 1<<20)
+	if err != nil {
+		return fail(protocol.CodeInvalidRequestContnt, "SignatureData: "+err.Error())
+	}
+	sigs, err := protocol.ParseUserSignatureData(sigXML)
+	if err != nil {
+		return fail("091111", err.Error())
+	}
+	digest := protocol.DocumentDigest(plain)
+	if v == protocol.H005 && !bytesEq(digest, t.dataDigest) {
+		return fail(protocol.CodeSignatureFailed, "DataDigest does not match the order data")
+	}
+	sg := sigs[0]
+	if sg.PartnerID != t.sub.partner || sg.UserID != t.sub.user {
+		return fail(protocol.CodePartnerIDMismatch, "ES by another subscriber")
+	}
+	if sg.Version != t.sub.sig.Version {
+		return fail(protocol.CodeSignatureFailed, "ES version differs from the INI key's")
+	}
+	if err := protocol.VerifyES(sg.Version, t.sub.sig.Key, digest, sg.Value); err != nil {
+		return fail(protocol.CodeSignatureFailed, err.Error())
+	}
+	t.done = true
+	t.sub.orderIDs[t.orderID] = true
+	kind, _, _ := orderKind(&protocol.Request{OrderType: t.orderType, Params: t.params})
+	o := Order{OrderID: t.orderID, TransactionID: t.id, OrderType: kind, PartnerID: t.sub.partner, UserID: t.sub.user,
+		Version: v, FileFormat: cmp.Or(t.params.FileFormat, t.params.MsgName), Data: plain, Received: time.Now().UTC()}
+	s.orders = append(s.orders, o)
+	idx := len(s.orders) - 1
+	s.log.Info().Str("tx", t.id).Str("order", t.orderID).Int("bytes", len(plain)).Msg("ebics sim: order recorded")
+	faults := s.faults
+	s.ackWG.Add(1)
+	go func() {
+		defer s.ackWG.Done()
+		s.acknowledge(idx, faults)
+	}()
+	base.OrderID = t.orderID
+	b, _ := base.Marshal(s.signKey())
+	t.response = b
+	t.segments = nil
+	return b
+}
+
+func validOrderID(id string) bool {
+	if len(id) != 4 || id[0] < 'A' || id[0] > 'Z' {
+		return false
+	}
+	for _, c := range id[1:] {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
