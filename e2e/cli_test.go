@@ -40,14 +40,15 @@ func acquitCLI(t *testing.T, h *demo.Harness, args ...string) (string, int) {
 // failingRecorder answers 500 to deliveries of the listed subjects while
 // their remaining failure budget is positive (-1: always).
 type failingRecorder struct {
-	mu    sync.Mutex
-	fail  map[string]int
-	calls map[string][]time.Time
-	srv   *httptest.Server
+	mu       sync.Mutex
+	fail     map[string]int
+	calls    map[string][]time.Time
+	attempts map[string][]int // event.attempt as the hook saw it, per call
+	srv      *httptest.Server
 }
 
 func newFailingRecorder(t *testing.T) *failingRecorder {
-	f := &failingRecorder{fail: map[string]int{}, calls: map[string][]time.Time{}}
+	f := &failingRecorder{fail: map[string]int{}, calls: map[string][]time.Time{}, attempts: map[string][]int{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var d delivery
 		if err := json.NewDecoder(r.Body).Decode(&d); err != nil {
@@ -57,6 +58,7 @@ func newFailingRecorder(t *testing.T) *failingRecorder {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.calls[d.Subject] = append(f.calls[d.Subject], time.Now())
+		f.attempts[d.Subject] = append(f.attempts[d.Subject], d.Attempt)
 		if n := f.fail[d.Subject]; n != 0 {
 			if n > 0 {
 				f.fail[d.Subject] = n - 1
@@ -110,6 +112,13 @@ func TestRetryDeadLetterAndReplay(t *testing.T) {
 	}
 	if len(d.AttemptLog) != 4 || d.AttemptLog[3].OK != true || d.AttemptLog[0].OK {
 		t.Fatalf("attempt log %+v", d.AttemptLog)
+	}
+	// event.attempt is 1 on the first delivery (docs/lua.md), then 2, 3, 4.
+	rec.mu.Lock()
+	seen := fmt.Sprint(rec.attempts["flaky"])
+	rec.mu.Unlock()
+	if seen != "[1 2 3 4]" {
+		t.Fatalf("event.attempt seen by the hook = %s, want [1 2 3 4]", seen)
 	}
 	if !strings.Contains(d.AttemptLog[0].Error, "business system refused: HTTP 500") || !strings.Contains(d.AttemptLog[0].Error, "flaky.lua:") {
 		t.Fatalf("attempt error does not name the script line: %q", d.AttemptLog[0].Error)

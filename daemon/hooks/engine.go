@@ -10,7 +10,7 @@
 //
 //	eng, err := hooks.New(hooks.Options{Dir: dir, Bindings: bs, KV: st, Config: values,
 //		Logger: log, Registerer: reg})
-//	err = eng.Deliver(ctx, ev, ev.Attempts+1)        // outbox handler
+//	err = eng.Deliver(ctx, ev, ev.Attempts)          // outbox handler (claimed: 1 on first delivery)
 //	tr, err := eng.Call(ctx, "reports", "daily", params) // schedule job
 //	err = eng.Reload(dir, bs); eng.SetConfig(values)   // SIGHUP
 //	diags := hooks.Check(dir)                          // acquit scripts check

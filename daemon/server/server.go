@@ -289,7 +289,8 @@ func (d *Daemon) emit(ctx context.Context, ev store.NewEvent) (store.Event, erro
 
 // deliver is the outbox handler: the event goes to its Lua hooks.
 func (d *Daemon) deliver(ctx context.Context, ev store.Event) error {
-	return d.Hooks.Deliver(ctx, ev, ev.Attempts+1)
+	// ClaimEvents already counted this attempt: 1 on the first delivery.
+	return d.Hooks.Deliver(ctx, ev, ev.Attempts)
 }
 
 func (d *Daemon) readiness(ctx context.Context) error {
