@@ -46,7 +46,7 @@ func (e *AuthError) Is(target error) bool { _, ok := target.(*AuthError); return
 func authDigest(doc *etree.Document) ([]byte, int, error) {
 	c := dsig.MakeC14N10RecCanonicalizer()
 	h := sha256.New()
-	els := doc.Root().FindElements("//*[@authenticate='true']")
+	els := authElements(doc.Root())
 	for _, el := range els {
 		b, err := c.Canonicalize(el)
 		if err != nil {
@@ -55,6 +55,44 @@ func authDigest(doc *etree.Document) ([]byte, int, error) {
 		h.Write(b)
 	}
 	return h.Sum(nil), len(els), nil
+}
+
+// authElements returns the elements the X002 reference
+// #xpointer(//*[@authenticate='true']) selects, in DOCUMENT ORDER (a
+// pre-order walk), which is the order XPath node-sets are canonicalised in.
+// etree's FindElements("//*[...]") is not used: it returns matches depth by
+// depth, so an authenticated element nested deeper (DataEncryptionInfo in a
+// download response) came after shallower ones that follow it in the
+// document (body/ReturnCode), and the digest differed from every other
+// implementation's. The attribute must be the unqualified "authenticate"
+// with the exact value "true", as the XPath compares. An authenticated
+// element inside another one is already covered by its ancestor's subtree
+// (the node-set is a union), so it is not canonicalised twice.
+func authElements(root *etree.Element) []*etree.Element {
+	var out []*etree.Element
+	var walk func(e *etree.Element)
+	walk = func(e *etree.Element) {
+		if isAuthenticated(e) {
+			out = append(out, e)
+			return
+		}
+		for _, c := range e.ChildElements() {
+			walk(c)
+		}
+	}
+	if root != nil {
+		walk(root)
+	}
+	return out
+}
+
+func isAuthenticated(e *etree.Element) bool {
+	for _, a := range e.Attr {
+		if a.Space == "" && a.Key == "authenticate" && a.Value == "true" {
+			return true
+		}
+	}
+	return false
 }
 
 // SignAuth adds the AuthSignature element (X002: RSA-SHA256 over the
