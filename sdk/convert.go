@@ -137,8 +137,35 @@ func paymentResultToWire(r *PaymentResult) *pluginv1.PaymentResult {
 		Amount: r.Amount, Currency: r.Currency, Outcome: string(r.Outcome),
 		ResponseCode: r.ResponseCode, AcquirerResponseCode: r.AcquirerResponseCode,
 		AskLater: r.AskLater, Explanation: r.Explanation, AuthorisationId: r.AuthorisationID,
-		KeyVersion: r.KeyVersion, Fields: r.Fields,
+		KeyVersion: r.KeyVersion, Fields: r.Fields, Operation: operationToWire(r.Operation),
 	}
+}
+
+func operationToWire(o *Operation) *pluginv1.PaymentOperation {
+	if o == nil {
+		return nil
+	}
+	return &pluginv1.PaymentOperation{Id: o.ID, Kind: o.Kind, Status: o.Status, Amount: o.Amount, Currency: o.Currency}
+}
+
+func operationFromWire(o *pluginv1.PaymentOperation) (*Operation, error) {
+	if o == nil {
+		return nil, nil
+	}
+	switch o.GetKind() {
+	case OperationCapture, OperationRefund, OperationCancel:
+	default:
+		return nil, fmt.Errorf("%w: unknown operation kind %q", ErrBadResult, clip(o.GetKind()))
+	}
+	switch o.GetStatus() {
+	case OperationDone, OperationPending, OperationRefused:
+	default:
+		return nil, fmt.Errorf("%w: unknown operation status %q", ErrBadResult, clip(o.GetStatus()))
+	}
+	if o.GetId() == "" || len(o.GetId()) > 64 {
+		return nil, fmt.Errorf("%w: operation id must be 1-64 characters", ErrBadResult)
+	}
+	return &Operation{ID: o.GetId(), Kind: o.GetKind(), Status: o.GetStatus(), Amount: o.GetAmount(), Currency: o.GetCurrency()}, nil
 }
 
 func paymentResultFromWire(r *pluginv1.PaymentResult) (*PaymentResult, error) {
@@ -146,12 +173,16 @@ func paymentResultFromWire(r *pluginv1.PaymentResult) (*PaymentResult, error) {
 	if !knownOutcome(o) {
 		return nil, fmt.Errorf("%w: unknown outcome %q", ErrBadResult, clip(r.GetOutcome()))
 	}
+	op, err := operationFromWire(r.GetOperation())
+	if err != nil {
+		return nil, err
+	}
 	return &PaymentResult{
 		Merchant: r.GetMerchant(), Reference: r.GetReference(), TransactionDate: r.GetTransactionDate(),
 		Amount: r.GetAmount(), Currency: r.GetCurrency(), Outcome: o,
 		ResponseCode: r.GetResponseCode(), AcquirerResponseCode: r.GetAcquirerResponseCode(),
 		AskLater: r.GetAskLater(), Explanation: r.GetExplanation(), AuthorisationID: r.GetAuthorisationId(),
-		KeyVersion: r.GetKeyVersion(), Fields: r.GetFields(),
+		KeyVersion: r.GetKeyVersion(), Fields: r.GetFields(), Operation: op,
 	}, nil
 }
 

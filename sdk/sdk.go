@@ -201,6 +201,38 @@ type PaymentResult struct {
 	KeyVersion      string
 	// Fields holds every field the provider sent, decoded.
 	Fields map[string]string
+	// Operation is set when the statement is (also) about a later operation
+	// on the payment: a capture, a refund, or the merchant cancelling the
+	// authorisation. Outcome still says what the payment itself was decided
+	// as (accepted for all three), so a lone operation statement can decide
+	// a payment whose first answer was lost; the daemon records each
+	// operation status once and emits its event, never a second decision.
+	Operation *Operation
+}
+
+// Operation kinds.
+const (
+	OperationCapture = "capture"
+	OperationRefund  = "refund"
+	OperationCancel  = "cancel" // the merchant cancelled the authorisation (void)
+)
+
+// Operation statuses.
+const (
+	OperationDone    = "done"
+	OperationPending = "pending" // not final: the provider will say more
+	OperationRefused = "refused"
+)
+
+// Operation is a later operation on a payment, as the provider reported it.
+type Operation struct {
+	// ID is the provider's id of the operation (Worldline Direct:
+	// paymentid_operationid); statuses of one ID are recorded once each.
+	ID       string
+	Kind     string // OperationCapture, OperationRefund or OperationCancel
+	Status   string // OperationDone, OperationPending or OperationRefused
+	Amount   int64  // minor units; 0 = not said
+	Currency string
 }
 
 // TransactionQuery asks about one transaction.

@@ -134,6 +134,18 @@ func TestHostilePluginAnswers(t *testing.T) {
 			t.Fatalf("got %v, want ErrBadResult", err)
 		}
 	})
+	for name, op := range map[string]*sdk.Operation{
+		"operation kind":   {ID: "1_1", Kind: "chargeback", Status: sdk.OperationDone},
+		"operation status": {ID: "1_1", Kind: sdk.OperationRefund, Status: "maybe"},
+		"operation id":     {ID: "", Kind: sdk.OperationRefund, Status: sdk.OperationDone},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := plugintest.ServeGateway(t, &probe{info: goodInfo(), result: &sdk.PaymentResult{Reference: "R", Outcome: sdk.OutcomeAccepted, Operation: op}})
+			if _, err := g.VerifyNotification(ctx, sdk.Notification{}); !errors.Is(err, sdk.ErrBadResult) {
+				t.Fatalf("got %v, want ErrBadResult", err)
+			}
+		})
+	}
 	for _, info := range []sdk.Info{
 		{Name: "x", Kind: "rootkit"},
 		{Name: "", Kind: sdk.KindPaymentGateway},
@@ -149,7 +161,9 @@ func TestHostilePluginAnswers(t *testing.T) {
 
 // TestNotificationRoundTrip: every field crosses the wire intact.
 func TestNotificationRoundTrip(t *testing.T) {
-	p := &probe{info: goodInfo(), result: &sdk.PaymentResult{Reference: "R1", Outcome: sdk.OutcomeAccepted, AskLater: true, Fields: map[string]string{"a": "b"}}}
+	op := &sdk.Operation{ID: "3066019730_1", Kind: sdk.OperationRefund, Status: sdk.OperationDone, Amount: 1250, Currency: "EUR"}
+	p := &probe{info: goodInfo(), result: &sdk.PaymentResult{Reference: "R1", Outcome: sdk.OutcomeAccepted, AskLater: true,
+		Fields: map[string]string{"a": "b"}, Operation: op}}
 	g := plugintest.ServeGateway(t, p)
 	at := time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC)
 	n := sdk.Notification{Channel: sdk.ChannelManual, Method: "POST", Path: "/n/atos", Query: "x=1",
@@ -158,7 +172,7 @@ func TestNotificationRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Reference != "R1" || !res.AskLater || res.Fields["a"] != "b" {
+	if res.Reference != "R1" || !res.AskLater || res.Fields["a"] != "b" || res.Operation == nil || *res.Operation != *op {
 		t.Fatalf("result %+v", res)
 	}
 	got := p.gotNotif

@@ -381,6 +381,9 @@ func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, chan
 				return nil, err
 			}
 			out.verdict = VerdictDecided
+			if _, err := s.applyOperation(ctx, tx, p, channel, rawID, pr, now); err != nil {
+				return nil, err
+			}
 			return out, s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
 		}
 		// Another transaction decided it between our read and our update
@@ -392,6 +395,13 @@ func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, chan
 	}
 	if p.State == newState {
 		out.verdict = VerdictDuplicate
+		added, err := s.applyOperation(ctx, tx, p, channel, rawID, pr, now)
+		if err != nil {
+			return nil, err
+		}
+		if added {
+			out.verdict = VerdictOperation
+		}
 		return out, s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
 	}
 	out.verdict = VerdictConflict
@@ -402,12 +412,64 @@ func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, chan
 	return out, s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
 }
 
+// operationEvents names the event of each operation kind once done; a
+// refused operation emits payment.operation_refused, a pending one none.
+var operationEvents = map[string]string{
+	sdk.OperationCapture: "payment.captured",
+	sdk.OperationRefund:  "payment.refunded",
+	sdk.OperationCancel:  "payment.voided",
+}
+
+// applyOperation records a later operation the verified result reports on
+// an accepted payment (capture, refund, cancellation of the authorisation),
+// once per operation id and status, and emits its event. It reports
+// whether the status was new. Operations on a payment that is not
+// accepted are not recorded: the decision part of the result already
+// raised payment.conflict.
+func (s *Service) applyOperation(ctx context.Context, tx store.Tx, p *Payment, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, now time.Time) (bool, error) {
+	op := pr.Operation
+	if op == nil || p.State != StateAccepted {
+		return false, nil
+	}
+	n, err := tx.Exec(ctx, `INSERT INTO payment_operations (reference, operation_id, status, kind, amount, currency,
+		channel, raw_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference, operation_id, status) DO NOTHING`,
+		p.Reference, op.ID, op.Status, op.Kind, op.Amount, op.Currency, string(channel), rawID, ms(now))
+	if err != nil {
+		return false, fmt.Errorf("payment %s: operation %s: %w", p.Reference, op.ID, err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	typ := ""
+	switch op.Status {
+	case sdk.OperationDone:
+		typ = operationEvents[op.Kind]
+	case sdk.OperationRefused:
+		typ = "payment.operation_refused"
+	}
+	det, _ := json.Marshal(map[string]any{"operation_id": op.ID, "kind": op.Kind, "status": op.Status, "amount": op.Amount})
+	if err := tx.RecordHistory(ctx, store.History{Entity: "payment", ID: p.Reference, From: string(p.State),
+		To: string(p.State), Cause: "operation:" + op.Kind + ":" + op.Status, RawID: rawID, Details: det, At: now}); err != nil {
+		return false, fmt.Errorf("payment %s: history: %w", p.Reference, err)
+	}
+	if typ != "" {
+		if err := s.emit(ctx, tx, typ, p, channel, rawID, pr, ""); err != nil {
+			return false, err
+		}
+		s.m.operations.WithLabelValues(op.Kind, op.Status).Inc()
+	}
+	return true, nil
+}
+
 // emit adds a payment event to the outbox.
 func (s *Service) emit(ctx context.Context, tx store.Tx, typ string, p *Payment, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, reason string) error {
 	pl := EventPayload{Payment: *p, Channel: string(channel), RawID: rawID, Reason: reason}
 	if pr != nil {
 		pl.Outcome, pl.ResponseCode, pl.AcquirerResponseCode = string(pr.Outcome), pr.ResponseCode, pr.AcquirerResponseCode
 		pl.AuthorisationID, pl.Explanation, pl.Fields = pr.AuthorisationID, pr.Explanation, pr.Fields
+		if op := pr.Operation; op != nil && isOperationEvent(typ) {
+			pl.Operation = &OperationInfo{ID: op.ID, Kind: op.Kind, Status: op.Status, Amount: op.Amount, Currency: op.Currency}
+		}
 	}
 	b, err := json.Marshal(pl)
 	if err != nil {
@@ -417,6 +479,18 @@ func (s *Service) emit(ctx context.Context, tx store.Tx, typ string, p *Payment,
 		return fmt.Errorf("payment %s: emit %s: %w", p.Reference, typ, err)
 	}
 	return nil
+}
+
+func isOperationEvent(typ string) bool {
+	if typ == "payment.operation_refused" {
+		return true
+	}
+	for _, t := range operationEvents {
+		if t == typ {
+			return true
+		}
+	}
+	return false
 }
 
 // record appends the timeline row and the raw verdict.
@@ -438,6 +512,9 @@ func (s *Service) record(ctx context.Context, tx store.Tx, ref, gateway string, 
 	}
 	if out.reason != "" {
 		det["reason"] = out.reason
+	}
+	if pr != nil && pr.Operation != nil {
+		det["operation"] = map[string]any{"id": pr.Operation.ID, "kind": pr.Operation.Kind, "status": pr.Operation.Status}
 	}
 	b, _ := json.Marshal(det)
 	if len(ref) > 64 {

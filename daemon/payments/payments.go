@@ -104,6 +104,10 @@ const (
 	VerdictRejected         Verdict = "rejected"          // not trusted (seal, key version, ...)
 	VerdictUnknownReference Verdict = "unknown_reference" // sealed, but names no payment of ours
 	VerdictError            Verdict = "error"             // acquit could not process it (store, plugin)
+	// VerdictOperation: the payment was already decided the same way and the
+	// response reported a new status of a later operation on it (capture,
+	// refund, cancellation of the authorisation).
+	VerdictOperation Verdict = "operation"
 )
 
 // Config is the payment domain's configuration.
@@ -245,6 +249,16 @@ type Response struct {
 	Details              json.RawMessage `json:"details,omitempty"`
 }
 
+// OperationInfo is a later operation on a payment (capture, refund,
+// cancellation of the authorisation), as the provider reported it.
+type OperationInfo struct {
+	ID       string `json:"id"`
+	Kind     string `json:"kind"`   // capture, refund, cancel
+	Status   string `json:"status"` // done, pending, refused
+	Amount   int64  `json:"amount,omitempty"`
+	Currency string `json:"currency,omitempty"`
+}
+
 // Detail is a payment with its timeline, for `acquit payments show`.
 type Detail struct {
 	Payment  Payment    `json:"payment"`
@@ -265,6 +279,10 @@ type EventPayload struct {
 	Reason string `json:"reason,omitempty"`
 	// Fields are the provider's raw fields, decoded.
 	Fields map[string]string `json:"fields,omitempty"`
+	// Operation is set on payment.captured, payment.refunded, payment.voided
+	// and payment.operation_refused: the later operation the provider
+	// reported.
+	Operation *OperationInfo `json:"operation,omitempty"`
 }
 
 // ValidationError says a StartRequest (or an admin query) is invalid.
@@ -291,6 +309,7 @@ type metrics struct {
 	reconcile     *prometheus.CounterVec
 	started       *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
+	operations    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -319,6 +338,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "acquit", Subsystem: "payments", Name: "started_total",
 			Help: "Payments started, by gateway.",
 		}, []string{"gateway"}),
+		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "acquit", Subsystem: "payments", Name: "operations_total",
+			Help: "Later operations on payments recorded with an event (capture, refund, cancel), by kind and status.",
+		}, []string{"kind", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "acquit", Subsystem: "payments", Name: "notification_seconds",
 			Help:    "Time to store, verify and apply one notification.",
@@ -333,6 +356,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.reconcile = register(reg, m.reconcile)
 		m.started = register(reg, m.started)
 		m.duration = register(reg, m.duration)
+		m.operations = register(reg, m.operations)
 	}
 	return m
 }

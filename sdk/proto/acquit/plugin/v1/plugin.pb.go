@@ -844,8 +844,11 @@ type PaymentResult struct {
 	AuthorisationId      string                 `protobuf:"bytes,11,opt,name=authorisation_id,json=authorisationId,proto3" json:"authorisation_id,omitempty"`
 	KeyVersion           string                 `protobuf:"bytes,12,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
 	Fields               map[string]string      `protobuf:"bytes,13,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// operation is set when the statement is about a later operation on an
+	// authorised payment (capture, refund, cancellation of the authorisation).
+	Operation     *PaymentOperation `protobuf:"bytes,14,opt,name=operation,proto3" json:"operation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PaymentResult) Reset() {
@@ -969,6 +972,90 @@ func (x *PaymentResult) GetFields() map[string]string {
 	return nil
 }
 
+func (x *PaymentResult) GetOperation() *PaymentOperation {
+	if x != nil {
+		return x.Operation
+	}
+	return nil
+}
+
+// PaymentOperation is a later operation on a payment (sdk.Operation).
+type PaymentOperation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Status        string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Amount        int64                  `protobuf:"varint,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	Currency      string                 `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PaymentOperation) Reset() {
+	*x = PaymentOperation{}
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentOperation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentOperation) ProtoMessage() {}
+
+func (x *PaymentOperation) ProtoReflect() protoreflect.Message {
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentOperation.ProtoReflect.Descriptor instead.
+func (*PaymentOperation) Descriptor() ([]byte, []int) {
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PaymentOperation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PaymentOperation) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *PaymentOperation) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *PaymentOperation) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *PaymentOperation) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
 type TransactionQuery struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Merchant        string                 `protobuf:"bytes,1,opt,name=merchant,proto3" json:"merchant,omitempty"`
@@ -980,7 +1067,7 @@ type TransactionQuery struct {
 
 func (x *TransactionQuery) Reset() {
 	*x = TransactionQuery{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1079,7 @@ func (x *TransactionQuery) String() string {
 func (*TransactionQuery) ProtoMessage() {}
 
 func (x *TransactionQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1092,7 @@ func (x *TransactionQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransactionQuery.ProtoReflect.Descriptor instead.
 func (*TransactionQuery) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TransactionQuery) GetMerchant() string {
@@ -1044,7 +1131,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1143,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1156,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UploadRequest) GetBank() string {
@@ -1131,7 +1218,7 @@ type UploadProgress struct {
 
 func (x *UploadProgress) Reset() {
 	*x = UploadProgress{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1230,7 @@ func (x *UploadProgress) String() string {
 func (*UploadProgress) ProtoMessage() {}
 
 func (x *UploadProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1243,7 @@ func (x *UploadProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadProgress.ProtoReflect.Descriptor instead.
 func (*UploadProgress) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UploadProgress) GetSent() int64 {
@@ -1188,7 +1275,7 @@ type UploadResult struct {
 
 func (x *UploadResult) Reset() {
 	*x = UploadResult{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1287,7 @@ func (x *UploadResult) String() string {
 func (*UploadResult) ProtoMessage() {}
 
 func (x *UploadResult) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1300,7 @@ func (x *UploadResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResult.ProtoReflect.Descriptor instead.
 func (*UploadResult) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UploadResult) GetOrderId() string {
@@ -1278,7 +1365,7 @@ type UploadEvent struct {
 
 func (x *UploadEvent) Reset() {
 	*x = UploadEvent{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1377,7 @@ func (x *UploadEvent) String() string {
 func (*UploadEvent) ProtoMessage() {}
 
 func (x *UploadEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1390,7 @@ func (x *UploadEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadEvent.ProtoReflect.Descriptor instead.
 func (*UploadEvent) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UploadEvent) GetEvent() isUploadEvent_Event {
@@ -1360,7 +1447,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1459,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1472,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DownloadRequest) GetBank() string {
@@ -1437,7 +1524,7 @@ type Document struct {
 
 func (x *Document) Reset() {
 	*x = Document{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1536,7 @@ func (x *Document) String() string {
 func (*Document) ProtoMessage() {}
 
 func (x *Document) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1549,7 @@ func (x *Document) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Document.ProtoReflect.Descriptor instead.
 func (*Document) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Document) GetDownloadId() string {
@@ -1517,7 +1604,7 @@ type DownloadResult struct {
 
 func (x *DownloadResult) Reset() {
 	*x = DownloadResult{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1616,7 @@ func (x *DownloadResult) String() string {
 func (*DownloadResult) ProtoMessage() {}
 
 func (x *DownloadResult) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1629,7 @@ func (x *DownloadResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadResult.ProtoReflect.Descriptor instead.
 func (*DownloadResult) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DownloadResult) GetNoData() bool {
@@ -1570,7 +1657,7 @@ type ConfirmRequest struct {
 
 func (x *ConfirmRequest) Reset() {
 	*x = ConfirmRequest{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1669,7 @@ func (x *ConfirmRequest) String() string {
 func (*ConfirmRequest) ProtoMessage() {}
 
 func (x *ConfirmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1682,7 @@ func (x *ConfirmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmRequest) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ConfirmRequest) GetBank() string {
@@ -1627,7 +1714,7 @@ type ConfirmResponse struct {
 
 func (x *ConfirmResponse) Reset() {
 	*x = ConfirmResponse{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1639,7 +1726,7 @@ func (x *ConfirmResponse) String() string {
 func (*ConfirmResponse) ProtoMessage() {}
 
 func (x *ConfirmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1652,7 +1739,7 @@ func (x *ConfirmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmResponse) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 type KeyRequest struct {
@@ -1666,7 +1753,7 @@ type KeyRequest struct {
 
 func (x *KeyRequest) Reset() {
 	*x = KeyRequest{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1765,7 @@ func (x *KeyRequest) String() string {
 func (*KeyRequest) ProtoMessage() {}
 
 func (x *KeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1778,7 @@ func (x *KeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRequest.ProtoReflect.Descriptor instead.
 func (*KeyRequest) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *KeyRequest) GetBank() string {
@@ -1727,7 +1814,7 @@ type KeyResult struct {
 
 func (x *KeyResult) Reset() {
 	*x = KeyResult{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1739,7 +1826,7 @@ func (x *KeyResult) String() string {
 func (*KeyResult) ProtoMessage() {}
 
 func (x *KeyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1752,7 +1839,7 @@ func (x *KeyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyResult.ProtoReflect.Descriptor instead.
 func (*KeyResult) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KeyResult) GetStatus() string {
@@ -1792,7 +1879,7 @@ type StateGetRequest struct {
 
 func (x *StateGetRequest) Reset() {
 	*x = StateGetRequest{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +1891,7 @@ func (x *StateGetRequest) String() string {
 func (*StateGetRequest) ProtoMessage() {}
 
 func (x *StateGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +1904,7 @@ func (x *StateGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateGetRequest.ProtoReflect.Descriptor instead.
 func (*StateGetRequest) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StateGetRequest) GetKey() string {
@@ -1838,7 +1925,7 @@ type StateGetResponse struct {
 
 func (x *StateGetResponse) Reset() {
 	*x = StateGetResponse{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1850,7 +1937,7 @@ func (x *StateGetResponse) String() string {
 func (*StateGetResponse) ProtoMessage() {}
 
 func (x *StateGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1863,7 +1950,7 @@ func (x *StateGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateGetResponse.ProtoReflect.Descriptor instead.
 func (*StateGetResponse) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StateGetResponse) GetValue() []byte {
@@ -1898,7 +1985,7 @@ type StatePutRequest struct {
 
 func (x *StatePutRequest) Reset() {
 	*x = StatePutRequest{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +1997,7 @@ func (x *StatePutRequest) String() string {
 func (*StatePutRequest) ProtoMessage() {}
 
 func (x *StatePutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2010,7 @@ func (x *StatePutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatePutRequest.ProtoReflect.Descriptor instead.
 func (*StatePutRequest) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StatePutRequest) GetKey() string {
@@ -1956,7 +2043,7 @@ type StatePutResponse struct {
 
 func (x *StatePutResponse) Reset() {
 	*x = StatePutResponse{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2055,7 @@ func (x *StatePutResponse) String() string {
 func (*StatePutResponse) ProtoMessage() {}
 
 func (x *StatePutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2068,7 @@ func (x *StatePutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatePutResponse.ProtoReflect.Descriptor instead.
 func (*StatePutResponse) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StatePutResponse) GetVersion() int64 {
@@ -2000,7 +2087,7 @@ type NextSequenceRequest struct {
 
 func (x *NextSequenceRequest) Reset() {
 	*x = NextSequenceRequest{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2099,7 @@ func (x *NextSequenceRequest) String() string {
 func (*NextSequenceRequest) ProtoMessage() {}
 
 func (x *NextSequenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2112,7 @@ func (x *NextSequenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NextSequenceRequest.ProtoReflect.Descriptor instead.
 func (*NextSequenceRequest) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *NextSequenceRequest) GetName() string {
@@ -2044,7 +2131,7 @@ type NextSequenceResponse struct {
 
 func (x *NextSequenceResponse) Reset() {
 	*x = NextSequenceResponse{}
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2143,7 @@ func (x *NextSequenceResponse) String() string {
 func (*NextSequenceResponse) ProtoMessage() {}
 
 func (x *NextSequenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_acquit_plugin_v1_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2156,7 @@ func (x *NextSequenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NextSequenceResponse.ProtoReflect.Descriptor instead.
 func (*NextSequenceResponse) Descriptor() ([]byte, []int) {
-	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_acquit_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *NextSequenceResponse) GetValue() int64 {
@@ -2158,7 +2245,7 @@ const file_acquit_plugin_v1_plugin_proto_rawDesc = "" +
 	"receivedAt\x1aZ\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
-	"\x05value\x18\x02 \x01(\v2\x1e.acquit.plugin.v1.HeaderValuesR\x05value:\x028\x01\"\xa8\x04\n" +
+	"\x05value\x18\x02 \x01(\v2\x1e.acquit.plugin.v1.HeaderValuesR\x05value:\x028\x01\"\xea\x04\n" +
 	"\rPaymentResult\x12\x1a\n" +
 	"\bmerchant\x18\x01 \x01(\tR\bmerchant\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\x12)\n" +
@@ -2174,10 +2261,17 @@ const file_acquit_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x10authorisation_id\x18\v \x01(\tR\x0fauthorisationId\x12\x1f\n" +
 	"\vkey_version\x18\f \x01(\tR\n" +
 	"keyVersion\x12C\n" +
-	"\x06fields\x18\r \x03(\v2+.acquit.plugin.v1.PaymentResult.FieldsEntryR\x06fields\x1a9\n" +
+	"\x06fields\x18\r \x03(\v2+.acquit.plugin.v1.PaymentResult.FieldsEntryR\x06fields\x12@\n" +
+	"\toperation\x18\x0e \x01(\v2\".acquit.plugin.v1.PaymentOperationR\toperation\x1a9\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"w\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x82\x01\n" +
+	"\x10PaymentOperation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x16\n" +
+	"\x06amount\x18\x04 \x01(\x03R\x06amount\x12\x1a\n" +
+	"\bcurrency\x18\x05 \x01(\tR\bcurrency\"w\n" +
 	"\x10TransactionQuery\x12\x1a\n" +
 	"\bmerchant\x18\x01 \x01(\tR\bmerchant\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\x12)\n" +
@@ -2312,7 +2406,7 @@ func file_acquit_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_acquit_plugin_v1_plugin_proto_rawDescData
 }
 
-var file_acquit_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_acquit_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_acquit_plugin_v1_plugin_proto_goTypes = []any{
 	(*ErrorInfo)(nil),             // 0: acquit.plugin.v1.ErrorInfo
 	(*DescribeRequest)(nil),       // 1: acquit.plugin.v1.DescribeRequest
@@ -2328,101 +2422,103 @@ var file_acquit_plugin_v1_plugin_proto_goTypes = []any{
 	(*HeaderValues)(nil),          // 11: acquit.plugin.v1.HeaderValues
 	(*Notification)(nil),          // 12: acquit.plugin.v1.Notification
 	(*PaymentResult)(nil),         // 13: acquit.plugin.v1.PaymentResult
-	(*TransactionQuery)(nil),      // 14: acquit.plugin.v1.TransactionQuery
-	(*UploadRequest)(nil),         // 15: acquit.plugin.v1.UploadRequest
-	(*UploadProgress)(nil),        // 16: acquit.plugin.v1.UploadProgress
-	(*UploadResult)(nil),          // 17: acquit.plugin.v1.UploadResult
-	(*UploadEvent)(nil),           // 18: acquit.plugin.v1.UploadEvent
-	(*DownloadRequest)(nil),       // 19: acquit.plugin.v1.DownloadRequest
-	(*Document)(nil),              // 20: acquit.plugin.v1.Document
-	(*DownloadResult)(nil),        // 21: acquit.plugin.v1.DownloadResult
-	(*ConfirmRequest)(nil),        // 22: acquit.plugin.v1.ConfirmRequest
-	(*ConfirmResponse)(nil),       // 23: acquit.plugin.v1.ConfirmResponse
-	(*KeyRequest)(nil),            // 24: acquit.plugin.v1.KeyRequest
-	(*KeyResult)(nil),             // 25: acquit.plugin.v1.KeyResult
-	(*StateGetRequest)(nil),       // 26: acquit.plugin.v1.StateGetRequest
-	(*StateGetResponse)(nil),      // 27: acquit.plugin.v1.StateGetResponse
-	(*StatePutRequest)(nil),       // 28: acquit.plugin.v1.StatePutRequest
-	(*StatePutResponse)(nil),      // 29: acquit.plugin.v1.StatePutResponse
-	(*NextSequenceRequest)(nil),   // 30: acquit.plugin.v1.NextSequenceRequest
-	(*NextSequenceResponse)(nil),  // 31: acquit.plugin.v1.NextSequenceResponse
-	nil,                           // 32: acquit.plugin.v1.RunJobRequest.ParamsEntry
-	nil,                           // 33: acquit.plugin.v1.PaymentRequest.ExtraEntry
-	nil,                           // 34: acquit.plugin.v1.PaymentInit.FieldsEntry
-	nil,                           // 35: acquit.plugin.v1.PaymentInit.RawEntry
-	nil,                           // 36: acquit.plugin.v1.Notification.HeadersEntry
-	nil,                           // 37: acquit.plugin.v1.PaymentResult.FieldsEntry
-	nil,                           // 38: acquit.plugin.v1.UploadRequest.ParamsEntry
-	nil,                           // 39: acquit.plugin.v1.UploadResult.DetailsEntry
-	nil,                           // 40: acquit.plugin.v1.DownloadRequest.ParamsEntry
-	nil,                           // 41: acquit.plugin.v1.Document.MetaEntry
-	nil,                           // 42: acquit.plugin.v1.KeyRequest.ParamsEntry
-	nil,                           // 43: acquit.plugin.v1.KeyResult.FilesEntry
-	nil,                           // 44: acquit.plugin.v1.KeyResult.MetaEntry
-	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
+	(*PaymentOperation)(nil),      // 14: acquit.plugin.v1.PaymentOperation
+	(*TransactionQuery)(nil),      // 15: acquit.plugin.v1.TransactionQuery
+	(*UploadRequest)(nil),         // 16: acquit.plugin.v1.UploadRequest
+	(*UploadProgress)(nil),        // 17: acquit.plugin.v1.UploadProgress
+	(*UploadResult)(nil),          // 18: acquit.plugin.v1.UploadResult
+	(*UploadEvent)(nil),           // 19: acquit.plugin.v1.UploadEvent
+	(*DownloadRequest)(nil),       // 20: acquit.plugin.v1.DownloadRequest
+	(*Document)(nil),              // 21: acquit.plugin.v1.Document
+	(*DownloadResult)(nil),        // 22: acquit.plugin.v1.DownloadResult
+	(*ConfirmRequest)(nil),        // 23: acquit.plugin.v1.ConfirmRequest
+	(*ConfirmResponse)(nil),       // 24: acquit.plugin.v1.ConfirmResponse
+	(*KeyRequest)(nil),            // 25: acquit.plugin.v1.KeyRequest
+	(*KeyResult)(nil),             // 26: acquit.plugin.v1.KeyResult
+	(*StateGetRequest)(nil),       // 27: acquit.plugin.v1.StateGetRequest
+	(*StateGetResponse)(nil),      // 28: acquit.plugin.v1.StateGetResponse
+	(*StatePutRequest)(nil),       // 29: acquit.plugin.v1.StatePutRequest
+	(*StatePutResponse)(nil),      // 30: acquit.plugin.v1.StatePutResponse
+	(*NextSequenceRequest)(nil),   // 31: acquit.plugin.v1.NextSequenceRequest
+	(*NextSequenceResponse)(nil),  // 32: acquit.plugin.v1.NextSequenceResponse
+	nil,                           // 33: acquit.plugin.v1.RunJobRequest.ParamsEntry
+	nil,                           // 34: acquit.plugin.v1.PaymentRequest.ExtraEntry
+	nil,                           // 35: acquit.plugin.v1.PaymentInit.FieldsEntry
+	nil,                           // 36: acquit.plugin.v1.PaymentInit.RawEntry
+	nil,                           // 37: acquit.plugin.v1.Notification.HeadersEntry
+	nil,                           // 38: acquit.plugin.v1.PaymentResult.FieldsEntry
+	nil,                           // 39: acquit.plugin.v1.UploadRequest.ParamsEntry
+	nil,                           // 40: acquit.plugin.v1.UploadResult.DetailsEntry
+	nil,                           // 41: acquit.plugin.v1.DownloadRequest.ParamsEntry
+	nil,                           // 42: acquit.plugin.v1.Document.MetaEntry
+	nil,                           // 43: acquit.plugin.v1.KeyRequest.ParamsEntry
+	nil,                           // 44: acquit.plugin.v1.KeyResult.FilesEntry
+	nil,                           // 45: acquit.plugin.v1.KeyResult.MetaEntry
+	(*timestamppb.Timestamp)(nil), // 46: google.protobuf.Timestamp
 }
 var file_acquit_plugin_v1_plugin_proto_depIdxs = []int32{
-	32, // 0: acquit.plugin.v1.RunJobRequest.params:type_name -> acquit.plugin.v1.RunJobRequest.ParamsEntry
-	33, // 1: acquit.plugin.v1.PaymentRequest.extra:type_name -> acquit.plugin.v1.PaymentRequest.ExtraEntry
-	34, // 2: acquit.plugin.v1.PaymentInit.fields:type_name -> acquit.plugin.v1.PaymentInit.FieldsEntry
-	35, // 3: acquit.plugin.v1.PaymentInit.raw:type_name -> acquit.plugin.v1.PaymentInit.RawEntry
-	36, // 4: acquit.plugin.v1.Notification.headers:type_name -> acquit.plugin.v1.Notification.HeadersEntry
-	45, // 5: acquit.plugin.v1.Notification.received_at:type_name -> google.protobuf.Timestamp
-	37, // 6: acquit.plugin.v1.PaymentResult.fields:type_name -> acquit.plugin.v1.PaymentResult.FieldsEntry
-	38, // 7: acquit.plugin.v1.UploadRequest.params:type_name -> acquit.plugin.v1.UploadRequest.ParamsEntry
-	39, // 8: acquit.plugin.v1.UploadResult.details:type_name -> acquit.plugin.v1.UploadResult.DetailsEntry
-	16, // 9: acquit.plugin.v1.UploadEvent.progress:type_name -> acquit.plugin.v1.UploadProgress
-	17, // 10: acquit.plugin.v1.UploadEvent.result:type_name -> acquit.plugin.v1.UploadResult
-	45, // 11: acquit.plugin.v1.DownloadRequest.from:type_name -> google.protobuf.Timestamp
-	45, // 12: acquit.plugin.v1.DownloadRequest.to:type_name -> google.protobuf.Timestamp
-	40, // 13: acquit.plugin.v1.DownloadRequest.params:type_name -> acquit.plugin.v1.DownloadRequest.ParamsEntry
-	41, // 14: acquit.plugin.v1.Document.meta:type_name -> acquit.plugin.v1.Document.MetaEntry
-	20, // 15: acquit.plugin.v1.DownloadResult.documents:type_name -> acquit.plugin.v1.Document
-	42, // 16: acquit.plugin.v1.KeyRequest.params:type_name -> acquit.plugin.v1.KeyRequest.ParamsEntry
-	43, // 17: acquit.plugin.v1.KeyResult.files:type_name -> acquit.plugin.v1.KeyResult.FilesEntry
-	44, // 18: acquit.plugin.v1.KeyResult.meta:type_name -> acquit.plugin.v1.KeyResult.MetaEntry
-	11, // 19: acquit.plugin.v1.Notification.HeadersEntry.value:type_name -> acquit.plugin.v1.HeaderValues
-	1,  // 20: acquit.plugin.v1.PaymentGateway.Describe:input_type -> acquit.plugin.v1.DescribeRequest
-	3,  // 21: acquit.plugin.v1.PaymentGateway.Configure:input_type -> acquit.plugin.v1.ConfigureRequest
-	5,  // 22: acquit.plugin.v1.PaymentGateway.Health:input_type -> acquit.plugin.v1.HealthRequest
-	7,  // 23: acquit.plugin.v1.PaymentGateway.RunJob:input_type -> acquit.plugin.v1.RunJobRequest
-	9,  // 24: acquit.plugin.v1.PaymentGateway.InitPayment:input_type -> acquit.plugin.v1.PaymentRequest
-	12, // 25: acquit.plugin.v1.PaymentGateway.VerifyNotification:input_type -> acquit.plugin.v1.Notification
-	14, // 26: acquit.plugin.v1.PaymentGateway.QueryTransaction:input_type -> acquit.plugin.v1.TransactionQuery
-	1,  // 27: acquit.plugin.v1.BankTransport.Describe:input_type -> acquit.plugin.v1.DescribeRequest
-	3,  // 28: acquit.plugin.v1.BankTransport.Configure:input_type -> acquit.plugin.v1.ConfigureRequest
-	5,  // 29: acquit.plugin.v1.BankTransport.Health:input_type -> acquit.plugin.v1.HealthRequest
-	7,  // 30: acquit.plugin.v1.BankTransport.RunJob:input_type -> acquit.plugin.v1.RunJobRequest
-	15, // 31: acquit.plugin.v1.BankTransport.Upload:input_type -> acquit.plugin.v1.UploadRequest
-	19, // 32: acquit.plugin.v1.BankTransport.Download:input_type -> acquit.plugin.v1.DownloadRequest
-	22, // 33: acquit.plugin.v1.BankTransport.Confirm:input_type -> acquit.plugin.v1.ConfirmRequest
-	24, // 34: acquit.plugin.v1.BankTransport.Keys:input_type -> acquit.plugin.v1.KeyRequest
-	26, // 35: acquit.plugin.v1.Host.StateGet:input_type -> acquit.plugin.v1.StateGetRequest
-	28, // 36: acquit.plugin.v1.Host.StatePut:input_type -> acquit.plugin.v1.StatePutRequest
-	30, // 37: acquit.plugin.v1.Host.NextSequence:input_type -> acquit.plugin.v1.NextSequenceRequest
-	2,  // 38: acquit.plugin.v1.PaymentGateway.Describe:output_type -> acquit.plugin.v1.DescribeResponse
-	4,  // 39: acquit.plugin.v1.PaymentGateway.Configure:output_type -> acquit.plugin.v1.ConfigureResponse
-	6,  // 40: acquit.plugin.v1.PaymentGateway.Health:output_type -> acquit.plugin.v1.HealthResponse
-	8,  // 41: acquit.plugin.v1.PaymentGateway.RunJob:output_type -> acquit.plugin.v1.RunJobResponse
-	10, // 42: acquit.plugin.v1.PaymentGateway.InitPayment:output_type -> acquit.plugin.v1.PaymentInit
-	13, // 43: acquit.plugin.v1.PaymentGateway.VerifyNotification:output_type -> acquit.plugin.v1.PaymentResult
-	13, // 44: acquit.plugin.v1.PaymentGateway.QueryTransaction:output_type -> acquit.plugin.v1.PaymentResult
-	2,  // 45: acquit.plugin.v1.BankTransport.Describe:output_type -> acquit.plugin.v1.DescribeResponse
-	4,  // 46: acquit.plugin.v1.BankTransport.Configure:output_type -> acquit.plugin.v1.ConfigureResponse
-	6,  // 47: acquit.plugin.v1.BankTransport.Health:output_type -> acquit.plugin.v1.HealthResponse
-	8,  // 48: acquit.plugin.v1.BankTransport.RunJob:output_type -> acquit.plugin.v1.RunJobResponse
-	18, // 49: acquit.plugin.v1.BankTransport.Upload:output_type -> acquit.plugin.v1.UploadEvent
-	21, // 50: acquit.plugin.v1.BankTransport.Download:output_type -> acquit.plugin.v1.DownloadResult
-	23, // 51: acquit.plugin.v1.BankTransport.Confirm:output_type -> acquit.plugin.v1.ConfirmResponse
-	25, // 52: acquit.plugin.v1.BankTransport.Keys:output_type -> acquit.plugin.v1.KeyResult
-	27, // 53: acquit.plugin.v1.Host.StateGet:output_type -> acquit.plugin.v1.StateGetResponse
-	29, // 54: acquit.plugin.v1.Host.StatePut:output_type -> acquit.plugin.v1.StatePutResponse
-	31, // 55: acquit.plugin.v1.Host.NextSequence:output_type -> acquit.plugin.v1.NextSequenceResponse
-	38, // [38:56] is the sub-list for method output_type
-	20, // [20:38] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	33, // 0: acquit.plugin.v1.RunJobRequest.params:type_name -> acquit.plugin.v1.RunJobRequest.ParamsEntry
+	34, // 1: acquit.plugin.v1.PaymentRequest.extra:type_name -> acquit.plugin.v1.PaymentRequest.ExtraEntry
+	35, // 2: acquit.plugin.v1.PaymentInit.fields:type_name -> acquit.plugin.v1.PaymentInit.FieldsEntry
+	36, // 3: acquit.plugin.v1.PaymentInit.raw:type_name -> acquit.plugin.v1.PaymentInit.RawEntry
+	37, // 4: acquit.plugin.v1.Notification.headers:type_name -> acquit.plugin.v1.Notification.HeadersEntry
+	46, // 5: acquit.plugin.v1.Notification.received_at:type_name -> google.protobuf.Timestamp
+	38, // 6: acquit.plugin.v1.PaymentResult.fields:type_name -> acquit.plugin.v1.PaymentResult.FieldsEntry
+	14, // 7: acquit.plugin.v1.PaymentResult.operation:type_name -> acquit.plugin.v1.PaymentOperation
+	39, // 8: acquit.plugin.v1.UploadRequest.params:type_name -> acquit.plugin.v1.UploadRequest.ParamsEntry
+	40, // 9: acquit.plugin.v1.UploadResult.details:type_name -> acquit.plugin.v1.UploadResult.DetailsEntry
+	17, // 10: acquit.plugin.v1.UploadEvent.progress:type_name -> acquit.plugin.v1.UploadProgress
+	18, // 11: acquit.plugin.v1.UploadEvent.result:type_name -> acquit.plugin.v1.UploadResult
+	46, // 12: acquit.plugin.v1.DownloadRequest.from:type_name -> google.protobuf.Timestamp
+	46, // 13: acquit.plugin.v1.DownloadRequest.to:type_name -> google.protobuf.Timestamp
+	41, // 14: acquit.plugin.v1.DownloadRequest.params:type_name -> acquit.plugin.v1.DownloadRequest.ParamsEntry
+	42, // 15: acquit.plugin.v1.Document.meta:type_name -> acquit.plugin.v1.Document.MetaEntry
+	21, // 16: acquit.plugin.v1.DownloadResult.documents:type_name -> acquit.plugin.v1.Document
+	43, // 17: acquit.plugin.v1.KeyRequest.params:type_name -> acquit.plugin.v1.KeyRequest.ParamsEntry
+	44, // 18: acquit.plugin.v1.KeyResult.files:type_name -> acquit.plugin.v1.KeyResult.FilesEntry
+	45, // 19: acquit.plugin.v1.KeyResult.meta:type_name -> acquit.plugin.v1.KeyResult.MetaEntry
+	11, // 20: acquit.plugin.v1.Notification.HeadersEntry.value:type_name -> acquit.plugin.v1.HeaderValues
+	1,  // 21: acquit.plugin.v1.PaymentGateway.Describe:input_type -> acquit.plugin.v1.DescribeRequest
+	3,  // 22: acquit.plugin.v1.PaymentGateway.Configure:input_type -> acquit.plugin.v1.ConfigureRequest
+	5,  // 23: acquit.plugin.v1.PaymentGateway.Health:input_type -> acquit.plugin.v1.HealthRequest
+	7,  // 24: acquit.plugin.v1.PaymentGateway.RunJob:input_type -> acquit.plugin.v1.RunJobRequest
+	9,  // 25: acquit.plugin.v1.PaymentGateway.InitPayment:input_type -> acquit.plugin.v1.PaymentRequest
+	12, // 26: acquit.plugin.v1.PaymentGateway.VerifyNotification:input_type -> acquit.plugin.v1.Notification
+	15, // 27: acquit.plugin.v1.PaymentGateway.QueryTransaction:input_type -> acquit.plugin.v1.TransactionQuery
+	1,  // 28: acquit.plugin.v1.BankTransport.Describe:input_type -> acquit.plugin.v1.DescribeRequest
+	3,  // 29: acquit.plugin.v1.BankTransport.Configure:input_type -> acquit.plugin.v1.ConfigureRequest
+	5,  // 30: acquit.plugin.v1.BankTransport.Health:input_type -> acquit.plugin.v1.HealthRequest
+	7,  // 31: acquit.plugin.v1.BankTransport.RunJob:input_type -> acquit.plugin.v1.RunJobRequest
+	16, // 32: acquit.plugin.v1.BankTransport.Upload:input_type -> acquit.plugin.v1.UploadRequest
+	20, // 33: acquit.plugin.v1.BankTransport.Download:input_type -> acquit.plugin.v1.DownloadRequest
+	23, // 34: acquit.plugin.v1.BankTransport.Confirm:input_type -> acquit.plugin.v1.ConfirmRequest
+	25, // 35: acquit.plugin.v1.BankTransport.Keys:input_type -> acquit.plugin.v1.KeyRequest
+	27, // 36: acquit.plugin.v1.Host.StateGet:input_type -> acquit.plugin.v1.StateGetRequest
+	29, // 37: acquit.plugin.v1.Host.StatePut:input_type -> acquit.plugin.v1.StatePutRequest
+	31, // 38: acquit.plugin.v1.Host.NextSequence:input_type -> acquit.plugin.v1.NextSequenceRequest
+	2,  // 39: acquit.plugin.v1.PaymentGateway.Describe:output_type -> acquit.plugin.v1.DescribeResponse
+	4,  // 40: acquit.plugin.v1.PaymentGateway.Configure:output_type -> acquit.plugin.v1.ConfigureResponse
+	6,  // 41: acquit.plugin.v1.PaymentGateway.Health:output_type -> acquit.plugin.v1.HealthResponse
+	8,  // 42: acquit.plugin.v1.PaymentGateway.RunJob:output_type -> acquit.plugin.v1.RunJobResponse
+	10, // 43: acquit.plugin.v1.PaymentGateway.InitPayment:output_type -> acquit.plugin.v1.PaymentInit
+	13, // 44: acquit.plugin.v1.PaymentGateway.VerifyNotification:output_type -> acquit.plugin.v1.PaymentResult
+	13, // 45: acquit.plugin.v1.PaymentGateway.QueryTransaction:output_type -> acquit.plugin.v1.PaymentResult
+	2,  // 46: acquit.plugin.v1.BankTransport.Describe:output_type -> acquit.plugin.v1.DescribeResponse
+	4,  // 47: acquit.plugin.v1.BankTransport.Configure:output_type -> acquit.plugin.v1.ConfigureResponse
+	6,  // 48: acquit.plugin.v1.BankTransport.Health:output_type -> acquit.plugin.v1.HealthResponse
+	8,  // 49: acquit.plugin.v1.BankTransport.RunJob:output_type -> acquit.plugin.v1.RunJobResponse
+	19, // 50: acquit.plugin.v1.BankTransport.Upload:output_type -> acquit.plugin.v1.UploadEvent
+	22, // 51: acquit.plugin.v1.BankTransport.Download:output_type -> acquit.plugin.v1.DownloadResult
+	24, // 52: acquit.plugin.v1.BankTransport.Confirm:output_type -> acquit.plugin.v1.ConfirmResponse
+	26, // 53: acquit.plugin.v1.BankTransport.Keys:output_type -> acquit.plugin.v1.KeyResult
+	28, // 54: acquit.plugin.v1.Host.StateGet:output_type -> acquit.plugin.v1.StateGetResponse
+	30, // 55: acquit.plugin.v1.Host.StatePut:output_type -> acquit.plugin.v1.StatePutResponse
+	32, // 56: acquit.plugin.v1.Host.NextSequence:output_type -> acquit.plugin.v1.NextSequenceResponse
+	39, // [39:57] is the sub-list for method output_type
+	21, // [21:39] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_acquit_plugin_v1_plugin_proto_init() }
@@ -2430,7 +2526,7 @@ func file_acquit_plugin_v1_plugin_proto_init() {
 	if File_acquit_plugin_v1_plugin_proto != nil {
 		return
 	}
-	file_acquit_plugin_v1_plugin_proto_msgTypes[18].OneofWrappers = []any{
+	file_acquit_plugin_v1_plugin_proto_msgTypes[19].OneofWrappers = []any{
 		(*UploadEvent_Progress)(nil),
 		(*UploadEvent_Result)(nil),
 	}
@@ -2440,7 +2536,7 @@ func file_acquit_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acquit_plugin_v1_plugin_proto_rawDesc), len(file_acquit_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
