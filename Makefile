@@ -10,6 +10,7 @@ export GOFLAGS
 
 CMDS := \
 	$(BIN)/acquit=./cmd/acquit \
+	$(BIN)/acquit-demo=./cmd/acquit-demo \
 	$(BIN)/acquit-plugin-atos=./plugins/atos/cmd/acquit-plugin-atos \
 	$(BIN)/acquit-plugin-ebics=./plugins/ebics/cmd/acquit-plugin-ebics \
 	$(BIN)/acquit-plugin-test=./plugins/testplugin/cmd/acquit-plugin-test \
@@ -36,7 +37,7 @@ bench: build
 	bash bench/run.sh
 
 demo: build
-	$(BIN)/acquit demo
+	$(BIN)/acquit-demo
 
 generate:
 	$(GO) generate ./sdk/...

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acquit/acquit/daemon/demo"
 	"github.com/acquit/acquit/daemon/httpapi"
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/demo"
 )
 
 // acquitCLI runs the acquit binary against the harness's daemon.

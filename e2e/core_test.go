@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acquit/acquit/daemon/demo"
 	"github.com/acquit/acquit/daemon/httpapi"
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/demo"
 )
 
 // TestKill9DuringDispatch kills the daemon with SIGKILL three times while it

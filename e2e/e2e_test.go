@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acquit/acquit/daemon/demo"
+	"github.com/acquit/acquit/internal/demo"
 )
 
 var (

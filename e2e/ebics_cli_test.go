@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/acquit/acquit/daemon/demo"
+	"github.com/acquit/acquit/internal/demo"
 )
 
 // TestEbicsCLI walks a treasurer's path with the acquit CLI against the

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acquit/acquit/daemon/demo"
 	"github.com/acquit/acquit/daemon/transmissions"
+	"github.com/acquit/acquit/internal/demo"
 	"github.com/acquit/acquit/plugins/ebics/protocol"
 	"github.com/acquit/acquit/plugins/ebics/sim"
 )

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acquit/acquit/daemon/demo"
 	"github.com/acquit/acquit/daemon/httpapi"
+	"github.com/acquit/acquit/internal/demo"
 	"github.com/acquit/acquit/internal/pgtest"
 )
 

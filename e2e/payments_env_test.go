@@ -24,10 +24,10 @@ import (
 	"time"
 
 	"github.com/acquit/acquit/daemon/adminclient"
-	"github.com/acquit/acquit/daemon/demo"
 	"github.com/acquit/acquit/daemon/httpapi"
 	"github.com/acquit/acquit/daemon/payments"
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/demo"
 	"github.com/acquit/acquit/plugins/atos/sim"
 	"github.com/acquit/acquit/plugins/atos/sips"
 	"github.com/acquit/acquit/sdk"

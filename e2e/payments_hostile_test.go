@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/acquit/acquit/daemon/demo"
 	"github.com/acquit/acquit/daemon/payments"
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/demo"
 	"github.com/acquit/acquit/plugins/atos/sim"
 	"github.com/acquit/acquit/plugins/atos/sips"
 )

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acquit/acquit/daemon/demo"
 	"github.com/acquit/acquit/daemon/payments"
+	"github.com/acquit/acquit/internal/demo"
 	"github.com/acquit/acquit/plugins/atos/sim"
 )
 

@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/acquit/acquit/daemon/config"
-	"github.com/acquit/acquit/daemon/demo"
 	"github.com/acquit/acquit/daemon/hooks"
 	"github.com/acquit/acquit/daemon/server"
 	"github.com/acquit/acquit/daemon/store"
@@ -43,7 +42,7 @@ func NewRoot() *cobra.Command {
 	cmd.PersistentFlags().StringVarP(&r.configPath, "config", "c", envOr("ACQUIT_CONFIG", "/etc/acquit/acquit.yaml"), "configuration file")
 	r.cf.bind(cmd)
 	cmd.AddCommand(r.serveCmd(), r.configCmd(), r.scriptsCmd(), r.hooksCmd(), r.eventsCmd(), r.schedulesCmd(),
-		r.paymentsCmd(), r.transmissionsCmd(), r.ebicsCmd(), r.demoCmd())
+		r.paymentsCmd(), r.transmissionsCmd(), r.ebicsCmd())
 	return cmd
 }
 
@@ -262,39 +261,4 @@ func printTrace(w io.Writer, t hooks.Trace) bool {
 	b, _ := json.Marshal(t.Return)
 	fmt.Fprintf(w, "  ok, returned %s\n", b)
 	return false
-}
-
-func (r *root) demoCmd() *cobra.Command {
-	o := demo.Options{}
-	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "Run acquit end to end against the bank simulators and print what happened",
-		Long: "Starts the Sips and EBICS simulators on loopback, runs `acquit serve` on a generated configuration\n" +
-			"(state under --dir) with the example scripts, drives card payments and EBICS uploads with faults,\n" +
-			"and prints what acquit recorded. Exits non-zero if anything ended differently from what the banks decided.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.BinDir == "" {
-				exe, err := os.Executable()
-				if err != nil {
-					return err
-				}
-				o.BinDir = filepath.Dir(exe)
-			}
-			o.Out = cmd.OutOrStdout()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 20*time.Minute)
-			defer cancel()
-			return demo.Run(ctx, o)
-		},
-	}
-	cmd.Flags().StringVar(&o.Dir, "dir", ".tmp/demo", "state folder (emptied first)")
-	cmd.Flags().StringVar(&o.BinDir, "bin", "", "folder of acquit and the plugins (default: this executable's)")
-	cmd.Flags().StringVar(&o.ScriptsDir, "scripts", "scripts", "Lua scripts folder")
-	cmd.Flags().IntVar(&o.Payments, "payments", 200, "card payments to run (0 skips)")
-	cmd.Flags().Float64Var(&o.DropAuto, "drop-automatic", 0.3, "share of automatic responses the bank drops")
-	cmd.Flags().Float64Var(&o.NoReturn, "never-return", 0.3, "share of customers who never come back to the shop")
-	cmd.Flags().IntVar(&o.Transfers, "transfers", 5000, "credit transfers per EBICS file (0 skips EBICS)")
-	cmd.Flags().Uint64Var(&o.Seed, "seed", 1, "seed of the simulated customers and faults")
-	cmd.Flags().BoolVar(&o.Verbose, "verbose", false, "show the daemon's log lines too")
-	return cmd
 }

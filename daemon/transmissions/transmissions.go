@@ -27,8 +27,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/acquit/acquit/daemon/painfile"
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/painfile"
 	"github.com/acquit/acquit/sdk"
 )
 

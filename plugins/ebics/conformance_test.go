@@ -10,7 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/acquit/acquit/daemon/painfile"
+	"github.com/acquit/acquit/internal/painfile"
 	"github.com/acquit/acquit/plugins/ebics"
 	"github.com/acquit/acquit/plugins/ebics/keys"
 	"github.com/acquit/acquit/plugins/ebics/protocol"

@@ -12,7 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/acquit/acquit/daemon/painfile"
+	"github.com/acquit/acquit/internal/painfile"
 	"github.com/acquit/acquit/plugins/ebics"
 	"github.com/acquit/acquit/plugins/ebics/internal/memhost"
 	"github.com/acquit/acquit/plugins/ebics/keys"

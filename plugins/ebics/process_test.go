@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 
-	"github.com/acquit/acquit/daemon/painfile"
+	"github.com/acquit/acquit/internal/painfile"
 	"github.com/acquit/acquit/plugins/ebics"
 	"github.com/acquit/acquit/plugins/ebics/keys"
 	"github.com/acquit/acquit/plugins/ebics/protocol"

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acquit/acquit/daemon/painfile"
+	"github.com/acquit/acquit/internal/painfile"
 	"github.com/acquit/acquit/plugins/ebics/client"
 	"github.com/acquit/acquit/plugins/ebics/protocol"
 	"github.com/acquit/acquit/plugins/ebics/sim"

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/acquit/acquit/daemon/painfile"
+	"github.com/acquit/acquit/internal/painfile"
 	"github.com/acquit/acquit/plugins/ebics/protocol"
 )
 

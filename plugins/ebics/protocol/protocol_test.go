@@ -19,7 +19,7 @@ import (
 
 	"github.com/beevik/etree"
 
-	"github.com/acquit/acquit/daemon/painfile"
+	"github.com/acquit/acquit/internal/painfile"
 )
 
 var (

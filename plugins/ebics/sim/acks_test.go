@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/acquit/acquit/daemon/acks"
-	"github.com/acquit/acquit/daemon/painfile"
+	"github.com/acquit/acquit/internal/painfile"
 	"github.com/acquit/acquit/plugins/ebics/keys"
 )
 

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/acquit/acquit/daemon/painfile"
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/daemon/transmissions"
+	"github.com/acquit/acquit/internal/painfile"
 	"github.com/acquit/acquit/plugins/ebics/protocol"
 	"github.com/acquit/acquit/plugins/ebics/sim"
 	"github.com/acquit/acquit/sdk"

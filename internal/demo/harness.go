@@ -1,5 +1,5 @@
 // Package demo runs acquit end to end against the bank simulators: it is
-// `acquit demo` and the harness of the end-to-end tests. The daemon runs as
+// `acquit-demo` (cmd/acquit-demo, run by `make demo`) and the harness of the end-to-end tests. The daemon runs as
 // a real child process (`acquit serve`) with real plugin processes, so a
 // test can kill -9 it in the middle of the work.
 package demo

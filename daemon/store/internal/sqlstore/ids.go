@@ -1,0 +1,52 @@
+package sqlstore
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"sync"
+	"time"
+)
+
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+var (
+	idMu   sync.Mutex
+	lastMS int64
+	lastR  [10]byte
+)
+
+// NewID returns a 26-character ULID-style id: 48 bits of milliseconds then
+// 80 random bits, Crockford base32, monotonic within one process.
+func NewID(t time.Time) string {
+	ms := t.UnixMilli()
+	idMu.Lock()
+	var r [10]byte
+	if ms <= lastMS {
+		ms = lastMS
+		r = lastR
+		for i := 9; i >= 0; i-- { // increment the random part
+			r[i]++
+			if r[i] != 0 {
+				break
+			}
+		}
+	} else {
+		_, _ = rand.Read(r[:])
+	}
+	lastMS, lastR = ms, r
+	idMu.Unlock()
+
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[0:8], uint64(ms)<<16)
+	copy(b[6:], r[:])
+	// 128 bits -> 26 base32 chars (first char holds 3 bits).
+	hi := binary.BigEndian.Uint64(b[0:8])
+	lo := binary.BigEndian.Uint64(b[8:16])
+	var out [26]byte
+	for i := 25; i >= 0; i-- {
+		out[i] = crockford[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out[:])
+}
