@@ -41,7 +41,7 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 		for s := 0; s < subjects; s++ {
 			h := hs[(i+s)%2]
 			var ev struct {
-				ID string `json:"ID"`
+				ID string `json:"id"`
 			}
 			body := httpapi.EmitRequest{Type: "custom.multi", Subject: fmt.Sprintf("s%d", s), Data: []byte(fmt.Sprintf(`{"seq":%d}`, i))}
 			if _, err := h.Client().Do(c, "POST", "/v1/events", body, &ev); err != nil {

@@ -20,8 +20,25 @@ import (
 
 	"github.com/acquit/acquit/daemon/payments"
 	"github.com/acquit/acquit/daemon/transmissions"
+	"github.com/acquit/acquit/internal/money"
 	"github.com/acquit/acquit/sdk"
 )
+
+// sumText is a transmission's control sum with its currency, for people.
+func sumText(ctrlSum, currency string) string {
+	if currency == "" {
+		return money.FormatDecimal(ctrlSum, "") + " (several currencies)"
+	}
+	return money.FormatDecimal(ctrlSum, currency)
+}
+
+func transmissionStates() []string {
+	out := make([]string, len(transmissions.States))
+	for i, s := range transmissions.States {
+		out[i] = string(s)
+	}
+	return out
+}
 
 func (r *root) paymentsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "payments", Short: "Card payments recorded by the running daemon"}
@@ -39,12 +56,12 @@ func (r *root) paymentsCmd() *cobra.Command {
 				return err
 			}
 			if r.cf.json {
-				return printJSON(cmd.OutOrStdout(), ps)
+				return printMinorJSON(cmd.OutOrStdout(), ps)
 			}
 			rows := [][]string{}
 			for _, p := range ps {
-				rows = append(rows, []string{p.Reference, p.OrderID, fmt.Sprintf("%d %s", p.Amount, p.Currency), string(p.State),
-					p.DecidedChannel, p.ResponseCode, p.CreatedAt.Format(time.RFC3339)})
+				rows = append(rows, []string{p.Reference, p.OrderID, money.Format(p.Amount, p.Currency), string(p.State),
+					p.DecidedChannel, p.ResponseCode, p.CreatedAt.In(r.loc()).Format(time.RFC3339)})
 			}
 			printTable(cmd.OutOrStdout(), []string{"REFERENCE", "ORDER", "AMOUNT", "STATE", "DECIDED BY", "CODE", "CREATED"}, rows)
 			return nil
@@ -61,16 +78,19 @@ func (r *root) paymentsCmd() *cobra.Command {
 				return err
 			}
 			if r.cf.json {
-				_, err := cmd.OutOrStdout().Write(raw)
-				return err
+				var v any
+				if err := decodeNumbers(raw, &v); err != nil {
+					return err
+				}
+				return printMinorJSON(cmd.OutOrStdout(), v)
 			}
 			p := d.Payment
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "reference:  %s\norder:      %s\namount:     %d %s\nstate:      %s\ndecided by: %s %s\ncreated:    %s\n\n",
-				p.Reference, p.OrderID, p.Amount, p.Currency, p.State, p.DecidedChannel, p.ResponseCode, p.CreatedAt.Format(time.RFC3339))
+			fmt.Fprintf(w, "reference:  %s\norder:      %s\namount:     %s\nstate:      %s\ndecided by: %s %s\ncreated:    %s\n\n",
+				p.Reference, p.OrderID, money.Format(p.Amount, p.Currency), p.State, p.DecidedChannel, p.ResponseCode, p.CreatedAt.In(r.loc()).Format(time.RFC3339))
 			rows := [][]string{}
 			for _, x := range d.Timeline {
-				rows = append(rows, []string{x.At.Format(time.RFC3339Nano), x.Channel, string(x.Verdict), x.Outcome, x.ResponseCode, strconv.FormatInt(x.RawID, 10), short(string(x.Details), 60)})
+				rows = append(rows, []string{x.At.In(r.loc()).Format(time.RFC3339Nano), x.Channel, string(x.Verdict), x.Outcome, x.ResponseCode, strconv.FormatInt(x.RawID, 10), short(string(x.Details), 60)})
 			}
 			printTable(w, []string{"AT", "CHANNEL", "VERDICT", "OUTCOME", "CODE", "RAW", "DETAILS"}, rows)
 			return nil
@@ -100,13 +120,13 @@ func (r *root) transmissionsCmd() *cobra.Command {
 			}
 			rows := [][]string{}
 			for _, t := range ts {
-				rows = append(rows, []string{t.ID, t.Bank, t.OrderID, t.MsgID, strconv.FormatInt(t.NbOfTxs, 10), t.CtrlSum, string(t.State), t.CreatedAt.Format(time.RFC3339)})
+				rows = append(rows, []string{t.ID, t.Bank, t.OrderID, t.MsgID, strconv.FormatInt(t.NbOfTxs, 10), sumText(t.CtrlSum, t.Currency), string(t.State), t.CreatedAt.In(r.loc()).Format(time.RFC3339)})
 			}
 			printTable(cmd.OutOrStdout(), []string{"ID", "BANK", "ORDER", "MSGID", "TXS", "SUM", "STATE", "CREATED"}, rows)
 			return nil
 		},
 	}
-	list.Flags().StringVar(&state, "state", "", "queued, submitted, received, signature_verified, accepted, partially_accepted, rejected, unacknowledged, failed")
+	list.Flags().StringVar(&state, "state", "", strings.Join(transmissionStates(), ", "))
 	list.Flags().IntVar(&limit, "limit", 100, "maximum number of transmissions")
 	show := &cobra.Command{
 		Use: "show ID", Short: "Show a transmission with its history, acknowledgements and rejected transactions", Args: cobra.ExactArgs(1),
@@ -122,14 +142,14 @@ func (r *root) transmissionsCmd() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "id:        %s\nbank:      %s (%s)\nfile:      %s (%d bytes, sha256 %s)\nmsg id:    %s, %d transactions, sum %s\norder id:  %s\nstate:     %s\n",
-				d.ID, d.Bank, d.Function, d.FileName, d.Size, d.SHA256, d.MsgID, d.NbOfTxs, d.CtrlSum, d.OrderID, d.State)
+				d.ID, d.Bank, d.Function, d.FileName, d.Size, d.SHA256, d.MsgID, d.NbOfTxs, sumText(d.CtrlSum, d.Currency), d.OrderID, d.State)
 			if !d.DeadlineAt.IsZero() {
-				fmt.Fprintf(w, "deadline:  %s\n", d.DeadlineAt.Format(time.RFC3339))
+				fmt.Fprintf(w, "deadline:  %s\n", d.DeadlineAt.In(r.loc()).Format(time.RFC3339))
 			}
 			fmt.Fprintln(w, "\nhistory:")
 			rows := [][]string{}
 			for _, h := range d.History {
-				rows = append(rows, []string{h.At.Format(time.RFC3339), h.From, h.To, h.Cause})
+				rows = append(rows, []string{h.At.In(r.loc()).Format(time.RFC3339), h.From, h.To, h.Cause})
 			}
 			printTable(w, []string{"AT", "FROM", "TO", "CAUSE"}, rows)
 			if len(d.Acks) > 0 {
@@ -144,7 +164,7 @@ func (r *root) transmissionsCmd() *cobra.Command {
 				fmt.Fprintln(w, "\ntransactions with a status:")
 				rows = rows[:0]
 				for _, x := range d.Rejected {
-					rows = append(rows, []string{x.EndToEndID, x.Amount + " " + x.Currency, x.Status, x.ReasonCode, short(x.ReasonText, 60)})
+					rows = append(rows, []string{x.EndToEndID, money.FormatDecimal(x.Amount, x.Currency), x.Status, x.ReasonCode, short(x.ReasonText, 60)})
 				}
 				printTable(w, []string{"END TO END ID", "AMOUNT", "STATUS", "REASON", "TEXT"}, rows)
 			}

@@ -21,12 +21,28 @@ type clientFlags struct {
 	addr      string
 	tokenFile string
 	json      bool
+	tz        string
 }
 
 func (f *clientFlags) bind(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&f.addr, "admin", envOr("ACQUIT_ADMIN", ""), "admin API address (host:port or unix:/path); default from --config")
 	cmd.PersistentFlags().StringVar(&f.tokenFile, "token-file", envOr("ACQUIT_ADMIN_TOKEN_FILE", ""), "file holding the admin bearer token (or set ACQUIT_ADMIN_TOKEN); default from --config")
 	cmd.PersistentFlags().BoolVar(&f.json, "json", false, "print JSON instead of a table")
+	cmd.PersistentFlags().StringVar(&f.tz, "tz", envOr("ACQUIT_TZ", ""), "time zone of the times printed (IANA name, e.g. Europe/Paris; default the system's, TZ)")
+}
+
+// loc is the operator's time zone for printed times: --tz, else the
+// system's (TZ). An unknown name falls back to UTC with a warning.
+func (r *root) loc() *time.Location {
+	if r.cf.tz == "" {
+		return time.Local
+	}
+	l, err := time.LoadLocation(r.cf.tz)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "acquit: --tz %q: %v; printing UTC\n", r.cf.tz, err)
+		return time.UTC
+	}
+	return l
 }
 
 func envOr(k, def string) string {
@@ -104,7 +120,7 @@ func (r *root) eventsCmd() *cobra.Command {
 			rows := make([][]string, 0, len(evs))
 			for _, e := range evs {
 				rows = append(rows, []string{e.ID, e.Type, e.Subject, string(e.State), strconv.Itoa(e.Attempts),
-					e.CreatedAt.Format(time.RFC3339), short(e.LastError, 60)})
+					e.CreatedAt.In(r.loc()).Format(time.RFC3339), shortTail(e.LastError, 80)})
 			}
 			printTable(cmd.OutOrStdout(), []string{"ID", "TYPE", "SUBJECT", "STATE", "ATTEMPTS", "CREATED", "LAST ERROR"}, rows)
 			return nil
@@ -126,15 +142,15 @@ func (r *root) eventsCmd() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "id:        %s\ntype:      %s\nsubject:   %s\nstate:     %s\nattempts:  %d\ncreated:   %s\nnext:      %s\n",
-				d.ID, d.Type, d.Subject, d.State, d.Attempts, d.CreatedAt.Format(time.RFC3339), d.NextAttempt.Format(time.RFC3339))
+				d.ID, d.Type, d.Subject, d.State, d.Attempts, d.CreatedAt.In(r.loc()).Format(time.RFC3339), d.NextAttempt.In(r.loc()).Format(time.RFC3339))
 			if d.LastError != "" {
 				fmt.Fprintf(w, "error:     %s\n", d.LastError)
 			}
 			fmt.Fprintf(w, "payload:   %s\n\n", string(d.Payload))
 			rows := [][]string{}
 			for _, a := range d.AttemptLog {
-				rows = append(rows, []string{strconv.Itoa(a.N), a.Worker, a.Started.Format(time.RFC3339), a.Finished.Sub(a.Started).String(),
-					strconv.FormatBool(a.OK), short(a.Error, 70)})
+				rows = append(rows, []string{strconv.Itoa(a.N), a.Worker, a.Started.In(r.loc()).Format(time.RFC3339), a.Finished.Sub(a.Started).String(),
+					strconv.FormatBool(a.OK), shortTail(a.Error, 80)})
 			}
 			printTable(w, []string{"N", "WORKER", "STARTED", "TOOK", "OK", "ERROR"}, rows)
 			return nil

@@ -66,12 +66,15 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
+// adminFromConfig reads the admin address and token from the config file,
+// and nothing else of it: an operator needs the admin token, not every
+// secret of the daemon.
 func adminFromConfig(path string) (addr, token string, err error) {
-	cfg, err := config.Load(path)
+	a, err := config.LoadAdmin(path, config.Options{})
 	if err != nil {
 		return "", "", fmt.Errorf("config %s: %w", path, err)
 	}
-	return cfg.Listen.Admin.Addr, cfg.Listen.Admin.Token.Reveal(), nil
+	return a.Addr, a.Token.Reveal(), nil
 }
 
 func (r *root) serveCmd() *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -71,6 +72,12 @@ func (a *AdminAPI) listEvents(w http.ResponseWriter, r *http.Request) {
 		Type:    q.Get("type"),
 		Subject: q.Get("subject"),
 		Limit:   100,
+	}
+	switch f.State {
+	case "", store.EventPending, store.EventRunning, store.EventDelivered, store.EventDead:
+	default:
+		WriteJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("unknown event state %q (one of pending, running, delivered, dead)", f.State)})
+		return
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

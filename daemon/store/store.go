@@ -143,19 +143,19 @@ const (
 
 // Event is an outbox event.
 type Event struct {
-	ID          string // stable id (ULID-like, sortable), the hook's idempotency key
-	Seq         int64  // global insertion order
-	Type        string
-	Subject     string
-	Payload     json.RawMessage
-	State       EventState
-	Attempts    int
-	NextAttempt time.Time
-	LastError   string
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
-	LockedBy    string
-	LockedUntil time.Time
+	ID          string          `json:"id"`  // stable id (ULID-like, sortable), the hook's idempotency key
+	Seq         int64           `json:"seq"` // global insertion order
+	Type        string          `json:"type"`
+	Subject     string          `json:"subject"`
+	Payload     json.RawMessage `json:"payload"`
+	State       EventState      `json:"state"`
+	Attempts    int             `json:"attempts"`
+	NextAttempt time.Time       `json:"next_attempt,omitzero"`
+	LastError   string          `json:"last_error,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+	LockedBy    string          `json:"locked_by,omitempty"`
+	LockedUntil time.Time       `json:"locked_until,omitzero"`
 }
 
 // EventFilter selects events for listing.
@@ -195,13 +195,13 @@ type Events interface {
 
 // Attempt is one delivery attempt of an event.
 type Attempt struct {
-	EventID  string
-	N        int
-	Worker   string
-	Started  time.Time
-	Finished time.Time
-	OK       bool
-	Error    string
+	EventID  string    `json:"event_id"`
+	N        int       `json:"n"`
+	Worker   string    `json:"worker"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	OK       bool      `json:"ok"`
+	Error    string    `json:"error,omitempty"`
 }
 
 // KV is the small durable key-value store offered to Lua hooks.

@@ -58,6 +58,9 @@ func (s *Service) Describe(ctx context.Context, id string) (*Detail, error) {
 	d := &Detail{Transmission: *t}
 	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
 		var err error
+		if d.Currency, err = currencyOf(ctx, tx, id); err != nil {
+			return err
+		}
 		if d.Rejected, err = s.txs(ctx, tx, id, true); err != nil {
 			return err
 		}
@@ -188,6 +191,10 @@ func (s *Service) AdminHandler(owner string, maxUpload int64) http.Handler {
 	mux.HandleFunc("GET /v1/transmissions", func(w http.ResponseWriter, r *http.Request) {
 		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 		ts, err := s.List(r.Context(), r.URL.Query().Get("state"), limit)
+		if errors.Is(err, ErrUnknownState) {
+			httpapi.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
 		if err != nil {
 			httpapi.WriteError(w, 500, err)
 			return

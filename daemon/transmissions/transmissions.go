@@ -9,6 +9,7 @@ package transmissions
 
 import (
 	"context"
+	"database/sql"
 	"crypto/rand"
 	"crypto/sha256"
 	"embed"
@@ -66,6 +67,19 @@ const (
 var rank = map[State]int{
 	StateQueued: 0, StateSubmitted: 1, StateReceived: 2, StateSignatureVerified: 3, StateUnacknowledged: 3,
 	StateAccepted: 4, StatePartial: 5, StateRejected: 6, StateFailed: 6,
+}
+
+// States lists every transmission state, in the order a transmission moves.
+var States = []State{StateQueued, StateSubmitted, StateReceived, StateSignatureVerified, StateAccepted,
+	StatePartial, StateRejected, StateUnacknowledged, StateFailed}
+
+// ErrUnknownState is returned by List for a state filter that names no state.
+var ErrUnknownState = errors.New("unknown transmission state")
+
+// Known reports whether s is one of States.
+func (s State) Known() bool {
+	_, ok := rank[s]
+	return ok
 }
 
 // Final reports whether the bank has given its final word.
@@ -183,6 +197,9 @@ type Transmission struct {
 	DeadlineAt     time.Time       `json:"deadline_at,omitzero"`
 	UpdatedAt      time.Time       `json:"updated_at"`
 	Version        int64           `json:"version"`
+	// Currency is the currency of every transaction of the file ("" when
+	// they differ or the file has none); filled by List and Describe.
+	Currency string `json:"currency,omitempty"`
 }
 
 const txCols = `id, bank, function, file_name, spool_path, sha256, size, kind, msg_id, nb_of_txs, ctrl_sum, state,
@@ -360,6 +377,9 @@ func (s *Service) List(ctx context.Context, state string, limit int) ([]Transmis
 	if limit <= 0 {
 		limit = 100
 	}
+	if state != "" && !State(state).Known() {
+		return nil, fmt.Errorf("%w %q (one of %s)", ErrUnknownState, state, joinStates())
+	}
 	var out []Transmission
 	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
 		q := `SELECT ` + txCols + ` FROM transmissions`
@@ -382,9 +402,41 @@ func (s *Service) List(ctx context.Context, state string, limit int) ([]Transmis
 			}
 			out = append(out, *t)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		for i := range out {
+			c, err := currencyOf(ctx, tx, out[i].ID)
+			if err != nil {
+				return err
+			}
+			out[i].Currency = c
+		}
+		return nil
 	})
 	return out, err
+}
+
+// currencyOf returns the one currency of a transmission's transactions, or
+// "" when there are several (or none).
+func currencyOf(ctx context.Context, tx store.Tx, id string) (string, error) {
+	var lo, hi sql.NullString
+	if err := tx.QueryRow(ctx, `SELECT MIN(currency), MAX(currency) FROM transmission_txs WHERE transmission_id = ?`, id).Scan(&lo, &hi); err != nil {
+		return "", fmt.Errorf("currency of %s: %w", id, err)
+	}
+	if lo.String != hi.String {
+		return "", nil
+	}
+	return lo.String, nil
+}
+
+func joinStates() string {
+	names := make([]string, len(States))
+	for i, st := range States {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
 }
 
 // TxStatus is one transaction of a transmission with its latest status.
