@@ -534,8 +534,9 @@ func (s *Service) record(ctx context.Context, tx store.Tx, ref, gateway string, 
 		subject = "payment:" + out.payment.Reference
 	}
 	code, verified := string(out.verdict), true
-	if out.verdict == VerdictRejected && out.reason != "" {
-		// A rejected reconciliation answer: the reason is the reject code.
+	if (out.verdict == VerdictRejected || out.verdict == VerdictError) && out.reason != "" {
+		// A rejected or failed reconciliation query: the reason is the
+		// code.
 		code, verified = out.reason, false
 	}
 	if err := tx.AddVerdict(ctx, rawID, store.Verdict{Verified: verified, Code: code, Message: out.reason,

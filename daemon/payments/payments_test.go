@@ -470,17 +470,20 @@ func testReconcile(t *testing.T, driver string) {
 	if sum, err := e.svc.Reconcile(ctx, nil); err != nil || sum != "checked 0" || e.sim.queries.Load() != 0 {
 		t.Fatalf("early pass: %q %v (%d queries)", sum, err, e.sim.queries.Load())
 	}
-	// Office down: error, nothing changed.
+	// Office down: the pass stops after maxConsecutiveErrors failures,
+	// nothing decided, each payment asked is asked again after its backoff.
 	e.clock.Advance(21 * time.Minute)
-	before := e.snapshot(t)
 	e.sim.officeDown.Store(true)
-	if _, err := e.svc.Reconcile(ctx, nil); err == nil || !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("office down: %v", err)
+	if sum, err := e.svc.Reconcile(ctx, nil); err == nil || !errors.Is(err, ErrUnavailable) || sum != "checked 3: 3 error" {
+		t.Fatalf("office down: %q %v", sum, err)
 	}
-	if e.snapshot(t) != before {
-		t.Fatal("a failed pass changed payments")
+	for _, st := range []*Started{abandoned, silent, lingering} {
+		if p := e.get(t, st.Reference).Payment; p.State != StatePending {
+			t.Fatalf("office down decided %s: %s", st.Reference, p.State)
+		}
 	}
 	e.sim.officeDown.Store(false)
+	e.clock.Advance(6 * time.Minute)
 	// Office answers with a bad seal: recorded as rejected, nothing decided,
 	// asked again later.
 	e.sim.officeForge.Store(true)
@@ -496,7 +499,7 @@ func testReconcile(t *testing.T, driver string) {
 		t.Fatalf("office answer verdicts %+v", raw.Verdicts)
 	}
 	e.sim.officeForge.Store(false)
-	e.clock.Advance(6 * time.Minute)
+	e.clock.Advance(11 * time.Minute)
 	sum, err := e.svc.Reconcile(ctx, nil)
 	if err != nil || sum != "checked 3: 1 accepted, 1 expired, 1 still pending" {
 		t.Fatalf("pass: %q %v", sum, err)
@@ -544,7 +547,7 @@ func testReconcile(t *testing.T, driver string) {
 	if got := testutil.ToFloat64(e.svc.m.pending); got != 0 {
 		t.Fatalf("pending gauge %v, want 0", got)
 	}
-	for res, want := range map[string]float64{"accepted": 2, "expired": 1, "error": 1} {
+	for res, want := range map[string]float64{"accepted": 2, "expired": 1, "error": 3} {
 		if got := testutil.ToFloat64(e.svc.m.reconcile.WithLabelValues(res)); got != want {
 			t.Errorf("reconcile_results_total{result=%q} = %v, want %v", res, got, want)
 		}

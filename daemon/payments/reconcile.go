@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acquit/acquit/daemon/pluginhost"
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/sdk"
 )
@@ -25,8 +26,18 @@ import (
 // params: "gateway" restricts to one gateway; "limit" caps the payments
 // checked in this pass (default 5000).
 //
-// A gateway that cannot be reached stops the pass with an error; what was
-// applied before stays applied, the payment being asked about is unchanged.
+// A failure to get an answer about one payment is confined to that payment
+// (issue 9): the provider refusing the query for it (a *sdk.RejectError,
+// e.g. Sips Office 03, 12, 30, 34, 40) or any other error of the call is
+// recorded on its timeline, its next check is moved with the same backoff
+// as a non-final answer (and never past its final deadline), past the
+// deadline it moves to unknown like any other, it is counted in
+// acquit_payments_reconcile_results_total{result="rejected"|"error"}, and
+// the pass goes on with the next payment. The pass stops (with an error)
+// only when no further answer can be had: the gateway plugin is not
+// running, the job's context is done, the store fails, or
+// maxConsecutiveErrors calls in a row failed (the provider looks down; the
+// payments asked so far got their backoff, the others are unchanged).
 func (s *Service) Reconcile(ctx context.Context, params map[string]string) (string, error) {
 	limit := 5000
 	if v := params["limit"]; v != "" {
@@ -68,7 +79,7 @@ func (s *Service) Reconcile(ctx context.Context, params map[string]string) (stri
 		return "", fmt.Errorf("reconcile: list due payments: %w", err)
 	}
 	counts := map[string]int{}
-	checked := 0
+	checked, consecutive := 0, 0
 	var passErr error
 	for _, p := range due {
 		if err := ctx.Err(); err != nil {
@@ -78,12 +89,20 @@ func (s *Service) Reconcile(ctx context.Context, params map[string]string) (stri
 		result, err := s.reconcileOne(ctx, p, now)
 		if err != nil {
 			passErr = fmt.Errorf("reconcile %s: %w", p.Reference, err)
-			s.m.reconcile.WithLabelValues("error").Inc()
+			s.m.reconcile.WithLabelValues("stopped").Inc()
 			break
 		}
 		checked++
 		counts[result]++
 		s.m.reconcile.WithLabelValues(result).Inc()
+		if result != "error" {
+			consecutive = 0
+			continue
+		}
+		if consecutive++; consecutive >= maxConsecutiveErrors {
+			passErr = fmt.Errorf("reconcile: %d queries in a row failed, the provider looks unreachable: %w", consecutive, ErrUnavailable)
+			break
+		}
 	}
 	s.refreshPending(ctx)
 	summary := summarize(checked, counts)
@@ -96,7 +115,24 @@ func (s *Service) Reconcile(ctx context.Context, params map[string]string) (stri
 }
 
 var summaryOrder = []string{"accepted", "refused", "cancelled", "failed", "expired", "duplicate", "conflict",
-	"mismatch", "rejected", "unknown", "still pending"}
+	"mismatch", "rejected", "error", "unknown", "still pending"}
+
+// maxConsecutiveErrors is how many failed queries in a row (not answers,
+// not rejections: errors) stop a reconcile pass.
+const maxConsecutiveErrors = 3
+
+// gatewayDown reports whether err says the gateway plugin itself cannot be
+// called now (its process is not running): then nothing can be learnt about
+// any payment and the pass stops without touching the one being asked
+// about.
+func gatewayDown(err error) bool {
+	var un *pluginhost.UnavailableError
+	if errors.As(err, &un) {
+		return true
+	}
+	var re *sdk.RemoteError
+	return errors.As(err, &re) && re.Unavailable()
+}
 
 func summarize(checked int, counts map[string]int) string {
 	var parts []string
@@ -118,23 +154,39 @@ func (s *Service) reconcileOne(ctx context.Context, p *Payment, now time.Time) (
 	if err != nil {
 		return "", fmt.Errorf("gateway %s: %w: %w", p.Gateway, ErrUnavailable, err)
 	}
-	res, err := gw.QueryTransaction(ctx, sdk.TransactionQuery{Merchant: p.Merchant, Reference: p.ProviderReference,
+	res, queryErr := gw.QueryTransaction(ctx, sdk.TransactionQuery{Merchant: p.Merchant, Reference: p.ProviderReference,
 		TransactionDate: p.TransactionDate})
 	var rej *sdk.RejectError
-	if err != nil && !errors.As(err, &rej) {
-		return "", fmt.Errorf("query %s: %w: %w", p.Gateway, ErrUnavailable, err)
+	if queryErr != nil && !errors.As(queryErr, &rej) {
+		if gatewayDown(queryErr) || ctx.Err() != nil {
+			return "", fmt.Errorf("query %s: %w: %w", p.Gateway, ErrUnavailable, queryErr)
+		}
 	}
-	// Keep the provider's answer as a raw input, for the timeline.
+	// Keep the provider's answer (or the failure) as a raw input, for the
+	// timeline.
 	var body []byte
-	if rej != nil {
+	switch {
+	case rej != nil:
 		body, _ = json.Marshal(map[string]string{"reject_code": rej.Code, "reject": rej.Message})
-	} else if res != nil {
+	case queryErr != nil:
+		body, _ = json.Marshal(map[string]string{"error": queryErr.Error()})
+	case res != nil:
 		body, _ = json.Marshal(res)
 	}
 	rawID, err := s.st.RecordRaw(ctx, store.RawInput{Source: p.Gateway, Channel: string(sdk.ChannelReconciliation),
 		Method: "QUERY", Path: p.ProviderReference, Body: body, ReceivedAt: now})
 	if err != nil {
 		return "", fmt.Errorf("record answer: %w", err)
+	}
+	if queryErr != nil && rej == nil {
+		// No answer about this payment: confined to it (backoff, unknown
+		// past the deadline), the pass goes on.
+		s.log.Warn().Err(queryErr).Str("reference", p.Reference).Str("gateway", p.Gateway).Int64("raw_id", rawID).
+			Int64("checks", p.CheckCount+1).Msg("reconciliation query failed for this payment, asked again later")
+		if err := s.recheck(ctx, p, rawID, nil, now, VerdictError, "query_error"); err != nil {
+			return "", err
+		}
+		return "error", nil
 	}
 	if rej != nil || res == nil {
 		code, msg := "empty_result", "gateway returned no result"
@@ -194,6 +246,11 @@ func (s *Service) recheck(ctx context.Context, p *Payment, rawID int64, res *sdk
 	}
 	next := now.Add(s.cfg.RecheckEvery << uint(shift))
 	pastDeadline := now.Sub(p.CreatedAt) >= s.cfg.FinalDeadline
+	if deadline := p.CreatedAt.Add(s.cfg.FinalDeadline); !pastDeadline && next.After(deadline) {
+		// The check that raises payment.unknown happens at the deadline
+		// itself, not at the first backoff step after it.
+		next = deadline
+	}
 	var becameUnknown bool
 	err := s.st.InTx(ctx, func(tx store.Tx) error {
 		becameUnknown = false

@@ -177,7 +177,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Started, error)
 		TransactionDate: init.TransactionDate, DailySequence: seq, OrderID: req.OrderID,
 		Amount: req.Amount, Currency: req.Currency, CustomerID: req.CustomerID, CustomerEmail: req.CustomerEmail,
 		SuccessURL: req.SuccessURL, FailureURL: req.FailureURL, State: StatePending,
-		CreatedAt: now.UTC(), UpdatedAt: now.UTC(), NextCheckAt: now.Add(s.cfg.ReconcileAfter).UTC(), Version: 1,
+		CreatedAt: now.UTC(), UpdatedAt: now.UTC(), NextCheckAt: now.Add(min(s.cfg.ReconcileAfter, s.cfg.FinalDeadline)).UTC(), Version: 1,
 	}
 	err = s.st.InTx(ctx, func(tx store.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO payments (reference, gateway, merchant, provider_reference,

@@ -337,6 +337,16 @@ func (s *Sim) handleOffice(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
+	injected := f.OfficeErrors[ref]
+	if injected != "" {
+		s.stats.OfficeErrors++
+	}
+	s.mu.Unlock()
+	if injected != "" {
+		writeJSON(w, map[string]any{"responseCode": injected}, acc, kv)
+		return
+	}
+	s.mu.Lock()
 	t, found := s.byRef[refKey(m.ID, ref, date)]
 	var tc Transaction
 	if found {
@@ -384,12 +394,14 @@ type FaultsJSON struct {
 	CustomerNeverReturns float64 `json:"customer_never_returns"`
 	OfficeDelay          string  `json:"office_delay,omitempty"`
 	OfficeDown           bool    `json:"office_down"`
+	// OfficeErrors: transaction reference -> Office responseCode answered.
+	OfficeErrors map[string]string `json:"office_errors,omitempty"`
 }
 
 // ToJSON converts Faults for the admin endpoint.
 func (f Faults) ToJSON() FaultsJSON {
 	j := FaultsJSON{DropAutomatic: f.DropAutomatic, AutomaticTwice: f.AutomaticTwice, AutomaticAfterManual: f.AutomaticAfterManual,
-		CustomerNeverReturns: f.CustomerNeverReturns, OfficeDown: f.OfficeDown}
+		CustomerNeverReturns: f.CustomerNeverReturns, OfficeDown: f.OfficeDown, OfficeErrors: f.OfficeErrors}
 	if f.AutomaticDelay > 0 {
 		j.AutomaticDelay = f.AutomaticDelay.String()
 	}
@@ -402,7 +414,12 @@ func (f Faults) ToJSON() FaultsJSON {
 // Faults converts and validates the admin endpoint's form.
 func (j FaultsJSON) Faults() (Faults, error) {
 	f := Faults{DropAutomatic: j.DropAutomatic, AutomaticTwice: j.AutomaticTwice, AutomaticAfterManual: j.AutomaticAfterManual,
-		CustomerNeverReturns: j.CustomerNeverReturns, OfficeDown: j.OfficeDown}
+		CustomerNeverReturns: j.CustomerNeverReturns, OfficeDown: j.OfficeDown, OfficeErrors: j.OfficeErrors}
+	for ref, code := range j.OfficeErrors {
+		if ref == "" || len(code) != 2 || code[0] < '0' || code[0] > '9' || code[1] < '0' || code[1] > '9' {
+			return Faults{}, fmt.Errorf("office_errors: %q: want a reference and a two-digit responseCode", ref)
+		}
+	}
 	for _, p := range []float64{f.DropAutomatic, f.AutomaticTwice, f.CustomerNeverReturns} {
 		if p < 0 || p > 1 {
 			return Faults{}, fmt.Errorf("shares must be within 0..1")

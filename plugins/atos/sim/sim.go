@@ -20,6 +20,9 @@
 //   - A test card's last two digits pick the responseCode, as in Sips'
 //     simulation environment; 03, 12, 30, 34 and 40 chosen this way create
 //     no transaction (Office answers 25), like a request Sips refuses.
+//   - Faults.OfficeErrors makes Office answer a business error (sealed
+//     responseCode 03, 12, 30, 34, 40...) for chosen transactions only, as
+//     Sips does for a query it refuses; the others are answered normally.
 //   - Decided() holds, for every transaction the simulator received, the
 //     outcome the simulator knows to be true: the decided one, or
 //     "expired" while the customer has not paid (Office answers 25 for it,
@@ -32,6 +35,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -78,6 +82,11 @@ type Faults struct {
 	OfficeDelay time.Duration
 	// OfficeDown makes Office answer HTTP 503.
 	OfficeDown bool
+	// OfficeErrors makes Office answer a business error for one
+	// transaction: transaction reference (or s10 id) -> the responseCode
+	// answered (sealed), e.g. "03", "12", "30", "34", "40"; the other
+	// transactions are answered normally.
+	OfficeErrors map[string]string
 }
 
 // Config configures a simulator.
@@ -168,6 +177,7 @@ type Stats struct {
 	ManualReturned    int
 	OfficeQueries     int
 	OfficeNotFound    int
+	OfficeErrors      int // business errors answered because of Faults.OfficeErrors
 	OfficeUnavailable int
 }
 
@@ -288,6 +298,7 @@ func (s *Sim) WaitDeliveries(ctx context.Context) error {
 
 // SetFaults replaces the faults for what happens next.
 func (s *Sim) SetFaults(f Faults) {
+	f.OfficeErrors = maps.Clone(f.OfficeErrors)
 	s.mu.Lock()
 	s.faults = f
 	s.mu.Unlock()

@@ -365,7 +365,7 @@ func TestAutomaticResponseFaults(t *testing.T) {
 
 func TestAdminFaultsEndpoint(t *testing.T) {
 	s := startSim(t, Config{})
-	body := `{"drop_automatic":0.3,"customer_never_returns":0.3,"automatic_delay":"250ms","office_down":true}`
+	body := `{"drop_automatic":0.3,"customer_never_returns":0.3,"automatic_delay":"250ms","office_down":true,"office_errors":{"R1":"03"}}`
 	req, _ := http.NewRequest(http.MethodPut, s.URL()+"/sim/faults", strings.NewReader(body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -376,10 +376,10 @@ func TestAdminFaultsEndpoint(t *testing.T) {
 		t.Fatalf("PUT faults: %d", resp.StatusCode)
 	}
 	f := s.Faults()
-	if f.DropAutomatic != 0.3 || f.AutomaticDelay != 250*time.Millisecond || !f.OfficeDown || f.CustomerNeverReturns != 0.3 {
+	if f.DropAutomatic != 0.3 || f.AutomaticDelay != 250*time.Millisecond || !f.OfficeDown || f.CustomerNeverReturns != 0.3 || f.OfficeErrors["R1"] != "03" {
 		t.Fatalf("faults %+v", f)
 	}
-	for _, bad := range []string{`{"drop_automatic":2}`, `{"automatic_delay":"soon"}`, `{"unknown":1}`, `not json`} {
+	for _, bad := range []string{`{"drop_automatic":2}`, `{"office_errors":{"R1":"x"}}`, `{"automatic_delay":"soon"}`, `{"unknown":1}`, `not json`} {
 		req, _ := http.NewRequest(http.MethodPut, s.URL()+"/sim/faults", strings.NewReader(bad))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -455,6 +455,19 @@ func TestOfficeAndJSON(t *testing.T) {
 		map[string]any{"amount": "1", "currencyCode": "978", "interfaceVersion": "IR_WS_2.58", "normalReturnUrl": "http://x/r", "transactionReference": "000042X"})
 	if e, ok := sips.IsAPIError(err); !ok || e.ResponseCode != "94" {
 		t.Fatalf("reused reference: %v", err)
+	}
+	// A business error injected for one transaction only.
+	s.SetFaults(Faults{OfficeErrors: map[string]string{"000042": "40"}})
+	if _, err := q(sips.Reference{S10TransactionID: "000042", S10TransactionIDDate: "20261123"}); err == nil {
+		t.Fatal("injected office error not answered")
+	} else if e, ok := sips.IsAPIError(err); !ok || e.ResponseCode != "40" {
+		t.Fatalf("injected office error: %v", err)
+	}
+	if td, err := q(sips.Reference{TransactionReference: "NEVERSEEN"}); err != nil || td.Interpretation.Outcome != sdk.OutcomeNotFound {
+		t.Fatalf("other transaction while one has an injected error: %v %+v", err, td)
+	}
+	if n := s.Stats().OfficeErrors; n != 1 {
+		t.Fatalf("office errors counted %d", n)
 	}
 	// Office down and slow.
 	s.SetFaults(Faults{OfficeDown: true})
