@@ -406,8 +406,21 @@ func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, chan
 	}
 	out.verdict = VerdictConflict
 	out.reason = fmt.Sprintf("%s says %s, payment already %s by %s", channel, newState, p.State, p.DecidedChannel)
-	if err := s.emit(ctx, tx, "payment.conflict", p, channel, rawID, pr, out.reason); err != nil {
-		return nil, err
+	// One payment.conflict per distinct contradicting outcome: a repeat of
+	// a contradiction already raised (the same response sent again, or the
+	// other channel saying the same) is on the timeline, not raised again.
+	// The payment's row lock taken above serialises this check.
+	var seen int
+	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM payment_responses WHERE reference = ? AND verdict = ? AND outcome = ?`,
+		p.Reference, string(VerdictConflict), string(pr.Outcome)).Scan(&seen); err != nil {
+		return nil, fmt.Errorf("payment %s: earlier conflicts: %w", p.Reference, err)
+	}
+	if seen == 0 {
+		if err := s.emit(ctx, tx, "payment.conflict", p, channel, rawID, pr, out.reason); err != nil {
+			return nil, err
+		}
+	} else {
+		out.reason += " (already raised)"
 	}
 	return out, s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
 }

@@ -10,7 +10,8 @@
 // through one conditional UPDATE ... WHERE state IN ('pending','unknown'),
 // together with its history row and its event (payment.accepted, ...). Later
 // responses with the same outcome are recorded as duplicates; a contradicting
-// one raises payment.conflict and changes nothing.
+// one raises payment.conflict (once per distinct contradicting outcome) and
+// changes nothing.
 //
 // Decisions documented here:
 //   - A provider NotFound answer at reconciliation (Sips 25: it never saw the

@@ -242,11 +242,39 @@ func testConflict(t *testing.T, driver string) {
 	if e.snapshot(t) != before {
 		t.Fatal("a conflicting response changed the payment")
 	}
-	if n := e.events(t, "payment.conflict", st.Reference); n != 2 {
-		t.Fatalf("%d conflict events, want 2", n)
+	// Issue 9, item 6: one payment.conflict per distinct contradicting
+	// outcome, not one per response.
+	if n := e.events(t, "payment.conflict", st.Reference); n != 1 {
+		t.Fatalf("%d conflict events for one contradicting outcome, want 1", n)
 	}
 	if e.notifications("automatic", "conflict") != 1 || e.notifications("manual", "conflict") != 1 {
 		t.Fatal("conflict metric not counted")
+	}
+	// The same contradiction 20 times at once (a race): still one event.
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.post(t, []string{"automatic", "manual"}[i%2], refused)
+		}()
+	}
+	wg.Wait()
+	if n := e.events(t, "payment.conflict", st.Reference); n != 1 {
+		t.Fatalf("%d conflict events after 22 identical contradictions, want 1", n)
+	}
+	// Another contradicting outcome is another conflict.
+	if r := e.post(t, "automatic", e.sim.decide(t, st.Reference, "17")); r.code != 200 {
+		t.Fatalf("HTTP %d", r.code)
+	}
+	if n := e.events(t, "payment.conflict", st.Reference); n != 2 {
+		t.Fatalf("%d conflict events after a second contradicting outcome, want 2", n)
+	}
+	if d := e.get(t, st.Reference); len(d.Timeline) != 24 {
+		t.Fatalf("timeline has %d responses, want every one of the 24", len(d.Timeline))
+	}
+	if e.snapshot(t) != before {
+		t.Fatal("conflicting responses changed the payment")
 	}
 }
 
