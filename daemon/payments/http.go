@@ -23,8 +23,9 @@ import (
 //	     reference), 400 when rejected, 413 when oversized, 503 when stored
 //	     but the gateway plugin is unavailable, 500 only when the raw input
 //	     could not be stored (the provider should retry).
-//	POST /notify/{gateway}/manual     the customer's browser: always a 303
-//	     redirect (see the package documentation for which URL).
+//	POST /notify/{gateway}/manual     the customer's browser: a 303
+//	     redirect, or the neutral "being confirmed" page while the payment
+//	     is undecided (see the package documentation).
 func (s *Service) PublicHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /notify/{gateway}/automatic", s.serveAutomatic)
@@ -84,18 +85,30 @@ func (s *Service) serveManual(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
-// manualTarget chooses where a returning customer goes:
-//   - payment known: its success URL when its stored state is accepted
-//     (decided by this response or earlier), its failure URL otherwise;
-//   - payment state unreadable but the response verified: the URLs are
-//     read again (short timeout) and the verified outcome chooses;
+// manualTarget chooses where a returning customer goes ("" = the neutral
+// "being confirmed" page):
+//   - payment known, still undecided (pending, or unknown) and the response
+//     not final (e.g. Sips 60): the neutral page, since neither URL would be
+//     true yet;
+//   - payment known otherwise: its success URL when its stored state is
+//     accepted (decided by this response or earlier), its failure URL
+//     otherwise (a mismatching response included);
+//   - payment state unreadable but the response verified: the neutral page
+//     when the response is not final, else the URLs are read again (short
+//     timeout) and the verified outcome chooses;
 //   - nothing known: Config.FallbackReturnURL ("" = neutral page).
 func (s *Service) manualTarget(res *NotificationResult) string {
 	if res.SuccessURL != "" && res.State != "" {
-		if res.State == StateAccepted {
+		switch {
+		case res.State == StateAccepted:
 			return res.SuccessURL
+		case res.State.Decidable() && res.Verdict == VerdictNotFinal:
+			return ""
 		}
 		return res.FailureURL
+	}
+	if res.Outcome != "" && (!res.Outcome.Final() || res.AskLater) {
+		return ""
 	}
 	if res.Outcome != "" && res.ProviderReference != "" {
 		// Verified but not applied (store slow or down): one short read

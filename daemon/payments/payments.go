@@ -23,11 +23,14 @@
 //     late verified final response or reconciliation answer decides it and
 //     emits its usual event. payment.unknown is raised once, by the
 //     pending -> unknown transition.
-//   - The manual response always ends in a 303 redirect: to the payment's
-//     success URL when the payment is accepted (by this response or earlier),
-//     to its failure URL otherwise. When the stored state cannot be read (DB
-//     slow or down) but the gateway verified the response, the verified
-//     outcome chooses the URL if the URLs can still be read; when nothing
+//   - The manual response ends in a 303 redirect: to the payment's success
+//     URL when the payment is accepted (by this response or earlier), to its
+//     failure URL otherwise. When the response is not final (such as Sips
+//     60) and the payment still undecided, the customer gets the neutral
+//     "payment being confirmed" page (HTTP 200), not the failure URL. When
+//     the stored state cannot be read (DB slow or down) but the gateway
+//     verified the response, the verified outcome chooses the URL if the
+//     URLs can still be read (the neutral page if it is not final); when nothing
 //     about the payment can be known (forged, unknown reference, DB down),
 //     the browser goes to Config.FallbackReturnURL, or gets a neutral
 //     "payment being confirmed" page (HTTP 200) when none is configured.

@@ -195,7 +195,7 @@ func testNotFinalThenFinal(t *testing.T, driver string) {
 	if r.code != 200 {
 		t.Fatalf("HTTP %d", r.code)
 	}
-	if r := e.post(t, "manual", e.sim.decide(t, st.Reference, "60")); r.code != 303 || r.location != shopKO {
+	if r := e.post(t, "manual", e.sim.decide(t, st.Reference, "60")); r.code != 200 || !strings.Contains(r.body, "being confirmed") {
 		t.Fatalf("manual on pending: %d %q", r.code, r.location)
 	}
 	p := e.get(t, st.Reference).Payment
@@ -390,6 +390,27 @@ func TestManualWithoutFallbackShowsNeutralPage(t *testing.T) {
 	r := e.postBody(t, "manual", []byte("Data=x&Seal=y"))
 	if r.code != 200 || !strings.Contains(r.body, "being confirmed") {
 		t.Fatalf("HTTP %d %q", r.code, r.body)
+	}
+}
+
+// TestManualNotFinalShowsNeutralPage (issue 9, item 7): a customer
+// returning with a non-final code (Sips 60: pending) must not be sent to the
+// failure URL while the payment is still pending: the neutral "being
+// confirmed" page, even with a fallback URL configured. Once decided, the
+// usual URL.
+func TestManualNotFinalShowsNeutralPage(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.FallbackReturnURL = "https://shop.example/return" })
+	st := e.start(t, 100)
+	e.pay(t, st)
+	r := e.post(t, "manual", e.sim.decide(t, st.Reference, "60"))
+	if r.code != 200 || r.location != "" || !strings.Contains(r.body, "being confirmed") {
+		t.Fatalf("manual 60: HTTP %d to %q", r.code, r.location)
+	}
+	if p := e.get(t, st.Reference).Payment; p.State != StatePending {
+		t.Fatalf("state %s", p.State)
+	}
+	if r := e.post(t, "manual", e.sim.decide(t, st.Reference, "00")); r.code != 303 || r.location != shopOK {
+		t.Fatalf("manual 00: %d %q", r.code, r.location)
 	}
 }
 
