@@ -14,8 +14,10 @@ CMDS := \
 	$(BIN)/acquit-plugin-atos=./plugins/atos/cmd/acquit-plugin-atos \
 	$(BIN)/acquit-plugin-ebics=./plugins/ebics/cmd/acquit-plugin-ebics \
 	$(BIN)/acquit-plugin-test=./plugins/testplugin/cmd/acquit-plugin-test \
+	$(BIN)/acquit-plugin-worldline=./plugins/worldline/cmd/acquit-plugin-worldline \
 	$(BIN)/atos-sim=./plugins/atos/sim/cmd/atos-sim \
-	$(BIN)/ebics-sim=./plugins/ebics/sim/cmd/ebics-sim
+	$(BIN)/ebics-sim=./plugins/ebics/sim/cmd/ebics-sim \
+	$(BIN)/worldline-sim=./plugins/worldline/sim/cmd/worldline-sim
 
 .PHONY: build test test-short bench demo fmt vet generate clean
 

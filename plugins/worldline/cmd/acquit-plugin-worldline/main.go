@@ -1,0 +1,13 @@
+// Command acquit-plugin-worldline is the Worldline Direct payment gateway
+// plugin executable, started by the acquit daemon (hashicorp/go-plugin).
+// It logs to stderr only: stdout belongs to the plugin handshake.
+package main
+
+import (
+	"github.com/acquit/acquit/plugins/worldline"
+	"github.com/acquit/acquit/sdk"
+)
+
+func main() {
+	sdk.Serve(sdk.ServeConfig{Gateway: worldline.New()})
+}
