@@ -118,7 +118,7 @@ func TestEbicsIssueUnmatchedOverflow(t *testing.T) {
 
 // TestEbicsIssueLargeDocument: a downloaded document above 16 MiB is
 // refused by RecordRaw (store default MaxRawBody; the server sets none),
-// above 64 MiB by gRPC between plugin and daemon (sdk.MaxMessageSize):
+// above 64 MiB by gRPC between plugin and daemon (pluginrpc.MaxMessageSize):
 // either way the same document fails on every run and blocks its channel.
 // Wanted: documents up to the plugin's download cap stored (spooled, not
 // one message), or refused once with a typed error and an event.

@@ -1,13 +1,18 @@
-// Package sdk is everything a bank plugin author imports to write an acquit
-// plugin: the Go interfaces for the two plugin kinds, the types that cross the
-// process boundary, the go-plugin handshake and Serve.
+// Package sdk is what a bank plugin author reads to write an acquit plugin:
+// the Go interfaces for the two plugin kinds, the types that cross the
+// process boundary, the errors with a meaning on both sides, and the
+// ServeConfig a plugin's main hands to pluginrpc.Serve.
 //
 // A plugin is an executable started by the acquit daemon with
 // hashicorp/go-plugin over gRPC. It implements PaymentGateway (card payments:
 // Atos/Worldline Sips, Worldline Direct, ...) or BankTransport (file transfer
-// with a bank: EBICS, ...), and calls Serve from main:
+// with a bank: EBICS, ...), and serves it from main:
 //
-//	func main() { sdk.Serve(sdk.ServeConfig{Gateway: atos.New()}) }
+//	func main() { pluginrpc.Serve(sdk.ServeConfig{Gateway: atos.New()}) }
+//
+// The gRPC plumbing (handshake, shims, conversions, the daemon-side clients)
+// lives in the sub-package pluginrpc; a plugin calls only its Serve. The
+// conformance kit sdk/plugintest checks a plugin through that real transport.
 //
 // A plugin must write its logs to stderr only: anything on stdout breaks the
 // go-plugin handshake.
@@ -76,6 +81,12 @@ type Host interface {
 	// counter; values are never handed out twice.
 	NextSequence(ctx context.Context, name string) (int64, error)
 }
+
+// Limits the daemon enforces on Host calls from a plugin.
+const (
+	MaxStateKeyLen   = 256     // bytes of a state key or sequence name
+	MaxStateValueLen = 1 << 20 // bytes of a state value
+)
 
 // ErrConflict is returned by Host.StatePut when the version does not match.
 var ErrConflict = errors.New("state version conflict")

@@ -12,6 +12,7 @@ import (
 	"github.com/acquit/acquit/daemon/pluginhost"
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/pluginrpc"
 )
 
 // Reconcile is the schedule job "<gateway>.reconcile" (atos.reconcile): it
@@ -130,7 +131,7 @@ func gatewayDown(err error) bool {
 	if errors.As(err, &un) {
 		return true
 	}
-	var re *sdk.RemoteError
+	var re *pluginrpc.RemoteError
 	return errors.As(err, &re) && re.Unavailable()
 }
 

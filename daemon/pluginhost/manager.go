@@ -32,6 +32,7 @@ import (
 
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/pluginrpc"
 )
 
 // Spec is one plugin entry of the daemon's configuration.
@@ -194,7 +195,7 @@ func (s Spec) validate() error {
 	if s.Path == "" {
 		return fmt.Errorf("%w: plugin %s: empty path", ErrBadSpec, s.Name)
 	}
-	if _, err := sdk.PluginName(s.Kind); err != nil {
+	if _, err := pluginrpc.PluginName(s.Kind); err != nil {
 		return fmt.Errorf("%w: plugin %s: %v", ErrBadSpec, s.Name, err)
 	}
 	if s.SHA256 != "" {
@@ -539,8 +540,8 @@ func (in *instance) launch(ctx context.Context, settings []byte) error {
 	setProcAttr(cmd)
 	zl := in.log
 	cfg := &plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		Plugins:          sdk.PluginMap(),
+		HandshakeConfig:  pluginrpc.Handshake,
+		Plugins:          pluginrpc.PluginMap(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -551,7 +552,7 @@ func (in *instance) launch(ctx context.Context, settings []byte) error {
 		SyncStdout:       &lineWriter{log: func(l string) { zl.Warn().Str("stream", "stdout").Msg(l) }},
 		SyncStderr:       &lineWriter{log: func(l string) { zl.Info().Str("stream", "stderr").Msg(l) }},
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize))},
+			grpc.MaxCallRecvMsgSize(pluginrpc.MaxMessageSize), grpc.MaxCallSendMsgSize(pluginrpc.MaxMessageSize))},
 	}
 	if in.spec.SHA256 != "" {
 		sum, _ := hex.DecodeString(in.spec.SHA256)
@@ -566,7 +567,7 @@ func (in *instance) launch(ctx context.Context, settings []byte) error {
 	if err != nil {
 		return fail(fmt.Errorf("handshake with %s: %w", filepath.Base(in.spec.Path), err))
 	}
-	dispName, _ := sdk.PluginName(in.spec.Kind)
+	dispName, _ := pluginrpc.PluginName(in.spec.Kind)
 	d, err := proto.Dispense(dispName)
 	if err != nil {
 		return fail(fmt.Errorf("dispense %s: %w", dispName, err))
@@ -711,7 +712,7 @@ func (in *instance) healthy(raw rawClient) bool {
 	if err == nil {
 		return true
 	}
-	var re *sdk.RemoteError
+	var re *pluginrpc.RemoteError
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &re) && re.Unavailable()) {
 		in.log.Warn().Err(err).Msg("plugin health check failed")
 		return false
@@ -723,7 +724,7 @@ func (in *instance) healthy(raw rawClient) bool {
 // classify turns an error from the live client into the error callers
 // see: a broken connection becomes an *UnavailableError.
 func (in *instance) classify(err error) error {
-	var re *sdk.RemoteError
+	var re *pluginrpc.RemoteError
 	if errors.As(err, &re) && re.Unavailable() {
 		return &UnavailableError{Plugin: in.spec.Name, State: StateRestarting, Cause: err}
 	}

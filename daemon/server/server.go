@@ -33,6 +33,7 @@ import (
 	"github.com/acquit/acquit/daemon/store/sqlite"
 	"github.com/acquit/acquit/daemon/transmissions"
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/pluginrpc"
 )
 
 // Daemon is a running acquit.
@@ -112,8 +113,8 @@ func (d *Daemon) PublicAddr() string { return d.publicL.Addr().String() }
 func (d *Daemon) AdminAddr() string { return d.adminL.Addr().String() }
 
 // maxRawBody is the largest raw input stored: a downloaded bank document
-// can be as large as the plugin channel carries (sdk.MaxMessageSize).
-const maxRawBody = sdk.MaxMessageSize
+// can be as large as the plugin channel carries (pluginrpc.MaxMessageSize).
+const maxRawBody = pluginrpc.MaxMessageSize
 
 func (d *Daemon) openStore(ctx context.Context) (store.Store, error) {
 	switch d.cfg.State.Driver {

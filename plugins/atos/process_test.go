@@ -16,6 +16,7 @@ import (
 
 	"github.com/acquit/acquit/plugins/atos/sim"
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/pluginrpc"
 	"github.com/acquit/acquit/sdk/plugintest"
 )
 
@@ -35,8 +36,8 @@ func TestPluginProcess(t *testing.T) {
 	}
 	cmd := exec.Command(bin)
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		Plugins:          sdk.PluginMap(),
+		HandshakeConfig:  pluginrpc.Handshake,
+		Plugins:          pluginrpc.PluginMap(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -48,7 +49,7 @@ func TestPluginProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
-	raw, err := rpc.Dispense(sdk.PluginNameGateway)
+	raw, err := rpc.Dispense(pluginrpc.PluginNameGateway)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestPluginProcess(t *testing.T) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err = gw.VerifyNotification(cctx, sdk.Notification{Method: "POST", Body: []byte(m.Fields.Encode())})
-	var re *sdk.RemoteError
+	var re *pluginrpc.RemoteError
 	if err == nil || (errors.As(err, &re) && !re.Unavailable()) {
 		t.Fatalf("after SIGKILL: %v", err)
 	}

@@ -19,16 +19,17 @@ import (
 	"github.com/acquit/acquit/plugins/ebics/protocol"
 	"github.com/acquit/acquit/plugins/ebics/sim"
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/pluginrpc"
 	"github.com/acquit/acquit/sdk/plugintest"
 )
 
 // startPlugin runs the real plugin executable the way the daemon does
 // (go-plugin handshake, gRPC) and returns the transport and the process.
-func startPlugin(t *testing.T, bin string) (*sdk.TransportGRPCClient, *plugin.Client) {
+func startPlugin(t *testing.T, bin string) (*pluginrpc.TransportGRPCClient, *plugin.Client) {
 	t.Helper()
 	pc := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		Plugins:          sdk.PluginMap(),
+		HandshakeConfig:  pluginrpc.Handshake,
+		Plugins:          pluginrpc.PluginMap(),
 		Cmd:              exec.Command(bin),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           hclog.NewNullLogger(),
@@ -37,11 +38,11 @@ func startPlugin(t *testing.T, bin string) (*sdk.TransportGRPCClient, *plugin.Cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := rpc.Dispense(sdk.PluginNameTransport)
+	raw, err := rpc.Dispense(pluginrpc.PluginNameTransport)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, ok := raw.(*sdk.TransportGRPCClient)
+	tr, ok := raw.(*pluginrpc.TransportGRPCClient)
 	if !ok {
 		t.Fatalf("dispensed %T", raw)
 	}

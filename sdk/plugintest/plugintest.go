@@ -15,16 +15,17 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/pluginrpc"
 )
 
 // ServeGateway serves impl through go-plugin's gRPC transport in process
 // and returns the daemon-side client; both ends are closed when t ends.
-func ServeGateway(t testing.TB, impl sdk.PaymentGateway) *sdk.GatewayGRPCClient {
+func ServeGateway(t testing.TB, impl sdk.PaymentGateway) *pluginrpc.GatewayGRPCClient {
 	t.Helper()
-	raw := serve(t, sdk.PluginNameGateway, plugin.PluginSet{sdk.PluginNameGateway: &sdk.GatewayPlugin{Impl: impl}})
-	c, ok := raw.(*sdk.GatewayGRPCClient)
+	raw := serve(t, pluginrpc.PluginNameGateway, plugin.PluginSet{pluginrpc.PluginNameGateway: &pluginrpc.GatewayPlugin{Impl: impl}})
+	c, ok := raw.(*pluginrpc.GatewayGRPCClient)
 	if !ok {
-		t.Fatalf("dispensed %T, want *sdk.GatewayGRPCClient", raw)
+		t.Fatalf("dispensed %T, want *pluginrpc.GatewayGRPCClient", raw)
 	}
 	t.Cleanup(c.Close)
 	return c
@@ -32,12 +33,12 @@ func ServeGateway(t testing.TB, impl sdk.PaymentGateway) *sdk.GatewayGRPCClient 
 
 // ServeTransport serves impl through go-plugin's gRPC transport in process
 // and returns the daemon-side client; both ends are closed when t ends.
-func ServeTransport(t testing.TB, impl sdk.BankTransport) *sdk.TransportGRPCClient {
+func ServeTransport(t testing.TB, impl sdk.BankTransport) *pluginrpc.TransportGRPCClient {
 	t.Helper()
-	raw := serve(t, sdk.PluginNameTransport, plugin.PluginSet{sdk.PluginNameTransport: &sdk.TransportPlugin{Impl: impl}})
-	c, ok := raw.(*sdk.TransportGRPCClient)
+	raw := serve(t, pluginrpc.PluginNameTransport, plugin.PluginSet{pluginrpc.PluginNameTransport: &pluginrpc.TransportPlugin{Impl: impl}})
+	c, ok := raw.(*pluginrpc.TransportGRPCClient)
 	if !ok {
-		t.Fatalf("dispensed %T, want *sdk.TransportGRPCClient", raw)
+		t.Fatalf("dispensed %T, want *pluginrpc.TransportGRPCClient", raw)
 	}
 	t.Cleanup(c.Close)
 	return c

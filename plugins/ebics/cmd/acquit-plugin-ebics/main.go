@@ -5,8 +5,9 @@ package main
 import (
 	"github.com/acquit/acquit/plugins/ebics"
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/pluginrpc"
 )
 
 func main() {
-	sdk.Serve(sdk.ServeConfig{Transport: ebics.New()})
+	pluginrpc.Serve(sdk.ServeConfig{Transport: ebics.New()})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/acquit/acquit/plugins/testplugin"
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/pluginrpc"
 )
 
 func main() {
@@ -41,5 +42,5 @@ func main() {
 	default:
 		cfg.Gateway = testplugin.New(mis)
 	}
-	sdk.Serve(cfg)
+	pluginrpc.Serve(cfg)
 }

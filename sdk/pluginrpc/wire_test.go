@@ -1,4 +1,4 @@
-package sdk_test
+package pluginrpc_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/pluginrpc"
 	"github.com/acquit/acquit/sdk/plugintest"
 	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
 )
@@ -91,11 +92,11 @@ func TestErrorRoundTrip(t *testing.T) {
 		{"unsupported", sdk.ErrUnsupported, func(err error) bool { return errors.Is(err, sdk.ErrUnsupported) }},
 		{"deadline", context.DeadlineExceeded, func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
 		{"plain", errors.New("bank said no"), func(err error) bool {
-			var r *sdk.RemoteError
+			var r *pluginrpc.RemoteError
 			return errors.As(err, &r) && r.Code == codes.Unknown && strings.Contains(r.Message, "bank said no") && !r.Unavailable()
 		}},
 		{"huge message clipped", errors.New(strings.Repeat("x", 1<<20)), func(err error) bool {
-			var r *sdk.RemoteError
+			var r *pluginrpc.RemoteError
 			return errors.As(err, &r) && len(r.Message) < 5000
 		}},
 		{"huge reject clipped", sdk.Reject(strings.Repeat("c", 1<<20), "m"), func(err error) bool {
@@ -130,7 +131,7 @@ func TestHostilePluginAnswers(t *testing.T) {
 	ctx := context.Background()
 	t.Run("unknown outcome", func(t *testing.T) {
 		g := plugintest.ServeGateway(t, &probe{info: goodInfo(), result: &sdk.PaymentResult{Reference: "R", Outcome: "paid-trust-me"}})
-		if _, err := g.VerifyNotification(ctx, sdk.Notification{}); !errors.Is(err, sdk.ErrBadResult) {
+		if _, err := g.VerifyNotification(ctx, sdk.Notification{}); !errors.Is(err, pluginrpc.ErrBadResult) {
 			t.Fatalf("got %v, want ErrBadResult", err)
 		}
 	})
@@ -141,7 +142,7 @@ func TestHostilePluginAnswers(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			g := plugintest.ServeGateway(t, &probe{info: goodInfo(), result: &sdk.PaymentResult{Reference: "R", Outcome: sdk.OutcomeAccepted, Operation: op}})
-			if _, err := g.VerifyNotification(ctx, sdk.Notification{}); !errors.Is(err, sdk.ErrBadResult) {
+			if _, err := g.VerifyNotification(ctx, sdk.Notification{}); !errors.Is(err, pluginrpc.ErrBadResult) {
 				t.Fatalf("got %v, want ErrBadResult", err)
 			}
 		})
@@ -152,7 +153,7 @@ func TestHostilePluginAnswers(t *testing.T) {
 	} {
 		t.Run("describe "+string(info.Kind), func(t *testing.T) {
 			g := plugintest.ServeGateway(t, &probe{info: info})
-			if _, err := g.Describe(ctx); !errors.Is(err, sdk.ErrBadInfo) {
+			if _, err := g.Describe(ctx); !errors.Is(err, pluginrpc.ErrBadInfo) {
 				t.Fatalf("got %v, want ErrBadInfo", err)
 			}
 		})
@@ -246,7 +247,7 @@ func TestHostOverBroker(t *testing.T) {
 	for _, tc := range hostile {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.call()
-			var re *sdk.RemoteError
+			var re *pluginrpc.RemoteError
 			if !errors.As(err, &re) || re.Code != codes.InvalidArgument {
 				t.Fatalf("got %v, want InvalidArgument", err)
 			}
@@ -257,7 +258,7 @@ func TestHostOverBroker(t *testing.T) {
 	if _, err := h.StatePut(ctx, "\xff\xfe", nil, 0); err == nil {
 		t.Fatal("invalid UTF-8 key accepted")
 	}
-	srv := &sdk.HostGRPCServer{Impl: mem}
+	srv := &pluginrpc.HostGRPCServer{Impl: mem}
 	if _, err := srv.StatePut(ctx, &pluginv1.StatePutRequest{Key: "\xff\xfe"}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("server accepted invalid UTF-8 key: %v", err)
 	}

@@ -1,4 +1,4 @@
-package sdk
+package pluginrpc
 
 import (
 	"context"
@@ -10,12 +10,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/acquit/acquit/sdk"
 	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
 )
 
 // commonServer implements the rpcs every plugin kind shares.
 type commonServer struct {
-	impl Plugin
+	impl sdk.Plugin
 	host *hostDialer
 }
 
@@ -28,7 +29,7 @@ func (s *commonServer) describe(ctx context.Context) (*pluginv1.DescribeResponse
 }
 
 func (s *commonServer) configure(ctx context.Context, req *pluginv1.ConfigureRequest) (*pluginv1.ConfigureResponse, error) {
-	err := s.host.configure(req.GetHostBrokerId(), func(h Host) error {
+	err := s.host.configure(req.GetHostBrokerId(), func(h sdk.Host) error {
 		return s.impl.Configure(ctx, req.GetSettings(), h)
 	})
 	if err != nil {
@@ -45,9 +46,9 @@ func (s *commonServer) health(ctx context.Context) (*pluginv1.HealthResponse, er
 }
 
 func (s *commonServer) runJob(ctx context.Context, req *pluginv1.RunJobRequest) (*pluginv1.RunJobResponse, error) {
-	jr, ok := s.impl.(JobRunner)
+	jr, ok := s.impl.(sdk.JobRunner)
 	if !ok {
-		return nil, toStatus(fmt.Errorf("run job %q: %w", req.GetJob(), ErrUnsupported))
+		return nil, toStatus(fmt.Errorf("run job %q: %w", req.GetJob(), sdk.ErrUnsupported))
 	}
 	sum, err := jr.RunJob(ctx, req.GetJob(), req.GetParams())
 	if err != nil {
@@ -65,17 +66,17 @@ func recoverToStatus(err *error) {
 	}
 }
 
-// GatewayGRPCServer serves an sdk.PaymentGateway implementation inside the
+// GatewayGRPCServer serves an PaymentGateway implementation inside the
 // plugin process.
 type GatewayGRPCServer struct {
 	pluginv1.UnimplementedPaymentGatewayServer
-	Impl   PaymentGateway
+	Impl   sdk.PaymentGateway
 	common commonServer
 }
 
 // NewGatewayGRPCServer wraps impl for serving; broker is the plugin's
 // go-plugin broker, used to reach the daemon's Host.
-func NewGatewayGRPCServer(impl PaymentGateway, broker *plugin.GRPCBroker) *GatewayGRPCServer {
+func NewGatewayGRPCServer(impl sdk.PaymentGateway, broker *plugin.GRPCBroker) *GatewayGRPCServer {
 	return &GatewayGRPCServer{Impl: impl, common: commonServer{impl: impl, host: &hostDialer{broker: broker}}}
 }
 
@@ -146,17 +147,17 @@ func (s *GatewayGRPCServer) QueryTransaction(ctx context.Context, req *pluginv1.
 	return paymentResultToWire(res), nil
 }
 
-// TransportGRPCServer serves an sdk.BankTransport implementation inside the
+// TransportGRPCServer serves an BankTransport implementation inside the
 // plugin process.
 type TransportGRPCServer struct {
 	pluginv1.UnimplementedBankTransportServer
-	Impl   BankTransport
+	Impl   sdk.BankTransport
 	common commonServer
 }
 
 // NewTransportGRPCServer wraps impl for serving; broker is the plugin's
 // go-plugin broker, used to reach the daemon's Host.
-func NewTransportGRPCServer(impl BankTransport, broker *plugin.GRPCBroker) *TransportGRPCServer {
+func NewTransportGRPCServer(impl sdk.BankTransport, broker *plugin.GRPCBroker) *TransportGRPCServer {
 	return &TransportGRPCServer{Impl: impl, common: commonServer{impl: impl, host: &hostDialer{broker: broker}}}
 }
 

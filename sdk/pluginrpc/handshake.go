@@ -1,6 +1,9 @@
-package sdk
+package pluginrpc
 
-import plugin "github.com/hashicorp/go-plugin"
+import (
+	"github.com/acquit/acquit/sdk"
+	plugin "github.com/hashicorp/go-plugin"
+)
 
 // Names under which the plugin kinds are registered in the go-plugin
 // PluginSet.
@@ -19,7 +22,7 @@ const (
 
 // Handshake is the go-plugin handshake shared by the daemon and plugins.
 var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
+	ProtocolVersion:  sdk.ProtocolVersion,
 	MagicCookieKey:   MagicCookieKey,
 	MagicCookieValue: MagicCookieValue,
 }

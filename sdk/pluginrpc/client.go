@@ -1,4 +1,4 @@
-package sdk
+package pluginrpc
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/acquit/acquit/sdk"
 	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
 )
 
@@ -18,7 +19,7 @@ import (
 // the plugin process, left nil in the daemon.
 type GatewayPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	Impl PaymentGateway
+	Impl sdk.PaymentGateway
 }
 
 var _ plugin.GRPCPlugin = (*GatewayPlugin)(nil)
@@ -41,7 +42,7 @@ func (p *GatewayPlugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroke
 // the plugin process, left nil in the daemon.
 type TransportPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	Impl BankTransport
+	Impl sdk.BankTransport
 }
 
 var _ plugin.GRPCPlugin = (*TransportPlugin)(nil)
@@ -70,11 +71,11 @@ func PluginMap() plugin.PluginSet {
 }
 
 // PluginName returns the PluginMap key of a kind.
-func PluginName(k Kind) (string, error) {
+func PluginName(k sdk.Kind) (string, error) {
 	switch k {
-	case KindPaymentGateway:
+	case sdk.KindPaymentGateway:
 		return PluginNameGateway, nil
-	case KindBankTransport:
+	case sdk.KindBankTransport:
 		return PluginNameTransport, nil
 	}
 	return "", fmt.Errorf("unknown plugin kind %q", k)
@@ -92,7 +93,7 @@ type commonClient struct {
 // configure serves host (unless it is already served) and calls rpc with
 // its broker id. The previous Host server is stopped only once the plugin
 // accepted the new configuration.
-func (c *commonClient) configure(ctx context.Context, host Host, rpc func(id uint32) error) error {
+func (c *commonClient) configure(ctx context.Context, host sdk.Host, rpc func(id uint32) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if host == nil {
@@ -113,7 +114,7 @@ func (c *commonClient) configure(ctx context.Context, host Host, rpc func(id uin
 
 // sameHost compares two hosts without panicking on non-comparable
 // dynamic types.
-func sameHost(a, b Host) bool {
+func sameHost(a, b sdk.Host) bool {
 	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
 	if ta != tb || !ta.Comparable() {
 		return false
@@ -130,7 +131,7 @@ func (c *commonClient) close() {
 
 var callOpts = []grpc.CallOption{grpc.MaxCallRecvMsgSize(MaxMessageSize)}
 
-// GatewayGRPCClient is the daemon's sdk.PaymentGateway for a gateway plugin
+// GatewayGRPCClient is the daemon's PaymentGateway for a gateway plugin
 // process. It also implements JobRunner; RunJob returns ErrUnsupported when
 // the plugin does not.
 type GatewayGRPCClient struct {
@@ -139,35 +140,35 @@ type GatewayGRPCClient struct {
 }
 
 var (
-	_ PaymentGateway = (*GatewayGRPCClient)(nil)
-	_ JobRunner      = (*GatewayGRPCClient)(nil)
+	_ sdk.PaymentGateway = (*GatewayGRPCClient)(nil)
+	_ sdk.JobRunner      = (*GatewayGRPCClient)(nil)
 )
 
-// Describe implements sdk.Plugin.
-func (c *GatewayGRPCClient) Describe(ctx context.Context) (Info, error) {
+// Describe implements Plugin.
+func (c *GatewayGRPCClient) Describe(ctx context.Context) (sdk.Info, error) {
 	r, err := c.client.Describe(ctx, &pluginv1.DescribeRequest{}, callOpts...)
 	if err != nil {
-		return Info{}, fromStatus(ctx, "Describe", err)
+		return sdk.Info{}, fromStatus(ctx, "Describe", err)
 	}
 	return infoFromWire(r)
 }
 
-// Configure implements sdk.Plugin: host is served to the plugin over the
+// Configure implements Plugin: host is served to the plugin over the
 // go-plugin broker for as long as this configuration is in force.
-func (c *GatewayGRPCClient) Configure(ctx context.Context, settings []byte, host Host) error {
+func (c *GatewayGRPCClient) Configure(ctx context.Context, settings []byte, host sdk.Host) error {
 	return c.common.configure(ctx, host, func(id uint32) error {
 		_, err := c.client.Configure(ctx, &pluginv1.ConfigureRequest{Settings: settings, HostBrokerId: id}, callOpts...)
 		return fromStatus(ctx, "Configure", err)
 	})
 }
 
-// Health implements sdk.Plugin.
+// Health implements Plugin.
 func (c *GatewayGRPCClient) Health(ctx context.Context) error {
 	_, err := c.client.Health(ctx, &pluginv1.HealthRequest{}, callOpts...)
 	return fromStatus(ctx, "Health", err)
 }
 
-// RunJob implements sdk.JobRunner.
+// RunJob implements JobRunner.
 func (c *GatewayGRPCClient) RunJob(ctx context.Context, job string, params map[string]string) (string, error) {
 	r, err := c.client.RunJob(ctx, &pluginv1.RunJobRequest{Job: job, Params: params}, callOpts...)
 	if err != nil {
@@ -176,8 +177,8 @@ func (c *GatewayGRPCClient) RunJob(ctx context.Context, job string, params map[s
 	return r.GetSummary(), nil
 }
 
-// InitPayment implements sdk.PaymentGateway.
-func (c *GatewayGRPCClient) InitPayment(ctx context.Context, req PaymentRequest) (*PaymentInit, error) {
+// InitPayment implements PaymentGateway.
+func (c *GatewayGRPCClient) InitPayment(ctx context.Context, req sdk.PaymentRequest) (*sdk.PaymentInit, error) {
 	r, err := c.client.InitPayment(ctx, paymentRequestToWire(req), callOpts...)
 	if err != nil {
 		return nil, fromStatus(ctx, "InitPayment", err)
@@ -185,8 +186,8 @@ func (c *GatewayGRPCClient) InitPayment(ctx context.Context, req PaymentRequest)
 	return paymentInitFromWire(r), nil
 }
 
-// VerifyNotification implements sdk.PaymentGateway.
-func (c *GatewayGRPCClient) VerifyNotification(ctx context.Context, n Notification) (*PaymentResult, error) {
+// VerifyNotification implements PaymentGateway.
+func (c *GatewayGRPCClient) VerifyNotification(ctx context.Context, n sdk.Notification) (*sdk.PaymentResult, error) {
 	r, err := c.client.VerifyNotification(ctx, notificationToWire(n), callOpts...)
 	if err != nil {
 		return nil, fromStatus(ctx, "VerifyNotification", err)
@@ -198,8 +199,8 @@ func (c *GatewayGRPCClient) VerifyNotification(ctx context.Context, n Notificati
 	return res, nil
 }
 
-// QueryTransaction implements sdk.PaymentGateway.
-func (c *GatewayGRPCClient) QueryTransaction(ctx context.Context, q TransactionQuery) (*PaymentResult, error) {
+// QueryTransaction implements PaymentGateway.
+func (c *GatewayGRPCClient) QueryTransaction(ctx context.Context, q sdk.TransactionQuery) (*sdk.PaymentResult, error) {
 	r, err := c.client.QueryTransaction(ctx, queryToWire(q), callOpts...)
 	if err != nil {
 		return nil, fromStatus(ctx, "QueryTransaction", err)
@@ -217,7 +218,7 @@ func (c *GatewayGRPCClient) Close() { c.common.close() }
 // Done is closed when the plugin process has exited (nil when unknown).
 func (c *GatewayGRPCClient) Done() <-chan struct{} { return c.common.done }
 
-// TransportGRPCClient is the daemon's sdk.BankTransport for a transport
+// TransportGRPCClient is the daemon's BankTransport for a transport
 // plugin process. It also implements JobRunner; RunJob returns
 // ErrUnsupported when the plugin does not.
 type TransportGRPCClient struct {
@@ -226,35 +227,35 @@ type TransportGRPCClient struct {
 }
 
 var (
-	_ BankTransport = (*TransportGRPCClient)(nil)
-	_ JobRunner     = (*TransportGRPCClient)(nil)
+	_ sdk.BankTransport = (*TransportGRPCClient)(nil)
+	_ sdk.JobRunner     = (*TransportGRPCClient)(nil)
 )
 
-// Describe implements sdk.Plugin.
-func (c *TransportGRPCClient) Describe(ctx context.Context) (Info, error) {
+// Describe implements Plugin.
+func (c *TransportGRPCClient) Describe(ctx context.Context) (sdk.Info, error) {
 	r, err := c.client.Describe(ctx, &pluginv1.DescribeRequest{}, callOpts...)
 	if err != nil {
-		return Info{}, fromStatus(ctx, "Describe", err)
+		return sdk.Info{}, fromStatus(ctx, "Describe", err)
 	}
 	return infoFromWire(r)
 }
 
-// Configure implements sdk.Plugin: host is served to the plugin over the
+// Configure implements Plugin: host is served to the plugin over the
 // go-plugin broker for as long as this configuration is in force.
-func (c *TransportGRPCClient) Configure(ctx context.Context, settings []byte, host Host) error {
+func (c *TransportGRPCClient) Configure(ctx context.Context, settings []byte, host sdk.Host) error {
 	return c.common.configure(ctx, host, func(id uint32) error {
 		_, err := c.client.Configure(ctx, &pluginv1.ConfigureRequest{Settings: settings, HostBrokerId: id}, callOpts...)
 		return fromStatus(ctx, "Configure", err)
 	})
 }
 
-// Health implements sdk.Plugin.
+// Health implements Plugin.
 func (c *TransportGRPCClient) Health(ctx context.Context) error {
 	_, err := c.client.Health(ctx, &pluginv1.HealthRequest{}, callOpts...)
 	return fromStatus(ctx, "Health", err)
 }
 
-// RunJob implements sdk.JobRunner.
+// RunJob implements JobRunner.
 func (c *TransportGRPCClient) RunJob(ctx context.Context, job string, params map[string]string) (string, error) {
 	r, err := c.client.RunJob(ctx, &pluginv1.RunJobRequest{Job: job, Params: params}, callOpts...)
 	if err != nil {
@@ -267,8 +268,8 @@ func (c *TransportGRPCClient) RunJob(ctx context.Context, job string, params map
 // result event.
 var ErrNoUploadResult = errors.New("upload stream ended without a result")
 
-// Upload implements sdk.BankTransport; progress may be nil.
-func (c *TransportGRPCClient) Upload(ctx context.Context, req UploadRequest, progress func(sent, total int64)) (*UploadResult, error) {
+// Upload implements BankTransport; progress may be nil.
+func (c *TransportGRPCClient) Upload(ctx context.Context, req sdk.UploadRequest, progress func(sent, total int64)) (*sdk.UploadResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.client.Upload(ctx, uploadRequestToWire(req), callOpts...)
@@ -296,8 +297,8 @@ func (c *TransportGRPCClient) Upload(ctx context.Context, req UploadRequest, pro
 	}
 }
 
-// Download implements sdk.BankTransport.
-func (c *TransportGRPCClient) Download(ctx context.Context, req DownloadRequest) (*DownloadResult, error) {
+// Download implements BankTransport.
+func (c *TransportGRPCClient) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.DownloadResult, error) {
 	r, err := c.client.Download(ctx, downloadRequestToWire(req), callOpts...)
 	if err != nil {
 		return nil, fromStatus(ctx, "Download", err)
@@ -305,14 +306,14 @@ func (c *TransportGRPCClient) Download(ctx context.Context, req DownloadRequest)
 	return downloadResultFromWire(r), nil
 }
 
-// Confirm implements sdk.BankTransport.
+// Confirm implements BankTransport.
 func (c *TransportGRPCClient) Confirm(ctx context.Context, bank, downloadID string, ok bool) error {
 	_, err := c.client.Confirm(ctx, &pluginv1.ConfirmRequest{Bank: bank, DownloadId: downloadID, Ok: ok}, callOpts...)
 	return fromStatus(ctx, "Confirm", err)
 }
 
-// Keys implements sdk.BankTransport.
-func (c *TransportGRPCClient) Keys(ctx context.Context, req KeyRequest) (*KeyResult, error) {
+// Keys implements BankTransport.
+func (c *TransportGRPCClient) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, error) {
 	r, err := c.client.Keys(ctx, keyRequestToWire(req), callOpts...)
 	if err != nil {
 		return nil, fromStatus(ctx, "Keys", err)

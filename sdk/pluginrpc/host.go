@@ -1,4 +1,4 @@
-package sdk
+package pluginrpc
 
 import (
 	"context"
@@ -12,29 +12,24 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/acquit/acquit/sdk"
 	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
 )
 
-// Limits the daemon enforces on Host calls from a plugin.
-const (
-	MaxStateKeyLen   = 256     // bytes of a state key or sequence name
-	MaxStateValueLen = 1 << 20 // bytes of a state value
-)
-
-// HostGRPCServer serves an sdk.Host (the daemon's store, scoped to one
+// HostGRPCServer serves an Host (the daemon's store, scoped to one
 // plugin) to a plugin process. It treats every request as hostile and
 // validates keys, names, sizes and versions before touching the store.
 type HostGRPCServer struct {
 	pluginv1.UnimplementedHostServer
-	Impl Host
+	Impl sdk.Host
 }
 
 func checkName(what, s string) error {
 	switch {
 	case s == "":
 		return status.Errorf(codes.InvalidArgument, "empty %s", what)
-	case len(s) > MaxStateKeyLen:
-		return status.Errorf(codes.InvalidArgument, "%s longer than %d bytes", what, MaxStateKeyLen)
+	case len(s) > sdk.MaxStateKeyLen:
+		return status.Errorf(codes.InvalidArgument, "%s longer than %d bytes", what, sdk.MaxStateKeyLen)
 	case !utf8.ValidString(s):
 		return status.Errorf(codes.InvalidArgument, "%s is not valid UTF-8", what)
 	}
@@ -63,8 +58,8 @@ func (s *HostGRPCServer) StatePut(ctx context.Context, req *pluginv1.StatePutReq
 	if err := checkName("state key", req.GetKey()); err != nil {
 		return nil, err
 	}
-	if len(req.GetValue()) > MaxStateValueLen {
-		return nil, status.Errorf(codes.InvalidArgument, "state value of %d bytes exceeds %d", len(req.GetValue()), MaxStateValueLen)
+	if len(req.GetValue()) > sdk.MaxStateValueLen {
+		return nil, status.Errorf(codes.InvalidArgument, "state value of %d bytes exceeds %d", len(req.GetValue()), sdk.MaxStateValueLen)
 	}
 	if req.GetVersion() < 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "negative state version %d", req.GetVersion())
@@ -88,19 +83,19 @@ func (s *HostGRPCServer) NextSequence(ctx context.Context, req *pluginv1.NextSeq
 	return &pluginv1.NextSequenceResponse{Value: v}, nil
 }
 
-// HostGRPCClient is the sdk.Host a plugin receives in Configure: each call
+// HostGRPCClient is the Host a plugin receives in Configure: each call
 // goes back to the daemon over the go-plugin broker.
 type HostGRPCClient struct {
 	client pluginv1.HostClient
 }
 
-var _ Host = (*HostGRPCClient)(nil)
+var _ sdk.Host = (*HostGRPCClient)(nil)
 
-// StateGet implements sdk.Host.
+// StateGet implements Host.
 func (c *HostGRPCClient) StateGet(ctx context.Context, key string) ([]byte, int64, error) {
 	r, err := c.client.StateGet(ctx, &pluginv1.StateGetRequest{Key: key})
 	if err != nil {
-		return nil, 0, fromStatus(ctx, "Host.StateGet", err)
+		return nil, 0, fromStatus(ctx, "sdk.Host.StateGet", err)
 	}
 	if !r.GetFound() {
 		return nil, 0, nil
@@ -108,20 +103,20 @@ func (c *HostGRPCClient) StateGet(ctx context.Context, key string) ([]byte, int6
 	return r.GetValue(), r.GetVersion(), nil
 }
 
-// StatePut implements sdk.Host.
+// StatePut implements Host.
 func (c *HostGRPCClient) StatePut(ctx context.Context, key string, value []byte, version int64) (int64, error) {
 	r, err := c.client.StatePut(ctx, &pluginv1.StatePutRequest{Key: key, Value: value, Version: version})
 	if err != nil {
-		return 0, fromStatus(ctx, "Host.StatePut", err)
+		return 0, fromStatus(ctx, "sdk.Host.StatePut", err)
 	}
 	return r.GetVersion(), nil
 }
 
-// NextSequence implements sdk.Host.
+// NextSequence implements Host.
 func (c *HostGRPCClient) NextSequence(ctx context.Context, name string) (int64, error) {
 	r, err := c.client.NextSequence(ctx, &pluginv1.NextSequenceRequest{Name: name})
 	if err != nil {
-		return 0, fromStatus(ctx, "Host.NextSequence", err)
+		return 0, fromStatus(ctx, "sdk.Host.NextSequence", err)
 	}
 	return r.GetValue(), nil
 }
@@ -129,16 +124,16 @@ func (c *HostGRPCClient) NextSequence(ctx context.Context, name string) (int64, 
 // hostServing is one Host served by the daemon on a broker id.
 type hostServing struct {
 	id    uint32
-	host  Host
+	host  sdk.Host
 	srvCh chan *grpc.Server
 	once  sync.Once
 }
 
 // serveHost starts serving host on a fresh broker id.
-func serveHost(broker *plugin.GRPCBroker, host Host) *hostServing {
+func serveHost(broker *plugin.GRPCBroker, host sdk.Host) *hostServing {
 	hs := &hostServing{id: broker.NextId(), host: host, srvCh: make(chan *grpc.Server, 1)}
 	go broker.AcceptAndServe(hs.id, func(opts []grpc.ServerOption) *grpc.Server {
-		opts = append(opts, grpc.MaxRecvMsgSize(MaxStateValueLen+64<<10))
+		opts = append(opts, grpc.MaxRecvMsgSize(sdk.MaxStateValueLen+64<<10))
 		s := grpc.NewServer(opts...)
 		pluginv1.RegisterHostServer(s, &HostGRPCServer{Impl: host})
 		hs.srvCh <- s
@@ -176,7 +171,7 @@ type hostDialer struct {
 // configure dials the host on id (reusing the current connection when the
 // id did not change) and runs apply with it; the new connection replaces
 // the old one only when apply succeeds.
-func (d *hostDialer) configure(id uint32, apply func(Host) error) error {
+func (d *hostDialer) configure(id uint32, apply func(sdk.Host) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if id == 0 {
