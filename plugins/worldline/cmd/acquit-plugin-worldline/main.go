@@ -6,8 +6,9 @@ package main
 import (
 	"github.com/acquit/acquit/plugins/worldline"
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/pluginrpc"
 )
 
 func main() {
-	sdk.Serve(sdk.ServeConfig{Gateway: worldline.New()})
+	pluginrpc.Serve(sdk.ServeConfig{Gateway: worldline.New()})
 }
