@@ -115,6 +115,21 @@ type Admin struct {
 	Addr string `yaml:"addr"`
 	// Token is the bearer token the CLI presents (required).
 	Token Secret `yaml:"token"`
+	// Dashboard configures the web dashboard served under /ui/.
+	Dashboard Dashboard `yaml:"dashboard"`
+}
+
+// Dashboard configures the web dashboard of the admin listener. It uses the
+// admin token: sent as a bearer token, or typed once in its login form,
+// which sets a session cookie.
+type Dashboard struct {
+	// Disabled turns the dashboard off (it is served by default).
+	Disabled bool `yaml:"disabled"`
+	// Timezone is the IANA time zone the dashboard shows times in
+	// (default: the daemon's local zone, $TZ or /etc/localtime).
+	Timezone string `yaml:"timezone"`
+	// SessionTTL is how long a login lasts (default 12h).
+	SessionTTL time.Duration `yaml:"session_ttl"`
 }
 
 // Log configures logging.
@@ -280,6 +295,7 @@ func defaults(lookup func(string) (string, bool), hostname func() (string, error
 		IdleTimeout:       60 * time.Second,
 	}
 	c.Listen.Admin.Addr = "127.0.0.1:8081"
+	c.Listen.Admin.Dashboard.SessionTTL = 12 * time.Hour
 	c.Log = Log{Level: "info", Format: "auto"}
 	c.Scripts = Scripts{Dir: "scripts", Timeout: 5 * time.Second, PoolSize: 4, MemoryBudget: 256 * MiB}
 	c.Events = Events{Workers: 4, MaxAttempts: 20, MaxAge: 72 * time.Hour, BackoffBase: time.Second,

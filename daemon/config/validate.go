@@ -323,6 +323,12 @@ func (d *decoder) validateListen(l *Listen) {
 	} else if len(adm.Token.Reveal()) < 16 {
 		d.at("listen.admin.token", "is too short (at least 16 characters; e.g. openssl rand -hex 32)")
 	}
+	if tz := adm.Dashboard.Timezone; tz != "" {
+		if _, err := schedule.LoadLocation(tz); err != nil {
+			d.at("listen.admin.dashboard.timezone", "unknown time zone %q", tz)
+		}
+	}
+	d.positive("listen.admin.dashboard.session_ttl", adm.Dashboard.SessionTTL)
 }
 
 // checkURL returns a problem with an absolute http(s) URL, or "".

@@ -131,23 +131,32 @@ func (a *AdminAPI) getEvent(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, EventDetail{Event: *ev, AttemptLog: atts})
 }
 
+// Replay puts a dead (or delivered) event back in the queue, wakes the
+// dispatcher and returns the event as it now is. The JSON endpoint and the
+// dashboard both replay through it.
+func (a *AdminAPI) Replay(ctx context.Context, id string) (*store.Event, error) {
+	if err := a.Events.ReplayEvent(ctx, id); err != nil {
+		return nil, fmt.Errorf("replay %s: %w", id, err)
+	}
+	if a.Wake != nil {
+		a.Wake()
+	}
+	ev, err := a.Events.GetEvent(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("replay %s: %w", id, err)
+	}
+	return ev, nil
+}
+
 func (a *AdminAPI) replayEvent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	err := a.Events.ReplayEvent(r.Context(), id)
+	ev, err := a.Replay(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		WriteJSON(w, http.StatusNotFound, map[string]string{"error": "no event " + id})
 		return
 	}
 	if err != nil {
 		WriteError(w, http.StatusConflict, err)
-		return
-	}
-	if a.Wake != nil {
-		a.Wake()
-	}
-	ev, err := a.Events.GetEvent(r.Context(), id)
-	if err != nil {
-		WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
 	WriteJSON(w, http.StatusOK, ev)

@@ -42,6 +42,10 @@ type AdminOptions struct {
 	// Addr is "host:port" or "unix:/path/to/socket".
 	Addr  string
 	Token string
+	// Dashboard, when set, is served under /ui/ with its own
+	// authentication (bearer token or its login session); GET / redirects
+	// to it.
+	Dashboard http.Handler
 }
 
 // Listen opens a listener for addr ("unix:/path" or "host:port"). A stale
@@ -256,6 +260,12 @@ func NewAdminServer(o AdminOptions, api http.Handler, gatherer prometheus.Gather
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", RequireToken(o.Token, promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
+	if o.Dashboard != nil {
+		mux.Handle("/ui/", o.Dashboard)
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+		})
+	}
 	mux.Handle("/", RequireToken(o.Token, api))
 	return &http.Server{
 		Handler:           instrument("admin", mux, log, m, nil),

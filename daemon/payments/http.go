@@ -143,7 +143,7 @@ const neutralPage = `<!DOCTYPE html>
 //
 //	POST /v1/payments        start a payment (JSON StartRequest; JSON Started,
 //	                         or the auto-submitting page with Accept: text/html)
-//	GET  /v1/payments        list (?state=&gateway=&order_id=&limit=)
+//	GET  /v1/payments        list (?state=&gateway=&order_id=&verdict=&limit=)
 //	GET  /v1/payments/{ref}  payment and timeline (Detail)
 func (s *Service) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -222,7 +222,7 @@ func acceptsHTML(accept string) bool {
 
 func (s *Service) adminList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := ListFilter{State: State(q.Get("state")), Gateway: q.Get("gateway"), OrderID: q.Get("order_id")}
+	f := ListFilter{State: State(q.Get("state")), Gateway: q.Get("gateway"), OrderID: q.Get("order_id"), Verdict: Verdict(q.Get("verdict"))}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -266,16 +266,71 @@ type ListFilter struct {
 	State   State  // "" = any
 	Gateway string // "" = any
 	OrderID string // "" = any
-	Limit   int    // 0 = 100, at most 10000
+	// Verdict keeps the payments with at least one response of that
+	// verdict on their timeline (e.g. conflict, mismatch); "" = any.
+	Verdict Verdict
+	Limit   int // 0 = 100, at most 10000
 }
 
 var validStates = map[State]bool{StatePending: true, StateAccepted: true, StateRefused: true, StateCancelled: true,
 	StateFailed: true, StateExpired: true, StateUnknown: true}
 
+var validVerdicts = map[Verdict]bool{VerdictDecided: true, VerdictDuplicate: true, VerdictConflict: true, VerdictNotFinal: true,
+	VerdictMismatch: true, VerdictRejected: true, VerdictUnknownReference: true, VerdictError: true}
+
+// States lists every payment state, in the order of a payment's life.
+func States() []State {
+	return []State{StatePending, StateAccepted, StateRefused, StateCancelled, StateFailed, StateExpired, StateUnknown}
+}
+
+// CountByState counts the payments in each state (states with none are
+// absent).
+func (s *Service) CountByState(ctx context.Context) (map[State]int64, error) {
+	out := map[State]int64{}
+	err := s.st.InTx(ctx, func(tx store.Tx) error {
+		clear(out)
+		rows, err := tx.Query(ctx, `SELECT state, COUNT(*) FROM payments GROUP BY state`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var st string
+			var n int64
+			if err := rows.Scan(&st, &n); err != nil {
+				return err
+			}
+			out[State(st)] = n
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count payments: %w", err)
+	}
+	return out, nil
+}
+
+// History returns a payment's state transitions, oldest first.
+func (s *Service) History(ctx context.Context, ref string) ([]store.History, error) {
+	if !ValidReference(ref) {
+		return nil, &ValidationError{Field: "reference", Message: "must be 1-35 alphanumerics"}
+	}
+	var out []store.History
+	err := s.st.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		out, err = store.ReadHistory(ctx, tx, "payment", ref)
+		return err
+	})
+	return out, err
+}
+
 // List returns payments, newest first.
 func (s *Service) List(ctx context.Context, f ListFilter) ([]Payment, error) {
 	if f.State != "" && !validStates[f.State] {
 		return nil, &ValidationError{Field: "state", Message: fmt.Sprintf("unknown state %q", f.State)}
+	}
+	if f.Verdict != "" && !validVerdicts[f.Verdict] {
+		return nil, &ValidationError{Field: "verdict", Message: fmt.Sprintf("unknown verdict %q", f.Verdict)}
 	}
 	if f.Limit == 0 {
 		f.Limit = 100
@@ -296,6 +351,10 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]Payment, error) {
 	if f.OrderID != "" {
 		q += ` AND order_id = ?`
 		args = append(args, f.OrderID)
+	}
+	if f.Verdict != "" {
+		q += ` AND reference IN (SELECT reference FROM payment_responses WHERE verdict = ?)`
+		args = append(args, string(f.Verdict))
 	}
 	q += ` ORDER BY created_at DESC, reference DESC LIMIT ?`
 	args = append(args, f.Limit)

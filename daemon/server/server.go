@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/acquit/acquit/daemon/config"
+	"github.com/acquit/acquit/daemon/dashboard"
 	"github.com/acquit/acquit/daemon/hooks"
 	"github.com/acquit/acquit/daemon/httpapi"
 	"github.com/acquit/acquit/daemon/logging"
@@ -246,8 +247,14 @@ func (d *Daemon) start(ctx context.Context) error {
 		ReadHeaderTimeout: cfg.Listen.Public.ReadHeaderTimeout, ReadTimeout: cfg.Listen.Public.ReadTimeout,
 		WriteTimeout: cfg.Listen.Public.WriteTimeout, IdleTimeout: cfg.Listen.Public.IdleTimeout,
 		TrustedProxies: cfg.Listen.Public.TrustedProxies}, d.publicMux(), d.log, hm)
-	d.admin = httpapi.NewAdminServer(httpapi.AdminOptions{Addr: cfg.Listen.Admin.Addr, Token: cfg.Listen.Admin.Token.Reveal()},
-		d.adminMux(), d.reg, d.readiness, d.log, hm)
+	api := &httpapi.AdminAPI{Events: d.Store, Schedules: d.scheduleInfo, Wake: d.Dispatcher.Wake, Emit: d.emit}
+	ao := httpapi.AdminOptions{Addr: cfg.Listen.Admin.Addr, Token: cfg.Listen.Admin.Token.Reveal()}
+	if !cfg.Listen.Admin.Dashboard.Disabled {
+		if ao.Dashboard, err = d.dashboard(api); err != nil {
+			return err
+		}
+	}
+	d.admin = httpapi.NewAdminServer(ao, d.adminMux(api), d.reg, d.readiness, d.log, hm)
 
 	if err := d.Dispatcher.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
@@ -409,9 +416,31 @@ func (d *Daemon) publicMux() http.Handler {
 	return mux
 }
 
-func (d *Daemon) adminMux() http.Handler {
+// dashboard builds the web dashboard of the admin listener (/ui/).
+func (d *Daemon) dashboard(api *httpapi.AdminAPI) (http.Handler, error) {
+	cfg := d.cfg.Listen.Admin
+	loc := time.Local
+	if cfg.Dashboard.Timezone != "" {
+		l, err := schedule.LoadLocation(cfg.Dashboard.Timezone)
+		if err != nil {
+			return nil, fmt.Errorf("listen.admin.dashboard.timezone: %w", err)
+		}
+		loc = l
+	}
+	deps := dashboard.Deps{Token: cfg.Token.Reveal(), Store: d.Store, Schedules: d.Scheduler, Plugins: d.Plugins.Status,
+		Replay: api.Replay, Location: loc, SessionTTL: cfg.Dashboard.SessionTTL, Instance: d.cfg.Instance,
+		Logger: d.log, Registerer: d.reg}
+	if d.cfg.Payments.Gateway != "" {
+		deps.Payments = d.Payments
+	}
+	if len(d.cfg.Banks) > 0 {
+		deps.Transmissions = d.Transmissions
+	}
+	return dashboard.New(deps)
+}
+
+func (d *Daemon) adminMux(api *httpapi.AdminAPI) http.Handler {
 	mux := http.NewServeMux()
-	api := &httpapi.AdminAPI{Events: d.Store, Schedules: d.scheduleInfo, Wake: d.Dispatcher.Wake, Emit: d.emit}
 	api.Register(mux)
 	ph := d.Payments.AdminHandler()
 	mux.Handle("/v1/payments", ph)

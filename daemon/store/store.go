@@ -16,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -277,4 +278,31 @@ type LeaseExpirer interface {
 // died); the scheduler calls it at start.
 type InstanceRunAbandoner interface {
 	AbandonInstanceRuns(ctx context.Context, instance string) (int, error)
+}
+
+// ReadHistory returns the state transitions recorded for one entity
+// ("payment", "transmission") inside tx, oldest first. RawID is 0 when no
+// raw input caused the transition; At is read from unix nanoseconds.
+func ReadHistory(ctx context.Context, tx Tx, entity, id string) ([]History, error) {
+	rows, err := tx.Query(ctx, `SELECT from_state, to_state, cause, COALESCE(raw_id, 0), details, at FROM history
+		WHERE entity = ? AND entity_id = ? ORDER BY id`, entity, id)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s %s: %w", entity, id, err)
+	}
+	defer rows.Close()
+	var out []History
+	for rows.Next() {
+		h := History{Entity: entity, ID: id}
+		var details string
+		var at int64
+		if err := rows.Scan(&h.From, &h.To, &h.Cause, &h.RawID, &details, &at); err != nil {
+			return nil, fmt.Errorf("history of %s %s: %w", entity, id, err)
+		}
+		h.Details, h.At = json.RawMessage(details), time.Unix(0, at).UTC()
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("history of %s %s: %w", entity, id, err)
+	}
+	return out, nil
 }

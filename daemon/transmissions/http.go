@@ -91,21 +91,12 @@ func (s *Service) Describe(ctx context.Context, id string) (*Detail, error) {
 func (s *Service) history(ctx context.Context, id string) ([]HistoryRow, error) {
 	var out []HistoryRow
 	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT from_state, to_state, cause, COALESCE(raw_id, 0), at FROM history WHERE entity = ? AND entity_id = ? ORDER BY id`, "transmission", id)
-		if err != nil {
-			return err
+		hs, err := store.ReadHistory(ctx, tx, "transmission", id)
+		out = out[:0]
+		for _, h := range hs {
+			out = append(out, HistoryRow{From: h.From, To: h.To, Cause: h.Cause, RawID: h.RawID, At: h.At})
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var h HistoryRow
-			var at int64
-			if err := rows.Scan(&h.From, &h.To, &h.Cause, &h.RawID, &at); err != nil {
-				return err
-			}
-			h.At = time.Unix(0, at).UTC()
-			out = append(out, h)
-		}
-		return rows.Err()
+		return err
 	})
 	return out, err
 }
