@@ -500,25 +500,3 @@ func TestAmountsTimesAndDownloads(t *testing.T) {
 		t.Fatalf("unknown state filter: %d", resp.StatusCode)
 	}
 }
-
-func TestMoney(t *testing.T) {
-	for _, tc := range []struct {
-		minor int64
-		cur   string
-		want  string
-	}{
-		{1000, "EUR", "10.00 EUR"}, {5, "EUR", "0.05 EUR"}, {-1999, "USD", "-19.99 USD"}, {1000, "JPY", "1000 JPY"},
-		{1234, "KWD", "1.234 KWD"}, {0, "EUR", "0.00 EUR"}, {99_999_999_999, "EUR", "999999999.99 EUR"},
-	} {
-		if got := dashboard.Money(tc.minor, tc.cur); got != tc.want {
-			t.Errorf("Money(%d, %s) = %q, want %q", tc.minor, tc.cur, got, tc.want)
-		}
-	}
-	for _, tc := range []struct{ v, cur, want string }{
-		{"12.5", "EUR", "12.50 EUR"}, {"100", "EUR", "100.00 EUR"}, {"7", "JPY", "7 JPY"}, {"1e3", "EUR", "1e3 EUR"}, {"600.50", "", "600.50"},
-	} {
-		if got := dashboard.Decimal(tc.v, tc.cur); got != tc.want {
-			t.Errorf("Decimal(%q, %q) = %q, want %q", tc.v, tc.cur, got, tc.want)
-		}
-	}
-}

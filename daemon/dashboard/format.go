@@ -5,79 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/text/currency"
-
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/money"
 )
-
-// scale is the number of decimals of an ISO 4217 currency (2 when
-// unknown).
-func scale(cur string) int {
-	u, err := currency.ParseISO(cur)
-	if err != nil {
-		return 2
-	}
-	s, _ := currency.Standard.Rounding(u)
-	return s
-}
-
-// Money formats an amount in minor units as major units with its currency:
-// Money(1000, "EUR") = "10.00 EUR", Money(1000, "JPY") = "1000 JPY".
-func Money(minor int64, cur string) string {
-	neg := minor < 0
-	if neg {
-		minor = -minor
-	}
-	s := strconv.FormatInt(minor, 10)
-	if n := scale(cur); n > 0 {
-		if len(s) <= n {
-			s = strings.Repeat("0", n-len(s)+1) + s
-		}
-		s = s[:len(s)-n] + "." + s[len(s)-n:]
-	}
-	if neg {
-		s = "-" + s
-	}
-	return strings.TrimSpace(s + " " + cur)
-}
-
-// Decimal formats a decimal amount as written in a bank file ("12.5") with
-// the currency's decimals and its code: "12.50 EUR". A value that is not a
-// plain decimal is returned as written, with the currency.
-func Decimal(v, cur string) string {
-	v = strings.TrimSpace(v)
-	whole, frac, _ := strings.Cut(v, ".")
-	ok := whole != "" && len(v) <= 40
-	for _, c := range whole + frac {
-		if c < '0' || c > '9' {
-			ok = false
-		}
-	}
-	if !ok {
-		return strings.TrimSpace(v + " " + cur)
-	}
-	if n := scale(cur); len(frac) < n {
-		frac += strings.Repeat("0", n-len(frac))
-	}
-	out := whole
-	if frac != "" {
-		out += "." + frac
-	}
-	return strings.TrimSpace(out + " " + cur)
-}
 
 // timeFormat is how times are shown: date, time and the zone's abbreviation.
 const timeFormat = "2006-01-02 15:04:05 MST"
 
 func funcs(loc *time.Location) template.FuncMap {
 	return template.FuncMap{
-		"money":   Money,
-		"decimal": Decimal,
+		"money":   money.Format,
+		"decimal": money.FormatDecimal,
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return "—"

@@ -451,7 +451,6 @@ type transmissionPageData struct {
 	Segments    any
 	ReturnCode  string
 	ReturnText  string
-	Currency    string
 	RejectedN   int
 	Acks        []transmissions.Ack
 	Events      []store.Event
@@ -479,14 +478,6 @@ func (db *Dashboard) transmissionPage(w http.ResponseWriter, r *http.Request) {
 		d.ReturnText, _ = details["return_text"].(string)
 	}
 	d.DetailsJSON = pretty(det.Details)
-	for _, x := range det.Rejected {
-		if d.Currency == "" {
-			d.Currency = x.Currency
-		} else if d.Currency != x.Currency {
-			d.Currency = "" // several currencies: the control sum has none
-			break
-		}
-	}
 	for _, x := range det.Rejected {
 		if x.Status == "RJCT" {
 			d.RejectedN++
