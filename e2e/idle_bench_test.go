@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acquit/acquit/daemon/demo"
+	"github.com/acquit/acquit/internal/demo"
 )
 
 // BenchmarkIdleDaemon starts the real daemon with both bank plugins (atos
