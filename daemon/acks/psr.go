@@ -1,7 +1,7 @@
 package acks
 
 import (
-	"bytes"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"regexp"
@@ -155,7 +155,8 @@ type PSRSummary struct {
 }
 
 var (
-	pain002NS = regexp.MustCompile(`(?:^|[:/$])(pain\.002\.00[0-9]\.[0-9]{2})(?:\.[a-z]{2}\.[0-9]{2})?(?:\.xsd)?$`)
+	pain002NS  = regexp.MustCompile(`(?:^|[:/$])(pain\.002\.00[0-9]\.[0-9]{2})(?:\.[a-z]{2}\.[0-9]{2})?(?:\.xsd)?$`)
+	statusCode = regexp.MustCompile(`^[A-Z0-9]{4}$`)
 )
 
 // ParsePSR reads a pain.002 (.001.02, .03 up to .10 and later, and the
@@ -176,7 +177,6 @@ type psrParser struct {
 	h   PSRHandler
 	g   PSRGroup
 	buf []byte
-	txv PSRTx // the current transaction (OnTx's pointer is only valid during the call)
 
 	report    bool // the report element has been seen
 	inGroup   bool
@@ -196,30 +196,29 @@ func (p *psrParser) fail(kind error, format string, args ...any) error {
 func (p *psrParser) run() error {
 	pop := false
 	for {
-		kind, err := p.s.next(&pop)
+		tok, err := p.s.next(&pop)
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
 			return err
 		}
-		switch kind {
-		case tokStart:
+		switch t := tok.(type) {
+		case xml.StartElement:
 			p.buf = p.buf[:0]
-			if err := p.start(); err != nil {
+			if err := p.start(t); err != nil {
 				return err
 			}
-		case tokText:
-			t := p.s.t.text
+		case xml.CharData:
 			if len(p.buf)+len(t) > p.s.lim.MaxTokenBytes {
 				return p.fail(ErrTokenTooLarge, "text of <%s>", p.s.up(0))
 			}
 			p.buf = append(p.buf, t...)
-		case tokEnd:
+		case xml.EndElement:
 			if err := p.end(); err != nil {
 				return err
 			}
 			p.buf = p.buf[:0]
-		}
-		if kind == tokEOF {
-			break
 		}
 	}
 	if !p.report {
@@ -231,15 +230,15 @@ func (p *psrParser) run() error {
 	return nil
 }
 
-func (p *psrParser) start() error {
+func (p *psrParser) start(t xml.StartElement) error {
 	depth := len(p.s.stack)
-	name := p.s.up(0)
+	name := t.Name.Local
 	switch depth {
 	case 1:
 		if name != "Document" {
 			return p.fail(ErrNotPain002, "root element is <%s>", clip(name))
 		}
-		ns := p.s.rootNS
+		ns := t.Name.Space
 		if ns != "" {
 			m := pain002NS.FindStringSubmatch(ns)
 			if m == nil {
@@ -277,8 +276,7 @@ func (p *psrParser) start() error {
 			if !p.groupDone {
 				return p.fail(ErrMalformed, "TxInfAndSts before OrgnlGrpInfAndSts")
 			}
-			p.txv = PSRTx{}
-			p.tx = &p.txv
+			p.tx = &PSRTx{}
 		}
 		return nil
 	}
@@ -287,8 +285,7 @@ func (p *psrParser) start() error {
 		if p.pmt == nil || depth != 4 || p.tx != nil {
 			return p.fail(ErrMalformed, "misplaced TxInfAndSts")
 		}
-		p.txv = PSRTx{OrgnlPmtInfId: p.pmt.OrgnlPmtInfId}
-		p.tx = &p.txv
+		p.tx = &PSRTx{OrgnlPmtInfId: p.pmt.OrgnlPmtInfId}
 	case "StsRsnInf":
 		if p.rsn != nil {
 			return p.fail(ErrMalformed, "nested StsRsnInf")
@@ -307,9 +304,9 @@ func (p *psrParser) start() error {
 		}
 	case "InstdAmt":
 		if p.tx != nil && p.s.within("OrgnlTxRef") {
-			for _, a := range p.s.t.attrs {
-				if string(a.local) == "Ccy" {
-					p.tx.Currency = string(bytes.TrimSpace(a.value))
+			for _, a := range t.Attr {
+				if a.Name.Local == "Ccy" {
+					p.tx.Currency = strings.TrimSpace(a.Value)
 				}
 			}
 		}
@@ -325,42 +322,16 @@ func clip(s string) string {
 }
 
 func (p *psrParser) setStatus(dst *Status, what string) error {
-	v := bytes.TrimSpace(p.buf)
+	v := strings.TrimSpace(string(p.buf))
 	if *dst != "" {
 		return p.fail(ErrMalformed, "duplicate %s", what)
 	}
-	if !isStatusCode(v) {
-		return p.fail(ErrMalformed, "%s %q is not a status code", what, clip(string(v)))
+	if !statusCode.MatchString(v) {
+		return p.fail(ErrMalformed, "%s %q is not a status code", what, clip(v))
 	}
-	*dst = statusOf(v)
+	*dst = Status(v)
 	return nil
 }
-
-// isStatusCode reports whether v is four upper-case letters or digits.
-func isStatusCode(v []byte) bool {
-	if len(v) != 4 {
-		return false
-	}
-	for _, c := range v {
-		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// statusOf returns the Status for a code, without allocating for the
-// known ones.
-func statusOf(v []byte) Status {
-	for _, s := range knownStatuses {
-		if string(s) == string(v) {
-			return s
-		}
-	}
-	return Status(v)
-}
-
-var knownStatuses = [...]Status{StatusACCP, StatusACSC, StatusACSP, StatusACTC, StatusACWC, StatusRJCT, StatusPART, StatusPDNG, StatusRCVD}
 
 func (p *psrParser) text() string { return strings.TrimSpace(string(p.buf)) }
 

@@ -49,6 +49,12 @@ func (e *Error) Error() string { return fmt.Sprintf("admin API: %d: %s", e.Statu
 // Do sends a request with an optional JSON body and decodes the JSON answer
 // into out (when non-nil). It returns the raw answer too.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) ([]byte, error) {
+	return c.DoWithHeaders(ctx, method, path, nil, body, out)
+}
+
+// DoWithHeaders is Do with extra request headers (empty values are not
+// sent).
+func (c *Client) DoWithHeaders(ctx context.Context, method, path string, headers map[string]string, body, out any) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -63,6 +69,11 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) ([]
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
+	for k, v := range headers {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

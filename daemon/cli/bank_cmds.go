@@ -96,7 +96,64 @@ func (r *root) paymentsCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(list, show)
+	cmd.AddCommand(list, show, r.paymentsStartCmd())
+	return cmd
+}
+
+// paymentsStartCmd starts a payment as a shop does (POST /v1/payments), for
+// trying acquit out and for shops that script it.
+func (r *root) paymentsStartCmd() *cobra.Command {
+	var req payments.StartRequest
+	var amount, idemKey string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "start --order ID --amount 10.00 --currency EUR",
+		Short: "Start a payment as a shop does (POST /v1/payments) and print where to send the customer",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			minor, err := money.ParseMajor(amount, req.Currency)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			req.Amount = minor
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout()
+			defer cancel()
+			var st payments.Started
+			raw, err := c.DoWithHeaders(ctx, "POST", "/v1/payments", map[string]string{"Idempotency-Key": idemKey}, req, &st)
+			if err != nil {
+				return err
+			}
+			if r.cf.json {
+				_, err := cmd.OutOrStdout().Write(raw)
+				return err
+			}
+			if quiet {
+				fmt.Fprintln(cmd.OutOrStdout(), st.Reference)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "reference: %s\namount:    %s\nredirect:  %s %s\n", st.Reference,
+				money.Format(req.Amount, req.Currency), st.Method, st.RedirectURL)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.OrderID, "order", "", "the shop's order id")
+	f.StringVar(&amount, "amount", "", "amount in major units, e.g. 10.00")
+	f.StringVar(&req.Currency, "currency", "EUR", "ISO 4217 code")
+	f.StringVar(&req.SuccessURL, "success-url", "http://127.0.0.1:8092/paid", "where the customer lands after paying")
+	f.StringVar(&req.FailureURL, "failure-url", "http://127.0.0.1:8092/not-paid", "where the customer lands otherwise")
+	f.StringVar(&req.CustomerEmail, "email", "", "customer e-mail")
+	f.StringVar(&req.CustomerID, "customer", "", "customer id")
+	f.StringVar(&req.Gateway, "gateway", "", "payment gateway plugin (default payments.gateway)")
+	f.StringVar(&req.Merchant, "merchant", "", "merchant account of the gateway (default its default)")
+	f.StringVar(&idemKey, "idempotency-key", "", "Idempotency-Key header: retrying with the same key never starts a second payment")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only the payment's reference")
+	_ = cmd.MarkFlagRequired("order")
+	_ = cmd.MarkFlagRequired("amount")
 	return cmd
 }
 

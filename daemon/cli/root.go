@@ -42,7 +42,7 @@ func NewRoot() *cobra.Command {
 	cmd.PersistentFlags().StringVarP(&r.configPath, "config", "c", envOr("ACQUIT_CONFIG", "/etc/acquit/acquit.yaml"), "configuration file")
 	r.cf.bind(cmd)
 	cmd.AddCommand(r.serveCmd(), r.configCmd(), r.scriptsCmd(), r.hooksCmd(), r.eventsCmd(), r.schedulesCmd(),
-		r.paymentsCmd(), r.transmissionsCmd(), r.ebicsCmd(), r.pluginsCmd())
+		r.paymentsCmd(), r.transmissionsCmd(), r.ebicsCmd(), r.pluginsCmd(), r.initCmd(), r.healthCmd())
 	return cmd
 }
 

@@ -4,6 +4,7 @@
 package money
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -89,4 +90,23 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// ParseMajor reads a decimal amount in major units ("10", "10.5", "10.50")
+// and returns it in minor units of currency. More decimals than the
+// currency has, signs, exponents and anything but digits and one dot are
+// refused.
+func ParseMajor(s, currency string) (int64, error) {
+	intPart, frac, hasDot := strings.Cut(strings.TrimSpace(s), ".")
+	e := Exponent(currency)
+	switch {
+	case intPart == "" || !isDigits(intPart) || !isDigits(frac) || (hasDot && frac == ""):
+		return 0, fmt.Errorf("amount %q: want digits with an optional decimal point, e.g. 10.50", s)
+	case len(frac) > e:
+		return 0, fmt.Errorf("amount %q: %s has %d decimals", s, strings.ToUpper(currency), e)
+	case len(intPart) > 15:
+		return 0, fmt.Errorf("amount %q: too large", s)
+	}
+	frac += strings.Repeat("0", e-len(frac))
+	return strconv.ParseInt(intPart+frac, 10, 64)
 }

@@ -45,3 +45,35 @@ func TestFormatDecimal(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMajor(t *testing.T) {
+	cases := []struct {
+		in, currency string
+		want         int64
+		ok           bool
+	}{
+		{"10.00", "EUR", 1000, true},
+		{"10", "EUR", 1000, true},
+		{"10.5", "EUR", 1050, true},
+		{"0.01", "EUR", 1, true},
+		{"1000", "JPY", 1000, true},
+		{"1.234", "KWD", 1234, true},
+		{"10.001", "EUR", 0, false},
+		{"10.5", "JPY", 0, false},
+		{"-1", "EUR", 0, false},
+		{"1e3", "EUR", 0, false},
+		{"10.", "EUR", 0, false},
+		{".5", "EUR", 0, false},
+		{"", "EUR", 0, false},
+		{"1234567890123456", "EUR", 0, false},
+	}
+	for _, c := range cases {
+		got, err := ParseMajor(c.in, c.currency)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseMajor(%q, %q) = %d, %v; want %d ok=%v", c.in, c.currency, got, err, c.want, c.ok)
+		}
+		if c.ok && Major(got, c.currency) != FormatDecimal(c.in, c.currency)[:len(Major(got, c.currency))] {
+			t.Errorf("round trip of %q: %q", c.in, Major(got, c.currency))
+		}
+	}
+}

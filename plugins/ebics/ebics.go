@@ -332,6 +332,10 @@ func (p *Plugin) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, 
 	case "fetch-bank-keys":
 		bk, err := rt.client.HPB(ctx)
 		var te *client.TrustError
+		if errors.As(err, &te) && te.NotConfigured && (req.Params["auth_hash"] != "" || req.Params["enc_hash"] != "") {
+			// The operator typed the hashes of the bank's letter.
+			err = rt.client.AcceptBankKeys(ctx, bk, req.Params["auth_hash"], req.Params["enc_hash"])
+		}
 		if errors.As(err, &te) && te.NotConfigured {
 			return &sdk.KeyResult{Status: "unverified", Text: "Compare with the bank's letter, then set bank_auth_hash and bank_enc_hash:\nX002: " +
 				te.BankAuthDigest + "\nE002: " + te.BankEncDigest + "\n", Meta: map[string]string{"bank_auth_hash": te.BankAuthDigest, "bank_enc_hash": te.BankEncDigest}}, nil

@@ -300,9 +300,26 @@ func (c *Client) HPB(ctx context.Context) (*BankKeys, error) {
 		return nil, fmt.Errorf("ebics HPB: unexpected order data %s (%s/%s)", kod.Kind, kod.Auth.Version, kod.Enc.Version)
 	}
 	bk := &BankKeys{Auth: *kod.Auth, Enc: *kod.Enc}
-	if err := c.checkTrust(bk); err != nil {
+	if err := c.checkTrust(bk, c.bank.BankAuthHash, c.bank.BankEncHash); err != nil {
 		return bk, err
 	}
+	return bk, c.storeBankKeys(ctx, bk)
+}
+
+// AcceptBankKeys stores bank keys that HPB returned unverified (no hashes
+// configured) once they match the hashes the operator read on the bank's
+// letter. A mismatch is a *TrustError and nothing is stored.
+func (c *Client) AcceptBankKeys(ctx context.Context, bk *BankKeys, authHash, encHash string) error {
+	if authHash == "" || encHash == "" {
+		return errors.New("ebics: both the authentication and the encryption hash of the bank's letter are needed")
+	}
+	if err := c.checkTrust(bk, authHash, encHash); err != nil {
+		return err
+	}
+	return c.storeBankKeys(ctx, bk)
+}
+
+func (c *Client) storeBankKeys(ctx context.Context, bk *BankKeys) error {
 	st := storedBankKeys{AuthPub: x509.MarshalPKCS1PublicKey(bk.Auth.Key), EncPub: x509.MarshalPKCS1PublicKey(bk.Enc.Key)}
 	if bk.Auth.Cert != nil {
 		st.AuthCert = bk.Auth.Cert.Raw
@@ -311,25 +328,26 @@ func (c *Client) HPB(ctx context.Context) (*BankKeys, error) {
 		st.EncCert = bk.Enc.Cert.Raw
 	}
 	if err := c.putJSON(ctx, c.stateKey("bankkeys"), st); err != nil {
-		return nil, err
+		return err
 	}
 	c.setBK(bk)
 	c.log.Info().Str("auth_hash", hex.EncodeToString(bk.Auth.Digest(c.version))).Msg("ebics bank keys verified and stored")
-	return bk, nil
+	return nil
 }
 
-func (c *Client) checkTrust(bk *BankKeys) error {
+// checkTrust compares the bank's keys with the hashes of its letter.
+func (c *Client) checkTrust(bk *BankKeys, authHash, encHash string) error {
 	gotA := bk.Auth.Digest(c.version)
 	gotE := bk.Enc.Digest(c.version)
 	te := &TrustError{BankAuthDigest: protocol.FormatHash(gotA), BankEncDigest: protocol.FormatHash(gotE)}
-	if c.bank.BankAuthHash == "" || c.bank.BankEncHash == "" {
+	if authHash == "" || encHash == "" {
 		te.NotConfigured = true
 		return te
 	}
 	for _, x := range []struct {
 		which, conf string
 		got         []byte
-	}{{"authentication", c.bank.BankAuthHash, gotA}, {"encryption", c.bank.BankEncHash, gotE}} {
+	}{{"authentication", authHash, gotA}, {"encryption", encHash, gotE}} {
 		want, err := protocol.ParseHash(x.conf)
 		if err != nil {
 			return err
@@ -374,8 +392,14 @@ func (c *Client) LoadBankKeys(ctx context.Context) (*BankKeys, error) {
 	if bk.Enc, err = load(st.EncPub, st.EncCert, "E002"); err != nil {
 		return nil, fmt.Errorf("ebics stored bank keys: %w", err)
 	}
-	if err := c.checkTrust(bk); err != nil {
-		return nil, err
+	// Keys stored after the operator checked them against the letter
+	// (AcceptBankKeys) are trusted as stored; configured hashes are
+	// checked every time, so changing them in the configuration takes
+	// effect.
+	if c.bank.BankAuthHash != "" || c.bank.BankEncHash != "" {
+		if err := c.checkTrust(bk, c.bank.BankAuthHash, c.bank.BankEncHash); err != nil {
+			return nil, err
+		}
 	}
 	c.setBK(bk)
 	return bk, nil

@@ -349,7 +349,7 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	if err != nil {
 		return fail("091111", err.Error())
 	}
-	digest := protocol.ESDigest(plain, !s.cfg.ESRawDigest)
+	digest := protocol.DocumentDigest(plain)
 	if v == protocol.H005 && !bytesEq(digest, t.dataDigest) {
 		return fail(protocol.CodeSignatureFailed, "DataDigest does not match the order data")
 	}

@@ -14,10 +14,12 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -44,6 +46,7 @@ func main() {
 	dropAfter := flag.Int("drop-after", 0, "store upload segment N then drop the connection (once)")
 	ierr := flag.Int("internal-error-at", 0, "answer 061099 to upload segment N (once)")
 	rsync := flag.Int("recovery-sync-at", 0, "answer 061101 EBICS_TX_RECOVERY_SYNC to upload segment N (once)")
+	letterDir := flag.String("letter", "", "folder where the bank writes its letter: the hashes of its keys, one file each (H004.auth, H004.enc, H005.auth, H005.enc)")
 	flag.Parse()
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339}).With().Timestamp().Logger()
 	var rej []string
@@ -77,6 +80,19 @@ func main() {
 	for _, v := range []protocol.Version{protocol.H004, protocol.H005} {
 		a, e := s.BankKeyHashes(v)
 		fmt.Printf("%s bank_auth_hash: %q\n%s bank_enc_hash: %q\n", v, oneLine(protocol.FormatHash(a)), v, oneLine(protocol.FormatHash(e)))
+		if *letterDir != "" {
+			if err := os.MkdirAll(*letterDir, 0o755); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			for ext, h := range map[string][]byte{"auth": a, "enc": e} {
+				p := filepath.Join(*letterDir, string(v)+"."+ext)
+				if err := os.WriteFile(p, []byte(hex.EncodeToString(h)+"\n"), 0o644); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
+			}
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
