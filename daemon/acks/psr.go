@@ -1,7 +1,7 @@
 package acks
 
 import (
-	"encoding/xml"
+	"bytes"
 	"fmt"
 	"io"
 	"regexp"
@@ -155,8 +155,7 @@ type PSRSummary struct {
 }
 
 var (
-	pain002NS  = regexp.MustCompile(`(?:^|[:/$])(pain\.002\.00[0-9]\.[0-9]{2})(?:\.[a-z]{2}\.[0-9]{2})?(?:\.xsd)?$`)
-	statusCode = regexp.MustCompile(`^[A-Z0-9]{4}$`)
+	pain002NS = regexp.MustCompile(`(?:^|[:/$])(pain\.002\.00[0-9]\.[0-9]{2})(?:\.[a-z]{2}\.[0-9]{2})?(?:\.xsd)?$`)
 )
 
 // ParsePSR reads a pain.002 (.001.02, .03 up to .10 and later, and the
@@ -177,6 +176,7 @@ type psrParser struct {
 	h   PSRHandler
 	g   PSRGroup
 	buf []byte
+	txv PSRTx // the current transaction (OnTx's pointer is only valid during the call)
 
 	report    bool // the report element has been seen
 	inGroup   bool
@@ -196,29 +196,30 @@ func (p *psrParser) fail(kind error, format string, args ...any) error {
 func (p *psrParser) run() error {
 	pop := false
 	for {
-		tok, err := p.s.next(&pop)
-		if err == io.EOF {
-			break
-		}
+		kind, err := p.s.next(&pop)
 		if err != nil {
 			return err
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
+		switch kind {
+		case tokStart:
 			p.buf = p.buf[:0]
-			if err := p.start(t); err != nil {
+			if err := p.start(); err != nil {
 				return err
 			}
-		case xml.CharData:
+		case tokText:
+			t := p.s.t.text
 			if len(p.buf)+len(t) > p.s.lim.MaxTokenBytes {
 				return p.fail(ErrTokenTooLarge, "text of <%s>", p.s.up(0))
 			}
 			p.buf = append(p.buf, t...)
-		case xml.EndElement:
+		case tokEnd:
 			if err := p.end(); err != nil {
 				return err
 			}
 			p.buf = p.buf[:0]
+		}
+		if kind == tokEOF {
+			break
 		}
 	}
 	if !p.report {
@@ -230,15 +231,15 @@ func (p *psrParser) run() error {
 	return nil
 }
 
-func (p *psrParser) start(t xml.StartElement) error {
+func (p *psrParser) start() error {
 	depth := len(p.s.stack)
-	name := t.Name.Local
+	name := p.s.up(0)
 	switch depth {
 	case 1:
 		if name != "Document" {
 			return p.fail(ErrNotPain002, "root element is <%s>", clip(name))
 		}
-		ns := t.Name.Space
+		ns := p.s.rootNS
 		if ns != "" {
 			m := pain002NS.FindStringSubmatch(ns)
 			if m == nil {
@@ -276,7 +277,8 @@ func (p *psrParser) start(t xml.StartElement) error {
 			if !p.groupDone {
 				return p.fail(ErrMalformed, "TxInfAndSts before OrgnlGrpInfAndSts")
 			}
-			p.tx = &PSRTx{}
+			p.txv = PSRTx{}
+			p.tx = &p.txv
 		}
 		return nil
 	}
@@ -285,7 +287,8 @@ func (p *psrParser) start(t xml.StartElement) error {
 		if p.pmt == nil || depth != 4 || p.tx != nil {
 			return p.fail(ErrMalformed, "misplaced TxInfAndSts")
 		}
-		p.tx = &PSRTx{OrgnlPmtInfId: p.pmt.OrgnlPmtInfId}
+		p.txv = PSRTx{OrgnlPmtInfId: p.pmt.OrgnlPmtInfId}
+		p.tx = &p.txv
 	case "StsRsnInf":
 		if p.rsn != nil {
 			return p.fail(ErrMalformed, "nested StsRsnInf")
@@ -304,9 +307,9 @@ func (p *psrParser) start(t xml.StartElement) error {
 		}
 	case "InstdAmt":
 		if p.tx != nil && p.s.within("OrgnlTxRef") {
-			for _, a := range t.Attr {
-				if a.Name.Local == "Ccy" {
-					p.tx.Currency = strings.TrimSpace(a.Value)
+			for _, a := range p.s.t.attrs {
+				if string(a.local) == "Ccy" {
+					p.tx.Currency = string(bytes.TrimSpace(a.value))
 				}
 			}
 		}
@@ -322,16 +325,42 @@ func clip(s string) string {
 }
 
 func (p *psrParser) setStatus(dst *Status, what string) error {
-	v := strings.TrimSpace(string(p.buf))
+	v := bytes.TrimSpace(p.buf)
 	if *dst != "" {
 		return p.fail(ErrMalformed, "duplicate %s", what)
 	}
-	if !statusCode.MatchString(v) {
-		return p.fail(ErrMalformed, "%s %q is not a status code", what, clip(v))
+	if !isStatusCode(v) {
+		return p.fail(ErrMalformed, "%s %q is not a status code", what, clip(string(v)))
 	}
-	*dst = Status(v)
+	*dst = statusOf(v)
 	return nil
 }
+
+// isStatusCode reports whether v is four upper-case letters or digits.
+func isStatusCode(v []byte) bool {
+	if len(v) != 4 {
+		return false
+	}
+	for _, c := range v {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// statusOf returns the Status for a code, without allocating for the
+// known ones.
+func statusOf(v []byte) Status {
+	for _, s := range knownStatuses {
+		if string(s) == string(v) {
+			return s
+		}
+	}
+	return Status(v)
+}
+
+var knownStatuses = [...]Status{StatusACCP, StatusACSC, StatusACSP, StatusACTC, StatusACWC, StatusRJCT, StatusPART, StatusPDNG, StatusRCVD}
 
 func (p *psrParser) text() string { return strings.TrimSpace(string(p.buf)) }
 

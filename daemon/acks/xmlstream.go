@@ -2,7 +2,6 @@ package acks
 
 import (
 	"bytes"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -86,132 +85,126 @@ func charsetReader(label string, input io.Reader) (io.Reader, error) {
 	return nil, fmt.Errorf("unsupported encoding %q", label)
 }
 
-// xmlStream is a hardened token reader: it refuses directives (DOCTYPE,
-// ENTITY), caps depth and token size, and keeps the stack of local element
-// names.
+// xmlStream is a hardened token reader over the tokenizer: it caps depth,
+// checks that end tags match, that there is one root element and no text
+// outside it, and keeps the stack of local element names (interned, so
+// the names of a 100,000-transaction document are allocated once).
 type xmlStream struct {
 	g      *guardReader
-	d      *xml.Decoder
+	t      *tokenizer
 	lim    Limits
 	stack  []string // local names of the open elements
 	pfx    []string // their prefixes, to check end tags
+	names  map[string]string
 	format string
 	entry  string
 
 	rootSeen bool
+	rootNS   string // the root element's namespace
 }
 
 func newXMLStream(r io.Reader, lim Limits, format string) *xmlStream {
 	g := &guardReader{r: r, maxTotal: lim.MaxBytes, maxRun: lim.MaxTokenBytes}
-	d := xml.NewDecoder(g)
-	d.Strict = true
-	d.CharsetReader = charsetReader
-	return &xmlStream{g: g, d: d, lim: lim, format: format, stack: make([]string, 0, 16)}
+	return &xmlStream{g: g, t: newTokenizer(g, lim.MaxTokenBytes), lim: lim, format: format,
+		stack: make([]string, 0, 16), pfx: make([]string, 0, 16), names: make(map[string]string, 64)}
 }
 
 func (s *xmlStream) fail(kind error, detail string, err error) *ParseError {
-	return &ParseError{Kind: kind, Format: s.format, Entry: s.entry, Offset: s.d.InputOffset(), Detail: detail, Err: err}
+	return &ParseError{Kind: kind, Format: s.format, Entry: s.entry, Offset: s.t.offset(), Detail: detail, Err: err}
 }
 
-// next returns the next token (StartElement, EndElement or CharData;
-// comments and processing instructions are skipped) or a *ParseError.
-// At the end of the input it returns io.EOF. The stack is pushed on
-// StartElement and popped after the EndElement has been returned.
+// maxInterned bounds the table of interned names (a hostile document
+// with endless distinct names gets fresh strings past it).
+const maxInterned = 1024
+
+func (s *xmlStream) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if v, ok := s.names[string(b)]; ok {
+		return v
+	}
+	v := string(b)
+	if len(s.names) < maxInterned {
+		s.names[v] = v
+	}
+	return v
+}
+
+// next returns the next token kind (tokStart, tokEnd or tokText; comments
+// and processing instructions are skipped) or a *ParseError. At the end of
+// the input it returns tokEOF and a nil error. On tokStart the element is
+// pushed (its local name is s.up(0)) and its attributes are s.t.attrs; on
+// tokText the text is s.t.text; on tokEnd the stack still holds the
+// element, popped at the next call.
 //
-// It reads raw tokens (no namespace translation, which costs about a third
-// of the decoding time) and checks end tags itself. Only the root element's
-// namespace is resolved (into Name.Space); inner elements are identified by
-// local name, whatever their prefix.
-func (s *xmlStream) next(popPending *bool) (xml.Token, error) {
+// Elements are identified by local name whatever their prefix; only the
+// root element's namespace is resolved (into s.rootNS).
+func (s *xmlStream) next(popPending *bool) (tokKind, error) {
 	if *popPending {
 		s.stack = s.stack[:len(s.stack)-1]
 		s.pfx = s.pfx[:len(s.pfx)-1]
 		*popPending = false
 	}
-	for {
-		tok, err := s.d.RawToken()
-		if err != nil {
-			if s.g.err != nil {
-				return nil, s.fail(s.g.err, "", nil)
-			}
-			if errors.Is(err, io.EOF) {
-				if len(s.stack) > 0 {
-					return nil, s.fail(ErrMalformed, "unexpected end of document", nil)
-				}
-				return nil, io.EOF
-			}
-			return nil, s.fail(ErrMalformed, "", err)
+	kind, err := s.t.next()
+	if err != nil {
+		if s.g.err != nil {
+			return tokEOF, s.fail(s.g.err, "", nil)
 		}
-		switch t := tok.(type) {
-		case xml.Directive:
-			return nil, s.fail(ErrDTD, "directive <!"+firstWord(t)+"...> refused", nil)
-		case xml.Comment:
-			if len(t) > s.lim.MaxTokenBytes {
-				return nil, s.fail(ErrTokenTooLarge, "comment", nil)
-			}
-			continue
-		case xml.ProcInst:
-			if len(t.Inst) > s.lim.MaxTokenBytes {
-				return nil, s.fail(ErrTokenTooLarge, "processing instruction", nil)
-			}
-			continue
-		case xml.CharData:
-			if len(t) > s.lim.MaxTokenBytes {
-				return nil, s.fail(ErrTokenTooLarge, "text", nil)
-			}
-			if len(s.stack) == 0 && len(bytes.TrimSpace(t)) > 0 && !bytes.Equal(bytes.TrimSpace(t), []byte("\ufeff")) {
-				return nil, s.fail(ErrMalformed, "text outside the root element", nil)
-			}
-			return t, nil
-		case xml.StartElement:
-			if len(s.stack) >= s.lim.MaxDepth {
-				return nil, s.fail(ErrTooDeep, fmt.Sprintf("deeper than %d", s.lim.MaxDepth), nil)
-			}
-			if len(s.stack) == 0 && s.seenRoot() {
-				return nil, s.fail(ErrMalformed, "second root element", nil)
-			}
-			for _, a := range t.Attr {
-				if len(a.Value) > s.lim.MaxTokenBytes {
-					return nil, s.fail(ErrTokenTooLarge, "attribute", nil)
-				}
-			}
-			s.stack = append(s.stack, t.Name.Local)
-			s.pfx = append(s.pfx, t.Name.Space)
-			if !s.rootSeen {
-				s.rootSeen = true
-				ns, ok := rootNamespace(t)
-				if !ok {
-					return nil, s.fail(ErrMalformed, "undeclared namespace prefix on the root element", nil)
-				}
-				t.Name.Space = ns
-			}
-			return t, nil
-		case xml.EndElement:
-			n := len(s.stack)
-			if n == 0 || s.stack[n-1] != t.Name.Local || s.pfx[n-1] != t.Name.Space {
-				return nil, s.fail(ErrMalformed, "end tag does not match its start tag", nil)
-			}
-			*popPending = true
-			return t, nil
+		var te *tokError
+		if errors.As(err, &te) {
+			return tokEOF, s.fail(te.kind, te.detail, nil)
 		}
+		return tokEOF, s.fail(ErrMalformed, "", err)
 	}
+	switch kind {
+	case tokEOF:
+		if len(s.stack) > 0 {
+			return tokEOF, s.fail(ErrMalformed, "unexpected end of document", nil)
+		}
+	case tokText:
+		if len(s.stack) == 0 && len(bytes.TrimSpace(s.t.text)) > 0 {
+			return tokEOF, s.fail(ErrMalformed, "text outside the root element", nil)
+		}
+	case tokStart:
+		if len(s.stack) >= s.lim.MaxDepth {
+			return tokEOF, s.fail(ErrTooDeep, fmt.Sprintf("deeper than %d", s.lim.MaxDepth), nil)
+		}
+		if len(s.stack) == 0 && s.rootSeen {
+			return tokEOF, s.fail(ErrMalformed, "second root element", nil)
+		}
+		s.stack = append(s.stack, s.intern(s.t.local))
+		s.pfx = append(s.pfx, s.intern(s.t.prefix))
+		if !s.rootSeen {
+			s.rootSeen = true
+			ns, ok := rootNamespace(s.t.prefix, s.t.attrs)
+			if !ok {
+				return tokEOF, s.fail(ErrMalformed, "undeclared namespace prefix on the root element", nil)
+			}
+			s.rootNS = ns
+		}
+	case tokEnd:
+		n := len(s.stack)
+		if n == 0 || s.stack[n-1] != string(s.t.local) || s.pfx[n-1] != string(s.t.prefix) {
+			return tokEOF, s.fail(ErrMalformed, "end tag does not match its start tag", nil)
+		}
+		*popPending = true
+	}
+	return kind, nil
 }
 
-func (s *xmlStream) seenRoot() bool { return s.rootSeen }
-
-// rootNamespace resolves the namespace of a raw root element from its own
+// rootNamespace resolves the namespace of the root element from its own
 // declarations (a document's root can only use those).
-func rootNamespace(t xml.StartElement) (string, bool) {
-	prefix := t.Name.Space
-	for _, a := range t.Attr {
-		if prefix == "" && a.Name.Space == "" && a.Name.Local == "xmlns" {
-			return a.Value, true
+func rootNamespace(prefix []byte, attrs []rawAttr) (string, bool) {
+	for _, a := range attrs {
+		if len(prefix) == 0 && len(a.prefix) == 0 && string(a.local) == "xmlns" {
+			return string(a.value), true
 		}
-		if prefix != "" && a.Name.Space == "xmlns" && a.Name.Local == prefix {
-			return a.Value, true
+		if len(prefix) > 0 && string(a.prefix) == "xmlns" && string(a.local) == string(prefix) {
+			return string(a.value), true
 		}
 	}
-	return "", prefix == ""
+	return "", len(prefix) == 0
 }
 
 func firstWord(b []byte) string {

@@ -56,10 +56,62 @@ func BenchmarkAutomaticResponseParallel(b *testing.B) {
 	}
 }
 
+// BenchmarkAutomaticResponse32 is the same with 32 concurrent senders (the
+// issue 12 target: at least a quarter of BenchmarkBareSealHandler).
+func BenchmarkAutomaticResponse32(b *testing.B) {
+	for _, d := range drivers {
+		b.Run(d, func(b *testing.B) { benchAutomatic(b, d, 32) })
+	}
+}
+
+// BenchmarkAutomaticResponseOffered1000 offers 1,000 responses a second
+// (open loop: a response is sent at its scheduled time whether or not the
+// earlier ones were answered) and reports the latency from the scheduled
+// time, so a stall counts fully instead of slowing the senders down.
+func BenchmarkAutomaticResponseOffered1000(b *testing.B) {
+	for _, d := range drivers {
+		b.Run(d, func(b *testing.B) { benchOffered(b, d, 1000) })
+	}
+}
+
+func benchOffered(b *testing.B, driver string, rate int) {
+	e := newEnvOn(b, driver, nil)
+	forms := atosResponses(b, e, b.N)
+	u := e.pub.URL + "/notify/atos/automatic"
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	lat := make([]time.Duration, b.N)
+	interval := time.Second / time.Duration(rate)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	t0 := time.Now()
+	for i := 0; i < b.N; i++ {
+		at := t0.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(at))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code := postForm(b, c, u, forms[i]); code != 200 {
+				b.Errorf("HTTP %d", code)
+			}
+			lat[i] = time.Since(at)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	b.StopTimer()
+	if got := e.notificationsOn("atos", "automatic", "decided"); got != float64(b.N) {
+		b.Fatalf("decided %v of %d", got, b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "resp/s")
+	reportLatency(b, lat)
+}
+
 func benchAutomatic(b *testing.B, driver string, senders int) {
 	e := newEnvOn(b, driver, nil)
 	forms := atosResponses(b, e, b.N)
 	u := e.pub.URL + "/notify/atos/automatic"
+	// One kept-alive connection per sender (the default keeps 2).
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
 	lat := make([]time.Duration, b.N)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -75,7 +127,7 @@ func benchAutomatic(b *testing.B, driver string, senders int) {
 					return
 				}
 				s := time.Now()
-				if code := postForm(b, e.client, u, forms[i]); code != 200 {
+				if code := postForm(b, client, u, forms[i]); code != 200 {
 					b.Errorf("HTTP %d", code)
 					return
 				}

@@ -256,6 +256,9 @@ func (h *Harness) Stop() error {
 // Client is an admin API client for the daemon.
 func (h *Harness) Client() *adminclient.Client { return adminclient.New(h.AdminAddr, h.Token) }
 
+// PluginPids lists the daemon's direct child processes (its plugins).
+func (h *Harness) PluginPids() []int { return childrenOf(h.Pid()) }
+
 // childrenOf lists the direct children of pid from /proc.
 func childrenOf(pid int) []int {
 	ents, _ := os.ReadDir("/proc")

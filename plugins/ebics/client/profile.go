@@ -55,6 +55,30 @@ type Profile struct {
 	Acks []string `json:"acks"`
 	// PTKProfile names the PTK text layout (a daemon/acks profile: "de", "fr", "en").
 	PTKProfile string `json:"ptk_profile,omitempty"`
+	// ESStripCRLF says whether carriage returns, line feeds and Ctrl-Z are
+	// left out of the order data digest the ES (A005/A006) signs and
+	// EBICS 3.0's DataDigest carries. nil means true: the specification's
+	// data preparation, as libeufin, ebics-java, epics and node-ebics-client
+	// do; false hashes the data as transmitted (ebics-client-php), for a
+	// bank that verifies that way. The file itself is sent unchanged
+	// either way. See plugins/ebics/PROTOCOL.md.
+	ESStripCRLF *bool `json:"es_strip_crlf,omitempty"`
+	// ClientOrderID (EBICS 2.5 only) says whether acquit sends its own
+	// OrderID in upload initialisations. nil means true; false leaves it
+	// out for banks that assign it (optional in the H004 schema since 2.5)
+	// and takes the bank's from the response. EBICS 3.0 has no client
+	// OrderID.
+	ClientOrderID *bool `json:"client_order_id,omitempty"`
+}
+
+// StripCRLF reports the effective es_strip_crlf (default true).
+func (p Profile) StripCRLF() bool { return p.ESStripCRLF == nil || *p.ESStripCRLF }
+
+// SendsOrderID reports whether upload initialisations carry a
+// client-assigned OrderID: only in EBICS 2.5, and unless client_order_id
+// is false.
+func (p Profile) SendsOrderID() bool {
+	return p.Version == string(protocol.H004) && (p.ClientOrderID == nil || *p.ClientOrderID)
 }
 
 // DefaultSegmentSize is used when a profile sets none (512 KiB: some banks
@@ -145,6 +169,12 @@ func Resolve(base string, over Profile) (Profile, error) {
 		if over.PTKProfile != "" {
 			b.PTKProfile = over.PTKProfile
 		}
+		if over.ESStripCRLF != nil {
+			b.ESStripCRLF = over.ESStripCRLF
+		}
+		if over.ClientOrderID != nil {
+			b.ClientOrderID = over.ClientOrderID
+		}
 		for k, f := range over.Functions {
 			b.Functions[k] = f
 		}
@@ -166,6 +196,9 @@ func (p Profile) Validate() error {
 	case "none", "self-signed", "ca":
 	default:
 		return fmt.Errorf("ebics profile %s: cert_mode %q", p.Name, p.CertMode)
+	}
+	if v == protocol.H005 && p.ClientOrderID != nil && *p.ClientOrderID {
+		return fmt.Errorf("ebics profile %s: client_order_id: EBICS 3.0 has no client-assigned OrderID", p.Name)
 	}
 	if v == protocol.H005 && p.CertMode == "none" {
 		return fmt.Errorf("ebics profile %s: EBICS 3.0 requires certificates", p.Name)

@@ -124,13 +124,14 @@ func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, er
 		}
 		// The bank forgot the transaction (timeout, or never saw the init):
 		// start it again from the spool, same OrderID.
-		// In EBICS 3.0 the bank assigns the OrderID, so a restarted upload
-		// cannot be refused as a duplicate the way 2.5's reused OrderID is.
+		// When the bank assigns the OrderID (EBICS 3.0, or 2.5 with
+		// client_order_id: false), a restarted upload cannot be refused as a
+		// duplicate the way 2.5's reused client OrderID is.
 		// If the last segment may have reached the bank before it forgot the
 		// transaction, the order may exist: stop rather than risk a second
 		// one; the acknowledgements (HAC, PSR by MsgId) tell what happened,
 		// and the daemon's deadline raises the alarm if nothing comes.
-		if protocol.HasCode(err, protocol.CodeTxUnknownTxID) && c.version == protocol.H005 && st.LastSent {
+		if protocol.HasCode(err, protocol.CodeTxUnknownTxID) && !c.bank.Profile.SendsOrderID() && st.LastSent {
 			c.log.Warn().Str("id", spec.ID).Str("tx", st.TransactionID).
 				Msg("ebics upload: the bank forgot a transaction whose last segment was sent; not sending the file again")
 			return c.finish(ctx, key, &st, &protocol.Response{TechCode: protocol.CodeTxUnknownTxID,
@@ -161,6 +162,7 @@ func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *
 	}
 	defer f.Close()
 	h := sha256.New()
+	esh := protocol.NewESHash(c.bank.Profile.StripCRLF())
 	pr, pw := io.Pipe()
 	infoCh := make(chan *painfile.Info, 1)
 	go func() {
@@ -172,16 +174,19 @@ func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *
 		io.Copy(io.Discard, pr)
 		infoCh <- info
 	}()
-	if _, err := io.Copy(io.MultiWriter(h, pw), f); err != nil {
+	if _, err := io.Copy(io.MultiWriter(h, esh, pw), f); err != nil {
 		pw.CloseWithError(err)
 		<-infoCh
 		return err
 	}
 	pw.Close()
 	info := <-infoCh
-	digest := h.Sum(nil)
+	// file_sha256 is the file's own hash; the ES signs (and H005's
+	// DataDigest carries) the order data digest, which leaves CR, LF and
+	// Ctrl-Z out unless the profile says otherwise.
+	digest := esh.Sum(nil)
 	st.Function = spec.Function
-	st.FileSHA256 = hex.EncodeToString(digest)
+	st.FileSHA256 = hex.EncodeToString(h.Sum(nil))
 	st.DataDigest = digest
 	st.details = map[string]string{"file_sha256": st.FileSHA256}
 	if info != nil {
@@ -258,7 +263,7 @@ func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *
 	st.Spool, st.SpoolSize, st.SegmentSize = spool, fi.Size(), seg
 	st.NumSegments = int((fi.Size() + int64(seg) - 1) / int64(seg))
 	st.WrappedKey, st.SignatureData = wrapped, sigData
-	if c.version == protocol.H004 && st.OrderID == "" {
+	if c.bank.Profile.SendsOrderID() && st.OrderID == "" {
 		n, err := c.host.NextSequence(ctx, "ebics/"+c.bank.HostID+"/"+c.bank.PartnerID+"/orderid")
 		if err != nil {
 			return fmt.Errorf("order id: %w", err)

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math/big"
 	"strings"
@@ -221,36 +222,99 @@ const (
 	A006 = "A006" // RSASSA-PSS over SHA-256
 )
 
-// DocumentDigest is the SHA-256 of the order data as signed by A005/A006
-// (the document as transmitted, before compression).
+// DocumentDigest is the plain SHA-256 of a document, with no
+// normalisation (see ESDigest for the digest the ES signs).
 func DocumentDigest(doc []byte) []byte {
 	h := sha256.Sum256(doc)
 	return h[:]
 }
 
+// ESDigest is the SHA-256 of the order data as A005/A006 sign it (and as
+// DataDigest carries it in EBICS 3.0): with strip, carriage return (0x0D),
+// line feed (0x0A) and Ctrl-Z (0x1A) bytes are left out of the hash, as
+// the EBICS electronic-signature data preparation prescribes and
+// libeufin, ebics-java, epics, node-ebics-client and aqbanking (A005) do;
+// without it the data is hashed as transmitted (ebics-client-php). The
+// order data itself is always transmitted unchanged. See PROTOCOL.md.
+func ESDigest(data []byte, strip bool) []byte {
+	h := NewESHash(strip)
+	h.Write(data)
+	return h.Sum(nil)
+}
+
+// NewESHash returns a streaming SHA-256 computing ESDigest over whatever is
+// written to it.
+func NewESHash(strip bool) hash.Hash {
+	if !strip {
+		return sha256.New()
+	}
+	return &stripHash{Hash: sha256.New()}
+}
+
+// stripHash is a SHA-256 that ignores CR, LF and Ctrl-Z bytes.
+type stripHash struct {
+	hash.Hash
+	buf []byte
+}
+
+// Write hashes p without its CR, LF and Ctrl-Z bytes.
+func (s *stripHash) Write(p []byte) (int, error) {
+	s.buf = s.buf[:0]
+	for _, c := range p {
+		if c != '\r' && c != '\n' && c != 0x1a {
+			s.buf = append(s.buf, c)
+		}
+	}
+	s.Hash.Write(s.buf)
+	return len(p), nil
+}
+
+// pssOpts: PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt (A006).
 var pssOpts = &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256}
 
-// SignES signs the SHA-256 digest of a document with version A005 or A006.
-func SignES(version string, priv *rsa.PrivateKey, digest []byte) ([]byte, error) {
+// esHashed returns the 32-byte value handed to the RSA padding for a
+// version: A005 is EMSA-PKCS1-v1_5 whose DigestInfo carries the order
+// data digest itself (RSASSA-PKCS1-v1_5/SHA-256 over the order data); A006
+// is RSASSA-PSS/SHA-256 whose *message* is the 32-byte order data digest,
+// so PSS hashes that digest again: mHash = SHA-256(digest). This is what
+// libeufin-nexus (CryptoUtil.signEbicsA006 over digestEbicsOrderA006),
+// ebics-client-php, epics and node-ebics-client send to production banks.
+func esHashed(version string, digest []byte) ([]byte, error) {
+	if len(digest) != sha256.Size {
+		return nil, fmt.Errorf("ebics es: digest is %d bytes, want %d", len(digest), sha256.Size)
+	}
 	switch version {
 	case A005:
-		return rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest)
+		return digest, nil
 	case A006:
-		return rsa.SignPSS(rand.Reader, priv, crypto.SHA256, digest, pssOpts)
+		h := sha256.Sum256(digest)
+		return h[:], nil
 	}
 	return nil, fmt.Errorf("ebics es: unsupported signature version %q", version)
 }
 
-// VerifyES verifies an A005/A006 signature over a document digest.
+// SignES signs an order data digest (ESDigest) with version A005 or A006.
+func SignES(version string, priv *rsa.PrivateKey, digest []byte) ([]byte, error) {
+	m, err := esHashed(version, digest)
+	if err != nil {
+		return nil, err
+	}
+	if version == A006 {
+		return rsa.SignPSS(rand.Reader, priv, crypto.SHA256, m, pssOpts)
+	}
+	return rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, m)
+}
+
+// VerifyES verifies an A005/A006 signature over an order data digest
+// (ESDigest).
 func VerifyES(version string, pub *rsa.PublicKey, digest, sig []byte) error {
-	var err error
-	switch version {
-	case A005:
-		err = rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest, sig)
-	case A006:
-		err = rsa.VerifyPSS(pub, crypto.SHA256, digest, sig, pssOpts)
-	default:
-		err = fmt.Errorf("unsupported signature version %q", version)
+	m, err := esHashed(version, digest)
+	if err == nil {
+		if version == A006 {
+			err = rsa.VerifyPSS(pub, crypto.SHA256, m, sig, pssOpts)
+		} else {
+			err = rsa.VerifyPKCS1v15(pub, crypto.SHA256, m, sig)
+		}
 	}
 	if err != nil {
 		return &CryptoError{Op: "es_verify", Err: err}

@@ -1,6 +1,9 @@
 package protocol
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +110,89 @@ func TestX002AllMessagesWithXmlsec1(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Regression (issue 8, defect 2): the A006 message given to RSASSA-PSS is
+// the 32-byte order data digest, which PSS hashes again. acquit used to
+// hand the digest to PSS as the already-hashed mHash, so openssl (and
+// libeufin, ebics-client-php, epics) rejected its A006 signatures and
+// acquit rejected theirs. A005 (RSASSA-PKCS1-v1_5/SHA-256 over the order
+// data) is checked the same way. Both directions, with openssl.
+func TestESWithOpenSSL(t *testing.T) {
+	requireIndep(t)
+	k1, k2, _ := testKey(t)
+	data := []byte("<?xml version=\"1.0\"?>\n<Document>\r\n  <CstmrCdtTrfInitn/>\n</Document>\n")
+	for _, strip := range []bool{true, false} {
+		signed := data
+		if strip {
+			signed = indep.StripCRLFEOF(data)
+		}
+		digest := ESDigest(data, strip)
+		for _, v := range []string{A005, A006} {
+			name := fmt.Sprintf("%s/strip=%v", v, strip)
+			t.Run(name+"/acquit signs, openssl verifies", func(t *testing.T) {
+				sig, err := SignES(v, k1, digest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := indep.VerifyES(v, &k1.PublicKey, signed, sig); err != nil {
+					t.Fatal(err)
+				}
+				if err := indep.VerifyES(v, &k2.PublicKey, signed, sig); err == nil {
+					t.Fatal("openssl verified with the wrong key")
+				}
+			})
+			t.Run(name+"/openssl signs, acquit verifies", func(t *testing.T) {
+				sig, err := indep.SignES(v, k1, signed)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := VerifyES(v, &k1.PublicKey, digest, sig); err != nil {
+					t.Fatal(err)
+				}
+				if err := VerifyES(v, &k2.PublicKey, digest, sig); err == nil {
+					t.Fatal("verified with the wrong key")
+				}
+				if err := VerifyES(v, &k1.PublicKey, DocumentDigest([]byte("other")), sig); err == nil {
+					t.Fatal("verified over other data")
+				}
+			})
+		}
+	}
+}
+
+// Regression (issue 8, defect 3): the ES digest leaves CR, LF and Ctrl-Z
+// out when the profile says so (the default); acquit used to hash the
+// data as transmitted, newlines included.
+func TestESDigestNormalisation(t *testing.T) {
+	cases := []struct {
+		name  string
+		data  string
+		strip bool
+		want  string // the bytes whose SHA-256 is the digest
+	}{
+		{"lf", "<a>\n<b/>\n</a>\n", true, "<a><b/></a>"},
+		{"crlf", "<a>\r\n<b/>\r\n</a>", true, "<a><b/></a>"},
+		{"ctrl-z", "<a/>\x1a", true, "<a/>"},
+		{"spaces and tabs kept", "<a>\t x </a>", true, "<a>\t x </a>"},
+		{"raw", "<a>\r\n</a>\x1a", false, "<a>\r\n</a>\x1a"},
+		{"empty", "", true, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := sha256.Sum256([]byte(c.want))
+			if got := ESDigest([]byte(c.data), c.strip); !bytes.Equal(got, want[:]) {
+				t.Fatalf("digest of %q (strip=%v) is not SHA-256(%q)", c.data, c.strip, c.want)
+			}
+			// Streaming in odd pieces gives the same digest.
+			h := NewESHash(c.strip)
+			for i := 0; i < len(c.data); i += 3 {
+				h.Write([]byte(c.data[i:min(i+3, len(c.data))]))
+			}
+			if !bytes.Equal(h.Sum(nil), want[:]) {
+				t.Fatal("streaming digest differs")
+			}
+		})
 	}
 }

@@ -86,6 +86,10 @@ type Config struct {
 	// Permitted restricts the subscriber's permissions in HTD/HKD (order
 	// types or 3.0 service names); nil: everything offered.
 	Permitted []string
+	// ESRawDigest makes the bank hash order data as transmitted when it
+	// verifies an ES or a DataDigest; by default CR, LF and Ctrl-Z are
+	// left out, as the specification's data preparation says.
+	ESRawDigest bool
 	// BankKeys reuses existing bank keys (their Auth and Enc keys, which
 	// need certificates for H005); nil generates fresh ones.
 	BankKeys *keys.Set

@@ -349,7 +349,7 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	if err != nil {
 		return fail("091111", err.Error())
 	}
-	digest := protocol.DocumentDigest(plain)
+	digest := protocol.ESDigest(plain, !s.cfg.ESRawDigest)
 	if v == protocol.H005 && !bytesEq(digest, t.dataDigest) {
 		return fail(protocol.CodeSignatureFailed, "DataDigest does not match the order data")
 	}

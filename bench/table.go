@@ -1,0 +1,168 @@
+//go:build ignore
+
+// table reads the output of bench/run.sh (go test -bench lines) and prints
+// the issue 12 table: each figure beside the limit it is measured against,
+// both from the same run.
+//
+//	go run bench/table.go bench/results-<date>.txt
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// metrics maps a benchmark name (without the -N GOMAXPROCS suffix) to its
+// unit -> value pairs ("ns/op", "MB/s", "allocs/op", custom units).
+type metrics map[string]map[string]float64
+
+var suffix = regexp.MustCompile(`-\d+$`)
+
+// parse returns the metrics and the range of the 1-minute load averages
+// recorded in the file (before and after each benchmark).
+func parse(path string) (metrics, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	m := metrics{}
+	lo, hi := -1.0, -1.0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if i := strings.Index(line, "load average:"); i >= 0 {
+			one := strings.Trim(strings.Fields(line[i+len("load average:"):])[0], ",]")
+			if v, err := strconv.ParseFloat(one, 64); err == nil {
+				if lo < 0 || v < lo {
+					lo = v
+				}
+				if v > hi {
+					hi = v
+				}
+			}
+			if !strings.HasPrefix(line, "==") {
+				continue
+			}
+		}
+		if !strings.HasPrefix(line, "Benchmark") {
+			continue
+		}
+		fs := strings.Fields(line)
+		if len(fs) < 4 {
+			continue
+		}
+		name := suffix.ReplaceAllString(fs[0], "")
+		if m[name] == nil {
+			m[name] = map[string]float64{}
+		}
+		for i := 2; i+1 < len(fs); i += 2 {
+			if v, err := strconv.ParseFloat(fs[i], 64); err == nil {
+				m[name][fs[i+1]] = v
+			}
+		}
+	}
+	return m, fmt.Sprintf("%.1f to %.1f", lo, hi), sc.Err()
+}
+
+func (m metrics) get(name, unit string) (float64, bool) {
+	v, ok := m[name][unit]
+	return v, ok
+}
+
+// f formats a value or "n/a" when the benchmark did not run.
+func f(v float64, ok bool, format string) string {
+	if !ok {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, v)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**not met**"
+}
+
+// psrVerdict judges the parsing target on wall-clock MB/s and, since a
+// loaded machine slows the wall clock, also says when it is met per
+// CPU-second.
+func psrVerdict(wall, cpu, heap float64, ok bool) string {
+	switch {
+	case !ok:
+		return verdict(false)
+	case heap > 8:
+		return "**not met** (heap)"
+	case wall >= 100:
+		return "met"
+	case cpu >= 100:
+		return "met per CPU-second, **not met** wall-clock under this load"
+	}
+	return verdict(false)
+}
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: go run bench/table.go RESULTS")
+		os.Exit(2)
+	}
+	m, load, err := parse(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("1-minute load average during the run: %s, on 2 cores (the machine is shared: figures are noisy)\n\n", load)
+	fmt.Println("| what | today | limit it is measured against | ratio | target | verdict |")
+	fmt.Println("|---|---|---|---|---|---|")
+
+	// Automatic responses.
+	r32, ok32 := m.get("BenchmarkAutomaticResponse32/sqlite", "resp/s")
+	p99, okp := m.get("BenchmarkAutomaticResponse32/sqlite", "p99-ms")
+	r1, ok1 := m.get("BenchmarkAutomaticResponse/sqlite", "resp/s")
+	op99, okop := m.get("BenchmarkAutomaticResponseOffered1000/sqlite", "p99-ms")
+	orate, _ := m.get("BenchmarkAutomaticResponseOffered1000/sqlite", "resp/s")
+	bare, okb := m.get("BenchmarkBareSealHandler", "resp/s")
+	ratio := r32 / bare
+	fmt.Printf("| automatic responses, SQLite, durable | %s/s with 32 senders (p99 %s ms), %s/s single sender; at 1,000 offered/s: %s/s, p99 %s ms | bare seal-check handler %s/s | %s | >= 25%% of bare with 32 senders, p99 < 10 ms at 1,000 offered/s | %s |\n",
+		f(r32, ok32, "%.0f"), f(p99, okp, "%.1f"), f(r1, ok1, "%.0f"), f(orate, okop, "%.0f"), f(op99, okop, "%.1f"), f(bare, okb, "%.0f"),
+		f(100*ratio, ok32 && okb, "%.0f%%"), verdict(ok32 && okb && okop && ratio >= 0.25 && op99 < 10))
+
+	// EBICS upload.
+	up, oku := m.get("BenchmarkUpload100MBExternalSim", "MB/s")
+	cpu, _ := m.get("BenchmarkUpload100MBExternalSim", "client-cpu-s/op")
+	heap, _ := m.get("BenchmarkUpload100MBExternalSim", "client-peak-heap-MB")
+	rss, okr := m.get("BenchmarkUpload100MBExternalSim", "client-peak-rss-MB")
+	size, _ := m.get("BenchmarkUpload100MBExternalSim", "file-MB")
+	lim, okl := m.get("BenchmarkDeflateAES", "MB/s")
+	fmt.Printf("| EBICS upload, %.0f MiB pain.001 to the simulator in its own process | %s MB/s, client %s CPU-s, client peak heap %s MB, peak RSS %s MB | deflate+E002+base64 alone: %s MB/s | %s | >= 70%% of the limit; client peak RSS <= 64 MB | %s |\n",
+		size, f(up, oku, "%.1f"), f(cpu, oku, "%.1f"), f(heap, oku, "%.0f"), f(rss, okr, "%.0f"), f(lim, okl, "%.0f"),
+		f(100*up/lim, oku && okl, "%.0f%%"), verdict(oku && okl && okr && up/lim >= 0.7 && rss <= 64))
+
+	// PSR parsing.
+	const psr = "BenchmarkParsePSR100k/streamed"
+	ps, okps := m.get(psr, "MB/s")
+	cpuMB, _ := m.get(psr, "MB/cpu-s")
+	allocs, _ := m.get(psr, "allocs/op")
+	ph, _ := m.get(psr, "peak-heap-MB")
+	fmt.Printf("| PSR pain.002, 100k transactions, streamed | %s MB/s (%s MB per CPU-s), %s allocations per transaction, peak heap %s MB | — | — | >= 100 MB/s, peak heap <= 8 MB | %s |\n",
+		f(ps, okps, "%.1f"), f(cpuMB, okps, "%.1f"), f(allocs/100000, okps, "%.1f"), f(ph, okps, "%.1f"), psrVerdict(ps, cpuMB, ph, okps))
+
+	// Plugin RPC.
+	h, okh := m.get("BenchmarkPluginRPCHealth", "p50-µs")
+	v, okv := m.get("BenchmarkPluginRPC", "p50-µs")
+	fmt.Printf("| plugin RPC, bare Health round trip | p50 %s µs; VerifyNotification p50 %s µs | — | — | Health p50 <= 100 µs; VerifyNotification <= 250 µs | %s |\n",
+		f(h, okh, "%.0f"), f(v, okv, "%.0f"), verdict(okh && okv && h <= 100 && v <= 250))
+
+	// Idle daemon.
+	d, okd := m.get("BenchmarkIdleDaemon", "daemon-rss-MB")
+	pl, _ := m.get("BenchmarkIdleDaemon", "plugins-rss-MB")
+	tot, _ := m.get("BenchmarkIdleDaemon", "total-rss-MB")
+	rd, _ := m.get("BenchmarkIdleDaemon", "ready-s")
+	fmt.Printf("| idle daemon + 2 plugins | %s + %s MB RSS (%s MB together), ready in %s s | — | — | <= 60 MB together, ready <= 0.5 s | %s |\n",
+		f(d, okd, "%.0f"), f(pl, okd, "%.0f"), f(tot, okd, "%.0f"), f(rd, okd, "%.2f"), verdict(okd && tot <= 60 && rd <= 0.5))
+}
