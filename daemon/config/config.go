@@ -238,6 +238,10 @@ type Payments struct {
 	// Gateway is the plugin handling payments (optional; a configured
 	// plugin).
 	Gateway string `yaml:"gateway"`
+	// Gateways are further payment gateway plugins taking payments beside
+	// Gateway (a payment names its gateway when it starts; Gateway is the
+	// default). Each gets its "<plugin>.reconcile" job.
+	Gateways []string `yaml:"gateways"`
 	// RecheckEvery is the first delay before asking the provider again
 	// about a payment whose answer was not final; it doubles per check
 	// (default 5m).

@@ -95,6 +95,8 @@ func TestLoadBad(t *testing.T) {
 			`16: schedules[1].name: duplicate schedule name "r"`,
 			`22: banks[1].name: duplicate bank name "demo"`,
 			`23: banks[1].plugin: unknown plugin "ebics" (configured: atos)`,
+			`26: payments.gateways[0]: "atos" named twice`,
+			`26: payments.gateways[1]: unknown plugin "nope" (configured: atos)`,
 		}},
 		{"bad_jobs.yaml", []string{
 			`8: hooks[0].events: at least one event pattern is required`,

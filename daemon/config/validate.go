@@ -244,6 +244,19 @@ func (d *decoder) validate(c *Config) {
 	if pay.Gateway != "" && !plugins[pay.Gateway] {
 		d.at("payments.gateway", "unknown plugin %q (%s)", pay.Gateway, known)
 	}
+	seenGW := map[string]bool{pay.Gateway: true}
+	for i, g := range pay.Gateways {
+		switch {
+		case !plugins[g]:
+			d.at(fmt.Sprintf("payments.gateways[%d]", i), "unknown plugin %q (%s)", g, known)
+		case seenGW[g]:
+			d.at(fmt.Sprintf("payments.gateways[%d]", i), "%q named twice", g)
+		}
+		seenGW[g] = true
+	}
+	if len(pay.Gateways) > 0 && pay.Gateway == "" {
+		d.at("payments.gateways", "needs payments.gateway (the default gateway)")
+	}
 	if pay.FallbackReturnURL != "" {
 		if msg := checkURL(pay.FallbackReturnURL); msg != "" {
 			d.at("payments.fallback_return_url", "%s", msg)

@@ -135,6 +135,9 @@ func pluginKinds(cfg *config.Config) map[string]sdk.Kind {
 	if cfg.Payments.Gateway != "" {
 		k[cfg.Payments.Gateway] = sdk.KindPaymentGateway
 	}
+	for _, g := range cfg.Payments.Gateways {
+		k[g] = sdk.KindPaymentGateway
+	}
 	for _, b := range cfg.Banks {
 		k[b.Plugin] = sdk.KindBankTransport
 	}

@@ -47,7 +47,7 @@ hooks:
     script: {{.Script}}
     function: {{.Function}}
 {{- end}}
-{{- if or .Atos .Ebics}}
+{{- if or .Atos .Ebics .Worldline}}
 plugins:
 {{- if .Atos}}
   - name: atos
@@ -66,6 +66,24 @@ plugins:
           seal_algorithm: HMAC-SHA-256
           mode: post
           interface_version: HP_3.4
+{{- end}}
+{{- if .Worldline}}
+  - name: worldline
+    path: {{.BinDir}}/acquit-plugin-worldline
+    settings:
+      default_merchant: shop
+      request_timeout: 10s
+      merchants:
+        - name: shop
+          merchant_id: "{{.Worldline.MerchantID}}"
+          environment: test
+          api_url: {{.Worldline.APIURL}}
+          api_key_id: "{{.Worldline.APIKeyID}}"
+          api_secret: !file {{.Worldline.APISecretFile}}
+          webhook_keys:
+            "{{.Worldline.WebhookKeyID}}": !file {{.Worldline.WebhookSecretFile}}
+          authorization_mode: SALE
+          session_timeout: 20
 {{- end}}
 {{- if .Ebics}}
   - name: ebics
@@ -87,12 +105,15 @@ plugins:
           bank_enc_hash: "{{.Ebics.EncHash}}"
 {{- end}}
 {{- end}}
-{{- if .Atos}}
+{{- if or .Atos .Worldline}}
 payments:
-  gateway: atos
+  gateway: {{if .Atos}}atos{{else}}worldline{{end}}
+{{- if and .Atos .Worldline}}
+  gateways: [worldline]
+{{- end}}
   reconcile_after: {{.ReconcileAfter}}
   recheck_every: 1s
-  final_deadline: 10m
+  final_deadline: {{if .FinalDeadline}}{{.FinalDeadline}}{{else}}10m{{end}}
 {{- end}}
 {{- if .Ebics}}
 banks:
@@ -103,13 +124,19 @@ banks:
     ptk_profile: {{.Ebics.PTKProfile}}
     outbox_dir: {{.Dir}}/outbox/{{.Ebics.BankName}}
 {{- end}}
-{{- if or .Atos .Ebics}}
+{{- if or .Atos .Ebics .Worldline}}
 schedules:
 {{- if .Atos}}
   - name: reconcile
     cron: "{{.ReconcileEvery}}"
     timezone: Europe/Paris
     job: atos.reconcile
+{{- end}}
+{{- if .Worldline}}
+  - name: reconcile-worldline
+    cron: "{{.ReconcileEvery}}"
+    timezone: Europe/Paris
+    job: worldline.reconcile
 {{- end}}
 {{- if .Ebics}}
   - name: fetch-acks

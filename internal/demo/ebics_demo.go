@@ -149,7 +149,7 @@ func WaitState(ctx context.Context, h *Harness, id string, d time.Duration, stat
 
 func (e *ebicsDemo) run(ctx context.Context, h *Harness, out io.Writer) error {
 	n := e.o.Transfers
-	fmt.Fprintf(out, "3. EBICS: onboarding with the bank simulator (INI, HIA, HPB checked against the bank's letter)\n")
+	fmt.Fprintf(out, "4. EBICS: onboarding with the bank simulator (INI, HIA, HPB checked against the bank's letter)\n")
 	if err := Onboard(ctx, h, demoBank); err != nil {
 		return err
 	}

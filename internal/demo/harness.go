@@ -50,6 +50,9 @@ type TemplateData struct {
 	PublicAddr, AdminAddr       string
 	TokenFile                   string
 	Atos                        *AtosData
+	Worldline                   *WorldlineData
+	// FinalDeadline is payments.final_deadline ("" = 10m).
+	FinalDeadline string
 	Ebics                       *EbicsData
 	ReconcileEvery, FetchEvery  string
 	ReconcileAfter, AckDeadline string
@@ -71,6 +74,12 @@ type HookData struct {
 // AtosData configures the Atos plugin against the Sips simulator.
 type AtosData struct {
 	PaypageURL, OfficeURL, MerchantID, KeyFile string
+}
+
+// WorldlineData configures the Worldline Direct plugin against its
+// simulator.
+type WorldlineData struct {
+	APIURL, MerchantID, APIKeyID, APISecretFile, WebhookKeyID, WebhookSecretFile string
 }
 
 // EbicsData configures the EBICS plugin against the bank simulator.

@@ -50,6 +50,13 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer pay.close()
 	}
+	var wl *worldlineDemo
+	if o.Payments > 0 {
+		if wl, err = setupWorldline(h, o); err != nil {
+			return err
+		}
+		defer wl.close()
+	}
 	var eb *ebicsDemo
 	if o.Transfers > 0 {
 		if eb, err = setupEbics(ctx, h, o); err != nil {
@@ -77,6 +84,11 @@ func Run(ctx context.Context, o Options) error {
 
 	if pay != nil {
 		if err := pay.run(ctx, h, out); err != nil {
+			return err
+		}
+	}
+	if wl != nil {
+		if err := wl.run(ctx, h, out); err != nil {
 			return err
 		}
 	}
