@@ -180,6 +180,11 @@ func compileFile(real, rel string) (*script, *Diagnostic) {
 		}
 		return nil, &Diagnostic{File: rel, Line: l, Message: "syntax error: " + strings.TrimSpace(err.Error())}
 	}
+	chunk, d := rewriteConcat(chunk)
+	if d != nil {
+		d.File = rel
+		return nil, d
+	}
 	proto, err := lua.Compile(chunk, rel)
 	if err != nil {
 		_, l := position(err.Error())

@@ -79,6 +79,7 @@ func (e *Engine) newVM() *vm {
 	}
 	s.base.RawSetString("print", L.NewFunction(s.print))
 	s.base.RawSetString("require", L.NewFunction(s.require))
+	s.base.RawSetString(concatName, L.NewFunction(s.concat))
 	baseMt := L.NewTable()
 	baseMt.RawSetString("__index", L.NewFunction(s.miss))
 	baseMt.RawSetString("__metatable", lua.LString("locked"))
