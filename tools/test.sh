@@ -2,7 +2,8 @@
 # Runs acquit's whole test suite: starts (and on a fresh Debian machine
 # installs) a throwaway PostgreSQL for the multi-instance tests, installs
 # xmllint for the EBICS schema checks and xmlsec1 + openssl for the
-# independent EBICS signature/encryption checks, then go vet and go test.
+# independent EBICS signature/encryption checks and chromium for the
+# dashboard's browser tests, then go vet and go test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,8 @@ need_apt=()
 command -v xmllint >/dev/null 2>&1 || need_apt+=(libxml2-utils)
 command -v xmlsec1 >/dev/null 2>&1 || need_apt+=(xmlsec1)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# Headless Chromium for the dashboard's browser tests (e2e/dashboard_test.go).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   echo "tools/test.sh: installing ${need_apt[*]}"
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
