@@ -42,9 +42,10 @@ func binDir(t *testing.T) string {
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Dir(filepath.Dir(file))
 		for out, pkg := range map[string]string{
-			"acquit":              "./cmd/acquit",
-			"acquit-plugin-atos":  "./plugins/atos/cmd/acquit-plugin-atos",
-			"acquit-plugin-ebics": "./plugins/ebics/cmd/acquit-plugin-ebics",
+			"acquit":                  "./cmd/acquit",
+			"acquit-plugin-atos":      "./plugins/atos/cmd/acquit-plugin-atos",
+			"acquit-plugin-ebics":     "./plugins/ebics/cmd/acquit-plugin-ebics",
+			"acquit-plugin-worldline": "./plugins/worldline/cmd/acquit-plugin-worldline",
 		} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(builtDir, out), pkg)
 			cmd.Dir = root
