@@ -500,3 +500,28 @@ func TestAmountsTimesAndDownloads(t *testing.T) {
 		t.Fatalf("unknown state filter: %d", resp.StatusCode)
 	}
 }
+
+// TestOverviewNeedsAPerson: the overview lists what needs a person and
+// nothing else.
+func TestOverviewNeedsAPerson(t *testing.T) {
+	e := newEnv(t)
+	c := e.srv.Client()
+	_, page := e.do(t, c, "GET", "/ui/", nil, bearer())
+	for _, want := range []string{"Dead events", e.deadID, "Failing schedules", "nightly", "Plugins down", "restarting",
+		"1/2</span> plugins up", "0/1</span> schedules ok", "pain001_hostile.xml", "partially_accepted"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("overview lacks %q", want)
+		}
+	}
+	if strings.Contains(page, e.paidRef) || strings.Contains(page, "Nothing needs a person now") {
+		t.Errorf("overview lists the accepted payment or says all is quiet")
+	}
+	_, page = e.do(t, c, "GET", "/ui/payments?verdict=decided", nil, bearer())
+	if !strings.Contains(page, e.paidRef) || !strings.Contains(page, "10.07 EUR") {
+		t.Errorf("payments with a deciding response: the paid payment is missing")
+	}
+	_, page = e.do(t, c, "GET", "/ui/payments?verdict=conflict", nil, bearer())
+	if strings.Contains(page, e.paidRef) {
+		t.Errorf("payments with a conflicting response: lists a payment without one")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -416,6 +417,14 @@ func safeName(s string) string {
 // ---------------------------------------------------------------------------
 // transmissions
 
+// checkState refuses a state filter that is not one of states ("" = any).
+func checkState[S ~string](what, v string, states []S) error {
+	if v == "" || slices.Contains(states, S(v)) {
+		return nil
+	}
+	return &payments.ValidationError{Field: "state", Message: fmt.Sprintf("unknown %s state %q", what, v)}
+}
+
 type transmissionListData struct {
 	State         string
 	States        []transmissions.State
@@ -425,15 +434,9 @@ type transmissionListData struct {
 
 func (db *Dashboard) transmissionList(w http.ResponseWriter, r *http.Request) {
 	d := transmissionListData{State: r.URL.Query().Get("state"), States: transmissionStates}
-	if d.State != "" {
-		known := false
-		for _, s := range transmissionStates {
-			known = known || string(s) == d.State
-		}
-		if !known {
-			db.fail(w, r, &payments.ValidationError{Field: "state", Message: fmt.Sprintf("unknown transmission state %q", d.State)})
-			return
-		}
+	if err := checkState("transmission", d.State, transmissionStates); err != nil {
+		db.fail(w, r, err)
+		return
 	}
 	if db.d.Transmissions != nil {
 		d.Enabled = true
@@ -560,15 +563,9 @@ func (db *Dashboard) eventList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := eventListData{State: q.Get("state"), Type: strings.TrimSpace(q.Get("type")), Subject: strings.TrimSpace(q.Get("subject")),
 		States: []store.EventState{store.EventPending, store.EventRunning, store.EventDelivered, store.EventDead}}
-	if d.State != "" {
-		known := false
-		for _, s := range d.States {
-			known = known || string(s) == d.State
-		}
-		if !known {
-			db.fail(w, r, &payments.ValidationError{Field: "state", Message: fmt.Sprintf("unknown event state %q", d.State)})
-			return
-		}
+	if err := checkState("event", d.State, d.States); err != nil {
+		db.fail(w, r, err)
+		return
 	}
 	// Newest first: the store lists by sequence, so read the newest page.
 	evs, err := db.d.Store.ListEvents(r.Context(), store.EventFilter{State: store.EventState(d.State), Type: d.Type, Subject: d.Subject, Limit: 10000})

@@ -288,21 +288,12 @@ func States() []State {
 func (s *Service) CountByState(ctx context.Context) (map[State]int64, error) {
 	out := map[State]int64{}
 	err := s.st.InTx(ctx, func(tx store.Tx) error {
+		byKey, err := store.CountGroups(ctx, tx, `SELECT state, COUNT(*) FROM payments GROUP BY state`)
 		clear(out)
-		rows, err := tx.Query(ctx, `SELECT state, COUNT(*) FROM payments GROUP BY state`)
-		if err != nil {
-			return err
+		for k, n := range byKey {
+			out[State(k)] = n
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var st string
-			var n int64
-			if err := rows.Scan(&st, &n); err != nil {
-				return err
-			}
-			out[State(st)] = n
-		}
-		return rows.Err()
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("count payments: %w", err)

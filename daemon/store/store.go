@@ -306,3 +306,24 @@ func ReadHistory(ctx context.Context, tx Tx, entity, id string) ([]History, erro
 	}
 	return out, nil
 }
+
+// CountGroups runs inside tx a query whose rows are (key TEXT, count
+// INTEGER), e.g. "SELECT state, COUNT(*) FROM payments GROUP BY state",
+// and returns the counts by key.
+func CountGroups(ctx context.Context, tx Tx, query string, args ...any) (map[string]int64, error) {
+	rows, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, err
+		}
+		out[k] = n
+	}
+	return out, rows.Err()
+}
