@@ -174,6 +174,11 @@ type Events struct {
 	Workers int `yaml:"workers"`
 	// MaxAttempts before an event is dead (default 20).
 	MaxAttempts int `yaml:"max_attempts"`
+	// PoisonAfter dead-letters an event whose last PoisonAfter deliveries
+	// were all in flight when the process died (a hook that kills the
+	// daemon must not kill it again on every restart); default 3, a
+	// negative value disables the check.
+	PoisonAfter int `yaml:"poison_after"`
 	// MaxAge after which a failing event is dead (default 72h).
 	MaxAge time.Duration `yaml:"max_age"`
 	// BackoffBase is the first retry delay (default 1s), doubled each time.
@@ -302,7 +307,7 @@ func defaults(lookup func(string) (string, bool), hostname func() (string, error
 	c.Listen.Admin.Dashboard.SessionTTL = 12 * time.Hour
 	c.Log = Log{Level: "info", Format: "auto"}
 	c.Scripts = Scripts{Dir: "scripts", Timeout: 5 * time.Second, PoolSize: 4, MemoryBudget: 256 * MiB}
-	c.Events = Events{Workers: 4, MaxAttempts: 20, MaxAge: 72 * time.Hour, BackoffBase: time.Second,
+	c.Events = Events{Workers: 4, MaxAttempts: 20, PoisonAfter: 3, MaxAge: 72 * time.Hour, BackoffBase: time.Second,
 		BackoffMax: time.Hour, PollInterval: time.Second, Retention: 720 * time.Hour, Lease: 30 * time.Second}
 	c.Payments = Payments{ReconcileAfter: 15 * time.Minute, FinalDeadline: 24 * time.Hour, RecheckEvery: 5 * time.Minute}
 	return c

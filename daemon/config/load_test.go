@@ -206,7 +206,7 @@ func TestLoadGood(t *testing.T) {
 	check("Hooks", cfg.Hooks, []Hook{
 		{Events: []string{"payment.*", "demo.*"}, Script: "shop.lua", Function: "on_payment"},
 		{Events: []string{"*"}, Script: "sub/audit.lua", Function: "audit.record"}})
-	check("Events", cfg.Events, Events{Workers: 2, MaxAttempts: 5, MaxAge: 48 * time.Hour,
+	check("Events", cfg.Events, Events{Workers: 2, MaxAttempts: 5, PoisonAfter: 3, MaxAge: 48 * time.Hour,
 		BackoffBase: 500 * time.Millisecond, BackoffMax: 10 * time.Minute, PollInterval: 250 * time.Millisecond, Retention: 720 * time.Hour, Lease: 30 * time.Second})
 	if len(cfg.Plugins) != 2 {
 		t.Fatalf("plugins: %d", len(cfg.Plugins))

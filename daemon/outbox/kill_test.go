@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/acquit/acquit/daemon/hooks"
 	"github.com/acquit/acquit/daemon/outbox"
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/daemon/store/sqlite"
@@ -207,4 +210,143 @@ func TestKill9WhileDispatching(t *testing.T) {
 		t.Fatalf("integrity_check after kills = %q, %v", check, err)
 	}
 	t.Logf("%d events, %d kills, %d deliveries (%d redelivered after a kill)", len(all), kills, len(got), len(got)-len(all))
+}
+
+const envScripts = "ACQUIT_OUTBOX_HELPER_SCRIPTS"
+
+// TestHelperHookDispatcher is not a test: it is the child process of
+// TestKill9MidHookPoisonEvent, a dispatcher delivering to real Lua hooks
+// (hooks.Engine over the scripts folder in envScripts).
+func TestHelperHookDispatcher(t *testing.T) {
+	if os.Getenv(envHelper) != "hooks" {
+		t.Skip("helper process for TestKill9MidHookPoisonEvent")
+	}
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, os.Getenv(envDB), store.WithoutRegisteredMigrations())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper open:", err)
+		os.Exit(2)
+	}
+	eng, err := hooks.New(hooks.Options{Dir: os.Getenv(envScripts), KV: s, Timeout: time.Minute, Logger: zerolog.New(os.Stderr),
+		Bindings: []hooks.Binding{{Events: []string{"*"}, Script: "hog", Function: "on_event"}}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper hooks:", err)
+		os.Exit(2)
+	}
+	log := zerolog.New(os.Stderr)
+	d, err := outbox.New(outbox.Config{Store: s, Workers: 2, Lease: 300 * time.Millisecond, PollInterval: 5 * time.Millisecond,
+		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, Logger: &log,
+		Handler: func(ctx context.Context, ev store.Event) error { return eng.Deliver(ctx, ev, ev.Attempts) }})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper new:", err)
+		os.Exit(2)
+	}
+	if err := d.Start(ctx); err != nil {
+		os.Exit(2)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	select {
+	case <-sig:
+	case <-time.After(2 * time.Minute): // never outlive a crashed parent for long
+	}
+	_ = d.Stop(ctx)
+	os.Exit(0)
+}
+
+// TestKill9MidHookPoisonEvent: a Lua hook that never returns on one event
+// stands for a hook that brings the daemon down (the OOM killer, a crash).
+// The process is really killed (SIGKILL) while that hook runs, restarted,
+// and killed again, three times; after the third restart the event is
+// dead-lettered as poison without the hook running a fourth time, the next
+// event of its subject waits behind it (order per subject), and the other
+// subject's events are delivered.
+func TestKill9MidHookPoisonEvent(t *testing.T) {
+	dir := t.TempDir()
+	dbPath, scripts := filepath.Join(dir, "outbox.db"), filepath.Join(dir, "scripts")
+	if err := os.MkdirAll(scripts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hog := `
+function on_event(event)
+  kv.set("started:" .. event.id, tostring(event.attempt))
+  if event.data.poison then
+    while true do end -- the test kills the process here
+  end
+  kv.set("done:" .. event.id, "1")
+end
+`
+	if err := os.WriteFile(filepath.Join(scripts, "hog.lua"), []byte(hog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlite.Open(context.Background(), dbPath, store.WithoutRegisteredMigrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	evs := emit(t, s,
+		store.NewEvent{Type: "payment.accepted", Subject: "p", Payload: json.RawMessage(`{"poison":true}`)},
+		store.NewEvent{Type: "payment.refunded", Subject: "p", Payload: json.RawMessage(`{}`)},
+		store.NewEvent{Type: "payment.accepted", Subject: "q", Payload: json.RawMessage(`{}`)})
+	poison, behind, other := evs[0], evs[1], evs[2]
+	kv := func(key string) string {
+		v, _, err := s.KVGet(context.Background(), "script:hog", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	startChild := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHookDispatcher$", "-test.count=1")
+		cmd.Env = append(os.Environ(), envHelper+"=hooks", envDB+"="+dbPath, envScripts+"="+scripts)
+		var logs strings.Builder
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("child log:\n%s", logs.String())
+			}
+		})
+		return cmd
+	}
+	for kill := 1; kill <= 3; kill++ {
+		child := startChild()
+		waitFor(t, fmt.Sprintf("the hook running on the poison event, attempt %d", kill), func() bool {
+			// The innocent event of the other subject finishes first: an
+			// event in flight at each crash would be taken for poison too.
+			return kv("started:"+poison.ID) == fmt.Sprint(kill) && state(t, s, other.ID) == store.EventDelivered
+		})
+		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = child.Wait()
+		if st := state(t, s, poison.ID); st != store.EventRunning {
+			t.Fatalf("after kill %d the poison event is %s, want running (lease held by the dead process)", kill, st)
+		}
+	}
+	child := startChild()
+	waitFor(t, "poison event dead-lettered after the restart", func() bool { return state(t, s, poison.ID) == store.EventDead })
+	if st := state(t, s, other.ID); st != store.EventDelivered {
+		atts, _ := s.EventAttempts(context.Background(), other.ID)
+		t.Fatalf("other subject's event is %s: %+v", st, atts)
+	}
+	time.Sleep(100 * time.Millisecond)
+	_ = child.Process.Signal(syscall.SIGTERM)
+	_ = child.Wait()
+
+	if got := kv("started:" + poison.ID); got != "3" {
+		t.Fatalf("the hook ran on the poison event up to attempt %s, want 3 (not after the restart)", got)
+	}
+	ev, err := s.GetEvent(context.Background(), poison.ID)
+	if err != nil || !strings.Contains(ev.LastError, "poison event") {
+		t.Fatalf("poison event %+v: %v", ev, err)
+	}
+	if st := state(t, s, behind.ID); st != store.EventPending || kv("started:"+behind.ID) != "" {
+		t.Fatalf("the event behind the poison one is %s (hook started %q), want pending, never run", st, kv("started:"+behind.ID))
+	}
+	if kv("done:"+other.ID) != "1" {
+		t.Fatal("the other subject's hook did not complete")
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 type metrics struct {
 	delivered, failed, dead *prometheus.CounterVec
+	poison                  *prometheus.CounterVec
 	latency                 *prometheus.HistogramVec
 	handlerSeconds          prometheus.Histogram
 	backlog, inFlight       prometheus.Gauge
@@ -26,6 +27,7 @@ const (
 	MetricInFlight  = "acquit_outbox_in_flight"
 	MetricDeadNow   = "acquit_outbox_dead_events"
 	MetricOldest    = "acquit_outbox_oldest_pending_age_seconds"
+	MetricPoison    = "acquit_outbox_poison_total"
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,6 +38,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Failed outbox delivery attempts, by event type."}, []string{"type"}),
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricDead,
 			Help: "Outbox events given up (dead-lettered), by event type."}, []string{"type"}),
+		poison: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricPoison,
+			Help: "Outbox events dead-lettered as poison (in flight when the process died PoisonAfter times in a row), by event type."}, []string{"type"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricLatency,
 			Help:    "Time from an event's emission to its successful delivery, by event type.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12)}, []string{"type"}),
@@ -61,6 +65,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if err == nil {
 		m.dead, err = register(reg, m.dead)
+	}
+	if err == nil {
+		m.poison, err = register(reg, m.poison)
 	}
 	if err == nil {
 		m.latency, err = register(reg, m.latency)

@@ -83,6 +83,12 @@ type Config struct {
 	// MaxAge makes an event dead when it fails and is older than that
 	// (default 0: no age limit).
 	MaxAge time.Duration
+	// PoisonAfter dead-letters an event, without calling the handler,
+	// when its last PoisonAfter deliveries were all in flight when the
+	// process died (their lease expired with no outcome recorded): a
+	// handler that kills the process (memory, crash) must not kill it again
+	// on every redelivery (default 3; negative disables).
+	PoisonAfter int
 	// HandlerTimeout bounds one handler call; a timeout is a failed
 	// attempt (default 0: no limit besides the handler's own).
 	HandlerTimeout time.Duration
@@ -181,6 +187,9 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = 20
+	}
+	if cfg.PoisonAfter == 0 {
+		cfg.PoisonAfter = 3
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -461,6 +470,13 @@ func (d *Dispatcher) deliver(ev store.Event) {
 		}
 	}()
 
+	if n := d.crashedDeliveries(hctx, ev); n > 0 {
+		cancel()
+		<-renewDone
+		d.deadPoison(ev, n, log)
+		return
+	}
+
 	start := time.Now()
 	callCtx := hctx
 	if d.cfg.HandlerTimeout > 0 {
@@ -521,6 +537,54 @@ func (d *Dispatcher) deliver(ev store.Event) {
 		return
 	}
 	log.Warn().Err(err).Time("next_attempt", next).Msg("event delivery failed")
+}
+
+// crashedDeliveries returns how many deliveries of ev in a row, just
+// before this one, ended with their lease expiring (the process died while
+// the handler ran), when that is at least PoisonAfter; 0 otherwise. Only
+// events already claimed more than PoisonAfter times are looked at.
+func (d *Dispatcher) crashedDeliveries(ctx context.Context, ev store.Event) int {
+	if d.cfg.PoisonAfter < 0 || ev.Attempts-1 < d.cfg.PoisonAfter {
+		return 0
+	}
+	atts, err := d.cfg.Store.EventAttempts(ctx, ev.ID)
+	if err != nil {
+		d.log.Warn().Err(err).Str("event_id", ev.ID).Msg("read attempts for poison detection")
+		return 0
+	}
+	// The attempts of this delivery run are numbered 1..ev.Attempts (a
+	// replay starts again at 1); the last one is the current delivery.
+	n := 0
+	for i := len(atts) - 1; i >= 0; i-- {
+		a := atts[i]
+		if a.N >= ev.Attempts {
+			continue
+		}
+		if a.N < 1 || a.Error != store.AttemptLeaseExpired || n >= ev.Attempts-1 {
+			break
+		}
+		n++
+	}
+	if n < d.cfg.PoisonAfter {
+		return 0
+	}
+	return n
+}
+
+// deadPoison dead-letters ev without running the handler.
+func (d *Dispatcher) deadPoison(ev store.Event, crashed int, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.runCtx), 30*time.Second)
+	defer cancel()
+	msg := fmt.Sprintf("poison event: its last %d deliveries were in flight when the process died (lease expired, no outcome); "+
+		"dead-lettered without running the handler again (replay it once the hook is fixed)", crashed)
+	if err := d.cfg.Store.FailEvent(ctx, ev.ID, d.cfg.Name, msg, d.cfg.Now(), true); err != nil {
+		log.Error().Err(err).Msg("record poison event")
+		return
+	}
+	d.m.failed.WithLabelValues(ev.Type).Inc()
+	d.m.dead.WithLabelValues(ev.Type).Inc()
+	d.m.poison.WithLabelValues(ev.Type).Inc()
+	log.Error().Int("crashed_deliveries", crashed).Str("reason", "poison").Msg("event dead: " + msg)
 }
 
 // call runs the handler, turning a panic into an error.

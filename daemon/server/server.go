@@ -214,7 +214,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	d.Dispatcher, err = outbox.New(outbox.Config{Store: d.Store, Handler: d.deliver, Name: workerName,
 		Workers: cfg.Events.Workers, Lease: cfg.Events.Lease, PollInterval: cfg.Events.PollInterval, BackoffBase: cfg.Events.BackoffBase,
-		BackoffMax: cfg.Events.BackoffMax, MaxAttempts: cfg.Events.MaxAttempts, MaxAge: cfg.Events.MaxAge,
+		BackoffMax: cfg.Events.BackoffMax, MaxAttempts: cfg.Events.MaxAttempts, MaxAge: cfg.Events.MaxAge, PoisonAfter: cfg.Events.PoisonAfter,
 		Registerer: d.reg, Logger: &dlog})
 	if err != nil {
 		return err

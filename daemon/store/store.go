@@ -194,6 +194,11 @@ type Events interface {
 	CountEvents(ctx context.Context, state EventState) (int64, error)
 }
 
+// AttemptLeaseExpired is the Error of an attempt whose lease ran out before
+// an outcome was recorded: the process delivering it died (or lost the
+// store) while the handler ran. ClaimEvents closes such attempts with it.
+const AttemptLeaseExpired = "lease expired"
+
 // Attempt is one delivery attempt of an event.
 type Attempt struct {
 	EventID  string    `json:"event_id"`

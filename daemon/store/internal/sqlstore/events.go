@@ -93,8 +93,8 @@ func (s *DB) ClaimEvents(ctx context.Context, worker string, limit int, lease ti
 				return err
 			}
 			if c.state == string(store.EventRunning) {
-				if _, err := s.txExec(ctx, tx, `UPDATE event_attempts SET finished = ?, ok = 0, error = 'lease expired'
-					WHERE event_id = ? AND finished = 0`, nowNS, e.ID); err != nil {
+				if _, err := s.txExec(ctx, tx, `UPDATE event_attempts SET finished = ?, ok = 0, error = ?
+					WHERE event_id = ? AND finished = 0`, nowNS, store.AttemptLeaseExpired, e.ID); err != nil {
 					return err
 				}
 			}
