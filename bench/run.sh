@@ -33,6 +33,7 @@ run ./daemon/pluginhost 'BenchmarkPluginRPC' '-benchtime 3000x'
 ACQUIT_BIN_DIR=$PWD/bin run ./e2e 'BenchmarkIdleDaemon' '-benchtime 1x'
 if [ "$all" = 1 ]; then
 	run ./daemon/payments 'BenchmarkAutomaticResponse|BenchmarkAutomaticResponseParallel' '-benchtime 2000x'
+	run ./daemon/payments 'BenchmarkWebhook|BenchmarkBareWebhookHandler' '-benchtime 2000x'
 	run ./daemon/outbox 'BenchmarkEmitAndDeliver' '-benchtime 3000x'
 	run ./daemon/hooks 'BenchmarkDeliver$|BenchmarkCallSerial|BenchmarkDeliverShopHook' ''
 	run ./plugins/atos/sips 'BenchmarkVerifyAutomaticResponse' ''

@@ -109,7 +109,42 @@ func benchOffered(b *testing.B, driver string, rate int) {
 func benchAutomatic(b *testing.B, driver string, senders int) {
 	e := newEnvOn(b, driver, nil)
 	forms := atosResponses(b, e, b.N)
-	u := e.pub.URL + "/notify/atos/automatic"
+	reqs := make([]benchRequest, len(forms))
+	for i, f := range forms {
+		reqs[i] = benchRequest{body: f, ctype: "application/x-www-form-urlencoded"}
+	}
+	runSenders(b, e, "atos", reqs, senders)
+}
+
+// benchRequest is one notification to post.
+type benchRequest struct {
+	body, ctype string
+	header      map[string]string
+}
+
+func (r benchRequest) post(b *testing.B, c *http.Client, u string) int {
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(r.body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Content-Type", r.ctype)
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// runSenders posts reqs to the gateway's automatic endpoint from senders
+// concurrent clients and reports the rate and latencies; every request must
+// decide its payment.
+func runSenders(b *testing.B, e *env, gateway string, reqs []benchRequest, senders int) {
+	u := e.pub.URL + "/notify/" + gateway + "/automatic"
 	// One kept-alive connection per sender (the default keeps 2).
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
 	lat := make([]time.Duration, b.N)
@@ -127,7 +162,7 @@ func benchAutomatic(b *testing.B, driver string, senders int) {
 					return
 				}
 				s := time.Now()
-				if code := postForm(b, client, u, forms[i]); code != 200 {
+				if code := reqs[i].post(b, client, u); code != 200 {
 					b.Errorf("HTTP %d", code)
 					return
 				}
@@ -138,7 +173,7 @@ func benchAutomatic(b *testing.B, driver string, senders int) {
 	wg.Wait()
 	elapsed := time.Since(t0)
 	b.StopTimer()
-	if got := e.notificationsOn("atos", "automatic", "decided"); got != float64(b.N) {
+	if got := e.notificationsOn(gateway, "automatic", "decided"); got != float64(b.N) {
 		b.Fatalf("decided %v of %d", got, b.N)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "resp/s")

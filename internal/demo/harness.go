@@ -46,13 +46,13 @@ type Harness struct {
 
 // TemplateData fills the configuration template.
 type TemplateData struct {
-	Dir, BinDir, ScriptsDir     string
-	PublicAddr, AdminAddr       string
-	TokenFile                   string
-	Atos                        *AtosData
-	Worldline                   *WorldlineData
+	Dir, BinDir, ScriptsDir string
+	PublicAddr, AdminAddr   string
+	TokenFile               string
+	Atos                    *AtosData
+	Worldline               *WorldlineData
 	// FinalDeadline is payments.final_deadline ("" = 10m).
-	FinalDeadline string
+	FinalDeadline               string
 	Ebics                       *EbicsData
 	ReconcileEvery, FetchEvery  string
 	ReconcileAfter, AckDeadline string

@@ -100,7 +100,9 @@ func TestVerifyRequest(t *testing.T) {
 		"no authorization":  func(r *http.Request) { r.Header.Del("Authorization") },
 		"two authorization": func(r *http.Request) { r.Header.Add("Authorization", r.Header.Get("Authorization")) },
 		"other scheme":      func(r *http.Request) { r.Header.Set("Authorization", "Bearer x") },
-		"unknown key":       func(r *http.Request) { r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "KEY1", "KEY2", 1)) },
+		"unknown key": func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "KEY1", "KEY2", 1))
+		},
 		"old date": func(r *http.Request) {
 			d := now.Add(-6 * time.Minute).Format(http.TimeFormat)
 			r.Header.Set("Date", d)
