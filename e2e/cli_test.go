@@ -170,10 +170,18 @@ func TestConfigCheckAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code := acquitCLI(t, h, "config", "check")
-	if code != 0 || !strings.Contains(out, "ok") {
+	if code != 0 || !strings.Contains(out, "ok") || strings.Contains(out, "warning") {
 		t.Fatalf("config check on a good file: %d %s", code, out)
 	}
 	good, _ := os.ReadFile(h.ConfigPath)
+	// A non-loopback admin address is valid but warned about (token in
+	// plain HTTP on the network).
+	_, port, _ := strings.Cut(h.AdminAddr, ":")
+	os.WriteFile(h.ConfigPath, []byte(strings.Replace(string(good), "addr: "+h.AdminAddr, "addr: 0.0.0.0:"+port, 1)), 0o600)
+	out, code = acquitCLI(t, h, "config", "check")
+	if code != 0 || !strings.Contains(out, "warning: ") || !strings.Contains(out, "listen.admin.addr: \"0.0.0.0:"+port+"\" is not a loopback address") {
+		t.Fatalf("config check with a network admin address: %d %s", code, out)
+	}
 	bad := strings.Replace(string(good), "instance: demo", "instance: demo\nbogus_key: 1", 1)
 	bad += "schedules:\n  - name: nightly\n    cron: \"61 * * * *\"\n    job: lua\n    script: record.lua\n    function: on_event\n"
 	cronLine := strings.Count(bad, "\n") - 3

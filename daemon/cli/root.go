@@ -112,6 +112,9 @@ func (r *root) configCmd() *cobra.Command {
 				}
 				return &exitError{code: 2, err: fmt.Errorf("%d script problem(s) in %s", len(diags), cfg.Scripts.Dir)}
 			}
+			for _, w := range cfg.Warnings() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+r.configPath+": "+w)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d plugins, %d schedules, %d hooks)\n", r.configPath, len(cfg.Plugins), len(cfg.Schedules), len(cfg.Hooks))
 			return nil
 		},

@@ -458,3 +458,20 @@ func TestExtraJobs(t *testing.T) {
 		t.Errorf("entries = %+v", e)
 	}
 }
+
+// TestAdminAddrWarning: a non-loopback admin address is valid but warned
+// about (the bearer token would cross the network in plain HTTP).
+func TestAdminAddrWarning(t *testing.T) {
+	for addr, warn := range map[string]bool{
+		"127.0.0.1:8081": false, "[::1]:8081": false, "localhost:8081": false, "127.0.0.2:8081": false,
+		"unix:/run/acquit/admin.sock": false,
+		"0.0.0.0:8081":                true, ":8081": true, "192.168.1.5:8081": true, "[::]:8081": true, "admin.example.com:8081": true,
+	} {
+		c := &Config{}
+		c.Listen.Admin.Addr = addr
+		w := c.Warnings()
+		if got := len(w) == 1 && strings.Contains(w[0], "listen.admin.addr") && strings.Contains(w[0], "not a loopback address"); got != warn || (!warn && len(w) != 0) {
+			t.Errorf("%s: warnings %q", addr, w)
+		}
+	}
+}

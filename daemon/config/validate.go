@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -413,4 +414,32 @@ func fileSHA256(p string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Warnings lists what is valid but unsafe in the configuration, as
+// "key: message" lines; `acquit config check` prints them and the daemon
+// logs them at start.
+func (c *Config) Warnings() []string {
+	var out []string
+	if addr := c.Listen.Admin.Addr; !strings.HasPrefix(addr, "unix:") && !loopbackAddr(addr) {
+		out = append(out, fmt.Sprintf("listen.admin.addr: %q is not a loopback address: the admin API "+
+			"(bearer token, event replay, payments) would be served in plain HTTP on the network; "+
+			"listen on 127.0.0.1, ::1 or a unix: socket and put a TLS reverse proxy in front if it must be reached remotely", addr))
+	}
+	return out
+}
+
+// loopbackAddr reports whether host:port names only the loopback
+// interface ("localhost" or a loopback IP; an empty host is every
+// interface).
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

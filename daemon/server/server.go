@@ -180,6 +180,9 @@ func (d *Daemon) start(ctx context.Context) error {
 	ws := &wakingStore{Store: raw}
 	d.Store = ws
 	d.log.Info().Str("driver", d.Store.Driver()).Str("instance", cfg.Instance).Msg("store open")
+	for _, w := range cfg.Warnings() {
+		d.log.Warn().Str("config", cfg.File).Msg(w)
+	}
 
 	// Listeners first: a port in use fails the start before plugins run.
 	if d.publicL, err = httpapi.Listen(cfg.Listen.Public.Addr); err != nil {
