@@ -113,6 +113,34 @@ type Dashboard struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session // by sha256 of the cookie value
+	failures []time.Time         // failed logins in the last loginWindow
+}
+
+// Failed logins are throttled: after maxFailures within loginWindow, every
+// login attempt is refused (429) until the window has passed. The bearer
+// token keeps working.
+const (
+	maxFailures = 10
+	loginWindow = time.Minute
+)
+
+// throttled reports whether logins are refused now; failed records a
+// failed attempt.
+func (db *Dashboard) throttled(failed bool) bool {
+	now := db.d.Now()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	keep := db.failures[:0]
+	for _, at := range db.failures {
+		if now.Sub(at) < loginWindow {
+			keep = append(keep, at)
+		}
+	}
+	db.failures = keep
+	if failed {
+		db.failures = append(db.failures, now)
+	}
+	return len(db.failures) >= maxFailures
 }
 
 type session struct {
@@ -140,7 +168,7 @@ func New(d Deps) (*Dashboard, error) {
 	db := &Dashboard{d: d, sessions: map[string]*session{}, log: d.Logger.With().Str("component", "dashboard").Logger()}
 	db.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "acquit_dashboard_refusals_total",
-		Help: "Dashboard requests refused, by reason (no_session, bad_token, bad_csrf, bad_origin, bad_request).",
+		Help: "Dashboard requests refused, by reason (no_session, bad_token, bad_csrf, bad_origin, bad_request, throttled).",
 	}, []string{"reason"})
 	if d.Registerer != nil {
 		if err := d.Registerer.Register(db.refusals); err != nil {
@@ -364,7 +392,12 @@ func (db *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	next := safeNext(r.PostFormValue("next"))
+	if db.throttled(false) {
+		db.refuse(w, r, http.StatusTooManyRequests, "throttled", "too many failed logins: wait a minute")
+		return
+	}
 	if !db.tokenOK(strings.TrimSpace(r.PostFormValue("token"))) {
+		db.throttled(true)
 		db.refusals.WithLabelValues("bad_token").Inc()
 		db.log.Warn().Str("reason", "bad_token").Str("remote", r.RemoteAddr).Msg("dashboard login refused")
 		db.render(w, r, http.StatusUnauthorized, "login", &view{Title: "Log in",

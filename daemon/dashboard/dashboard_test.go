@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,6 +58,8 @@ type env struct {
 	deadID   string
 	txID     string
 	paidRef  string
+	lostRef  string
+	later    atomic.Int64 // how far the dashboard's clock is ahead
 	spoolDir string
 }
 
@@ -91,8 +94,10 @@ func newEnv(t *testing.T) *env {
 	}
 	public := httptest.NewServer(nil)
 	t.Cleanup(public.Close)
+	var later atomic.Int64 // how far the payment service's clock is ahead
 	e.pay = payments.New(payments.Deps{Store: st, Gateway: func(string) (sdk.PaymentGateway, error) { return gw, nil },
-		Logger: zerolog.Nop(), Config: payments.Config{DefaultGateway: "atos", PublicBaseURL: public.URL}})
+		Logger: zerolog.Nop(), Config: payments.Config{DefaultGateway: "atos", PublicBaseURL: public.URL},
+		Now: func() time.Time { return time.Now().Add(time.Duration(later.Load())) }})
 	public.Config.Handler = e.pay.PublicHandler()
 	started, err := e.pay.Start(ctx, payments.StartRequest{OrderID: "ORDER-42", Amount: 1007, Currency: "EUR",
 		SuccessURL: "http://shop.example/ok", FailureURL: "http://shop.example/ko"})
@@ -117,6 +122,20 @@ func newEnv(t *testing.T) *env {
 	if err := s.WaitDeliveries(wctx); err != nil {
 		t.Fatal(err)
 	}
+	// A payment whose customer never came back; three days later Sips
+	// Office is down and the payment is unknown at its final deadline.
+	lost, err := e.pay.Start(ctx, payments.StartRequest{OrderID: "ORDER-43", Amount: 2500, Currency: "EUR",
+		SuccessURL: "http://shop.example/ok", FailureURL: "http://shop.example/ko"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.lostRef = lost.Reference
+	later.Store(int64(73 * time.Hour))
+	s.SetFaults(sim.Faults{OfficeDown: true})
+	if _, err := e.pay.Reconcile(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	later.Store(0)
 
 	// A transmission with a hostile creditor name, and a hostile PSR.
 	e.spoolDir = filepath.Join(t.TempDir(), "spool")
@@ -182,7 +201,8 @@ func newEnv(t *testing.T) *env {
 				{Name: "ebics", Kind: sdk.KindBankTransport, State: pluginhost.StateRestarting, Restarts: 3, LastError: xssPlugin},
 			}
 		},
-		Replay: api.Replay, Location: paris, Instance: "test", Logger: zerolog.New(zerolog.NewTestWriter(t)), Registerer: e.reg})
+		Replay: api.Replay, Location: paris, Instance: "test", SessionTTL: time.Hour,
+		Now: func() time.Time { return time.Now().Add(time.Duration(e.later.Load())) }, Logger: zerolog.New(zerolog.NewTestWriter(t)), Registerer: e.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +527,7 @@ func TestOverviewNeedsAPerson(t *testing.T) {
 	e := newEnv(t)
 	c := e.srv.Client()
 	_, page := e.do(t, c, "GET", "/ui/", nil, bearer())
-	for _, want := range []string{"Dead events", e.deadID, "Failing schedules", "nightly", "Plugins down", "restarting",
+	for _, want := range []string{"Payments still unknown", e.lostRef, "25.00 EUR", "Dead events", e.deadID, "Failing schedules", "nightly", "Plugins down", "restarting",
 		"1/2</span> plugins up", "0/1</span> schedules ok", "pain001_hostile.xml", "partially_accepted"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("overview lacks %q", want)
@@ -525,3 +545,42 @@ func TestOverviewNeedsAPerson(t *testing.T) {
 		t.Errorf("payments with a conflicting response: lists a payment without one")
 	}
 }
+
+// TestSessionEndsAndLoginThrottle: a session ends after its TTL; after 10
+// failed logins in a minute every login is refused for the rest of it,
+// while the bearer token keeps working.
+func TestSessionEndsAndLoginThrottle(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.login(t)
+	if resp, _ := e.do(t, c, "GET", "/ui/", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("fresh session: %d", resp.StatusCode)
+	}
+	e.later.Store(int64(time.Hour + time.Second))
+	if resp, _ := e.do(t, c, "GET", "/ui/", nil, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("session past its TTL: %d, want a redirect to the login form", resp.StatusCode)
+	}
+	e.later.Store(0)
+
+	anon := noRedirect(e.srv.Client())
+	for i := 0; i < 10; i++ {
+		if resp, _ := e.do(t, anon, "POST", "/ui/login", url.Values{"token": {fmt.Sprintf("guess-%02d-guess-guess", i)}}, nil); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("failed login %d: %d", i, resp.StatusCode)
+		}
+	}
+	resp, _ := e.do(t, anon, "POST", "/ui/login", url.Values{"token": {token}}, nil)
+	if resp.StatusCode != http.StatusTooManyRequests || len(resp.Cookies()) != 0 {
+		t.Fatalf("login after 10 failures: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	if n := testutil.ToFloat64(refusals(t, e, "throttled")); n != 1 {
+		t.Errorf("throttled refusals = %v, want 1", n)
+	}
+	if resp, _ := e.do(t, anon, "GET", "/ui/", nil, bearer()); resp.StatusCode != http.StatusOK {
+		t.Fatalf("bearer token while logins are throttled: %d", resp.StatusCode)
+	}
+	e.later.Store(int64(loginWindowForTest))
+	if resp, _ := e.do(t, anon, "POST", "/ui/login", url.Values{"token": {token}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login a minute later: %d", resp.StatusCode)
+	}
+}
+
+const loginWindowForTest = time.Minute + time.Second
