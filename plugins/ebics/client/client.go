@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -60,6 +61,8 @@ type Client struct {
 	host    sdk.Host
 	o       Options
 	log     zerolog.Logger
+
+	redirects atomic.Int64 // redirects refused
 
 	mu      sync.Mutex // guards bankKey
 	bankKey *BankKeys
@@ -113,6 +116,13 @@ func New(bank Bank, ks *keys.Set, host sdk.Host, o Options) (*Client, error) {
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{Timeout: 2 * time.Minute}
 	}
+	// EBICS requests are never redirected: a bank (or whoever answers in
+	// its name) answering 3xx could otherwise make the client re-POST a
+	// signed request anywhere, the daemon's own admin API included. The
+	// redirect comes back as the response and post refuses it.
+	hc := *o.HTTP
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	o.HTTP = &hc
 	if o.Retries == 0 {
 		o.Retries = 3
 	}
@@ -127,6 +137,10 @@ func New(bank Bank, ks *keys.Set, host sdk.Host, o Options) (*Client, error) {
 	}
 	return &Client{bank: bank, version: v, keys: ks, host: host, o: o, log: o.Logger.With().Str("bank", bank.Name).Logger()}, nil
 }
+
+// RedirectsRefused counts the bank's answers that were redirects (3xx),
+// each refused as a transport error.
+func (c *Client) RedirectsRefused() int64 { return c.redirects.Load() }
 
 // NetError is a transport failure (connection refused/dropped, HTTP status).
 type NetError struct {
@@ -151,6 +165,13 @@ func (c *Client) post(ctx context.Context, op string, body []byte) ([]byte, erro
 		return nil, &NetError{op, err}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		n := c.redirects.Add(1)
+		loc := resp.Header.Get("Location")
+		c.log.Warn().Str("op", op).Int("status", resp.StatusCode).Str("location", loc).Int64("redirects_refused", n).
+			Msg("ebics: the bank answered a redirect; refused (EBICS requests are never redirected)")
+		return nil, &NetError{op, fmt.Errorf("redirect refused (HTTP %s to %q): EBICS requests are never redirected", resp.Status, loc)}
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, &NetError{op, fmt.Errorf("HTTP %s", resp.Status)}
 	}

@@ -9,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,5 +225,40 @@ func TestClientRefusesBadResponses(t *testing.T) {
 	d, err := cl.Download(ctx, "hac", time.Time{}, time.Time{})
 	if err != nil || d == nil || d.Segments < 5 {
 		t.Fatalf("clean download after attacks: %v %v", d, err)
+	}
+}
+
+// TestClientRefusesRedirects: a bank answering 307 (or 301/302/308) to
+// another address, here a stand-in for the daemon's admin API, is not
+// followed: the request fails as a transport error naming the redirect,
+// the target never sees the signed request, and the refusals are counted.
+func TestClientRefusesRedirects(t *testing.T) {
+	e := newEnv(t, protocol.H004, "", sim.Config{}, true)
+	var hits atomic.Int64
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Error(w, "admin", 200)
+	}))
+	defer admin.Close()
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound, http.StatusMovedPermanently} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			bank := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, admin.URL+"/v1/events", code)
+			}))
+			defer bank.Close()
+			e.bank.URL = bank.URL
+			cl := e.newClient(t)
+			d, err := cl.Download(context.Background(), "hac", time.Time{}, time.Time{})
+			var ne *client.NetError
+			if d != nil || !errors.As(err, &ne) || !strings.Contains(err.Error(), "redirect refused") {
+				t.Fatalf("got %v, %v; want a transport error refusing the redirect", d, err)
+			}
+			if n := hits.Load(); n != 0 {
+				t.Fatalf("the redirect target received %d requests", n)
+			}
+			if cl.RedirectsRefused() < 1 {
+				t.Fatalf("redirects refused = %d", cl.RedirectsRefused())
+			}
+		})
 	}
 }
