@@ -219,3 +219,71 @@ func TestConfigCheckAndReload(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// TestLogLinesHaveUniqueKeys: every JSON line the daemon writes (its own,
+// go-plugin's and the plugins' relayed lines, start to stop) has each key
+// once, so `jq 'select(.plugin=="atos")'` and `select(.component==...)` see
+// every line.
+func TestLogLinesHaveUniqueKeys(t *testing.T) {
+	rec := newFailingRecorder(t)
+	rec.fail["logs"] = 1 // one failed delivery: the outbox logs the retry
+	h := newHarness(t)
+	s, err := demo.SetupEbics(h, "de", 16<<10) // a plugin process: go-plugin's and the plugin's lines
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tp := h.Template()
+	tp.RecorderURL = rec.srv.URL
+	tp.Hooks = []demo.HookData{{Events: `["custom.*"]`, Script: "flaky.lua", Function: "on_event"}}
+	c := ctx(t)
+	if err := h.Start(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Client().Do(c, "POST", "/v1/events", httpapi.EmitRequest{Type: "custom.logs", Subject: "logs"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "event delivered after a retry", func() bool { return rec.count("logs") == 2 })
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(h.Dir, "acquit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, plugin, outbox := 0, 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		lines++
+		dec := json.NewDecoder(strings.NewReader(line))
+		if _, err := dec.Token(); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				t.Fatalf("%v: %s", err, line)
+			}
+			if seen[k.(string)] {
+				t.Errorf("key %q twice in %s", k, line)
+			}
+			seen[k.(string)] = true
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("%v: %s", err, line)
+			}
+		}
+		if seen["plugin"] {
+			plugin++
+		}
+		if strings.Contains(line, `"component":"outbox"`) {
+			outbox++
+		}
+	}
+	if lines < 5 || plugin == 0 || outbox == 0 {
+		t.Fatalf("log too thin to judge: %d JSON lines, %d with plugin, %d from the outbox", lines, plugin, outbox)
+	}
+}

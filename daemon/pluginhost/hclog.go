@@ -82,7 +82,7 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	}
 	all := append(append([]any{}, a.args...), args...)
 	for i := 0; i < len(all); i += 2 {
-		key := clipLog(fmt.Sprint(all[i]))
+		key := ownKey(clipLog(fmt.Sprint(all[i])))
 		if i+1 >= len(all) {
 			ev = ev.Str("EXTRA_VALUE_AT_END", key)
 			break
@@ -99,6 +99,21 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		}
 	}
 	ev.Msg(clipLog(msg))
+}
+
+// reservedKeys are the fields the host's logger already sets on a plugin's
+// lines; a plugin's (or go-plugin's) field of the same name is renamed so
+// that each JSON line has unique keys (go-plugin logs "plugin" = the path).
+var reservedKeys = map[string]string{
+	"plugin": "plugin_path", "component": "plugin_component", "level": "plugin_level",
+	"time": "plugin_time", "message": "plugin_message", "logger": "plugin_logger",
+}
+
+func ownKey(k string) string {
+	if r, ok := reservedKeys[k]; ok {
+		return r
+	}
+	return k
 }
 
 // Trace implements hclog.Logger.

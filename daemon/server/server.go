@@ -206,7 +206,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 
-	dlog := d.log.With().Str("component", "outbox").Logger()
+	dlog := d.log // outbox names its component itself
 	// Lease holder name: instance/pid/nonce. A restarted process of this
 	// instance takes back at once the events its killed predecessor held.
 	workerName := fmt.Sprintf("%s/%d/%d", cfg.Instance, os.Getpid(), time.Now().UnixNano()%1_000_000)
@@ -225,7 +225,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	wake := d.Dispatcher.Wake
 	ws.wake.Store(&wake)
 
-	d.Payments = payments.New(payments.Deps{Store: d.Store, Gateway: d.Plugins.Gateway, Logger: d.log.With().Str("component", "payments").Logger(),
+	d.Payments = payments.New(payments.Deps{Store: d.Store, Gateway: d.Plugins.Gateway, Logger: d.log, // payments names its component itself
 		Registerer: d.reg, Config: payments.Config{DefaultGateway: cfg.Payments.Gateway, ReconcileAfter: cfg.Payments.ReconcileAfter,
 			RecheckEvery: cfg.Payments.RecheckEvery, FinalDeadline: cfg.Payments.FinalDeadline, PublicBaseURL: cfg.Listen.Public.BaseURL,
 			FallbackReturnURL: cfg.Payments.FallbackReturnURL, MaxBodyBytes: cfg.Listen.Public.MaxBodyBytes.Bytes()}})
