@@ -3,8 +3,11 @@
 // transaction survives kill -9 and power loss), foreign keys on, and a single
 // writer connection whose transactions start with BEGIN IMMEDIATE, so
 // writers queue inside the process instead of failing with SQLITE_BUSY;
-// other processes on the same file wait up to the busy timeout. Reads go
-// through a separate pool of read-only connections.
+// other processes on the same file wait up to the busy timeout. Concurrent
+// write transactions are committed together by one writer goroutine (group
+// commit: one fsync for all of them, each in its own savepoint; see
+// sqlstore/group.go). Reads go through a separate pool of read-only
+// connections.
 //
 // Because there is one writer, a function passed to InTx must not call
 // Store methods that write (RecordRaw, KVSet, ClaimEvents...): use the Tx.

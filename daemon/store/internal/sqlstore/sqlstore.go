@@ -60,6 +60,11 @@ type DB struct {
 	closeErr   error
 	kvSets     atomic.Int64
 	stmts      stmtCache
+
+	grpOnce sync.Once
+	grp     *grouper
+	groups  atomic.Int64 // group commits made
+	grouped atomic.Int64 // transactions they carried
 }
 
 // kvSweepEvery is how many KVSet calls pass between two sweeps of expired
@@ -100,7 +105,7 @@ func (s *DB) txStmt(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
 	if st == nil {
 		return nil
 	}
-	return tx.StmtContext(ctx, st)
+	return tx.StmtContext(s.stmtCtx(ctx), st)
 }
 
 // prepareWanted prepares the statements recorded as wanted; called with the
@@ -127,25 +132,25 @@ func (s *DB) prepareWanted(ctx context.Context) {
 func (s *DB) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
 	query = s.q(query)
 	if st := s.txStmt(ctx, tx, query); st != nil {
-		return st.ExecContext(ctx, args...)
+		return st.ExecContext(s.stmtCtx(ctx), args...)
 	}
-	return tx.ExecContext(ctx, query, args...)
+	return tx.ExecContext(s.stmtCtx(ctx), query, args...)
 }
 
 func (s *DB) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
 	query = s.q(query)
 	if st := s.txStmt(ctx, tx, query); st != nil {
-		return st.QueryRowContext(ctx, args...)
+		return st.QueryRowContext(s.stmtCtx(ctx), args...)
 	}
-	return tx.QueryRowContext(ctx, query, args...)
+	return tx.QueryRowContext(s.stmtCtx(ctx), query, args...)
 }
 
 func (s *DB) txQuery(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
 	query = s.q(query)
 	if st := s.txStmt(ctx, tx, query); st != nil {
-		return st.QueryContext(ctx, args...)
+		return st.QueryContext(s.stmtCtx(ctx), args...)
 	}
-	return tx.QueryContext(ctx, query, args...)
+	return tx.QueryContext(s.stmtCtx(ctx), query, args...)
 }
 
 // begin starts a write transaction.
@@ -234,6 +239,10 @@ func (s *DB) conflict(err error) error {
 // Close closes both pools.
 func (s *DB) Close() error {
 	s.closeOnce.Do(func() {
+		s.grpOnce.Do(func() {}) // no writer started after Close
+		if s.grp != nil {
+			s.grp.stop() // drains the queue first
+		}
 		s.stmts.mu.Lock()
 		for _, st := range s.stmts.prepared {
 			st.Close()
@@ -257,24 +266,19 @@ func (s *DB) Driver() string { return s.D.Name }
 // InTx runs fn in one transaction on the writer pool. fn must not call
 // other Store methods that write (SQLite has one writer connection: that
 // would wait for itself and fail with ErrWriterBusy after WriterWait).
+//
+// On SQLite, concurrent callers' transactions are committed together
+// (group commit, see group.go): fn then runs on the writer goroutine,
+// inside a savepoint, and its statements ignore ctx's cancellation.
 func (s *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
-	sqlTx, release, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	defer sqlTx.Rollback() //nolint:errcheck // no-op after commit
-	if err := fn(&Tx{tx: sqlTx, s: s}); err != nil {
-		return err
-	}
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return s.inTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, s: s}) })
 }
 
 // inTx is InTx for the store's own use.
 func (s *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.WriterSlots != nil {
+		return s.groupRun(ctx, fn)
+	}
 	sqlTx, release, err := s.begin(ctx)
 	if err != nil {
 		return err

@@ -38,7 +38,7 @@ func (t *Tx) Emit(ctx context.Context, ev store.NewEvent) (store.Event, error) {
 		return store.Event{}, fmt.Errorf("emit %s: payload: %w: not JSON", ev.Type, store.ErrInvalid)
 	}
 	if t.s.D.SubjectLock != "" && ev.Subject != "" {
-		if _, err := t.tx.ExecContext(ctx, t.s.q(t.s.D.SubjectLock), ev.Subject); err != nil {
+		if _, err := t.tx.ExecContext(t.s.stmtCtx(ctx), t.s.q(t.s.D.SubjectLock), ev.Subject); err != nil {
 			return store.Event{}, fmt.Errorf("emit %s: lock subject: %w", ev.Type, err)
 		}
 	}
@@ -116,7 +116,7 @@ func (t *Tx) RecordHistory(ctx context.Context, h store.History) error {
 // Exec runs a statement with ? placeholders and returns the rows affected.
 // A unique violation is wrapped as store.ErrConflict.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, t.s.q(query), args...)
+	res, err := t.tx.ExecContext(t.s.stmtCtx(ctx), t.s.q(query), args...)
 	if err != nil {
 		return 0, t.s.conflict(err)
 	}
@@ -130,12 +130,12 @@ func (t *Tx) Exec(ctx context.Context, query string, args ...any) (int64, error)
 // QueryRow runs a query returning one row; no row scans as store.ErrNotFound
 // (which also matches sql.ErrNoRows).
 func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) store.Row {
-	return row{t.tx.QueryRowContext(ctx, t.s.q(query), args...)}
+	return row{t.tx.QueryRowContext(t.s.stmtCtx(ctx), t.s.q(query), args...)}
 }
 
 // Query runs a query.
 func (t *Tx) Query(ctx context.Context, query string, args ...any) (store.Rows, error) {
-	rows, err := t.tx.QueryContext(ctx, t.s.q(query), args...)
+	rows, err := t.tx.QueryContext(t.s.stmtCtx(ctx), t.s.q(query), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,184 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/daemon/store/sqlite"
+)
+
+// groupEnv opens a store with a table t(k PRIMARY KEY) and returns a
+// function that holds the writer inside a transaction until the returned
+// release is called, so that the writes started meanwhile queue up and
+// are committed as one group.
+func groupEnv(t *testing.T) (*sqlite.Store, func() (release func())) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "g.db"), store.WithoutRegisteredMigrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Exec(ctx, "CREATE TABLE t (k TEXT PRIMARY KEY)")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hold := func() func() {
+		inside, release := make(chan struct{}), make(chan struct{})
+		go func() {
+			_ = s.InTx(ctx, func(tx store.Tx) error {
+				close(inside)
+				<-release
+				return nil
+			})
+		}()
+		<-inside
+		return func() { close(release) }
+	}
+	return s, hold
+}
+
+func keys(t *testing.T, s *sqlite.Store) map[string]bool {
+	t.Helper()
+	rows, err := s.R.Query("SELECT k FROM t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		got[k] = true
+	}
+	return got
+}
+
+// TestGroupCommitIsolatesCallers: 32 writers queued behind a busy writer
+// are committed in one group; the callers that fail (their fn returns an
+// error after writing, violates a unique constraint, or panics) are rolled
+// back alone and get their own error, and every other caller's row is
+// committed.
+func TestGroupCommitIsolatesCallers(t *testing.T) {
+	ctx := context.Background()
+	s, hold := groupEnv(t)
+	if err := s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Exec(ctx, "INSERT INTO t VALUES ('taken')")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c0, n0 := s.GroupStats()
+	release := hold()
+	const n = 32
+	errs := make([]error, n)
+	panics := make([]any, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { panics[i] = recover() }()
+			errs[i] = s.InTx(ctx, func(tx store.Tx) error {
+				if _, err := tx.Exec(ctx, "INSERT INTO t VALUES (?)", fmt.Sprint("k", i)); err != nil {
+					return err
+				}
+				switch i % 8 {
+				case 3:
+					return errors.New("caller 3 changed its mind")
+				case 5:
+					_, err := tx.Exec(ctx, "INSERT INTO t VALUES ('taken')")
+					return err
+				case 7:
+					panic(fmt.Sprint("caller ", i, " panics"))
+				}
+				return nil
+			})
+		}()
+	}
+	// All 32 are queued behind the held writer before it is released.
+	time.Sleep(300 * time.Millisecond)
+	release()
+	wg.Wait()
+	got := keys(t, s)
+	for i := 0; i < n; i++ {
+		k := fmt.Sprint("k", i)
+		switch i % 8 {
+		case 3:
+			if errs[i] == nil || !strings.Contains(errs[i].Error(), "changed its mind") || got[k] {
+				t.Errorf("caller %d: err %v, row kept %v", i, errs[i], got[k])
+			}
+		case 5:
+			if !errors.Is(errs[i], store.ErrConflict) || got[k] {
+				t.Errorf("caller %d: err %v (want ErrConflict), row kept %v", i, errs[i], got[k])
+			}
+		case 7:
+			if panics[i] != fmt.Sprint("caller ", i, " panics") || got[k] {
+				t.Errorf("caller %d: panic %v, row kept %v", i, panics[i], got[k])
+			}
+		default:
+			if errs[i] != nil || panics[i] != nil || !got[k] {
+				t.Errorf("caller %d: err %v panic %v, row committed %v", i, errs[i], panics[i], got[k])
+			}
+		}
+	}
+	c1, n1 := s.GroupStats()
+	if commits, txs := c1-c0, n1-n0; commits > 3 || txs != n-3*n/8+1 {
+		t.Errorf("%d commits for %d committed transactions; want the queued ones grouped", commits, txs)
+	}
+}
+
+// TestGroupCommitCancelledWhileQueued: a caller cancelled while waiting
+// for the writer gets its context's error and its fn never runs; the
+// others are unaffected.
+func TestGroupCommitCancelledWhileQueued(t *testing.T) {
+	ctx := context.Background()
+	s, hold := groupEnv(t)
+	release := hold()
+	cctx, cancel := context.WithCancel(ctx)
+	ran := make(chan struct{}, 1)
+	done := make(chan error, 2)
+	go func() {
+		done <- s.InTx(cctx, func(tx store.Tx) error {
+			ran <- struct{}{}
+			_, err := tx.Exec(ctx, "INSERT INTO t VALUES ('cancelled')")
+			return err
+		})
+	}()
+	go func() {
+		done <- s.InTx(ctx, func(tx store.Tx) error {
+			_, err := tx.Exec(ctx, "INSERT INTO t VALUES ('other')")
+			return err
+		})
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	release()
+	var errs []error
+	for i := 0; i < 2; i++ {
+		errs = append(errs, <-done)
+	}
+	if !(errors.Is(errs[0], context.Canceled) && errs[1] == nil || errors.Is(errs[1], context.Canceled) && errs[0] == nil) {
+		t.Fatalf("errors %v", errs)
+	}
+	select {
+	case <-ran:
+		t.Fatal("the cancelled caller's fn ran")
+	default:
+	}
+	if got := keys(t, s); got["cancelled"] || !got["other"] {
+		t.Fatalf("rows %v", got)
+	}
+}
