@@ -196,3 +196,48 @@ func TestESDigestNormalisation(t *testing.T) {
 		})
 	}
 }
+
+// E002 both ways with openssl: acquit's ciphertext and key wrap open with
+// openssl enc/pkeyutl, and openssl's open with acquit, at padding edges.
+func TestE002WithOpenSSL(t *testing.T) {
+	requireIndep(t)
+	k1, _, _ := testKey(t)
+	for _, n := range []int{0, 1, 15, 16, 17, 4096} {
+		data := bytes.Repeat([]byte{'p'}, n)
+		key := NewTransactionKey()
+		t.Run(fmt.Sprintf("%d/acquit encrypts", n), func(t *testing.T) {
+			ct, err := EncryptE002(key, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pt, err := indep.DecryptE002(key, ct)
+			if err != nil || !bytes.Equal(pt, data) {
+				t.Fatalf("openssl: %v", err)
+			}
+			wrapped, err := WrapKey(&k1.PublicKey, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := indep.UnwrapKey(k1, wrapped); err != nil || !bytes.Equal(got, key) {
+				t.Fatalf("openssl unwrap: %v", err)
+			}
+		})
+		t.Run(fmt.Sprintf("%d/openssl encrypts", n), func(t *testing.T) {
+			ct, err := indep.EncryptE002(key, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pt, err := DecryptE002(key, ct)
+			if err != nil || !bytes.Equal(pt, data) {
+				t.Fatalf("acquit: %v", err)
+			}
+			wrapped, err := indep.WrapKey(&k1.PublicKey, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := UnwrapKey(k1, wrapped); err != nil || !bytes.Equal(got, key) {
+				t.Fatalf("acquit unwrap: %v", err)
+			}
+		})
+	}
+}
