@@ -88,6 +88,20 @@ func PrivatePEM(priv *rsa.PrivateKey) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
+// inDir runs f in a fresh private directory holding files; the directory
+// is removed afterwards.
+func inDir(files map[string][]byte, f func(dir string) error) error {
+	dir, err := workdir()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := writeFiles(dir, files); err != nil {
+		return err
+	}
+	return f(dir)
+}
+
 // writeFiles writes name->content pairs into dir.
 func writeFiles(dir string, files map[string][]byte) error {
 	for name, b := range files {
@@ -152,18 +166,12 @@ func VerifyX002(msg []byte, pub *rsa.PublicKey) error {
 	if err != nil {
 		return err
 	}
-	dir, err := workdir()
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	if err := writeFiles(dir, map[string][]byte{"msg.xml": doc, "key.pem": key}); err != nil {
-		return err
-	}
-	if _, err := run(dir, nil, "xmlsec1", "verify", "--pubkey-pem", "key.pem", "msg.xml"); err != nil {
-		return fmt.Errorf("indep: xmlsec1 rejects the X002 signature: %w", err)
-	}
-	return nil
+	return inDir(map[string][]byte{"msg.xml": doc, "key.pem": key}, func(dir string) error {
+		if _, err := run(dir, nil, "xmlsec1", "verify", "--pubkey-pem", "key.pem", "msg.xml"); err != nil {
+			return fmt.Errorf("indep: xmlsec1 rejects the X002 signature: %w", err)
+		}
+		return nil
+	})
 }
 
 // x002Template is the SignedInfo X002 prescribes, with empty values for
@@ -204,22 +212,19 @@ func SignX002(unsigned []byte, priv *rsa.PrivateKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := workdir()
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	if err := writeFiles(dir, map[string][]byte{"tpl.xml": tpl.Bytes(), "key.pem": key}); err != nil {
-		return nil, err
-	}
-	if _, err := run(dir, nil, "xmlsec1", "sign", "--privkey-pem", "key.pem", "--output", "signed.xml", "tpl.xml"); err != nil {
-		return nil, fmt.Errorf("indep: xmlsec1 sign: %w", err)
-	}
-	signed, err := os.ReadFile(filepath.Join(dir, "signed.xml"))
-	if err != nil {
-		return nil, fmt.Errorf("indep: read signed message: %w", err)
-	}
-	return dsigToAuth(signed), nil
+	var signed []byte
+	err = inDir(map[string][]byte{"tpl.xml": tpl.Bytes(), "key.pem": key}, func(dir string) error {
+		if _, err := run(dir, nil, "xmlsec1", "sign", "--privkey-pem", "key.pem", "--output", "signed.xml", "tpl.xml"); err != nil {
+			return fmt.Errorf("indep: xmlsec1 sign: %w", err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "signed.xml"))
+		if err != nil {
+			return fmt.Errorf("indep: read signed message: %w", err)
+		}
+		signed = dsigToAuth(b)
+		return nil
+	})
+	return signed, err
 }
 
 // ---- A005 / A006 with openssl ----
@@ -276,60 +281,53 @@ func esMessage(dir, version string, data []byte) ([]byte, error) {
 // SignES signs order data (after whatever normalisation the caller chose)
 // with openssl as an A005 or A006 electronic signature.
 func SignES(version string, priv *rsa.PrivateKey, data []byte) ([]byte, error) {
-	args, err := esArgs(version)
-	if err != nil {
-		return nil, err
-	}
 	key, err := PrivatePEM(priv)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := workdir()
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	msg, err := esMessage(dir, version, data)
-	if err != nil {
-		return nil, err
-	}
-	if err := writeFiles(dir, map[string][]byte{"msg.bin": msg, "key.pem": key}); err != nil {
-		return nil, err
-	}
-	sig, err := run(dir, nil, "openssl", append(args, "-sign", "key.pem", "msg.bin")...)
-	if err != nil {
-		return nil, fmt.Errorf("indep: openssl %s sign: %w", version, err)
-	}
-	return sig, nil
+	var sig []byte
+	err = es(version, key, data, nil, func(dir string, args []string) error {
+		var err error
+		if sig, err = run(dir, nil, "openssl", append(args, "-sign", "key.pem", "msg.bin")...); err != nil {
+			return fmt.Errorf("indep: openssl %s sign: %w", version, err)
+		}
+		return nil
+	})
+	return sig, err
 }
 
 // VerifyES verifies an A005 or A006 electronic signature over order data
 // (after whatever normalisation the caller chose) with openssl.
 func VerifyES(version string, pub *rsa.PublicKey, data, sig []byte) error {
-	args, err := esArgs(version)
-	if err != nil {
-		return err
-	}
 	key, err := PublicPEM(pub)
 	if err != nil {
 		return err
 	}
-	dir, err := workdir()
+	return es(version, key, data, sig, func(dir string, args []string) error {
+		if _, err := run(dir, nil, "openssl", append(args, "-verify", "key.pem", "-signature", "sig.bin", "msg.bin")...); err != nil {
+			return fmt.Errorf("indep: openssl rejects the %s signature: %w", version, err)
+		}
+		return nil
+	})
+}
+
+// es prepares a directory with key.pem, msg.bin (the version's message
+// for data) and sig.bin, and runs f with the openssl dgst arguments.
+func es(version string, key, data, sig []byte, f func(dir string, args []string) error) error {
+	args, err := esArgs(version)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	msg, err := esMessage(dir, version, data)
-	if err != nil {
-		return err
-	}
-	if err := writeFiles(dir, map[string][]byte{"msg.bin": msg, "key.pem": key, "sig.bin": sig}); err != nil {
-		return err
-	}
-	if _, err := run(dir, nil, "openssl", append(args, "-verify", "key.pem", "-signature", "sig.bin", "msg.bin")...); err != nil {
-		return fmt.Errorf("indep: openssl rejects the %s signature: %w", version, err)
-	}
-	return nil
+	return inDir(map[string][]byte{"key.pem": key, "sig.bin": sig}, func(dir string) error {
+		msg, err := esMessage(dir, version, data)
+		if err != nil {
+			return err
+		}
+		if err := writeFiles(dir, map[string][]byte{"msg.bin": msg}); err != nil {
+			return err
+		}
+		return f(dir, args)
+	})
 }
 
 // ---- E002 with openssl ----
@@ -358,19 +356,21 @@ func pkeyutl(pub *rsa.PublicKey, priv *rsa.PrivateKey, op string, in []byte) ([]
 	if err != nil {
 		return nil, err
 	}
-	dir, err := workdir()
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	if err := writeFiles(dir, map[string][]byte{"in.bin": in, "key.pem": key}); err != nil {
-		return nil, err
-	}
-	out, err := run(dir, nil, "openssl", args...)
-	if err != nil {
-		return nil, fmt.Errorf("indep: openssl pkeyutl %s: %w", op, err)
-	}
-	return out, nil
+	return runIn(map[string][]byte{"in.bin": in, "key.pem": key}, "openssl pkeyutl "+op, args...)
+}
+
+// runIn runs openssl with args in a directory holding files and returns
+// its output.
+func runIn(files map[string][]byte, what string, args ...string) ([]byte, error) {
+	var out []byte
+	err := inDir(files, func(dir string) error {
+		var err error
+		if out, err = run(dir, nil, "openssl", args...); err != nil {
+			return fmt.Errorf("indep: %s: %w", what, err)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // zeroIV is E002's initialisation vector: 16 zero bytes.
@@ -407,17 +407,6 @@ func aes(key, in []byte, op string) ([]byte, error) {
 	if len(key) != 16 {
 		return nil, fmt.Errorf("indep: E002 key is %d bytes, want 16", len(key))
 	}
-	dir, err := workdir()
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	if err := writeFiles(dir, map[string][]byte{"in.bin": in}); err != nil {
-		return nil, err
-	}
-	out, err := run(dir, nil, "openssl", "enc", "-aes-128-cbc", op, "-nopad", "-K", hex.EncodeToString(key), "-iv", zeroIV, "-in", "in.bin")
-	if err != nil {
-		return nil, fmt.Errorf("indep: openssl enc %s: %w", op, err)
-	}
-	return out, nil
+	return runIn(map[string][]byte{"in.bin": in}, "openssl enc "+op,
+		"enc", "-aes-128-cbc", op, "-nopad", "-K", hex.EncodeToString(key), "-iv", zeroIV, "-in", "in.bin")
 }

@@ -474,24 +474,7 @@ func BenchmarkDeflateAES(b *testing.B) {
 // verification (digest, SignedInfo C14N, RSA) accepts it, and refuses it
 // with any other key or once altered.
 func TestVerifyForeignX002(t *testing.T) {
-	keyOf := func(name string) *KeyOrderData {
-		raw, _ := os.ReadFile("testdata/" + name)
-		req, _, err := ParseRequest(raw, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := DecodeBase64(req.OrderData)
-		plain, err := Inflate(b, 1<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kod, err := ParseKeyOrderData(plain)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kod
-	}
-	hia, ini := keyOf("php_hia.xml"), keyOf("php_ini.xml")
+	hia, ini := fixtureKeys(t, "php_hia.xml"), fixtureKeys(t, "php_ini.xml")
 	raw, _ := os.ReadFile("testdata/php_hpb.xml")
 	for _, c := range []struct {
 		name string
@@ -512,4 +495,24 @@ func TestVerifyForeignX002(t *testing.T) {
 			t.Errorf("%s: ok=%v err=%v", c.name, c.ok, err)
 		}
 	}
+}
+
+// fixtureKeys returns the keys an INI or HIA request fixture carries.
+func fixtureKeys(t *testing.T, name string) *KeyOrderData {
+	t.Helper()
+	raw, _ := os.ReadFile("testdata/" + name)
+	req, _, err := ParseRequest(raw, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := DecodeBase64(req.OrderData)
+	plain, err := Inflate(b, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kod, err := ParseKeyOrderData(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kod
 }

@@ -180,20 +180,7 @@ func TestE002BankVector(t *testing.T) {
 // reproduces its DigestValue (TestAuthDigestMatchesFixture).
 func TestForeignX002WithXmlsec1(t *testing.T) {
 	requireIndep(t)
-	raw, _ := os.ReadFile("testdata/php_hia.xml")
-	req, _, err := ParseRequest(raw, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := DecodeBase64(req.OrderData)
-	plain, err := Inflate(b, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kod, err := ParseKeyOrderData(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kod := fixtureKeys(t, "php_hia.xml")
 	hpb, _ := os.ReadFile("testdata/php_hpb.xml")
 	if err := indep.VerifyX002(hpb, kod.Auth.Key); err != nil {
 		t.Fatal(err)
