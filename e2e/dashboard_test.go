@@ -242,7 +242,16 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("session cookie in the browser: %+v", session)
 	}
 
-	run("overview", text("main", &overview), shot("overview"))
+	var footer string
+	run("overview", text("main", &overview), shot("overview"), text("footer", &footer))
+	if !strings.Contains(footer, "refreshes every 10s") {
+		t.Fatalf("overview footer %q", footer)
+	}
+	// app.js refreshes the overview in place every 10 s (under the CSP).
+	refreshStart := time.Now()
+	run("overview refresh", chromedp.Poll(`document.querySelector('footer').textContent.trim() !== `+jsonString(strings.TrimSpace(footer)),
+			nil, chromedp.WithPollingTimeout(25*time.Second)))
+	t.Logf("overview refreshed itself after %s", time.Since(refreshStart).Round(100*time.Millisecond))
 	for _, want := range []string{"Needs a person now", "partially_accepted", "REFUNDS-W49", "TAXES-Q4", "SUPPLIERS-W49",
 		"custom.erp_sync", "2/2 plugins up", "Replay"} {
 		if !strings.Contains(overview, want) {
