@@ -275,27 +275,8 @@ func (r *redirects) check(c *customer, resp *http.Response) {
 // startPayment asks the daemon for a payment, retrying while the daemon or
 // its plugin is down (the shop retries too).
 func (e *payEnv) startPayment(ctx context.Context, c *customer) (*payments.Started, error) {
-	req := payments.StartRequest{OrderID: fmt.Sprintf("ORDER-%06d", c.i), Amount: int64(1000 + c.i*7), Currency: "EUR",
-		CustomerEmail: fmt.Sprintf("customer%d@example.com", c.i), SuccessURL: paySuccessURL, FailureURL: payFailureURL}
-	var lastErr error
-	for try := 0; try < 600; try++ {
-		var st payments.Started
-		_, err := e.cl.Do(ctx, "POST", "/v1/payments", req, &st)
-		if err == nil {
-			return &st, nil
-		}
-		var ae *adminclient.Error
-		if errors.As(err, &ae) && ae.Status != http.StatusServiceUnavailable {
-			return nil, fmt.Errorf("start payment %d: %w", c.i, err)
-		}
-		lastErr = err
-		select {
-		case <-time.After(100 * time.Millisecond):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	return nil, fmt.Errorf("start payment %d: still failing after 60s: %w", c.i, lastErr)
+	return demo.StartPayment(ctx, e.cl, payments.StartRequest{OrderID: fmt.Sprintf("ORDER-%06d", c.i), Amount: int64(1000 + c.i*7),
+		Currency: "EUR", CustomerEmail: fmt.Sprintf("customer%d@example.com", c.i), SuccessURL: paySuccessURL, FailureURL: payFailureURL})
 }
 
 // pay plays the customer on the payment page; it returns false when the
@@ -359,48 +340,21 @@ func (e *payEnv) goBack(ctx context.Context, c *customer, rd *redirects) {
 // drive runs the customers through start, payment page and return, with
 // workers customers at a time; onStarted is called after each start.
 func (e *payEnv) drive(ctx context.Context, cs []*customer, workers int, rd *redirects, onStarted func(int)) error {
-	jobs := make(chan *customer)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
 	var started atomic.Int64
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range jobs {
-				st, err := e.startPayment(ctx, c)
-				if err == nil {
-					if onStarted != nil {
-						onStarted(int(started.Add(1)))
-					}
-					err = e.pay(ctx, c, st)
-				}
-				if err == nil {
-					e.goBack(ctx, c, rd)
-				}
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, c := range cs {
-		select {
-		case jobs <- c:
-		case <-ctx.Done():
+	return demo.ForEach(ctx, cs, workers, func(c *customer) error {
+		st, err := e.startPayment(ctx, c)
+		if err != nil {
+			return err
 		}
-	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
+		if onStarted != nil {
+			onStarted(int(started.Add(1)))
+		}
+		if err := e.pay(ctx, c, st); err != nil {
+			return err
+		}
+		e.goBack(ctx, c, rd)
+		return nil
+	})
 }
 
 // returnAgain posts again the kept forms (backLater) and those that failed

@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -14,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/acquit/acquit/daemon/adminclient"
 	"github.com/acquit/acquit/daemon/payments"
 	"github.com/acquit/acquit/daemon/store"
 	wlsim "github.com/acquit/acquit/plugins/worldline/sim"
@@ -122,67 +120,24 @@ func (r *RedirectLog) add(s string) {
 // called with the count of payments started.
 func DriveWorldline(ctx context.Context, h *Harness, cs []*WLCustomer, workers int, rd *RedirectLog, onStarted func(int)) error {
 	br := &wlsim.Browser{Client: &http.Client{Timeout: 30 * time.Second}}
-	jobs := make(chan *WLCustomer)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
 	var started atomic.Int64
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range jobs {
-				if err := driveOne(ctx, h, br, c, rd); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					continue
-				}
-				if onStarted != nil {
-					onStarted(int(started.Add(1)))
-				}
-			}
-		}()
-	}
-	for _, c := range cs {
-		select {
-		case jobs <- c:
-		case <-ctx.Done():
+	return ForEach(ctx, cs, workers, func(c *WLCustomer) error {
+		if err := driveOne(ctx, h, br, c, rd); err != nil {
+			return err
 		}
-	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
+		if onStarted != nil {
+			onStarted(int(started.Add(1)))
+		}
+		return nil
+	})
 }
 
 func driveOne(ctx context.Context, h *Harness, br *wlsim.Browser, c *WLCustomer, rd *RedirectLog) error {
 	req := payments.StartRequest{Gateway: "worldline", OrderID: fmt.Sprintf("WL-%06d", c.I), Amount: int64(1000 + c.I*3), Currency: "EUR",
 		CustomerEmail: fmt.Sprintf("wl%d@example.com", c.I), SuccessURL: successURL, FailureURL: failureURL}
-	var st payments.Started
-	var lastErr error
-	for try := 0; ; try++ {
-		_, err := h.Client().Do(ctx, "POST", "/v1/payments", req, &st)
-		if err == nil {
-			break
-		}
-		var ae *adminclient.Error
-		if errors.As(err, &ae) && ae.Status != http.StatusServiceUnavailable {
-			return fmt.Errorf("start payment %d: %w", c.I, err)
-		}
-		lastErr = err
-		if try > 600 {
-			return fmt.Errorf("start payment %d: still failing after 60s: %w", c.I, lastErr)
-		}
-		select {
-		case <-time.After(100 * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	st, err := StartPayment(ctx, h.Client(), req)
+	if err != nil {
+		return err
 	}
 	c.Ref = st.Reference
 	if c.Choice == "" {
