@@ -250,7 +250,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// app.js refreshes the overview in place every 10 s (under the CSP).
 	refreshStart := time.Now()
 	run("overview refresh", chromedp.Poll(`document.querySelector('footer').textContent.trim() !== `+jsonString(strings.TrimSpace(footer)),
-			nil, chromedp.WithPollingTimeout(25*time.Second)))
+		nil, chromedp.WithPollingTimeout(25*time.Second)))
 	t.Logf("overview refreshed itself after %s", time.Since(refreshStart).Round(100*time.Millisecond))
 	for _, want := range []string{"Needs a person now", "partially_accepted", "REFUNDS-W49", "TAXES-Q4", "SUPPLIERS-W49",
 		"custom.erp_sync", "2/2 plugins up", "Replay"} {
