@@ -5,12 +5,20 @@ package e2e
 // loopback, with webhook faults and a kill -9 of the daemon in the middle.
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/acquit/acquit/daemon/payments"
+	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/internal/demo"
+	"github.com/acquit/acquit/plugins/worldline/direct"
 	wlsim "github.com/acquit/acquit/plugins/worldline/sim"
 )
 
@@ -121,6 +129,126 @@ func TestWorldlineKill9(t *testing.T) {
 	}
 	if st.Failed == 0 || failed == 0 {
 		t.Errorf("the kill met no webhook (%d failed) or no return (%d): it did not happen mid-flow", st.Failed, failed)
+	}
+	if err := h.Stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// TestWorldlineHostileWebhooks posts hostile webhooks to the real daemon
+// (real plugin process): forged signature, unknown key id, a replayed
+// event id with another body, wrong amount, oversized (refused by the
+// public listener on its Content-Length; the payments service's own limit
+// is checked by TestWorldlineHostileWebhooks in daemon/payments), malformed
+// JSON.
+// Each is refused (or, for the amount, recorded as payment.mismatch)
+// without changing the payment, counted in /metrics by its code and
+// logged by the daemon with it.
+func TestWorldlineHostileWebhooks(t *testing.T) {
+	c := ctx(t)
+	h := newHarness(t)
+	s, err := demo.WorldlineSim(h, 11, wlsim.Faults{}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := h.Start(c); err != nil {
+		t.Fatal(err)
+	}
+	e := &payEnv{t: t, h: h, cl: h.Client()}
+	cu := demo.PlanWorldline(1, 1, 1, 1)[0]
+	cu.Choice = "refused"
+	if err := demo.DriveWorldline(c, h, []*demo.WLCustomer{cu}, 1, &demo.RedirectLog{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitDeliveries(c); err != nil {
+		t.Fatal(err)
+	}
+	e.checkState(c, t, cu.Ref, payments.StateRefused)
+	pid, _ := s.PaymentID(cu.Ref)
+	// A webhook as the platform would sign it, for this payment.
+	webhook := func(id string, code int, amount int64) []byte {
+		b, _ := json.Marshal(direct.WebhookEvent{APIVersion: "v1", ID: id, Created: "2026-12-04T07:00:00.000+0100", MerchantID: demo.WLMerchantID,
+			Type: "payment.captured", Payment: &direct.Payment{ID: pid, Status: "CAPTURED", StatusOutput: &direct.StatusOutput{StatusCode: code},
+				PaymentOutput: &direct.PaymentOutput{AmountOfMoney: &direct.AmountOfMoney{Amount: amount, CurrencyCode: "EUR"},
+					References: &direct.References{MerchantReference: cu.Ref}}}})
+		return b
+	}
+	var d payments.Detail
+	if _, err := h.Client().Do(c, "GET", "/v1/payments/"+cu.Ref, nil, &d); err != nil {
+		t.Fatal(err)
+	}
+	amount := d.Payment.Amount
+	first := webhook("c0000000-0000-4000-8000-000000000001", 2, amount)
+	post := func(body []byte, keyID, key string) int {
+		req, _ := http.NewRequestWithContext(c, "POST", "http://"+h.PublicAddr+"/notify/worldline/automatic", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if keyID != "" {
+			req.Header.Set(direct.HeaderSignature, direct.WebhookSignature(key, body))
+			req.Header.Set(direct.HeaderKeyID, keyID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(first, demo.WLWebhookKeyID, demo.WLWebhookKey); code != 200 {
+		t.Fatalf("a good (duplicate) webhook: HTTP %d", code)
+	}
+	huge := append([]byte(`{"pad":"`), bytes.Repeat([]byte("A"), 80<<10)...)
+	cases := []struct {
+		name, code string
+		body       []byte
+		keyID, key string
+		status     int
+	}{
+		{"forged signature", "bad_signature", webhook("c0000000-0000-4000-8000-000000000002", 9, amount), demo.WLWebhookKeyID, "forged-secret-0000000000", 400},
+		{"unknown key id", "unknown_key_id", webhook("c0000000-0000-4000-8000-000000000003", 9, amount), "whk-stolen", demo.WLWebhookKey, 400},
+		{"replayed event id, other body", "event_id_reused", webhook("c0000000-0000-4000-8000-000000000001", 9, amount), demo.WLWebhookKeyID, demo.WLWebhookKey, 400},
+		{"oversized", "", huge, demo.WLWebhookKeyID, demo.WLWebhookKey, 413},
+		{"malformed JSON", "malformed", []byte(`{"id":"x","payment":{`), demo.WLWebhookKeyID, demo.WLWebhookKey, 400},
+		{"wrong amount", "", webhook("c0000000-0000-4000-8000-000000000004", 9, amount+1), demo.WLWebhookKeyID, demo.WLWebhookKey, 200},
+	}
+	for _, k := range cases {
+		if got := post(k.body, k.keyID, k.key); got != k.status {
+			t.Errorf("%s: HTTP %d, want %d", k.name, got, k.status)
+		}
+	}
+	m := e.metrics(c)
+	logText, _ := os.ReadFile(filepath.Join(h.Dir, "acquit.log"))
+	for _, k := range cases {
+		if k.code == "" {
+			continue
+		}
+		if v := metricValue(m, "acquit_payments_rejects_total", `gateway="worldline"`, `code="`+k.code+`"`); v != 1 {
+			t.Errorf("%s: acquit_payments_rejects_total{code=%q} = %v, want 1", k.name, k.code, v)
+		}
+		if !strings.Contains(string(logText), `"code":"`+k.code+`"`) {
+			t.Errorf("%s: no log line with code %s", k.name, k.code)
+		}
+	}
+	// The oversized one is refused by the public listener on its
+	// Content-Length, before anything is read.
+	if v := metricValue(m, "acquit_http_body_too_large_total"); v != 1 {
+		t.Errorf("acquit_http_body_too_large_total = %v, want 1", v)
+	}
+	if !strings.Contains(string(logText), "public request refused: body too large") {
+		t.Error("oversized: no log line")
+	}
+	if v := metricValue(m, "acquit_payments_notifications_total", `gateway="worldline"`, `verdict="mismatch"`); v != 1 {
+		t.Errorf("mismatch verdicts = %v, want 1", v)
+	}
+	e.checkState(c, t, cu.Ref, payments.StateRefused)
+	var evs []store.Event
+	if _, err := h.Client().Do(c, "GET", "/v1/events?limit=100&type=payment.mismatch", nil, &evs); err != nil || len(evs) != 1 {
+		t.Errorf("payment.mismatch events: %d (%v), want 1", len(evs), err)
+	}
+	for _, typ := range []string{"payment.accepted", "payment.conflict", "payment.captured"} {
+		if _, err := h.Client().Do(c, "GET", "/v1/events?limit=100&type="+typ, nil, &evs); err != nil || len(evs) != 0 {
+			t.Errorf("%s events: %d (%v), want 0", typ, len(evs), err)
+		}
 	}
 	if err := h.Stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
