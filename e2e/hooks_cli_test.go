@@ -28,6 +28,7 @@ listen:
     token: !file `+dir+`/token
 scripts:
   dir: `+scripts+`
+  http_allow: [127.0.0.1]
   values:
     shop:
       url: `+rec.srv.URL+`

@@ -177,7 +177,11 @@ func (r *root) hooksCmd() *cobra.Command {
 				return err
 			}
 			var kv store.KV = nil
-			eng, err := hooks.New(hooks.Options{Dir: cfg.Scripts.Dir, Bindings: bindingsOf(cfg), KV: kv, Config: cfg.Scripts.Values,
+			allow, err := hooks.ParseHTTPAllow(cfg.Scripts.HTTPAllow)
+			if err != nil {
+				return err
+			}
+			eng, err := hooks.New(hooks.Options{HTTPAllow: allow, AdminAddr: cfg.Listen.Admin.Addr, Dir: cfg.Scripts.Dir, Bindings: bindingsOf(cfg), KV: kv, Config: cfg.Scripts.Values,
 				Timeout: cfg.Scripts.Timeout, PoolSize: 1, MemoryBudget: cfg.Scripts.MemoryBudget.Bytes()})
 			if err != nil {
 				return err

@@ -151,6 +151,10 @@ type Scripts struct {
 	PoolSize int `yaml:"pool_size"`
 	// MemoryBudget bounds the memory of the Lua states (default 256MiB).
 	MemoryBudget Size `yaml:"memory_budget"`
+	// HTTPAllow lists the loopback and private addresses or CIDR ranges
+	// the hooks' http module may connect to (default none: only public
+	// addresses; link-local ones and the admin listener never).
+	HTTPAllow []string `yaml:"http_allow"`
 	// Values is exposed to scripts as the "config" module. Values are
 	// string, int64, float64, bool, nil, []any, map[string]any or Secret
 	// (for tagged secrets; call Reveal when building the Lua value).

@@ -102,6 +102,13 @@ func (d *decoder) validate(c *Config) {
 	if s.PoolSize < 1 || s.PoolSize > 1024 {
 		d.at("scripts.pool_size", "must be between 1 and 1024, not %d", s.PoolSize)
 	}
+	for i, a := range s.HTTPAllow {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			if _, err := netip.ParseAddr(a); err != nil {
+				d.at(fmt.Sprintf("scripts.http_allow[%d]", i), "%q is not an address or a CIDR prefix (127.0.0.1, 10.0.0.0/8)", a)
+			}
+		}
+	}
 	if s.MemoryBudget < MiB {
 		d.at("scripts.memory_budget", "must be at least 1MiB, not %s", s.MemoryBudget)
 	}

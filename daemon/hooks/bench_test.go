@@ -43,7 +43,7 @@ func BenchmarkCallSerial(b *testing.B) {
 // which posts to a loopback shop server (HTTP keep-alive).
 func BenchmarkDeliverShopHook(b *testing.B) {
 	srv := newShopServer(b)
-	e, err := New(Options{Dir: "../../scripts", Bindings: exampleBindings[:1], KV: newMemKV(), Logger: zerolog.Nop(),
+	e, err := New(Options{Dir: "../../scripts", Bindings: exampleBindings[:1], KV: newMemKV(), Logger: zerolog.Nop(), HTTPAllow: loopbackAllowed,
 		Config: map[string]any{"shop": map[string]any{"url": srv.URL + "/shop"}}})
 	if err != nil {
 		b.Fatal(err)

@@ -42,7 +42,7 @@ func TestDocExamples(t *testing.T) {
 			e, err := New(Options{
 				Dir:      writeScripts(t, map[string]string{"ex.lua": src, "mail.lua": string(mailSrc)}),
 				Bindings: []Binding{{Events: []string{evType}, Script: "ex", Function: fn}},
-				KV:       newMemKV(), Logger: zerolog.Nop(),
+				KV:       newMemKV(), Logger: zerolog.Nop(), HTTPAllow: loopbackAllowed,
 				Config: map[string]any{"shop": map[string]any{"url": srv.URL}, "mail": map[string]any{"url": srv.URL + "/mail", "alert_to": "ops@example.com"},
 					"treasury": map[string]any{"erp_url": srv.URL + "/erp", "email": "t@example.com"}},
 			})

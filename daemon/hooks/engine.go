@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"path"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,16 @@ type Options struct {
 	// HTTPClient is used by the http module (default: TLS verified, 15 s
 	// timeout). Tests and dry runs inject their own transport here.
 	HTTPClient *http.Client
+	// HTTPAllow lists the loopback and private ranges (127.0.0.0/8, 10/8,
+	// 172.16/12, 192.168/16, 100.64/10, ::1, fc00::/7) the http module may
+	// connect to; by default none. Public addresses are always allowed;
+	// link-local ones (cloud metadata) and AdminAddr never. Checked at
+	// dial time, after DNS resolution and on every redirect. Ignored when
+	// HTTPClient is set.
+	HTTPAllow []netip.Prefix
+	// AdminAddr is the daemon's admin listener (host:port), which the http
+	// module never connects to.
+	AdminAddr string
 	// Registerer receives the hook metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// MaxString caps strings built by string.rep, table.concat, gsub,
@@ -170,10 +181,6 @@ func New(opts Options) (*Engine, error) {
 		}
 	})
 	e := &Engine{opts: opts, log: opts.Logger.With().Str("component", "hooks").Logger()}
-	e.http = opts.HTTPClient
-	if e.http == nil {
-		e.http = defaultHTTPClient()
-	}
 	cfg := opts.Config
 	e.config.Store(&cfg)
 	m, err := newMetrics(opts.Registerer)
@@ -181,6 +188,10 @@ func New(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("hooks metrics: %w", err)
 	}
 	e.m = m
+	e.http = opts.HTTPClient
+	if e.http == nil {
+		e.http = defaultHTTPClient(&dialGuard{allow: opts.HTTPAllow, admin: adminAddrPorts(opts.AdminAddr), refused: m.refused})
+	}
 	if opts.MemoryBudget > 0 {
 		e.wd = newWatchdog(uint64(opts.MemoryBudget), defaultWatchdogInterval)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -109,6 +110,9 @@ func writeScripts(t testing.TB, files map[string]string) string {
 	return dir
 }
 
+// loopbackAllowed lets the http module reach the tests' httptest servers.
+var loopbackAllowed = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
 // newTestEngine builds an engine over files; mod adjusts the options.
 func newTestEngine(t testing.TB, files map[string]string, bindings []Binding, mod func(*Options)) (*Engine, *syncBuf) {
 	t.Helper()
@@ -119,6 +123,8 @@ func newTestEngine(t testing.TB, files map[string]string, bindings []Binding, mo
 		KV:       newMemKV(),
 		Logger:   zerolog.New(logs),
 		Timeout:  5 * time.Second,
+		// The tests' servers are httptest servers on loopback.
+		HTTPAllow: loopbackAllowed,
 	}
 	if mod != nil {
 		mod(&opts)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -17,11 +18,17 @@ import (
 )
 
 // defaultHTTPClient verifies TLS (system roots, TLS 1.2+), follows at most
-// 5 redirects, and times out.
-func defaultHTTPClient() *http.Client {
+// 5 redirects, times out, and lets g check every address it connects to
+// (no proxy from the environment: the guard must see the real peer).
+func defaultHTTPClient(g *dialGuard) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	tr.Proxy = nil
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if g != nil {
+		d.Control = g.control
+	}
+	tr.DialContext = d.DialContext
 	return &http.Client{
 		Transport: tr,
 		Timeout:   60 * time.Second,
@@ -167,6 +174,12 @@ func (s *vm) doHTTP(L *lua.LState, method, rawURL string, body lua.LValue, opts 
 	if err != nil {
 		rec.Error = err.Error()
 		record()
+		var refused *addrRefusedError
+		if errors.As(err, &refused) {
+			s.e.log.Warn().Str("script", c.script).Str("hook", c.function).Str("event_id", c.eventID).Str("url", rec.URL).
+				Str("address", refused.addr.String()).Str("reason", refused.reason).Msg("hook http request refused")
+			c.fail(L, ErrForbidden, "http %s %s: %s", method, rec.URL, refused.Error())
+		}
 		if c.ctx.Err() != nil {
 			L.RaiseError("http %s %s: %v", method, rec.URL, c.ctx.Err())
 		}

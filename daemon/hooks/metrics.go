@@ -13,6 +13,7 @@ type hookMetrics struct {
 	failures *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	reloads  *prometheus.CounterVec
+	refused  *prometheus.CounterVec // http connections refused by the dial guard
 }
 
 func newMetrics(reg prometheus.Registerer) (*hookMetrics, error) {
@@ -26,9 +27,11 @@ func newMetrics(reg prometheus.Registerer) (*hookMetrics, error) {
 			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 5, 30}}, []string{"script", "function"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "acquit", Subsystem: "hooks",
 			Name: "reloads_total", Help: "Script folder reloads by result."}, []string{"result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "acquit", Subsystem: "hooks",
+			Name: "http_refused_total", Help: "Connections of the http module refused by address class (link_local, admin, loopback, private, unspecified, multicast)."}, []string{"reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.calls, m.failures, m.duration, m.reloads} {
+		for _, c := range []prometheus.Collector{m.calls, m.failures, m.duration, m.reloads, m.refused} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

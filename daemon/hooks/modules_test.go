@@ -418,7 +418,7 @@ func TestDefaultClientRedirectPolicy(t *testing.T) {
 	if s, _ := tr.Return.(string); !strings.Contains(s, "stopped after 5 redirects") || hops.Load() != 5 {
 		t.Errorf("redirect loop: %v after %d hops", tr.Return, hops.Load())
 	}
-	c := defaultHTTPClient()
+	c := defaultHTTPClient(nil)
 	mk := func(u string) *http.Request {
 		r, _ := http.NewRequest("GET", u, nil)
 		return r

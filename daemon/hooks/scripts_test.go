@@ -29,7 +29,7 @@ func exampleEngine(t *testing.T, base string) (*Engine, *memKV) {
 	t.Helper()
 	kvs := newMemKV()
 	e, err := New(Options{
-		Dir: "../../scripts", Bindings: exampleBindings, KV: kvs, Logger: zerolog.Nop(),
+		Dir: "../../scripts", Bindings: exampleBindings, KV: kvs, Logger: zerolog.Nop(), HTTPAllow: loopbackAllowed,
 		Config: map[string]any{
 			"shop":     map[string]any{"url": base + "/shop", "token": "shop-token"},
 			"mail":     map[string]any{"url": base + "/mail", "from": "acquit@example.com", "alert_to": "ops@example.com"},

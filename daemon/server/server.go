@@ -199,7 +199,11 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 
-	d.Hooks, err = hooks.New(hooks.Options{Dir: cfg.Scripts.Dir, Bindings: bindings(cfg), KV: d.Store, Config: cfg.Scripts.Values,
+	allow, err := hooks.ParseHTTPAllow(cfg.Scripts.HTTPAllow)
+	if err != nil {
+		return err
+	}
+	d.Hooks, err = hooks.New(hooks.Options{HTTPAllow: allow, AdminAddr: cfg.Listen.Admin.Addr, Dir: cfg.Scripts.Dir, Bindings: bindings(cfg), KV: d.Store, Config: cfg.Scripts.Values,
 		Logger: d.log, Timeout: cfg.Scripts.Timeout, PoolSize: cfg.Scripts.PoolSize, MemoryBudget: cfg.Scripts.MemoryBudget.Bytes(),
 		Registerer: d.reg})
 	if err != nil {

@@ -29,6 +29,7 @@ scripts:
   dir: {{.ScriptsDir}}
   timeout: 10s
   pool_size: 4
+  http_allow: [127.0.0.0/8]   # the recorder and shop stand-ins run on loopback
   values:
     shop:
       url: http://127.0.0.1:1/unused
