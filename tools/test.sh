@@ -22,6 +22,8 @@ if [ -z "${ACQUIT_TEST_PG_DSN:-}" ] && [ -x tools/pg-start.sh ]; then
   # A failed start must stop the run: eval "$(...)" alone would hide it.
   pg_env=$(tools/pg-start.sh) || { echo "tools/test.sh: PostgreSQL did not start (see .tmp/pg/server.log)" >&2; exit 1; }
   eval "$pg_env"
+  # The cluster this run started is stopped when the run ends, pass or fail.
+  trap 'tools/pg-stop.sh || true' EXIT
 fi
 export ACQUIT_TEST_PG_DSN="${ACQUIT_TEST_PG_DSN:-}"
 export ACQUIT_BIN_DIR="$PWD/bin"
@@ -34,5 +36,8 @@ status=0
 if [ -n "$race_pkgs" ]; then
   go test -race -short -count=1 -timeout 15m $race_pkgs || status=$?
 fi
-go test -count=1 -timeout 25m ./... || status=$?
+# -json through tools/testsummary: the same output, then every skipped test
+# with its reason and "N passed, N failed, N skipped".
+go build -o .tmp/testsummary ./tools/testsummary
+go test -json -count=1 -timeout 25m ./... | .tmp/testsummary || status=$?
 exit $status
