@@ -26,8 +26,10 @@ import (
 	"github.com/acquit/acquit/daemon/pluginhost"
 	"github.com/acquit/acquit/daemon/schedule"
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/daemon/store/postgres"
 	"github.com/acquit/acquit/daemon/store/sqlite"
 	"github.com/acquit/acquit/daemon/transmissions"
+	"github.com/acquit/acquit/internal/pgtest"
 	"github.com/acquit/acquit/plugins/atos"
 	"github.com/acquit/acquit/plugins/atos/sim"
 	"github.com/acquit/acquit/sdk"
@@ -68,12 +70,19 @@ type env struct {
 // transmission service, a scheduler, and fills them.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	e := &env{reg: prometheus.NewRegistry()}
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "acquit.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "acquit.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEnvOn(t, st)
+}
+
+// newEnvOn is newEnv on a given store.
+func newEnvOn(t *testing.T, st store.Store) *env {
+	t.Helper()
+	ctx := context.Background()
+	e := &env{reg: prometheus.NewRegistry()}
+	var err error
 	t.Cleanup(func() { st.Close() })
 	e.st = st
 
@@ -523,8 +532,33 @@ func TestAmountsTimesAndDownloads(t *testing.T) {
 
 // TestOverviewNeedsAPerson: the overview lists what needs a person and
 // nothing else.
-func TestOverviewNeedsAPerson(t *testing.T) {
-	e := newEnv(t)
+func TestOverviewNeedsAPerson(t *testing.T) { checkOverview(t, newEnv(t)) }
+
+// TestPagesOnPostgres renders the overview and every page with PostgreSQL
+// as the store (the queries the dashboard reads through are portable).
+func TestPagesOnPostgres(t *testing.T) {
+	st, err := postgres.Open(context.Background(), pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOn(t, st)
+	checkOverview(t, e)
+	for _, p := range []string{"/ui/events", "/ui/events/" + e.deadID, "/ui/transmissions", "/ui/transmissions/" + e.txID,
+		"/ui/schedules", "/ui/plugins", "/ui/payments", "/ui/payments/" + e.paidRef, "/ui/payments/" + e.lostRef} {
+		if resp, body := e.do(t, e.srv.Client(), "GET", p, nil, bearer()); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d\n%s", p, resp.StatusCode, body)
+		}
+	}
+	_, page := e.do(t, e.srv.Client(), "GET", "/ui/transmissions/"+e.txID, nil, bearer())
+	for _, want := range []string{"600.50 EUR", "AC01", "psr", "download"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("transmission page on PostgreSQL lacks %q", want)
+		}
+	}
+}
+
+func checkOverview(t *testing.T, e *env) {
+	t.Helper()
 	c := e.srv.Client()
 	_, page := e.do(t, c, "GET", "/ui/", nil, bearer())
 	for _, want := range []string{"Payments still unknown", e.lostRef, "25.00 EUR", "Dead events", e.deadID, "Failing schedules", "nightly", "Plugins down", "restarting",
