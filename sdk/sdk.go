@@ -30,7 +30,7 @@ import (
 )
 
 // ProtocolVersion is the plugin protocol version negotiated in the handshake.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // Kind names the plugin kinds the daemon knows.
 type Kind string
@@ -112,11 +112,8 @@ type PaymentGateway interface {
 
 // PaymentRequest is the shop's request to start a payment.
 type PaymentRequest struct {
-	Merchant  string // merchant account name from the plugin settings ("" = default)
-	Reference string // unique reference allocated by the daemon (alphanumeric, <= 35)
-	// DailySequence is a per-gateway counter reset each day (1..899999),
-	// for providers whose legacy references are "6 digits, unique per day".
-	DailySequence int64
+	Merchant      string // merchant account name from the plugin settings ("" = default)
+	Reference     string // unique reference allocated by the daemon (alphanumeric, <= 35)
 	OrderID       string
 	Amount        int64  // minor units
 	Currency      string // ISO 4217 alphabetic, e.g. "EUR"
@@ -285,8 +282,8 @@ type BankTransport interface {
 	// Confirm tells the bank a download was stored (EBICS receipt code 0)
 	// or not (ok=false), so it is delivered again.
 	Confirm(ctx context.Context, bank, downloadID string, ok bool) error
-	// Keys runs a key-management action (init, letter, send,
-	// fetch-bank-keys, status).
+	// Keys runs one key-management operation (see KeyAction); an
+	// operation the plugin does not offer returns ErrUnsupported.
 	Keys(ctx context.Context, req KeyRequest) (*KeyResult, error)
 }
 
@@ -339,10 +336,44 @@ type Document struct {
 	Meta       map[string]string
 }
 
-// KeyRequest is a key-management action.
+// KeyAction names a key-management operation of BankTransport.Keys. The
+// operations, their parameters (KeyRequest.Params) and results are all
+// listed here; a transport answers ErrUnsupported for one it lacks.
+type KeyAction string
+
+// The key-management operations.
+const (
+	// KeyInit generates the subscriber's keys (signature, authentication,
+	// encryption) and stores them sealed. Params: "force"="true" replaces
+	// existing keys. Status "generated".
+	KeyInit KeyAction = "init"
+	// KeyLetter writes the initialisation letter with the key hashes.
+	// Params: "language" (en, fr, de). Files: "letter.pdf", "letter.txt".
+	KeyLetter KeyAction = "letter"
+	// KeySend sends the public keys to the bank (EBICS INI and HIA).
+	// Status "sent".
+	KeySend KeyAction = "send"
+	// KeyFetchBankKeys downloads the bank's keys (EBICS HPB) and checks
+	// them against the hashes from the bank's letter. Status "ready", or
+	// "unverified" with Meta "bank_auth_hash" and "bank_enc_hash" to
+	// compare and configure.
+	KeyFetchBankKeys KeyAction = "fetch-bank-keys"
+	// KeyStatus reports the subscriber's key and onboarding state in Meta.
+	KeyStatus KeyAction = "status"
+	// KeyImportCert attaches a certificate to one key. Params: "key"
+	// (signature, authentication, encryption), "cert_pem". Status
+	// "imported".
+	KeyImportCert KeyAction = "import-cert"
+	// KeyCheckProfile checks that the bank offers every order type of
+	// the bank's profile (EBICS HAA). Status "profile_ok", or
+	// "profile_mismatch" with Meta "missing".
+	KeyCheckProfile KeyAction = "check-profile"
+)
+
+// KeyRequest is a key-management operation.
 type KeyRequest struct {
 	Bank   string
-	Action string // init, letter, send, fetch-bank-keys, status
+	Action KeyAction
 	Params map[string]string
 }
 

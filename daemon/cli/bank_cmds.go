@@ -346,15 +346,18 @@ func (r *root) ebicsCmd() *cobra.Command {
 	keys := &cobra.Command{Use: "keys", Short: "EBICS key management: init, letter, send, fetch-bank-keys, status"}
 	var outDir string
 	var params []string
-	for _, action := range []struct{ name, short string }{
-		{"init", "Generate the signature (A005/A006), authentication (X002) and encryption (E002) keys"},
-		{"letter", "Write the initialisation letter (text and PDF) with the key hashes"},
-		{"send", "Send INI and HIA to the bank"},
-		{"fetch-bank-keys", "Download the bank's keys (HPB) and check them against the hashes from the bank's letter"},
-		{"status", "Show the subscriber's key and onboarding status"},
+	for _, action := range []struct {
+		name  sdk.KeyAction
+		short string
+	}{
+		{sdk.KeyInit, "Generate the signature (A005/A006), authentication (X002) and encryption (E002) keys"},
+		{sdk.KeyLetter, "Write the initialisation letter (text and PDF) with the key hashes"},
+		{sdk.KeySend, "Send INI and HIA to the bank"},
+		{sdk.KeyFetchBankKeys, "Download the bank's keys (HPB) and check them against the hashes from the bank's letter"},
+		{sdk.KeyStatus, "Show the subscriber's key and onboarding status"},
 	} {
 		keys.AddCommand(&cobra.Command{
-			Use: action.name + " --bank NAME", Short: action.short, Args: cobra.NoArgs,
+			Use: string(action.name) + " --bank NAME", Short: action.short, Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				c, err := r.client()
 				if err != nil {

@@ -193,7 +193,7 @@ type applied struct {
 	reason  string
 }
 
-const paymentCols = `reference, gateway, merchant, provider_reference, transaction_date, daily_sequence, order_id,
+const paymentCols = `reference, gateway, merchant, provider_reference, transaction_date, order_id,
 	amount, currency, customer_id, customer_email, success_url, failure_url, state, decided_channel, decided_at,
 	decided_raw_id, response_code, acquirer_response_code, authorisation_id, explanation, created_at, updated_at,
 	next_check_at, check_count, version`
@@ -203,7 +203,7 @@ func scanPayment(row store.Row) (*Payment, error) {
 	var state string
 	var decidedAt, createdAt, updatedAt, nextCheck int64
 	if err := row.Scan(&p.Reference, &p.Gateway, &p.Merchant, &p.ProviderReference, &p.TransactionDate,
-		&p.DailySequence, &p.OrderID, &p.Amount, &p.Currency, &p.CustomerID, &p.CustomerEmail, &p.SuccessURL,
+		&p.OrderID, &p.Amount, &p.Currency, &p.CustomerID, &p.CustomerEmail, &p.SuccessURL,
 		&p.FailureURL, &state, &p.DecidedChannel, &decidedAt, &p.DecidedRawID, &p.ResponseCode,
 		&p.AcquirerResponseCode, &p.AuthorisationID, &p.Explanation, &createdAt, &updatedAt, &nextCheck,
 		&p.CheckCount, &p.Version); err != nil {

@@ -215,7 +215,6 @@ type Payment struct {
 	Merchant             string    `json:"merchant"`
 	ProviderReference    string    `json:"provider_reference"`
 	TransactionDate      string    `json:"transaction_date,omitempty"`
-	DailySequence        int64     `json:"daily_sequence,omitempty"`
 	OrderID              string    `json:"order_id"`
 	Amount               int64     `json:"amount"`
 	Currency             string    `json:"currency"`

@@ -124,19 +124,10 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Started, error)
 	}
 	now := s.now()
 	ref := NewReference(now)
-	day := now.UTC().Format("20060102")
-	seq, err := s.st.NextSequence(ctx, "payments", "daily:"+req.Gateway+":"+day)
-	if err != nil {
-		return nil, fmt.Errorf("payment %s: daily sequence: %w: %w", ref, ErrUnavailable, err)
-	}
-	if seq > 899999 {
-		return nil, fmt.Errorf("payment %s: daily sequence of %s exhausted (%d): %w", ref, req.Gateway, seq, ErrUnavailable)
-	}
 	base := s.cfg.PublicBaseURL + "/notify/" + req.Gateway
 	init, err := gw.InitPayment(ctx, sdk.PaymentRequest{
 		Merchant:      req.Merchant,
 		Reference:     ref,
-		DailySequence: seq,
 		OrderID:       req.OrderID,
 		Amount:        req.Amount,
 		Currency:      req.Currency,
@@ -174,17 +165,17 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Started, error)
 	initRaw, _ := json.Marshal(init.Raw)
 	p := Payment{
 		Reference: ref, Gateway: req.Gateway, Merchant: merchant, ProviderReference: provRef,
-		TransactionDate: init.TransactionDate, DailySequence: seq, OrderID: req.OrderID,
+		TransactionDate: init.TransactionDate, OrderID: req.OrderID,
 		Amount: req.Amount, Currency: req.Currency, CustomerID: req.CustomerID, CustomerEmail: req.CustomerEmail,
 		SuccessURL: req.SuccessURL, FailureURL: req.FailureURL, State: StatePending,
 		CreatedAt: now.UTC(), UpdatedAt: now.UTC(), NextCheckAt: now.Add(min(s.cfg.ReconcileAfter, s.cfg.FinalDeadline)).UTC(), Version: 1,
 	}
 	err = s.st.InTx(ctx, func(tx store.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO payments (reference, gateway, merchant, provider_reference,
-			transaction_date, daily_sequence, order_id, amount, currency, customer_id, customer_email,
+			transaction_date, order_id, amount, currency, customer_id, customer_email,
 			success_url, failure_url, state, init_raw, created_at, updated_at, next_check_at, check_count, version)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1)`,
-			p.Reference, p.Gateway, p.Merchant, p.ProviderReference, p.TransactionDate, p.DailySequence,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1)`,
+			p.Reference, p.Gateway, p.Merchant, p.ProviderReference, p.TransactionDate,
 			p.OrderID, p.Amount, p.Currency, p.CustomerID, p.CustomerEmail, p.SuccessURL, p.FailureURL,
 			string(p.State), string(initRaw), ms(now), ms(now), ms(p.NextCheckAt)); err != nil {
 			return fmt.Errorf("insert: %w", err)

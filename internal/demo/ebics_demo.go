@@ -77,12 +77,12 @@ func (e *ebicsDemo) close() { _ = e.sim.Close() }
 // Onboard runs the key steps a treasurer runs: init, send (INI+HIA),
 // fetch-bank-keys (HPB, checked against the configured hashes).
 func Onboard(ctx context.Context, h *Harness, bank string) error {
-	for _, action := range []string{"init", "send", "fetch-bank-keys", "status"} {
+	for _, action := range []sdk.KeyAction{sdk.KeyInit, sdk.KeySend, sdk.KeyFetchBankKeys, sdk.KeyStatus} {
 		var res sdk.KeyResult
 		if _, err := h.Client().Do(ctx, "POST", "/v1/banks/"+bank+"/keys", sdk.KeyRequest{Action: action}, &res); err != nil {
 			return fmt.Errorf("ebics keys %s: %w", action, err)
 		}
-		if action == "status" && res.Status != "ready" {
+		if action == sdk.KeyStatus && res.Status != "ready" {
 			return fmt.Errorf("ebics keys status: %s", res.Status)
 		}
 	}

@@ -167,7 +167,7 @@ func (p *Plugin) InitPayment(ctx context.Context, req sdk.PaymentRequest) (*sdk.
 	init := &sdk.PaymentInit{Merchant: m.Name, Method: http.MethodPost, Raw: map[string]string{"mode": m.Mode, "keyVersion": m.KeyVersion}}
 	switch m.ReferenceStyle {
 	case StyleS10:
-		id, date, err := p.s10(ctx, host, m, req)
+		id, date, err := p.dailyTransactionID(ctx, host, m)
 		if err != nil {
 			return nil, fmt.Errorf("atos init %s: %w", req.Reference, err)
 		}
@@ -270,22 +270,22 @@ func (p *Plugin) initJSON(ctx context.Context, client *sips.Client, m *merchant,
 	return init, nil
 }
 
-// s10 allocates the legacy 6-digit id, unique per day. The day is Sips'
-// day (Europe/Paris). With a Host, the plugin draws the id from its own
-// durable counter for that merchant and day, so that the daemon's daily
-// sequence (reset at UTC midnight) cannot hand out an id twice for one
-// Paris day; without one, req.DailySequence is used.
-func (p *Plugin) s10(ctx context.Context, host sdk.Host, m *merchant, req sdk.PaymentRequest) (id, date string, err error) {
+// dailyTransactionID allocates the legacy 6-digit s10TransactionId, unique
+// per merchant and per Sips day (Europe/Paris), from the plugin's durable
+// counter in the daemon's Host: a Sips rule the daemon knows nothing about.
+// The "s10:" counter names are kept as they are, so ids already handed out
+// today are never handed out again.
+func (p *Plugin) dailyTransactionID(ctx context.Context, host sdk.Host, m *merchant) (id, date string, err error) {
+	if host == nil {
+		return "", "", errors.New("s10 references need the daemon's Host (a durable per-day counter); none was configured")
+	}
 	date = p.now().In(p.paris).Format("20060102")
-	seq := req.DailySequence
-	if host != nil {
-		seq, err = host.NextSequence(ctx, "s10:"+m.MerchantID+":"+date)
-		if err != nil {
-			return "", "", fmt.Errorf("s10 sequence: %w", err)
-		}
+	seq, err := host.NextSequence(ctx, "s10:"+m.MerchantID+":"+date)
+	if err != nil {
+		return "", "", fmt.Errorf("s10 sequence: %w", err)
 	}
 	if seq < 1 || seq > 899999 {
-		return "", "", fmt.Errorf("s10 sequence %d out of 1..899999", seq)
+		return "", "", fmt.Errorf("s10 sequence %d out of 1..899999 for %s on %s", seq, m.MerchantID, date)
 	}
 	return fmt.Sprintf("%06d", seq), date, nil
 }

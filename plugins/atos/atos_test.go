@@ -108,9 +108,9 @@ func (s *shop) results(ref string) []received {
 	return append([]received(nil), s.got[ref]...)
 }
 
-func (s *shop) request(ref string, seq int64) sdk.PaymentRequest {
+func (s *shop) request(ref string) sdk.PaymentRequest {
 	return sdk.PaymentRequest{
-		Reference: ref, DailySequence: seq, OrderID: "order-" + ref, Amount: 2500, Currency: "EUR",
+		Reference: ref, OrderID: "order-" + ref, Amount: 2500, Currency: "EUR",
 		CustomerID: "c1", CustomerEmail: "zoe@example.com", Locale: "fr-FR",
 		AutomaticURL: s.srv.URL + "/notify/atos/automatic", ManualURL: s.srv.URL + "/notify/atos/manual",
 	}
@@ -182,16 +182,15 @@ func TestEndToEnd(t *testing.T) {
 	}
 	s := startSim(t, sim.Config{})
 	ctx := context.Background()
-	seq := int64(0)
+	host := plugintest.NewMemHost() // one per plugin, as the daemon offers
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
-			p := configured(t, settings(t, s.URL(), mode.mut), nil)
+			p := configured(t, settings(t, s.URL(), mode.mut), host)
 			sh := newShop(t, p)
 			b := sim.NewBrowser()
 			for i, c := range choices {
-				seq++
 				ref := strings.ReplaceAll(mode.name, "-", "") + string(rune('A'+i))
-				init, err := p.InitPayment(ctx, sh.request(ref, seq))
+				init, err := p.InitPayment(ctx, sh.request(ref))
 				if err != nil {
 					t.Fatalf("InitPayment: %v", err)
 				}
@@ -274,7 +273,7 @@ func TestFaults(t *testing.T) {
 			p := configured(t, settings(t, s.URL(), nil), nil)
 			sh := newShop(t, p)
 			sh.status = tt.status
-			init, err := p.InitPayment(ctx, sh.request("F1", 1))
+			init, err := p.InitPayment(ctx, sh.request("F1"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -320,7 +319,7 @@ func TestFaults(t *testing.T) {
 		s := startSim(t, sim.Config{})
 		p := configured(t, settings(t, s.URL(), nil), nil)
 		sh := newShop(t, p)
-		init, err := p.InitPayment(ctx, sh.request("AB1", 1))
+		init, err := p.InitPayment(ctx, sh.request("AB1"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +357,7 @@ func TestFaults(t *testing.T) {
 			m["keys"] = map[string]string{"3": "a-key-only-we-have"}
 		}), nil)
 		sh := newShop(t, p)
-		init, err := p.InitPayment(ctx, sh.request("K34", 1))
+		init, err := p.InitPayment(ctx, sh.request("K34"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,7 +384,7 @@ func TestHostileNotifications(t *testing.T) {
 	sh := newShop(t, p)
 	b := sim.NewBrowser()
 	// A genuine response to take apart.
-	init, err := p.InitPayment(ctx, sh.request("H1", 1))
+	init, err := p.InitPayment(ctx, sh.request("H1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +580,7 @@ func TestS10UsesHostSequencePerParisDay(t *testing.T) {
 	if err := p.Configure(ctx, settings(t, "https://pay.example", func(m map[string]any) { m["reference_style"] = "s10" }), host); err != nil {
 		t.Fatal(err)
 	}
-	req := sdk.PaymentRequest{Reference: "R1", DailySequence: 500, Amount: 1, Currency: "EUR", AutomaticURL: "https://a", ManualURL: "https://a"}
+	req := sdk.PaymentRequest{Reference: "R1", Amount: 1, Currency: "EUR", AutomaticURL: "https://a", ManualURL: "https://a"}
 	a, err := p.InitPayment(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -593,27 +592,36 @@ func TestS10UsesHostSequencePerParisDay(t *testing.T) {
 	if a.Reference != "000001" || b.Reference != "000002" || a.TransactionDate != "20261123" {
 		t.Fatalf("s10 ids %s %s date %s", a.Reference, b.Reference, a.TransactionDate)
 	}
-	// Without a host the daemon's DailySequence is used.
+	// Without a host there is no durable counter: refused, never a
+	// made-up id.
 	p2 := atos.New(atos.Silent(), atos.WithClock(func() time.Time { return now }))
 	if err := p2.Configure(ctx, settings(t, "https://pay.example", func(m map[string]any) { m["reference_style"] = "s10" }), nil); err != nil {
 		t.Fatal(err)
 	}
-	c, err := p2.InitPayment(ctx, req)
-	if err != nil || c.Reference != "000500" {
-		t.Fatalf("without host: %+v %v", c, err)
+	if c, err := p2.InitPayment(ctx, req); err == nil {
+		t.Fatalf("without host: %+v accepted", c)
 	}
-	req.DailySequence = 900000
-	if _, err := p2.InitPayment(ctx, req); err == nil {
+	// The 900000th id of a day is refused (ids are 6 digits, 1..899999).
+	p3 := atos.New(atos.Silent(), atos.WithClock(func() time.Time { return now }))
+	if err := p3.Configure(ctx, settings(t, "https://pay.example", func(m map[string]any) { m["reference_style"] = "s10" }), exhausted{plugintest.NewMemHost()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p3.InitPayment(ctx, req); err == nil {
 		t.Fatal("sequence 900000 accepted")
 	}
 }
+
+// exhausted is a Host whose counters are at 900000.
+type exhausted struct{ *plugintest.MemHost }
+
+func (exhausted) NextSequence(context.Context, string) (int64, error) { return 900000, nil }
 
 func TestConformance(t *testing.T) {
 	s := startSim(t, sim.Config{})
 	raw := settings(t, s.URL(), nil)
 	p := configured(t, raw, nil)
 	sh := newShop(t, p)
-	init, err := p.InitPayment(context.Background(), sh.request("CONF1", 1))
+	init, err := p.InitPayment(context.Background(), sh.request("CONF1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -698,7 +706,7 @@ func TestManyPaymentsWithFaults(t *testing.T) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			init, err := p.InitPayment(ctx, sh.request(refs[i], int64(i+1)))
+			init, err := p.InitPayment(ctx, sh.request(refs[i]))
 			if err != nil {
 				errs <- err
 				return

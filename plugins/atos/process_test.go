@@ -68,7 +68,7 @@ func TestPluginProcess(t *testing.T) {
 		t.Fatalf("Configure: %v", err)
 	}
 	sh := newShop(t, gw)
-	init, err := gw.InitPayment(ctx, sh.request("P1", 7))
+	init, err := gw.InitPayment(ctx, sh.request("P1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestConformance(t *testing.T) {
 	if err := c.Configure(ctx, settings, host); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{"init", "send", "fetch-bank-keys"} {
+	for _, a := range []sdk.KeyAction{sdk.KeyInit, sdk.KeySend, sdk.KeyFetchBankKeys} {
 		r, err := c.Keys(ctx, sdk.KeyRequest{Bank: "sim", Action: a})
 		if err != nil {
 			t.Fatalf("%s: %v", a, err)

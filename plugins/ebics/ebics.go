@@ -293,17 +293,17 @@ func (p *Plugin) Confirm(ctx context.Context, bank, downloadID string, ok bool) 
 	return b.client.Receipt(ctx, downloadID, ok)
 }
 
-// Keys implements sdk.BankTransport: init, letter, send, fetch-bank-keys,
-// status, import-cert, check-profile (HAA against the profile).
+// Keys implements sdk.BankTransport: every sdk.KeyAction (check-profile is
+// HAA against the bank's profile).
 func (p *Plugin) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, error) {
 	b, err := p.bank(req.Bank)
 	if err != nil {
 		return nil, err
 	}
 	switch req.Action {
-	case "init":
+	case sdk.KeyInit:
 		return p.keysInit(ctx, req, b)
-	case "status":
+	case sdk.KeyStatus:
 		return p.keysStatus(ctx, req.Bank, b)
 	}
 	rt, err := p.clientFor(ctx, req.Bank)
@@ -311,7 +311,7 @@ func (p *Plugin) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, 
 		return nil, err
 	}
 	switch req.Action {
-	case "letter":
+	case sdk.KeyLetter:
 		lang := firstNonEmpty(req.Params["language"], b.set.Language, "en")
 		li := keys.LetterInfo{Version: rt.version, BankName: firstNonEmpty(b.set.BankName, req.Bank), HostID: b.bank.HostID, Language: lang}
 		pdf, err := rt.keys.LetterPDF(li)
@@ -320,7 +320,7 @@ func (p *Plugin) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, 
 		}
 		txt := rt.keys.LetterText(li)
 		return &sdk.KeyResult{Status: "letter", Text: txt, Files: map[string][]byte{"letter.pdf": pdf, "letter.txt": []byte(txt)}}, nil
-	case "send":
+	case sdk.KeySend:
 		if err := rt.client.INI(ctx); err != nil && !protocol.HasCode(err, protocol.CodeInvalidUserState) {
 			return nil, fmt.Errorf("ebics %s INI: %w", req.Bank, err)
 		}
@@ -329,7 +329,7 @@ func (p *Plugin) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, 
 		}
 		p.putMeta(ctx, req.Bank, "sent", time.Now().UTC().Format(time.RFC3339))
 		return &sdk.KeyResult{Status: "sent", Text: "INI and HIA sent; now sign the letter and send it to the bank, then run fetch-bank-keys once the bank has activated the access."}, nil
-	case "fetch-bank-keys":
+	case sdk.KeyFetchBankKeys:
 		bk, err := rt.client.HPB(ctx)
 		var te *client.TrustError
 		if errors.As(err, &te) && te.NotConfigured && (req.Params["auth_hash"] != "" || req.Params["enc_hash"] != "") {
@@ -345,7 +345,7 @@ func (p *Plugin) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, 
 		}
 		return &sdk.KeyResult{Status: "ready", Text: "bank keys verified against the letter and stored",
 			Meta: map[string]string{"bank_auth_hash": protocol.FormatHash(bk.Auth.Digest(rt.version)), "bank_enc_hash": protocol.FormatHash(bk.Enc.Digest(rt.version))}}, nil
-	case "check-profile":
+	case sdk.KeyCheckProfile:
 		missing, err := rt.client.CheckProfile(ctx)
 		if err != nil {
 			return nil, err
@@ -355,7 +355,7 @@ func (p *Plugin) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, 
 		}
 		return &sdk.KeyResult{Status: "profile_mismatch", Text: "not offered by the bank (HAA): " + strings.Join(missing, ", ") + "\n",
 			Meta: map[string]string{"missing": strings.Join(missing, ",")}}, nil
-	case "import-cert":
+	case sdk.KeyImportCert:
 		var k *keys.Key
 		switch req.Params["key"] {
 		case "signature", rt.keys.Signature.Version:
@@ -375,7 +375,7 @@ func (p *Plugin) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, 
 		}
 		return &sdk.KeyResult{Status: "imported", Text: "certificate attached to the " + k.Version + " key"}, nil
 	}
-	return nil, fmt.Errorf("ebics keys: unknown action %q (init, letter, send, fetch-bank-keys, status, import-cert, check-profile)", req.Action)
+	return nil, fmt.Errorf("ebics keys: action %q: %w", req.Action, sdk.ErrUnsupported)
 }
 
 func (p *Plugin) storeKeys(ctx context.Context, bank string, ks *keys.Set, pass []byte, replace bool) error {

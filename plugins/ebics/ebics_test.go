@@ -54,7 +54,7 @@ func TestPluginLifecycle(t *testing.T) {
 			}
 			cfg()
 			ctx := context.Background()
-			keysAction := func(action string, params map[string]string) *sdk.KeyResult {
+			keysAction := func(action sdk.KeyAction, params map[string]string) *sdk.KeyResult {
 				t.Helper()
 				r, err := p.Keys(ctx, sdk.KeyRequest{Bank: "sim", Action: action, Params: params})
 				if err != nil {

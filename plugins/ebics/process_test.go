@@ -91,7 +91,7 @@ func TestPluginProcessKill9(t *testing.T) {
 	if err != nil || info.Name != "ebics" || info.Kind != sdk.KindBankTransport {
 		t.Fatalf("%+v %v", info, err)
 	}
-	for _, a := range []string{"init", "send", "fetch-bank-keys"} {
+	for _, a := range []sdk.KeyAction{sdk.KeyInit, sdk.KeySend, sdk.KeyFetchBankKeys} {
 		if _, err := tr.Keys(ctx, sdk.KeyRequest{Bank: "sim", Action: a}); err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}

@@ -16,10 +16,12 @@ import (
 )
 
 // GatewayPlugin is the go-plugin glue for PaymentGateway: Impl is set in
-// the plugin process, left nil in the daemon.
+// the plugin process, left nil in the daemon. Common, when set, is shared
+// with the other kinds the process serves (Serve does that).
 type GatewayPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	Impl sdk.PaymentGateway
+	Impl   sdk.PaymentGateway
+	Common *PluginGRPCServer
 }
 
 var _ plugin.GRPCPlugin = (*GatewayPlugin)(nil)
@@ -29,20 +31,26 @@ func (p *GatewayPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) er
 	if p.Impl == nil {
 		return errors.New("gateway plugin: no implementation to serve")
 	}
-	pluginv1.RegisterPaymentGatewayServer(s, NewGatewayGRPCServer(p.Impl, broker))
+	if p.Common == nil {
+		p.Common = &PluginGRPCServer{}
+	}
+	p.Common.add(s, sdk.KindPaymentGateway, p.Impl, broker)
+	pluginv1.RegisterPaymentGatewayServer(s, &GatewayGRPCServer{Impl: p.Impl})
 	return nil
 }
 
 // GRPCClient implements plugin.GRPCPlugin.
 func (p *GatewayPlugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &GatewayGRPCClient{client: pluginv1.NewPaymentGatewayClient(c), common: commonClient{broker: broker, done: ctx.Done()}}, nil
+	return &GatewayGRPCClient{client: pluginv1.NewPaymentGatewayClient(c), commonClient: newCommonClient(ctx, sdk.KindPaymentGateway, broker, c)}, nil
 }
 
 // TransportPlugin is the go-plugin glue for BankTransport: Impl is set in
-// the plugin process, left nil in the daemon.
+// the plugin process, left nil in the daemon. Common, when set, is shared
+// with the other kinds the process serves (Serve does that).
 type TransportPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	Impl sdk.BankTransport
+	Impl   sdk.BankTransport
+	Common *PluginGRPCServer
 }
 
 var _ plugin.GRPCPlugin = (*TransportPlugin)(nil)
@@ -52,13 +60,17 @@ func (p *TransportPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) 
 	if p.Impl == nil {
 		return errors.New("transport plugin: no implementation to serve")
 	}
-	pluginv1.RegisterBankTransportServer(s, NewTransportGRPCServer(p.Impl, broker))
+	if p.Common == nil {
+		p.Common = &PluginGRPCServer{}
+	}
+	p.Common.add(s, sdk.KindBankTransport, p.Impl, broker)
+	pluginv1.RegisterBankTransportServer(s, &TransportGRPCServer{Impl: p.Impl})
 	return nil
 }
 
 // GRPCClient implements plugin.GRPCPlugin.
 func (p *TransportPlugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &TransportGRPCClient{client: pluginv1.NewBankTransportClient(c), common: commonClient{broker: broker, done: ctx.Done()}}, nil
+	return &TransportGRPCClient{client: pluginv1.NewBankTransportClient(c), commonClient: newCommonClient(ctx, sdk.KindBankTransport, broker, c)}, nil
 }
 
 // PluginMap is the plugin set the daemon passes to go-plugin's
@@ -81,14 +93,60 @@ func PluginName(k sdk.Kind) (string, error) {
 	return "", fmt.Errorf("unknown plugin kind %q", k)
 }
 
-// commonClient holds the daemon-side state shared by both kinds: the Host
-// currently served to the plugin.
+// commonClient is the daemon side of the common Plugin service for one
+// kind, and the Host currently served to the plugin for that kind.
 type commonClient struct {
+	rpc    pluginv1.PluginClient
+	kind   string
 	broker *plugin.GRPCBroker
 	done   <-chan struct{} // closed by go-plugin when the process exits
 	mu     sync.Mutex
 	host   *hostServing
 }
+
+func newCommonClient(ctx context.Context, kind sdk.Kind, broker *plugin.GRPCBroker, c *grpc.ClientConn) commonClient {
+	return commonClient{rpc: pluginv1.NewPluginClient(c), kind: string(kind), broker: broker, done: ctx.Done()}
+}
+
+// Describe implements sdk.Plugin.
+func (c *commonClient) Describe(ctx context.Context) (sdk.Info, error) {
+	r, err := c.rpc.Describe(ctx, &pluginv1.DescribeRequest{Kind: c.kind}, callOpts...)
+	if err != nil {
+		return sdk.Info{}, fromStatus(ctx, "Describe", err)
+	}
+	return infoFromWire(r)
+}
+
+// Configure implements sdk.Plugin: host is served to the plugin over the
+// go-plugin broker for as long as this configuration is in force.
+func (c *commonClient) Configure(ctx context.Context, settings []byte, host sdk.Host) error {
+	return c.configure(ctx, host, func(id uint32) error {
+		_, err := c.rpc.Configure(ctx, &pluginv1.ConfigureRequest{Kind: c.kind, Settings: settings, HostBrokerId: id}, callOpts...)
+		return fromStatus(ctx, "Configure", err)
+	})
+}
+
+// Health implements sdk.Plugin.
+func (c *commonClient) Health(ctx context.Context) error {
+	_, err := c.rpc.Health(ctx, &pluginv1.HealthRequest{Kind: c.kind}, callOpts...)
+	return fromStatus(ctx, "Health", err)
+}
+
+// RunJob implements sdk.JobRunner; it returns sdk.ErrUnsupported when the
+// plugin offers no jobs.
+func (c *commonClient) RunJob(ctx context.Context, job string, params map[string]string) (string, error) {
+	r, err := c.rpc.RunJob(ctx, &pluginv1.RunJobRequest{Kind: c.kind, Job: job, Params: params}, callOpts...)
+	if err != nil {
+		return "", fromStatus(ctx, "RunJob", err)
+	}
+	return r.GetSummary(), nil
+}
+
+// Close stops serving the Host to the plugin.
+func (c *commonClient) Close() { c.close() }
+
+// Done is closed when the plugin process has exited (nil when unknown).
+func (c *commonClient) Done() <-chan struct{} { return c.done }
 
 // configure serves host (unless it is already served) and calls rpc with
 // its broker id. The previous Host server is stopped only once the plugin
@@ -135,47 +193,14 @@ var callOpts = []grpc.CallOption{grpc.MaxCallRecvMsgSize(MaxMessageSize)}
 // process. It also implements JobRunner; RunJob returns ErrUnsupported when
 // the plugin does not.
 type GatewayGRPCClient struct {
+	commonClient
 	client pluginv1.PaymentGatewayClient
-	common commonClient
 }
 
 var (
 	_ sdk.PaymentGateway = (*GatewayGRPCClient)(nil)
 	_ sdk.JobRunner      = (*GatewayGRPCClient)(nil)
 )
-
-// Describe implements Plugin.
-func (c *GatewayGRPCClient) Describe(ctx context.Context) (sdk.Info, error) {
-	r, err := c.client.Describe(ctx, &pluginv1.DescribeRequest{}, callOpts...)
-	if err != nil {
-		return sdk.Info{}, fromStatus(ctx, "Describe", err)
-	}
-	return infoFromWire(r)
-}
-
-// Configure implements Plugin: host is served to the plugin over the
-// go-plugin broker for as long as this configuration is in force.
-func (c *GatewayGRPCClient) Configure(ctx context.Context, settings []byte, host sdk.Host) error {
-	return c.common.configure(ctx, host, func(id uint32) error {
-		_, err := c.client.Configure(ctx, &pluginv1.ConfigureRequest{Settings: settings, HostBrokerId: id}, callOpts...)
-		return fromStatus(ctx, "Configure", err)
-	})
-}
-
-// Health implements Plugin.
-func (c *GatewayGRPCClient) Health(ctx context.Context) error {
-	_, err := c.client.Health(ctx, &pluginv1.HealthRequest{}, callOpts...)
-	return fromStatus(ctx, "Health", err)
-}
-
-// RunJob implements JobRunner.
-func (c *GatewayGRPCClient) RunJob(ctx context.Context, job string, params map[string]string) (string, error) {
-	r, err := c.client.RunJob(ctx, &pluginv1.RunJobRequest{Job: job, Params: params}, callOpts...)
-	if err != nil {
-		return "", fromStatus(ctx, "RunJob", err)
-	}
-	return r.GetSummary(), nil
-}
 
 // InitPayment implements PaymentGateway.
 func (c *GatewayGRPCClient) InitPayment(ctx context.Context, req sdk.PaymentRequest) (*sdk.PaymentInit, error) {
@@ -212,57 +237,18 @@ func (c *GatewayGRPCClient) QueryTransaction(ctx context.Context, q sdk.Transact
 	return res, nil
 }
 
-// Close stops serving the Host to the plugin.
-func (c *GatewayGRPCClient) Close() { c.common.close() }
-
-// Done is closed when the plugin process has exited (nil when unknown).
-func (c *GatewayGRPCClient) Done() <-chan struct{} { return c.common.done }
-
 // TransportGRPCClient is the daemon's BankTransport for a transport
 // plugin process. It also implements JobRunner; RunJob returns
 // ErrUnsupported when the plugin does not.
 type TransportGRPCClient struct {
+	commonClient
 	client pluginv1.BankTransportClient
-	common commonClient
 }
 
 var (
 	_ sdk.BankTransport = (*TransportGRPCClient)(nil)
 	_ sdk.JobRunner     = (*TransportGRPCClient)(nil)
 )
-
-// Describe implements Plugin.
-func (c *TransportGRPCClient) Describe(ctx context.Context) (sdk.Info, error) {
-	r, err := c.client.Describe(ctx, &pluginv1.DescribeRequest{}, callOpts...)
-	if err != nil {
-		return sdk.Info{}, fromStatus(ctx, "Describe", err)
-	}
-	return infoFromWire(r)
-}
-
-// Configure implements Plugin: host is served to the plugin over the
-// go-plugin broker for as long as this configuration is in force.
-func (c *TransportGRPCClient) Configure(ctx context.Context, settings []byte, host sdk.Host) error {
-	return c.common.configure(ctx, host, func(id uint32) error {
-		_, err := c.client.Configure(ctx, &pluginv1.ConfigureRequest{Settings: settings, HostBrokerId: id}, callOpts...)
-		return fromStatus(ctx, "Configure", err)
-	})
-}
-
-// Health implements Plugin.
-func (c *TransportGRPCClient) Health(ctx context.Context) error {
-	_, err := c.client.Health(ctx, &pluginv1.HealthRequest{}, callOpts...)
-	return fromStatus(ctx, "Health", err)
-}
-
-// RunJob implements JobRunner.
-func (c *TransportGRPCClient) RunJob(ctx context.Context, job string, params map[string]string) (string, error) {
-	r, err := c.client.RunJob(ctx, &pluginv1.RunJobRequest{Job: job, Params: params}, callOpts...)
-	if err != nil {
-		return "", fromStatus(ctx, "RunJob", err)
-	}
-	return r.GetSummary(), nil
-}
 
 // ErrNoUploadResult is returned when an upload stream ends without a
 // result event.
@@ -320,9 +306,3 @@ func (c *TransportGRPCClient) Keys(ctx context.Context, req sdk.KeyRequest) (*sd
 	}
 	return keyResultFromWire(r), nil
 }
-
-// Close stops serving the Host to the plugin.
-func (c *TransportGRPCClient) Close() { c.common.close() }
-
-// Done is closed when the plugin process has exited (nil when unknown).
-func (c *TransportGRPCClient) Done() <-chan struct{} { return c.common.done }

@@ -57,7 +57,7 @@ func infoFromWire(r *pluginv1.DescribeResponse) (sdk.Info, error) {
 
 func paymentRequestToWire(r sdk.PaymentRequest) *pluginv1.PaymentRequest {
 	return &pluginv1.PaymentRequest{
-		Merchant: r.Merchant, Reference: r.Reference, DailySequence: r.DailySequence,
+		Merchant: r.Merchant, Reference: r.Reference,
 		OrderId: r.OrderID, Amount: r.Amount, Currency: r.Currency,
 		CustomerId: r.CustomerID, CustomerEmail: r.CustomerEmail, Locale: r.Locale,
 		AutomaticUrl: r.AutomaticURL, ManualUrl: r.ManualURL, Extra: r.Extra,
@@ -66,7 +66,7 @@ func paymentRequestToWire(r sdk.PaymentRequest) *pluginv1.PaymentRequest {
 
 func paymentRequestFromWire(r *pluginv1.PaymentRequest) sdk.PaymentRequest {
 	return sdk.PaymentRequest{
-		Merchant: r.GetMerchant(), Reference: r.GetReference(), DailySequence: r.GetDailySequence(),
+		Merchant: r.GetMerchant(), Reference: r.GetReference(),
 		OrderID: r.GetOrderId(), Amount: r.GetAmount(), Currency: r.GetCurrency(),
 		CustomerID: r.GetCustomerId(), CustomerEmail: r.GetCustomerEmail(), Locale: r.GetLocale(),
 		AutomaticURL: r.GetAutomaticUrl(), ManualURL: r.GetManualUrl(), Extra: r.GetExtra(),
@@ -262,11 +262,11 @@ func downloadResultFromWire(r *pluginv1.DownloadResult) *sdk.DownloadResult {
 }
 
 func keyRequestToWire(r sdk.KeyRequest) *pluginv1.KeyRequest {
-	return &pluginv1.KeyRequest{Bank: r.Bank, Action: r.Action, Params: r.Params}
+	return &pluginv1.KeyRequest{Bank: r.Bank, Action: string(r.Action), Params: r.Params}
 }
 
 func keyRequestFromWire(r *pluginv1.KeyRequest) sdk.KeyRequest {
-	return sdk.KeyRequest{Bank: r.GetBank(), Action: r.GetAction(), Params: r.GetParams()}
+	return sdk.KeyRequest{Bank: r.GetBank(), Action: sdk.KeyAction(r.GetAction()), Params: r.GetParams()}
 }
 
 func keyResultToWire(r *sdk.KeyResult) *pluginv1.KeyResult {

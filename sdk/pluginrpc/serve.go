@@ -12,14 +12,15 @@ import (
 // pluginSet builds the go-plugin set served for cfg.
 func pluginSet(cfg sdk.ServeConfig) (plugin.PluginSet, error) {
 	set := plugin.PluginSet{}
+	common := &PluginGRPCServer{} // one Plugin service for every kind served
 	if cfg.Gateway != nil {
-		set[PluginNameGateway] = &GatewayPlugin{Impl: cfg.Gateway}
+		set[PluginNameGateway] = &GatewayPlugin{Impl: cfg.Gateway, Common: common}
 	}
 	if cfg.Transport != nil {
-		set[PluginNameTransport] = &TransportPlugin{Impl: cfg.Transport}
+		set[PluginNameTransport] = &TransportPlugin{Impl: cfg.Transport, Common: common}
 	}
 	if len(set) == 0 {
-		return nil, fmt.Errorf("sdk.Serve: neither Gateway nor Transport is set")
+		return nil, fmt.Errorf("pluginrpc.Serve: neither Gateway nor Transport is set")
 	}
 	return set, nil
 }

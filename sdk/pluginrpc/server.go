@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -14,23 +15,70 @@ import (
 	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
 )
 
-// commonServer implements the rpcs every plugin kind shares.
+// commonServer answers the common calls for one kind served by the process.
 type commonServer struct {
 	impl sdk.Plugin
 	host *hostDialer
 }
 
-func (s *commonServer) describe(ctx context.Context) (*pluginv1.DescribeResponse, error) {
-	info, err := s.impl.Describe(ctx)
+// PluginGRPCServer serves the common Plugin service (Describe, Configure,
+// Health, RunJob) inside a plugin process, for every kind the process
+// serves: each request names its kind. It is registered once per gRPC
+// server, by the first kind added.
+type PluginGRPCServer struct {
+	pluginv1.UnimplementedPluginServer
+	mu    sync.Mutex
+	srv   *grpc.Server
+	kinds map[sdk.Kind]*commonServer
+}
+
+// add serves impl's common calls for kind on s.
+func (p *PluginGRPCServer) add(s *grpc.Server, kind sdk.Kind, impl sdk.Plugin, broker *plugin.GRPCBroker) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.kinds == nil {
+		p.kinds = map[sdk.Kind]*commonServer{}
+	}
+	p.kinds[kind] = &commonServer{impl: impl, host: &hostDialer{broker: broker}}
+	if p.srv != s {
+		pluginv1.RegisterPluginServer(s, p)
+		p.srv = s
+	}
+}
+
+func (p *PluginGRPCServer) kind(k string) (*commonServer, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.kinds[sdk.Kind(k)]
+	if !ok {
+		return nil, status.Errorf(codes.Unimplemented, "this plugin process serves no %q", clip(k))
+	}
+	return c, nil
+}
+
+// Describe implements pluginv1.PluginServer.
+func (p *PluginGRPCServer) Describe(ctx context.Context, req *pluginv1.DescribeRequest) (r *pluginv1.DescribeResponse, err error) {
+	defer recoverToStatus(&err)
+	c, err := p.kind(req.GetKind())
+	if err != nil {
+		return nil, err
+	}
+	info, err := c.impl.Describe(ctx)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return infoToWire(info), nil
 }
 
-func (s *commonServer) configure(ctx context.Context, req *pluginv1.ConfigureRequest) (*pluginv1.ConfigureResponse, error) {
-	err := s.host.configure(req.GetHostBrokerId(), func(h sdk.Host) error {
-		return s.impl.Configure(ctx, req.GetSettings(), h)
+// Configure implements pluginv1.PluginServer.
+func (p *PluginGRPCServer) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) (r *pluginv1.ConfigureResponse, err error) {
+	defer recoverToStatus(&err)
+	c, err := p.kind(req.GetKind())
+	if err != nil {
+		return nil, err
+	}
+	err = c.host.configure(req.GetHostBrokerId(), func(h sdk.Host) error {
+		return c.impl.Configure(ctx, req.GetSettings(), h)
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -38,15 +86,27 @@ func (s *commonServer) configure(ctx context.Context, req *pluginv1.ConfigureReq
 	return &pluginv1.ConfigureResponse{}, nil
 }
 
-func (s *commonServer) health(ctx context.Context) (*pluginv1.HealthResponse, error) {
-	if err := s.impl.Health(ctx); err != nil {
+// Health implements pluginv1.PluginServer.
+func (p *PluginGRPCServer) Health(ctx context.Context, req *pluginv1.HealthRequest) (r *pluginv1.HealthResponse, err error) {
+	defer recoverToStatus(&err)
+	c, err := p.kind(req.GetKind())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.impl.Health(ctx); err != nil {
 		return nil, toStatus(err)
 	}
 	return &pluginv1.HealthResponse{}, nil
 }
 
-func (s *commonServer) runJob(ctx context.Context, req *pluginv1.RunJobRequest) (*pluginv1.RunJobResponse, error) {
-	jr, ok := s.impl.(sdk.JobRunner)
+// RunJob implements pluginv1.PluginServer.
+func (p *PluginGRPCServer) RunJob(ctx context.Context, req *pluginv1.RunJobRequest) (r *pluginv1.RunJobResponse, err error) {
+	defer recoverToStatus(&err)
+	c, err := p.kind(req.GetKind())
+	if err != nil {
+		return nil, err
+	}
+	jr, ok := c.impl.(sdk.JobRunner)
 	if !ok {
 		return nil, toStatus(fmt.Errorf("run job %q: %w", req.GetJob(), sdk.ErrUnsupported))
 	}
@@ -66,42 +126,11 @@ func recoverToStatus(err *error) {
 	}
 }
 
-// GatewayGRPCServer serves an PaymentGateway implementation inside the
-// plugin process.
+// GatewayGRPCServer serves a PaymentGateway's own calls inside the plugin
+// process (the common ones are PluginGRPCServer's).
 type GatewayGRPCServer struct {
 	pluginv1.UnimplementedPaymentGatewayServer
-	Impl   sdk.PaymentGateway
-	common commonServer
-}
-
-// NewGatewayGRPCServer wraps impl for serving; broker is the plugin's
-// go-plugin broker, used to reach the daemon's Host.
-func NewGatewayGRPCServer(impl sdk.PaymentGateway, broker *plugin.GRPCBroker) *GatewayGRPCServer {
-	return &GatewayGRPCServer{Impl: impl, common: commonServer{impl: impl, host: &hostDialer{broker: broker}}}
-}
-
-// Describe implements pluginv1.PaymentGatewayServer.
-func (s *GatewayGRPCServer) Describe(ctx context.Context, _ *pluginv1.DescribeRequest) (r *pluginv1.DescribeResponse, err error) {
-	defer recoverToStatus(&err)
-	return s.common.describe(ctx)
-}
-
-// Configure implements pluginv1.PaymentGatewayServer.
-func (s *GatewayGRPCServer) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) (r *pluginv1.ConfigureResponse, err error) {
-	defer recoverToStatus(&err)
-	return s.common.configure(ctx, req)
-}
-
-// Health implements pluginv1.PaymentGatewayServer.
-func (s *GatewayGRPCServer) Health(ctx context.Context, _ *pluginv1.HealthRequest) (r *pluginv1.HealthResponse, err error) {
-	defer recoverToStatus(&err)
-	return s.common.health(ctx)
-}
-
-// RunJob implements pluginv1.PaymentGatewayServer.
-func (s *GatewayGRPCServer) RunJob(ctx context.Context, req *pluginv1.RunJobRequest) (r *pluginv1.RunJobResponse, err error) {
-	defer recoverToStatus(&err)
-	return s.common.runJob(ctx, req)
+	Impl sdk.PaymentGateway
 }
 
 // InitPayment implements pluginv1.PaymentGatewayServer.
@@ -147,42 +176,11 @@ func (s *GatewayGRPCServer) QueryTransaction(ctx context.Context, req *pluginv1.
 	return paymentResultToWire(res), nil
 }
 
-// TransportGRPCServer serves an BankTransport implementation inside the
-// plugin process.
+// TransportGRPCServer serves a BankTransport's own calls inside the plugin
+// process (the common ones are PluginGRPCServer's).
 type TransportGRPCServer struct {
 	pluginv1.UnimplementedBankTransportServer
-	Impl   sdk.BankTransport
-	common commonServer
-}
-
-// NewTransportGRPCServer wraps impl for serving; broker is the plugin's
-// go-plugin broker, used to reach the daemon's Host.
-func NewTransportGRPCServer(impl sdk.BankTransport, broker *plugin.GRPCBroker) *TransportGRPCServer {
-	return &TransportGRPCServer{Impl: impl, common: commonServer{impl: impl, host: &hostDialer{broker: broker}}}
-}
-
-// Describe implements pluginv1.BankTransportServer.
-func (s *TransportGRPCServer) Describe(ctx context.Context, _ *pluginv1.DescribeRequest) (r *pluginv1.DescribeResponse, err error) {
-	defer recoverToStatus(&err)
-	return s.common.describe(ctx)
-}
-
-// Configure implements pluginv1.BankTransportServer.
-func (s *TransportGRPCServer) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) (r *pluginv1.ConfigureResponse, err error) {
-	defer recoverToStatus(&err)
-	return s.common.configure(ctx, req)
-}
-
-// Health implements pluginv1.BankTransportServer.
-func (s *TransportGRPCServer) Health(ctx context.Context, _ *pluginv1.HealthRequest) (r *pluginv1.HealthResponse, err error) {
-	defer recoverToStatus(&err)
-	return s.common.health(ctx)
-}
-
-// RunJob implements pluginv1.BankTransportServer.
-func (s *TransportGRPCServer) RunJob(ctx context.Context, req *pluginv1.RunJobRequest) (r *pluginv1.RunJobResponse, err error) {
-	defer recoverToStatus(&err)
-	return s.common.runJob(ctx, req)
+	Impl sdk.BankTransport
 }
 
 // Upload implements pluginv1.BankTransportServer: progress callbacks become
