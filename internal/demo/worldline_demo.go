@@ -211,7 +211,11 @@ func CheckWorldline(ctx context.Context, h *Harness, s *wlsim.Sim, cs []*WLCusto
 		}
 		p := d.Payment
 		r.ByState[string(p.State)]++
-		r.ByChannel[p.DecidedChannel]++
+		ch := p.DecidedChannel
+		if ch == "" {
+			ch = "none (unknown)"
+		}
+		r.ByChannel[ch]++
 		if p.State != c.Want() {
 			problem("%s (%q): %s by %s, want %s", c.Ref, c.Choice, p.State, p.DecidedChannel, c.Want())
 		}
