@@ -113,12 +113,17 @@ func TestSimRefusesBadRequests(t *testing.T) {
 					}
 				})
 			}
-			// Truncated base64 / undecryptable data in the segments: 091113.
-			if c := code(post(t, e.url, seg(1, false, "QUJ"))); c != protocol.CodeOK {
+			// A segment that is not base64 on its own breaks the schema
+			// (xs:base64Binary): 091010.
+			if c := code(post(t, e.url, seg(1, false, "QUJ"))); c != protocol.CodeInvalidXML {
+				t.Fatalf("segment not base64: %s", c)
+			}
+			// Undecryptable data in the segments: 091113.
+			if c := code(post(t, e.url, seg(1, false, "QUJD"))); c != protocol.CodeOK {
 				t.Fatalf("segment 1: %s", c)
 			}
-			if c := code(post(t, e.url, seg(2, true, "Q"))); c != protocol.CodeInvalidRequestContnt {
-				t.Fatalf("truncated base64: %s", c)
+			if c := code(post(t, e.url, seg(2, true, "QQ=="))); c != protocol.CodeInvalidRequestContnt {
+				t.Fatalf("undecryptable order data: %s", c)
 			}
 			if len(e.sim.Orders()) != 0 {
 				t.Fatal("an order was recorded")

@@ -17,7 +17,7 @@ func TestOnboardingStates(t *testing.T) {
 		t.Run(string(v), func(t *testing.T) {
 			e := newEnv(t, v, "", sim.Config{ManualActivation: true}, false)
 			ctx := context.Background()
-			if _, err := e.cl.HPB(ctx); !protocol.HasCode(err, protocol.CodeInvalidUserState) {
+			if _, err := e.cl.HPB(ctx); !protocol.HasCode(err, protocol.CodeInvalidUserOrState) {
 				t.Fatalf("HPB before INI: %v", err)
 			}
 			if err := e.cl.INI(ctx); err != nil {
@@ -32,14 +32,16 @@ func TestOnboardingStates(t *testing.T) {
 			if st := e.sim.State("PARTNER1", "USER1"); st != sim.StateInitialised {
 				t.Fatalf("state %s", st)
 			}
-			// HPB works once initialised; orders wait for the bank's activation.
-			if _, err := e.cl.HPB(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.cl.Download(ctx, "hac", time.Time{}, time.Time{}); !protocol.HasCode(err, protocol.CodeInvalidUserState) {
-				t.Fatalf("order before activation: %v", err)
+			// HPB waits for the bank's activation (091002 for the key
+			// management request, as banks answer it); without the bank's
+			// keys the client cannot send orders either.
+			if _, err := e.cl.HPB(ctx); !protocol.HasCode(err, protocol.CodeInvalidUserOrState) {
+				t.Fatalf("HPB before activation: %v", err)
 			}
 			if err := e.sim.Activate("PARTNER1", "USER1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.cl.HPB(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if d, err := e.cl.Download(ctx, "hac", time.Time{}, time.Time{}); err != nil || d != nil {

@@ -165,17 +165,24 @@ func (s *Sim) keyMgmt(req *protocol.Request) []byte {
 	return b
 }
 
-func (s *Sim) hpb(req *protocol.Request, doc *etreeDoc) []byte {
+// hpb serves the bank's public keys to a subscriber the bank has
+// activated (state ready): before the bank checked the letter, the keys it
+// would sign responses for are not trusted yet, and HPB is refused with
+// 091002 EBICS_INVALID_USER_OR_USER_STATE, the code banks use for key
+// management requests in a state that does not allow them.
+func (s *Sim) hpb(req *protocol.Request, tree *xnode) []byte {
 	v := req.Version
 	km := protocol.KindKeyManagementResp
 	sub := s.subs[req.PartnerID+"/"+req.UserID]
 	if sub == nil {
 		return s.errorResponse(v, km, protocol.CodeUserUnknown, "")
 	}
-	if sub.auth == nil || (sub.state != StateInitialised && sub.state != StateReady) {
-		return s.errorResponse(v, km, protocol.CodeInvalidUserState, "")
+	if sub.auth == nil || sub.state != StateReady {
+		s.log.Warn().Str("partner", req.PartnerID).Str("user", req.UserID).Str("state", string(sub.state)).Msg("ebics sim: HPB refused, subscriber not activated")
+		return s.errorResponse(v, km, protocol.CodeInvalidUserOrState, "subscriber "+string(sub.state)+", not ready")
 	}
-	if err := protocol.VerifyAuth(doc, sub.auth.Key); err != nil {
+	if err := verifyX002Tree(tree, sub.auth.Key); err != nil {
+		s.log.Warn().Err(err).Str("partner", req.PartnerID).Msg("ebics sim: HPB authentication failed")
 		return s.errorResponse(v, km, protocol.CodeAuthenticationFailed, err.Error())
 	}
 	if c := s.checkFresh(req); c != "" {

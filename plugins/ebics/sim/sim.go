@@ -1,7 +1,9 @@
 // Package sim is an EBICS bank simulator for tests and demos: an HTTP
 // server on loopback speaking EBICS 2.5 (H004) and 3.0 (H005) that keeps
-// subscriber state, checks everything a bank checks (X002, ES, nonces,
-// timestamps, key digests, segment order and size), validates uploaded
+// subscriber state, checks everything a bank checks (the official XSD,
+// X002, ES, nonces, timestamps, key digests, segment order and size, with
+// its own XML canonicalisation and signature code: c14n.go, verify.go,
+// schema.go), expires idle transactions, validates uploaded
 // pain.001/pain.008 files asynchronously and offers HAC, PSR (pain.002) and
 // PTK acknowledgements for download, with fault injection.
 package sim
@@ -13,6 +15,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -93,6 +97,22 @@ type Config struct {
 	// BankKeys reuses existing bank keys (their Auth and Enc keys, which
 	// need certificates for H005); nil generates fresh ones.
 	BankKeys *keys.Set
+	// SchemaDir is the folder holding the official schemas (H004/, H005/)
+	// every request is validated against (091010 EBICS_INVALID_XML when
+	// invalid): "" finds them ($EBICS_XSD_DIR, then
+	// shared/fixtures/ebics/ebics-xsd in the working directory or an
+	// ancestor; validation is off, with a warning, if none is found or
+	// xmllint is missing), "off" disables validation. A folder given here
+	// must be usable, or New fails.
+	SchemaDir string
+	// TxTimeout expires an open transaction (upload or download) with no
+	// request for that long, as a bank does: its document is offered again
+	// to the next download. 0: 10 minutes; negative: never.
+	TxTimeout time.Duration
+	// CaptureDir, when set, receives a copy of every request and response
+	// exchanged (NNNNNN-request.xml, NNNNNN-response.xml, in order), for
+	// checks by independent verifiers.
+	CaptureDir string
 }
 
 // SubscriberState is a subscriber's onboarding state.
@@ -128,6 +148,10 @@ type Order struct {
 	Accepted      bool
 	Reasons       []string
 	Received      time.Time
+	// SignatureVersion (A005/A006) and Signature are the subscriber's ES
+	// over Data, as the bank verified it (for independent re-checks).
+	SignatureVersion string
+	Signature        []byte
 }
 
 // Doc is a document offered for download.
@@ -163,6 +187,9 @@ type Sim struct {
 	ackWG    sync.WaitGroup
 	requests int
 	unsigned bool
+	schema   *schemaValidator
+	now      func() time.Time // the clock of transaction expiry (tests move it)
+	capture  int
 }
 
 // New creates a simulator with fresh bank keys (with self-signed
@@ -198,8 +225,30 @@ func New(cfg Config) (*Sim, error) {
 			return nil, fmt.Errorf("ebics sim: bank keys: %w", err)
 		}
 	}
-	return &Sim{cfg: cfg, log: cfg.Logger, authKey: bk.Auth, encKey: bk.Enc, faults: cfg.Faults,
-		subs: map[string]*subscriber{}, nonces: map[string]time.Time{}, txs: map[string]*tx{}, msgIDs: map[string]bool{}}, nil
+	if cfg.TxTimeout == 0 {
+		cfg.TxTimeout = 10 * time.Minute
+	}
+	s := &Sim{cfg: cfg, log: cfg.Logger, authKey: bk.Auth, encKey: bk.Enc, faults: cfg.Faults,
+		subs: map[string]*subscriber{}, nonces: map[string]time.Time{}, txs: map[string]*tx{}, msgIDs: map[string]bool{}, now: time.Now}
+	if dir := FindSchemaDir(cfg.SchemaDir); dir != "" {
+		v, err := newSchemaValidator(dir)
+		switch {
+		case err != nil && cfg.SchemaDir != "":
+			return nil, fmt.Errorf("ebics sim: schema validation: %w", err)
+		case err != nil:
+			s.log.Warn().Err(err).Msg("ebics sim: requests are NOT validated against the EBICS schemas")
+		default:
+			s.schema = v
+		}
+	} else if cfg.SchemaDir != SchemaOff {
+		s.log.Warn().Str("env", SchemaDirEnv).Msg("ebics sim: EBICS schemas not found; requests are NOT validated against them")
+	}
+	if cfg.CaptureDir != "" {
+		if err := os.MkdirAll(cfg.CaptureDir, 0o755); err != nil {
+			return nil, fmt.Errorf("ebics sim: capture folder: %w", err)
+		}
+	}
+	return s, nil
 }
 
 // Start listens on 127.0.0.1 (port 0 unless addr is given) and serves; it
@@ -306,6 +355,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(delay)
 	}
 	var out []byte
+	n := s.captureRequest(body)
 	if int64(len(body)) > limit {
 		out = s.errorResponse(guessVersion(body), protocol.KindResponse, protocol.CodeSegmentSizeExceeded, "request too large")
 	} else {
@@ -320,8 +370,36 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler)
 		}
 	}
+	s.captureResponse(n, out)
 	w.Header().Set("Content-Type", "text/xml; charset=UTF-8")
 	w.Write(out)
+}
+
+// captureRequest writes a copy of a request to CaptureDir and returns its
+// sequence number (0 when capture is off).
+func (s *Sim) captureRequest(body []byte) int {
+	if s.cfg.CaptureDir == "" {
+		return 0
+	}
+	s.mu.Lock()
+	s.capture++
+	n := s.capture
+	s.mu.Unlock()
+	s.captureWrite(fmt.Sprintf("%06d-request.xml", n), body)
+	return n
+}
+
+// captureResponse writes the answer to request n.
+func (s *Sim) captureResponse(n int, out []byte) {
+	if n > 0 {
+		s.captureWrite(fmt.Sprintf("%06d-response.xml", n), out)
+	}
+}
+
+func (s *Sim) captureWrite(name string, b []byte) {
+	if err := os.WriteFile(filepath.Join(s.cfg.CaptureDir, name), b, 0o644); err != nil {
+		s.log.Error().Err(err).Str("file", name).Msg("ebics sim: capture")
+	}
 }
 
 func guessVersion(b []byte) protocol.Version {
@@ -349,12 +427,41 @@ func (s *Sim) errorResponse(v protocol.Version, kind, code, report string) []byt
 	return b
 }
 
+// ValidatesSchema reports whether requests are validated against the
+// official EBICS schemas (see Config.SchemaDir).
+func (s *Sim) ValidatesSchema() bool { return s.schema != nil }
+
 func (s *Sim) handle(body []byte) ([]byte, error) {
 	v := guessVersion(body)
-	if strings.Contains(string(body[:min(len(body), 256)]), "ebicsHEVRequest") {
+	// The bank's own parse: the tree the schema check picks its schema
+	// from and X002 is verified on (verify.go), independent of the
+	// client's protocol package.
+	tree, err := parseTree(body)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("ebics sim: request is not well-formed XML")
+		if strings.Contains(string(body[:min(len(body), 256)]), "ebicsHEVRequest") {
+			return s.hevAnswer(protocol.CodeInvalidXML), nil
+		}
+		return s.errorResponse(v, kindOfRoot(body), protocol.CodeInvalidXML, err.Error()), nil
+	}
+	if s.schema != nil {
+		if err := s.schema.validate(body, tree); err != nil {
+			var se *errSchema
+			if !errors.As(err, &se) {
+				s.log.Error().Err(err).Msg("ebics sim: schema validation failed to run")
+				return s.errorResponse(v, kindOfRoot(body), protocol.CodeInternalError, "schema validation unavailable"), nil
+			}
+			s.log.Warn().Err(err).Str("root", tree.local).Msg("ebics sim: request refused by the schema")
+			if tree.local == "ebicsHEVRequest" {
+				return s.hevAnswer(protocol.CodeInvalidXML), nil
+			}
+			return s.errorResponse(v, kindOfRoot(body), protocol.CodeInvalidXML, se.detail), nil
+		}
+	}
+	if tree.local == "ebicsHEVRequest" {
 		return s.hev(body), nil
 	}
-	req, doc, err := protocol.ParseRequest(body, int(s.cfg.MaxSegmentSize)+256<<10)
+	req, _, err := protocol.ParseRequest(body, int(s.cfg.MaxSegmentSize)+256<<10)
 	if err != nil {
 		s.log.Warn().Err(err).Msg("ebics sim: unparseable request")
 		return s.errorResponse(v, protocol.KindResponse, protocol.CodeInvalidXML, err.Error()), nil
@@ -369,12 +476,23 @@ func (s *Sim) handle(body []byte) ([]byte, error) {
 	case protocol.KindUnsecured:
 		return s.keyMgmt(req), nil
 	case protocol.KindNoPubKeyDigests:
-		return s.hpb(req, doc), nil
+		return s.hpb(req, tree), nil
 	}
+	s.expireLocked(s.now())
 	if req.TransactionID != "" {
-		return s.transfer(req, doc)
+		return s.transfer(req, tree)
 	}
-	return s.initialise(req, doc), nil
+	return s.initialise(req, tree), nil
+}
+
+// kindOfRoot is the response kind for a request that could not be parsed
+// as one: key management requests get a key management response.
+func kindOfRoot(body []byte) string {
+	head := string(body[:min(len(body), 512)])
+	if strings.Contains(head, "ebicsUnsecuredRequest") || strings.Contains(head, "ebicsNoPubKeyDigestsRequest") || strings.Contains(head, "ebicsUnsignedRequest") {
+		return protocol.KindKeyManagementResp
+	}
+	return protocol.KindResponse
 }
 
 func (s *Sim) hev(body []byte) []byte {
@@ -385,6 +503,11 @@ func (s *Sim) hev(body []byte) []byte {
 	} else if h := doc.Root().SelectElement("HostID"); h == nil || strings.TrimSpace(h.Text()) != s.cfg.HostID {
 		code = protocol.CodeInvalidHostID
 	}
+	return s.hevAnswer(code)
+}
+
+// hevAnswer is the HEV response with a return code.
+func (s *Sim) hevAnswer(code string) []byte {
 	info := protocol.LookupCode(code)
 	return []byte(`<?xml version="1.0" encoding="UTF-8"?><ebicsHEVResponse xmlns="http://www.ebics.org/H000"><SystemReturnCode><ReturnCode>` +
 		code + `</ReturnCode><ReportText>[` + info.Name + `] ` + info.Text + `</ReportText></SystemReturnCode>` +

@@ -30,7 +30,54 @@ type tx struct {
 	done       bool
 	doc        *Doc
 	created    time.Time
-	response   []byte // final response of a completed upload (recovery)
+	lastSeen   time.Time // last request of the transaction (expiry)
+	response   []byte    // final response of a completed upload (recovery)
+}
+
+// assignOrderID gives an upload a bank-assigned OrderID: a letter and
+// three alphanumerics, as the schema's OrderIDType requires, unique for
+// the subscriber.
+func (s *Sim) assignOrderID(sub *subscriber) string {
+	const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	for {
+		s.seq++
+		n := s.seq % (26 * 36 * 36 * 36)
+		id := []byte{'A' + byte(n/(36*36*36)), alnum[n/(36*36)%36], alnum[n/36%36], alnum[n%36]}
+		if !sub.orderIDs[string(id)] && !s.openOrderID(sub, string(id)) {
+			return string(id)
+		}
+	}
+}
+
+// openOrderID reports whether an open upload of the subscriber holds the id.
+func (s *Sim) openOrderID(sub *subscriber, id string) bool {
+	for _, t := range s.txs {
+		if t.sub == sub && t.upload && t.orderID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// expireLocked drops the transactions idle for longer than TxTimeout (a
+// bank's transaction timeout): an abandoned download's document is offered
+// again to the next download, an unfinished upload is forgotten (a later
+// request of it gets 091101 EBICS_TX_UNKNOWN_TXID). Completed uploads are
+// kept as long (their final answer can be asked again), then dropped too.
+func (s *Sim) expireLocked(now time.Time) {
+	if s.cfg.TxTimeout < 0 {
+		return
+	}
+	for id, t := range s.txs {
+		if now.Sub(t.lastSeen) <= s.cfg.TxTimeout {
+			continue
+		}
+		if t.doc != nil && t.doc.inFlight == id {
+			t.doc.inFlight = ""
+		}
+		delete(s.txs, id)
+		s.log.Info().Str("tx", id).Bool("upload", t.upload).Bool("complete", t.done).Dur("idle", now.Sub(t.lastSeen)).Msg("ebics sim: transaction expired")
+	}
 }
 
 // ExpireTransactions drops open transactions (as a bank does after its
@@ -96,7 +143,7 @@ func orderKind(req *protocol.Request) (kind string, upload bool, ok bool) {
 	return "", false, false
 }
 
-func (s *Sim) initialise(req *protocol.Request, doc *etreeDoc) []byte {
+func (s *Sim) initialise(req *protocol.Request, tree *xnode) []byte {
 	v := req.Version
 	rk := protocol.KindResponse
 	sub := s.subs[req.PartnerID+"/"+req.UserID]
@@ -106,7 +153,7 @@ func (s *Sim) initialise(req *protocol.Request, doc *etreeDoc) []byte {
 	if sub.state != StateReady {
 		return s.errorResponse(v, rk, protocol.CodeInvalidUserState, "subscriber "+string(sub.state))
 	}
-	if err := protocol.VerifyAuth(doc, sub.auth.Key, "DataEncryptionInfo", "SignatureData", "TransferReceipt"); err != nil {
+	if err := verifyX002Tree(tree, sub.auth.Key); err != nil {
 		s.log.Warn().Err(err).Str("partner", req.PartnerID).Msg("ebics sim: authentication failed")
 		return s.errorResponse(v, rk, protocol.CodeAuthenticationFailed, err.Error())
 	}
@@ -126,6 +173,7 @@ func (s *Sim) initialise(req *protocol.Request, doc *etreeDoc) []byte {
 		return s.errorResponse(v, rk, protocol.CodeUnsupportedOrderType, req.OrderType)
 	}
 	t := &tx{id: protocol.NewTransactionID(), sub: sub, version: v, upload: upload, orderType: req.OrderType, params: req.Params, created: time.Now()}
+	t.lastSeen = s.now()
 	if upload {
 		if req.TransactionKey == nil || req.SignatureData == nil {
 			return s.errorResponse(v, rk, protocol.CodeInvalidRequestContnt, "upload without DataEncryptionInfo/SignatureData")
@@ -136,7 +184,8 @@ func (s *Sim) initialise(req *protocol.Request, doc *etreeDoc) []byte {
 		if req.NumSegments < 1 || req.NumSegments > s.cfg.MaxSegments {
 			return s.errorResponse(v, rk, protocol.CodeMaxSegmentsExceeded, fmt.Sprintf("NumSegments %d", req.NumSegments))
 		}
-		if v == protocol.H004 {
+		switch {
+		case v == protocol.H004 && req.OrderID != "":
 			if !validOrderID(req.OrderID) {
 				return s.errorResponse(v, rk, protocol.CodeInvalidOrderParams, "OrderID "+req.OrderID)
 			}
@@ -144,9 +193,11 @@ func (s *Sim) initialise(req *protocol.Request, doc *etreeDoc) []byte {
 				return s.errorResponse(v, rk, protocol.CodeOrderIDExists, "OrderID "+req.OrderID)
 			}
 			t.orderID = req.OrderID
-		} else {
-			s.seq++
-			t.orderID = fmt.Sprintf("B%03X", s.seq%4096)
+		default:
+			// H005 always, and H004 without a client OrderID (optional in
+			// the schema since 2.5): the bank assigns it and returns it in
+			// the response header.
+			t.orderID = s.assignOrderID(sub)
 		}
 		t.numSeg, t.wrappedKey, t.sigData, t.dataDigest = req.NumSegments, req.TransactionKey, req.SignatureData, req.DataDigest
 		s.txs[t.id] = t
@@ -217,14 +268,16 @@ func (s *Sim) pickDoc(partner, kind string, p protocol.OrderParams) *Doc {
 	return cands[0]
 }
 
-func (s *Sim) transfer(req *protocol.Request, doc *etreeDoc) ([]byte, error) {
+func (s *Sim) transfer(req *protocol.Request, tree *xnode) ([]byte, error) {
 	v := req.Version
 	rk := protocol.KindResponse
 	t := s.txs[req.TransactionID]
 	if t == nil {
 		return s.errorResponse(v, rk, protocol.CodeTxUnknownTxID, req.TransactionID), nil
 	}
-	if err := protocol.VerifyAuth(doc, t.sub.auth.Key, "DataEncryptionInfo", "SignatureData", "TransferReceipt"); err != nil {
+	t.lastSeen = s.now()
+	if err := verifyX002Tree(tree, t.sub.auth.Key); err != nil {
+		s.log.Warn().Err(err).Str("tx", t.id).Msg("ebics sim: authentication failed")
 		return s.errorResponse(v, rk, protocol.CodeAuthenticationFailed, err.Error()), nil
 	}
 	base := protocol.Response{Version: v, Kind: rk, TransactionID: t.id, Phase: req.Phase}
@@ -349,7 +402,7 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	if err != nil {
 		return fail("091111", err.Error())
 	}
-	digest := protocol.ESDigest(plain, !s.cfg.ESRawDigest)
+	digest := s.orderDigest(plain)
 	if v == protocol.H005 && !bytesEq(digest, t.dataDigest) {
 		return fail(protocol.CodeSignatureFailed, "DataDigest does not match the order data")
 	}
@@ -360,14 +413,15 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	if sg.Version != t.sub.sig.Version {
 		return fail(protocol.CodeSignatureFailed, "ES version differs from the INI key's")
 	}
-	if err := protocol.VerifyES(sg.Version, t.sub.sig.Key, digest, sg.Value); err != nil {
+	if err := verifyOrderSignature(sg.Version, t.sub.sig.Key, digest, sg.Value); err != nil {
 		return fail(protocol.CodeSignatureFailed, err.Error())
 	}
 	t.done = true
 	t.sub.orderIDs[t.orderID] = true
 	kind, _, _ := orderKind(&protocol.Request{OrderType: t.orderType, Params: t.params})
 	o := Order{OrderID: t.orderID, TransactionID: t.id, OrderType: kind, PartnerID: t.sub.partner, UserID: t.sub.user,
-		Version: v, FileFormat: cmp.Or(t.params.FileFormat, t.params.MsgName), Data: plain, Received: time.Now().UTC()}
+		Version: v, FileFormat: cmp.Or(t.params.FileFormat, t.params.MsgName), Data: plain, Received: time.Now().UTC(),
+		SignatureVersion: sg.Version, Signature: sg.Value}
 	s.orders = append(s.orders, o)
 	idx := len(s.orders) - 1
 	s.log.Info().Str("tx", t.id).Str("order", t.orderID).Int("bytes", len(plain)).Msg("ebics sim: order recorded")

@@ -3,6 +3,12 @@
 //	ebics-sim -addr 127.0.0.1:8090 -host SIMBANK -subscriber PARTNER1/USER1 [-certs] [-manual]
 //	          [-segment-size 1048576] [-reject-file] [-reject-tx E2E1,E2E2] [-never-ack] [-ack-delay 30s]
 //	          [-drop-at N] [-drop-after N] [-internal-error-at N] [-recovery-sync-at N]
+//	          [-xsd DIR|off] [-capture DIR] [-tx-timeout 10m] [-es-raw-digest]
+//
+// Every request is validated against the official EBICS schemas with
+// xmllint (-xsd, default $EBICS_XSD_DIR or shared/fixtures/ebics/ebics-xsd
+// in the working directory or an ancestor); -capture writes every request
+// and response to a folder.
 //
 // Admin endpoints on the same port: POST /admin/activate?partner=P&user=U
 // (with -manual: the bank has checked the letter), GET /admin/orders (what
@@ -47,6 +53,10 @@ func main() {
 	ierr := flag.Int("internal-error-at", 0, "answer 061099 to upload segment N (once)")
 	rsync := flag.Int("recovery-sync-at", 0, "answer 061101 EBICS_TX_RECOVERY_SYNC to upload segment N (once)")
 	letterDir := flag.String("letter", "", "folder where the bank writes its letter: the hashes of its keys, one file each (H004.auth, H004.enc, H005.auth, H005.enc)")
+	xsd := flag.String("xsd", "", "folder with the EBICS schemas (H004/, H005/); \"off\" disables validation")
+	capture := flag.String("capture", "", "write every request and response to this folder")
+	txTimeout := flag.Duration("tx-timeout", 10*time.Minute, "expire idle transactions after this long (negative: never)")
+	raw := flag.Bool("es-raw-digest", false, "hash order data as received for the ES (default: without CR, LF and Ctrl-Z, as the specification says)")
 	flag.Parse()
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339}).With().Timestamp().Logger()
 	var rej []string
@@ -54,6 +64,7 @@ func main() {
 		rej = strings.Split(*rejectTx, ",")
 	}
 	s, err := sim.New(sim.Config{HostID: *host, MaxSegmentSize: *seg, DownloadSegmentSize: *dseg, RequireCertificates: *certs, ManualActivation: *manual, Admin: true,
+		SchemaDir: *xsd, CaptureDir: *capture, TxTimeout: *txTimeout, ESRawDigest: *raw,
 		Logger: log, Faults: sim.Faults{RejectFile: *rejectFile, RejectTxs: rej, NeverAck: *neverAck, AckDelay: *ackDelay,
 			DropAtSegment: *dropAt, DropAfterSegment: *dropAfter, InternalErrorAtSegment: *ierr, RecoverySyncAtSegment: *rsync}})
 	if err != nil {
