@@ -4,6 +4,7 @@ package sim
 // and the freshness (nonce, timestamp) checks of signed requests.
 
 import (
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,6 +41,23 @@ func (s *Sim) State(partnerID, userID string) SubscriberState {
 		return sub.state
 	}
 	return ""
+}
+
+// BankPublicKeys returns the bank's X002 and E002 public keys (to verify
+// its responses with another implementation).
+func (s *Sim) BankPublicKeys() (auth, enc *rsa.PublicKey) {
+	return &s.authKey.Private.PublicKey, &s.encKey.Private.PublicKey
+}
+
+// SubscriberKeys returns the public keys a subscriber sent with INI and
+// HIA (nil when not received yet).
+func (s *Sim) SubscriberKeys(partnerID, userID string) (sig, auth, enc *protocol.PubKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sub := s.subs[partnerID+"/"+userID]; sub != nil {
+		return sub.sig, sub.auth, sub.enc
+	}
+	return nil, nil, nil
 }
 
 // BankKeyHashes returns the digests of the bank's X002 and E002 keys as
