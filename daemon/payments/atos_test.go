@@ -472,3 +472,49 @@ func (e *env) rejectsOn(gw, code string) float64 {
 func (e *env) notificationsOn(gw, channel, verdict string) float64 {
 	return testutil.ToFloat64(e.svc.m.notifications.WithLabelValues(gw, channel, verdict))
 }
+
+// TestAtosStartRefusesPipe (issue 9, item 4): a shop-supplied value Sips
+// cannot carry ('|' ends a Data field and would forge another one) is the
+// shop's mistake: 400 naming the field, not 503 (which a shop retries
+// forever), in both Paypage modes; nothing stored.
+func TestAtosStartRefusesPipe(t *testing.T) {
+	for _, mode := range []string{"post", "json"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, nil)
+			withAtos(t, e, sim.Faults{}, func(m map[string]any) {
+				if mode == "json" {
+					m["mode"], m["interface_version"] = "json", "IR_WS_2.58"
+				}
+			})
+			base := map[string]any{"gateway": "atos", "order_id": "P-1", "amount": 990, "currency": "EUR",
+				"success_url": shopOK, "failure_url": shopKO}
+			for _, c := range []struct {
+				field string
+				set   func(m map[string]any)
+			}{
+				{"customer_id", func(m map[string]any) { m["customer_id"] = "C42|amount=1" }},
+				{"customer_email", func(m map[string]any) { m["customer_email"] = "a|b@example.org" }},
+				{"extra.returnContext", func(m map[string]any) { m["extra"] = map[string]string{"returnContext": "ctx|x=1"} }},
+			} {
+				req := map[string]any{}
+				for k, v := range base {
+					req[k] = v
+				}
+				c.set(req)
+				b, _ := json.Marshal(req)
+				resp, err := e.client.Post(e.adm.URL+"/v1/payments", "application/json", strings.NewReader(string(b)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), c.field) {
+					t.Errorf("%s with '|': HTTP %d %s, want 400 naming the field", c.field, resp.StatusCode, body)
+				}
+			}
+			if ps, err := e.svc.List(context.Background(), ListFilter{}); err != nil || len(ps) != 0 {
+				t.Fatalf("refused starts stored %d payments (%v)", len(ps), err)
+			}
+		})
+	}
+}

@@ -163,6 +163,9 @@ func (p *Plugin) InitPayment(ctx context.Context, req sdk.PaymentRequest) (*sdk.
 	if req.AutomaticURL == "" || req.ManualURL == "" {
 		return nil, fmt.Errorf("atos init %s: automatic and manual URLs are required", req.Reference)
 	}
+	if err := checkShopFields(req); err != nil {
+		return nil, err
+	}
 	ref := sips.Reference{}
 	init := &sdk.PaymentInit{Merchant: m.Name, Method: http.MethodPost, Raw: map[string]string{"mode": m.Mode, "keyVersion": m.KeyVersion}}
 	switch m.ReferenceStyle {
@@ -300,6 +303,28 @@ func validTransactionReference(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkShopFields refuses, as the shop's mistake (a *sdk.RejectError
+// "bad_field" whose message starts with the request's field name), a value
+// passed to Sips that Sips cannot carry (see sips.ValueProblem), in both
+// modes: the responses come back as Data whatever the request's mode.
+func checkShopFields(req sdk.PaymentRequest) error {
+	for _, f := range []struct{ name, v string }{{"order_id", req.OrderID}, {"customer_id", req.CustomerID},
+		{"customer_email", req.CustomerEmail}} {
+		if p := sips.ValueProblem(f.v); p != "" {
+			return sdk.Reject("bad_field", "%s %s", f.name, p)
+		}
+	}
+	for k, v := range req.Extra {
+		if !allowedExtra[k] {
+			continue
+		}
+		if p := sips.ValueProblem(v); p != "" {
+			return sdk.Reject("bad_field", "extra.%s %s", k, p)
+		}
+	}
+	return nil
 }
 
 // language turns a locale ("fr-FR", "en_GB", "de") into Sips'

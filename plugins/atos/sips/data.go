@@ -73,16 +73,26 @@ func hasControl(s string) bool {
 	return false
 }
 
+// ValueProblem says why v cannot be carried in a Sips field value ("" when
+// it can): not UTF-8, a '|' (Sips Data has no escaping: it would end the
+// field, or forge another one in the responses, which Sips writes as Data
+// in every mode), or a control character.
+func ValueProblem(v string) string {
+	switch {
+	case !utf8.ValidString(v):
+		return "is not UTF-8"
+	case strings.IndexByte(v, '|') >= 0:
+		return "contains '|', which Sips cannot carry"
+	case hasControl(v):
+		return "contains a control character"
+	}
+	return ""
+}
+
 // checkValue validates one value for encoding.
 func checkValue(key, v string) error {
-	if !utf8.ValidString(v) {
-		return fmt.Errorf("sips data: value of %s is not UTF-8", key)
-	}
-	if strings.IndexByte(v, '|') >= 0 {
-		return fmt.Errorf("sips data: value of %s contains '|', which Sips cannot carry", key)
-	}
-	if hasControl(v) {
-		return fmt.Errorf("sips data: value of %s contains a control character", key)
+	if p := ValueProblem(v); p != "" {
+		return fmt.Errorf("sips data: value of %s %s", key, p)
 	}
 	return nil
 }
