@@ -147,6 +147,8 @@ func TestPaymentsHostileNotifications(t *testing.T) {
 			400, "bad_encoding", "", []string{"acquit_payments_rejects_total", `code="bad_encoding"`}},
 		{"garbage form", auto, str("Data=%zz&&Seal"), true,
 			400, "rejected", "", []string{"acquit_payments_notifications_total", `verdict="rejected"`, `channel="automatic"`}},
+		{"unknown gateway (not stored)", pub + "/notify/nosuch/automatic", form(b.manual.Fields), true,
+			404, "unknown gateway", "", []string{"acquit_payments_rejects_total", `code="unknown_gateway"`}},
 		{"manual: forged seal", manual, form(resealed(t, b.manual.Fields, bF, "1", "not-the-merchant-key")), true,
 			200, "being confirmed", "", []string{"acquit_payments_rejects_total", `code="bad_seal"`}},
 		{"manual: replay of A's old response", manual, form(a.manual.Fields), true,

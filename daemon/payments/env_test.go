@@ -115,7 +115,7 @@ func newEnvOn(t testing.TB, driver string, mod func(*Config)) *env {
 		Gateway: func(name string) (sdk.PaymentGateway, error) {
 			g, ok := e.gateways[name]
 			if !ok {
-				return nil, fmt.Errorf("no gateway %q", name)
+				return nil, fmt.Errorf("no gateway %q: %w", name, ErrUnknownGateway)
 			}
 			return g, nil
 		}})

@@ -20,9 +20,10 @@ import (
 //
 //	POST /notify/{gateway}/automatic  server-to-server: 200 when applied
 //	     (decided, duplicate, conflict, mismatch, not final, unknown
-//	     reference), 400 when rejected, 413 when oversized, 503 when stored
-//	     but the gateway plugin is unavailable, 500 only when the raw input
-//	     could not be stored (the provider should retry).
+//	     reference), 400 when rejected, 404 (not stored) when {gateway} is
+//	     no configured gateway, 413 when oversized, 503 when stored but the
+//	     gateway plugin is unavailable, 500 only when the raw input could
+//	     not be stored (the provider should retry).
 //	POST /notify/{gateway}/manual     the customer's browser: a 303
 //	     redirect, or the neutral "being confirmed" page while the payment
 //	     is undecided (see the package documentation).
@@ -47,6 +48,8 @@ func (s *Service) serveAutomatic(w http.ResponseWriter, r *http.Request) {
 	res, err := s.HandleNotification(ctx, gw, sdk.ChannelAutomatic, r)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	switch {
+	case errors.Is(err, ErrUnknownGateway):
+		http.Error(w, "unknown gateway", http.StatusNotFound)
 	case errors.Is(err, ErrRawNotStored):
 		http.Error(w, "not stored, retry", http.StatusInternalServerError)
 	case res.Verdict == VerdictRejected && res.RejectCode == "too_large":

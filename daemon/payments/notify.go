@@ -48,7 +48,8 @@ type NotificationResult struct {
 
 // HandleNotification stores, verifies and applies one notification received
 // on the public listener. The result is never nil. The error is non-nil when
-// the raw input could not be stored (wraps ErrRawNotStored) or when it was
+// gateway names no configured gateway (wraps ErrUnknownGateway: nothing is
+// stored), when the raw input could not be stored (wraps ErrRawNotStored) or when it was
 // stored but could not be verified or applied now (wraps ErrUnavailable);
 // rejections are not errors (see Verdict and RejectCode).
 func (s *Service) HandleNotification(ctx context.Context, gateway string, channel sdk.Channel, r *http.Request) (*NotificationResult, error) {
@@ -56,12 +57,23 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 	defer func() { s.m.duration.WithLabelValues(string(channel)).Observe(time.Since(start).Seconds()) }()
 	res := &NotificationResult{Gateway: gateway, Channel: channel}
 	now := s.now()
-
-	body, readErr := readLimited(r.Body, s.cfg.MaxBodyBytes)
 	// The client address as the public listener computed it (trusted
 	// proxies); only recorded, never used to filter: the seal is the
 	// authority.
 	client := httpapi.ClientIP(r)
+
+	// A name that is no configured gateway cannot be a bank's input: not
+	// stored, answered 404 (issue 9).
+	gw, gwErr := s.gateway(gateway)
+	if gwErr != nil && isUnknownGateway(gwErr) {
+		res.Verdict, res.RejectCode = VerdictRejected, "unknown_gateway"
+		s.m.rejects.WithLabelValues("", "unknown_gateway").Inc()
+		s.log.Warn().Str("gateway", gateway).Str("channel", string(channel)).Str("remote", client).
+			Msg("notification for an unknown gateway refused, not stored")
+		return res, fmt.Errorf("notification %s/%s: %w", clipName(gateway), channel, ErrUnknownGateway)
+	}
+
+	body, readErr := readLimited(r.Body, s.cfg.MaxBodyBytes)
 	raw := store.RawInput{
 		Source: gateway, Channel: string(channel), RemoteAddr: client, Method: r.Method,
 		Path: r.URL.RequestURI(), Headers: sanitizeHeaders(r.Header), Body: body, ReceivedAt: now.UTC(),
@@ -87,8 +99,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 		// provider. Refuse before handing it to the plugin.
 		return s.reject(ctx, res, &sdk.RejectError{Code: "bad_encoding", Message: "body is not valid UTF-8"}), nil
 	}
-	gw, err := s.gateway(gateway)
-	if err != nil {
+	if err := gwErr; err != nil {
 		s.addVerdict(ctx, rawID, store.Verdict{Code: "unavailable", Message: err.Error(), At: s.now().UTC()})
 		res.Verdict, res.RejectCode = VerdictError, "unavailable"
 		s.count(res)
@@ -163,6 +174,14 @@ func (s *Service) addVerdict(ctx context.Context, rawID int64, v store.Verdict) 
 }
 
 var errTooLarge = errors.New("body too large")
+
+// clipName bounds a name taken from a request for an error message.
+func clipName(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
+}
 
 // readLimited reads at most limit bytes; a longer body returns the first
 // limit bytes and errTooLarge.

@@ -52,6 +52,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/acquit/acquit/daemon/pluginhost"
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/sdk"
 )
@@ -148,7 +149,9 @@ type Config struct {
 // Deps is what the Service needs.
 type Deps struct {
 	Store store.Store
-	// Gateway returns the payment gateway plugin of that name.
+	// Gateway returns the payment gateway plugin of that name; for a name
+	// that is not a configured gateway, an error wrapping
+	// ErrUnknownGateway (or pluginhost.ErrUnknownPlugin / ErrWrongKind).
 	Gateway    func(name string) (sdk.PaymentGateway, error)
 	Logger     zerolog.Logger
 	Registerer prometheus.Registerer // nil: metrics are not registered
@@ -195,7 +198,7 @@ func New(deps Deps) *Service {
 	gw := deps.Gateway
 	if gw == nil {
 		gw = func(name string) (sdk.PaymentGateway, error) {
-			return nil, fmt.Errorf("payment gateway %q: no gateways configured", name)
+			return nil, fmt.Errorf("payment gateway %q: no gateways configured: %w", name, ErrUnknownGateway)
 		}
 	}
 	return &Service{
@@ -296,6 +299,20 @@ type ValidationError struct {
 
 // Error implements error.
 func (e *ValidationError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Message) }
+
+// ErrUnknownGateway says no payment gateway of that name is configured.
+// Deps.Gateway returns it (or the plugin host's ErrUnknownPlugin /
+// ErrWrongKind, recognised too) for a name that is not a configured
+// gateway; a notification for such a name is answered 404 and not stored.
+var ErrUnknownGateway = errors.New("unknown payment gateway")
+
+// isUnknownGateway reports whether a Deps.Gateway error means the name is
+// not a configured payment gateway (rather than one that cannot be used
+// now).
+func isUnknownGateway(err error) bool {
+	return errors.Is(err, ErrUnknownGateway) || errors.Is(err, pluginhost.ErrUnknownPlugin) ||
+		errors.Is(err, pluginhost.ErrWrongKind)
+}
 
 // ErrUnavailable wraps failures of the store or of a gateway that make a
 // request impossible to serve now (retry later).

@@ -3,6 +3,7 @@ package payments
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/acquit/acquit/daemon/httpapi"
+	"github.com/acquit/acquit/daemon/pluginhost"
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/sdk"
 )
@@ -668,7 +670,7 @@ func TestPublicRouting(t *testing.T) {
 		{"GET", "/notify/sim/automatic", 405},
 		{"POST", "/notify/sim/other", 404},
 		{"POST", "/notify/UPPER/automatic", 404},
-		{"POST", "/notify/nosuch/automatic", 503}, // stored, no such plugin: retry may help after a reload
+		{"POST", "/notify/nosuch/automatic", 404}, // issue 9 item 5: not a bank's input, not stored
 		{"POST", "/elsewhere", 404},
 	} {
 		req, _ := http.NewRequest(c.method, e.pub.URL+c.path, strings.NewReader("Data=x"))
@@ -680,6 +682,33 @@ func TestPublicRouting(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != c.status {
 			t.Errorf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.status)
+		}
+	}
+	var raws int
+	if err := e.db.QueryRow(`SELECT COUNT(*) FROM raw_inputs`).Scan(&raws); err != nil || raws != 0 {
+		t.Fatalf("%d raw inputs stored for routes that name no gateway (%v)", raws, err)
+	}
+	if got := testutil.ToFloat64(e.svc.m.rejects.WithLabelValues("", "unknown_gateway")); got != 1 {
+		t.Fatalf("unknown_gateway rejects %v", got)
+	}
+	// The manual URL of an unknown gateway: the neutral page, nothing stored.
+	{
+		resp, err := e.client.Post(e.pub.URL+"/notify/nosuch/manual", "application/x-www-form-urlencoded", strings.NewReader("Data=x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("manual of an unknown gateway: %d", resp.StatusCode)
+		}
+	}
+	if err := e.db.QueryRow(`SELECT COUNT(*) FROM raw_inputs`).Scan(&raws); err != nil || raws != 0 {
+		t.Fatalf("%d raw inputs stored after the unknown gateway's manual URL (%v)", raws, err)
+	}
+	// The plugin host's errors for a name that is no gateway count too.
+	for _, err := range []error{pluginhost.ErrUnknownPlugin, pluginhost.ErrWrongKind, ErrUnknownGateway} {
+		if !isUnknownGateway(fmt.Errorf("x: %w", err)) {
+			t.Errorf("%v not recognised as an unknown gateway", err)
 		}
 	}
 }
