@@ -86,8 +86,12 @@ func (r *root) paymentsCmd() *cobra.Command {
 			}
 			p := d.Payment
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "reference:  %s\norder:      %s\namount:     %s\nstate:      %s\ndecided by: %s %s\ncreated:    %s\n\n",
-				p.Reference, p.OrderID, money.Format(p.Amount, p.Currency), p.State, p.DecidedChannel, p.ResponseCode, p.CreatedAt.In(r.loc()).Format(time.RFC3339))
+			fmt.Fprintf(w, "reference:  %s\norder:      %s\namount:     %s\nstate:      %s\ndecided by: %s\n",
+				p.Reference, p.OrderID, money.Format(p.Amount, p.Currency), p.State, decidedBy(p))
+			if p.DecidedChannel != "" && p.Explanation != "" {
+				fmt.Fprintf(w, "why:        %s\n", p.Explanation)
+			}
+			fmt.Fprintf(w, "created:    %s\n\n", p.CreatedAt.In(r.loc()).Format(time.RFC3339))
 			rows := [][]string{}
 			for _, x := range d.Timeline {
 				rows = append(rows, []string{x.At.In(r.loc()).Format(time.RFC3339Nano), x.Channel, string(x.Verdict), x.Outcome, x.ResponseCode, strconv.FormatInt(x.RawID, 10), short(string(x.Details), 60)})
@@ -155,6 +159,28 @@ func (r *root) paymentsStartCmd() *cobra.Command {
 	_ = cmd.MarkFlagRequired("order")
 	_ = cmd.MarkFlagRequired("amount")
 	return cmd
+}
+
+// decidedBy says which response decided a payment and with which codes:
+// the channel, then the provider's response code and acquirer code that
+// came with the deciding response. A reconciliation answer carries no
+// response code of its own (Office's 00 only says it answered; the
+// transaction's status is in the explanation), so none is shown for it.
+func decidedBy(p payments.Payment) string {
+	if p.DecidedChannel == "" {
+		return "not decided"
+	}
+	var codes []string
+	if p.ResponseCode != "" {
+		codes = append(codes, "response code "+p.ResponseCode)
+	}
+	if p.AcquirerResponseCode != "" {
+		codes = append(codes, "acquirer code "+p.AcquirerResponseCode)
+	}
+	if len(codes) == 0 {
+		return p.DecidedChannel
+	}
+	return p.DecidedChannel + " (" + strings.Join(codes, ", ") + ")"
 }
 
 func (r *root) transmissionsCmd() *cobra.Command {

@@ -451,6 +451,15 @@ func (p *Plugin) QueryTransaction(ctx context.Context, q sdk.TransactionQuery) (
 			fields[k] = v
 		}
 	}
+	// Office's 00 only says that Office answered: it is no statement about
+	// the payment (a REFUSED transaction is answered 00 too), so it is not
+	// passed on as the payment's response code; the transaction's status
+	// is in the explanation and in Fields (transactionStatus). Other codes
+	// (25: no such transaction, 90/99: ask later) are the answer itself.
+	code := td.ResponseCode
+	if code == "00" {
+		code = ""
+	}
 	res := &sdk.PaymentResult{
 		Merchant:             m.Name,
 		Reference:            q.Reference,
@@ -458,7 +467,7 @@ func (p *Plugin) QueryTransaction(ctx context.Context, q sdk.TransactionQuery) (
 		Amount:               td.Amount,
 		Currency:             currency,
 		Outcome:              td.Interpretation.Outcome,
-		ResponseCode:         td.ResponseCode,
+		ResponseCode:         code,
 		AcquirerResponseCode: td.AcquirerResponseCode,
 		AskLater:             td.Interpretation.AskLater,
 		Explanation:          td.Interpretation.Explanation,
