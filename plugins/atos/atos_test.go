@@ -781,3 +781,45 @@ func TestManyPaymentsWithFaults(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestREADMEEvents (issue 9, item 9) keeps the README's events table and
+// Office status list complete: an event row for every final outcome a
+// response code or an Office status can give (payment.<outcome>; not_found
+// becomes payment.expired in the daemon), for the daemon's own
+// payment.unknown, payment.conflict and payment.mismatch, and every
+// transactionStatus of sips.TransactionStatuses named.
+func TestREADMEEvents(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	_, events, ok := strings.Cut(readme, "## Events")
+	if !ok {
+		t.Fatal("README has no Events section")
+	}
+	events, _, _ = strings.Cut(events, "\n## ")
+	want := map[string]bool{"payment.unknown": true, "payment.conflict": true, "payment.mismatch": true}
+	add := func(o sdk.Outcome) {
+		switch {
+		case o == sdk.OutcomeNotFound:
+			want["payment.expired"] = true
+		case o.Final():
+			want["payment."+string(o)] = true
+		}
+	}
+	for _, c := range sips.SortedResponseCodes() {
+		add(c.Outcome)
+	}
+	for name, st := range sips.TransactionStatuses {
+		add(st.Outcome)
+		if !strings.Contains(readme, "`"+name+"`") {
+			t.Errorf("README does not name Office status %s", name)
+		}
+	}
+	for ev := range want {
+		if !strings.Contains(events, "| `"+ev+"` |") {
+			t.Errorf("README events table has no row for %s", ev)
+		}
+	}
+}
