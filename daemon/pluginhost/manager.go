@@ -28,7 +28,6 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"google.golang.org/grpc"
 
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/sdk"
@@ -551,8 +550,7 @@ func (in *instance) launch(ctx context.Context, settings []byte) error {
 		Logger:           newHCLogAdapter(zl),
 		SyncStdout:       &lineWriter{log: func(l string) { zl.Warn().Str("stream", "stdout").Msg(l) }},
 		SyncStderr:       &lineWriter{log: func(l string) { zl.Info().Str("stream", "stderr").Msg(l) }},
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(pluginrpc.MaxMessageSize), grpc.MaxCallSendMsgSize(pluginrpc.MaxMessageSize))},
+		GRPCDialOptions:  pluginrpc.DialOptions(),
 	}
 	if in.spec.SHA256 != "" {
 		sum, _ := hex.DecodeString(in.spec.SHA256)

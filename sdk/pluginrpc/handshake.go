@@ -3,6 +3,7 @@ package pluginrpc
 import (
 	"github.com/acquit/acquit/sdk"
 	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 )
 
 // Names under which the plugin kinds are registered in the go-plugin
@@ -30,3 +31,29 @@ var Handshake = plugin.HandshakeConfig{
 // MaxMessageSize is the largest gRPC message either side accepts (a
 // downloaded statement file or key letter travels in one message).
 const MaxMessageSize = 64 << 20
+
+// windowSize is the static HTTP/2 flow-control window of every plugin
+// connection (stream and connection). Setting it turns off gRPC's dynamic
+// window estimation, which otherwise sends a PING with data frames to
+// measure the bandwidth-delay product: on a unix socket there is no delay
+// to measure, and the pings cost wake-ups on both sides of every call.
+// 4 MiB keeps large messages (downloaded files) streaming without waiting
+// for window updates.
+const windowSize = 4 << 20
+
+// DialOptions are the gRPC options of the daemon's connection to a plugin
+// (and of a plugin's connection to the Host): message size limits and the
+// static flow-control window.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
+		grpc.WithInitialWindowSize(windowSize),
+		grpc.WithInitialConnWindowSize(windowSize),
+	}
+}
+
+// serverOptions are the gRPC options of both servers (the plugin's and
+// the daemon's Host): the static flow-control window, see windowSize.
+func serverOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize)}
+}

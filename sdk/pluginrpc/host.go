@@ -134,6 +134,7 @@ func serveHost(broker *plugin.GRPCBroker, host sdk.Host) *hostServing {
 	hs := &hostServing{id: broker.NextId(), host: host, srvCh: make(chan *grpc.Server, 1)}
 	go broker.AcceptAndServe(hs.id, func(opts []grpc.ServerOption) *grpc.Server {
 		opts = append(opts, grpc.MaxRecvMsgSize(sdk.MaxStateValueLen+64<<10))
+		opts = append(opts, serverOptions()...)
 		s := grpc.NewServer(opts...)
 		pluginv1.RegisterHostServer(s, &HostGRPCServer{Impl: host})
 		hs.srvCh <- s
@@ -180,7 +181,7 @@ func (d *hostDialer) configure(id uint32, apply func(sdk.Host) error) error {
 	if id == d.id && d.host != nil {
 		return apply(d.host)
 	}
-	conn, err := d.broker.DialWithOptions(id, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize)))
+	conn, err := d.broker.DialWithOptions(id, DialOptions()...)
 	if err != nil {
 		return fmt.Errorf("dial host on broker id %d: %w", id, err)
 	}

@@ -49,5 +49,6 @@ func Serve(cfg sdk.ServeConfig) {
 
 func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 	opts = append(opts, grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize))
+	opts = append(opts, serverOptions()...)
 	return grpc.NewServer(opts...)
 }
