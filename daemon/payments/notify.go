@@ -44,6 +44,8 @@ type NotificationResult struct {
 	// SuccessURL and FailureURL are the payment's return URLs, when known.
 	SuccessURL string
 	FailureURL string
+
+	remoteAddr string // the client address, for the log lines
 }
 
 // HandleNotification stores, verifies and applies one notification received
@@ -61,6 +63,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 	// proxies); only recorded, never used to filter: the seal is the
 	// authority.
 	client := httpapi.ClientIP(r)
+	res.remoteAddr = client
 
 	// A name that is no configured gateway cannot be a bank's input: not
 	// stored, answered 404 (issue 9).
@@ -144,7 +147,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 	if a.verdict == VerdictConflict || a.verdict == VerdictMismatch || a.verdict == VerdictUnknownReference {
 		ev = s.log.Warn()
 	}
-	ev.Int64("raw_id", rawID).Str("gateway", gateway).Str("channel", string(channel)).
+	ev.Int64("raw_id", rawID).Str("gateway", gateway).Str("channel", string(channel)).Str("remote", client).
 		Str("reference", res.Reference).Str("provider_reference", pr.Reference).Str("outcome", string(pr.Outcome)).
 		Str("response_code", pr.ResponseCode).Str("verdict", string(a.verdict)).Str("state", string(res.State)).
 		Str("reason", a.reason).Msg("notification applied")
@@ -162,7 +165,7 @@ func (s *Service) reject(ctx context.Context, res *NotificationResult, rej *sdk.
 	s.m.rejects.WithLabelValues(res.Gateway, rej.Code).Inc()
 	s.count(res)
 	s.log.Warn().Int64("raw_id", res.RawID).Str("gateway", res.Gateway).Str("channel", string(res.Channel)).
-		Str("code", rej.Code).Str("reason", rej.Message).Msg("notification rejected")
+		Str("remote", res.remoteAddr).Str("code", rej.Code).Str("reason", rej.Message).Msg("notification rejected")
 	return res
 }
 

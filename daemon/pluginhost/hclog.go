@@ -2,9 +2,11 @@ package pluginhost
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
+	"sort"
 	"strings"
 	"sync"
 
@@ -106,7 +108,7 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 // that each JSON line has unique keys (go-plugin logs "plugin" = the path).
 var reservedKeys = map[string]string{
 	"plugin": "plugin_path", "component": "plugin_component", "level": "plugin_level",
-	"time": "plugin_time", "message": "plugin_message", "logger": "plugin_logger",
+	"time": "plugin_time", "message": "plugin_message", "logger": "plugin_logger", "stream": "plugin_stream",
 }
 
 func ownKey(k string) string {
@@ -228,4 +230,68 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		w.buf = w.buf[:0]
 	}
 	return len(p), nil
+}
+
+// relayPluginLine logs one line a plugin wrote to its stderr (or stdout).
+// A JSON line from zerolog ("level", "message") or go-hclog ("@level",
+// "@message") is re-emitted at its own level with its fields, on the
+// host's logger that names the plugin, so a plugin's warning is a warning
+// in journald; any other line is logged at level def, verbatim.
+func relayPluginLine(zl zerolog.Logger, stream string, def zerolog.Level, line string) {
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.UseNumber()
+	if !strings.HasPrefix(line, "{") || dec.Decode(&m) != nil || dec.More() {
+		zl.WithLevel(def).Str("stream", stream).Msg(line)
+		return
+	}
+	levelKey, msgKey := "level", "message"
+	if _, ok := m["@level"]; ok {
+		levelKey, msgKey = "@level", "@message"
+	}
+	lvl, _ := m[levelKey].(string)
+	msg, _ := m[msgKey].(string)
+	if _, ok := m[levelKey]; !ok {
+		zl.WithLevel(def).Str("stream", stream).Msg(line)
+		return
+	}
+	delete(m, levelKey)
+	delete(m, msgKey)
+	var ev *zerolog.Event
+	switch strings.ToLower(lvl) {
+	case "trace":
+		ev = zl.Trace()
+	case "debug":
+		ev = zl.Debug()
+	case "info", "":
+		ev = zl.Info()
+	case "warn", "warning":
+		ev = zl.Warn()
+	default: // error, fatal, panic and anything unknown
+		ev = zl.Error()
+	}
+	if ev == nil {
+		return // below the host's level
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		key := ownKey(clipLog(strings.TrimPrefix(k, "@")))
+		switch v := m[k].(type) {
+		case string:
+			ev = ev.Str(key, clipLog(v))
+		case json.Number, bool, nil:
+			ev = ev.Interface(key, v)
+		default:
+			if b, err := json.Marshal(v); err == nil && len(b) <= maxLogValue {
+				ev = ev.RawJSON(key, b)
+			} else {
+				ev = ev.Str(key, clipLog(fmt.Sprint(v)))
+			}
+		}
+	}
+	ev.Str("stream", stream).Msg(clipLog(msg))
 }

@@ -548,8 +548,8 @@ func (in *instance) launch(ctx context.Context, settings []byte) error {
 		SkipHostEnv:      true,
 		StartTimeout:     in.m.opts.StartTimeout,
 		Logger:           newHCLogAdapter(zl),
-		SyncStdout:       &lineWriter{log: func(l string) { zl.Warn().Str("stream", "stdout").Msg(l) }},
-		SyncStderr:       &lineWriter{log: func(l string) { zl.Info().Str("stream", "stderr").Msg(l) }},
+		SyncStdout:       &lineWriter{log: func(l string) { relayPluginLine(zl, "stdout", zerolog.WarnLevel, l) }},
+		SyncStderr:       &lineWriter{log: func(l string) { relayPluginLine(zl, "stderr", zerolog.InfoLevel, l) }},
 		GRPCDialOptions:  pluginrpc.DialOptions(),
 	}
 	if in.spec.SHA256 != "" {
