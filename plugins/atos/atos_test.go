@@ -637,7 +637,8 @@ func TestConformance(t *testing.T) {
 			{Channel: sdk.ChannelAutomatic, Method: "POST", Body: []byte("Data=amount%3D1&Seal=00")},
 			{Channel: sdk.ChannelAutomatic, Method: "POST", Body: []byte("garbage")},
 		},
-		Valid: &valid,
+		Valid:           &valid,
+		HangingSettings: func(url string) []byte { return settings(t, url, nil) },
 	})
 }
 

@@ -38,9 +38,13 @@ func TestConformance(t *testing.T) {
 	s.AddSubscriber("P1", "U1")
 	dir := t.TempDir()
 	ah, eh := s.BankKeyHashes(protocol.H004)
-	settings, _ := json.Marshal(ebics.Settings{WorkDir: dir, Banks: map[string]ebics.BankSettings{"sim": {URL: url, HostID: "SIMBANK",
-		PartnerID: "P1", UserID: "U1", Profile: "de", KeysPassphrase: "conformance passphrase",
-		BankAuthHash: protocol.FormatHash(ah), BankEncHash: protocol.FormatHash(eh)}}})
+	settingsAt := func(url string) []byte {
+		b, _ := json.Marshal(ebics.Settings{WorkDir: dir, Banks: map[string]ebics.BankSettings{"sim": {URL: url, HostID: "SIMBANK",
+			PartnerID: "P1", UserID: "U1", Profile: "de", KeysPassphrase: "conformance passphrase",
+			BankAuthHash: protocol.FormatHash(ah), BankEncHash: protocol.FormatHash(eh)}}})
+		return b
+	}
+	settings := settingsAt(url)
 	host := plugintest.NewMemHost()
 	// Onboard once through the wire; the shared host keeps keys and bank keys.
 	c := plugintest.ServeTransport(t, ebics.New().WithLogger(zerolog.Nop()))
@@ -62,7 +66,7 @@ func TestConformance(t *testing.T) {
 	painfile.Generate(f, painfile.GenOptions{MsgID: "CONF-1", N: 30, Seed: 5, Debtor: "ACME", Date: time.Now()})
 	f.Close()
 	plugintest.RunTransport(t, func() sdk.BankTransport { return ebics.New().WithLogger(zerolog.Nop()) }, plugintest.TransportOptions{
-		Name: "ebics", Settings: settings, Host: host,
+		Name: "ebics", Settings: settings, Host: host, Bank: "sim", HangingSettings: settingsAt,
 		Upload:   &sdk.UploadRequest{Bank: "sim", TransmissionID: "conf-1", Function: "sct", Path: file},
 		Rejected: &sdk.UploadRequest{Bank: "sim", TransmissionID: "conf-2", Function: "sct", Path: file, SHA256: "00ff"},
 	})

@@ -14,11 +14,11 @@ import (
 
 	"github.com/acquit/acquit/internal/painfile"
 	"github.com/acquit/acquit/plugins/ebics"
-	"github.com/acquit/acquit/plugins/ebics/internal/memhost"
 	"github.com/acquit/acquit/plugins/ebics/keys"
 	"github.com/acquit/acquit/plugins/ebics/protocol"
 	"github.com/acquit/acquit/plugins/ebics/sim"
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/plugintest"
 )
 
 func TestPluginLifecycle(t *testing.T) {
@@ -44,7 +44,7 @@ func TestPluginLifecycle(t *testing.T) {
 			settings := ebics.Settings{WorkDir: dir, Banks: map[string]ebics.BankSettings{"sim": {URL: url, HostID: "SIMBANK", PartnerID: "P1", UserID: "U1",
 				Profile: prof, KeysPassphraseFile: pass, Language: "fr"}}}
 			settings.Banks["sim"] = withSeg(settings.Banks["sim"])
-			host := memhost.New()
+			host := plugintest.NewMemHost()
 			p := ebics.New().WithLogger(zerolog.Nop())
 			cfg := func() {
 				raw, _ := json.Marshal(settings)
@@ -142,12 +142,12 @@ func TestBadSettings(t *testing.T) {
 		`{"banks":{"x":{"url":"http://bank.example/ebics","host_id":"h","partner_id":"p","user_id":"u","profile":"de","keys_passphrase":"12345678"}}}`,
 		`{"banks":{"x":{"url":"ftp://bank.example/","host_id":"h","partner_id":"p","user_id":"u","profile":"de","keys_passphrase":"12345678"}}}`,
 		`{"banks":{"x":{"url":"https://bank.example/","host_id":"h","partner_id":"p","user_id":"u","profile":"v3","overrides":{"cert_mode":"none"},"keys_passphrase":"12345678"}}}`} {
-		if err := p.Configure(context.Background(), []byte(s), memhost.New()); err == nil {
+		if err := p.Configure(context.Background(), []byte(s), plugintest.NewMemHost()); err == nil {
 			t.Errorf("accepted %s", s)
 		}
 	}
 	ok := `{"banks":{"x":{"url":"https://bank.example/ebics","host_id":"h","partner_id":"p","user_id":"u","profile":"fr","keys_passphrase":"12345678"}}}`
-	if err := p.Configure(context.Background(), []byte(ok), memhost.New()); err != nil {
+	if err := p.Configure(context.Background(), []byte(ok), plugintest.NewMemHost()); err != nil {
 		t.Errorf("refused %s: %v", ok, err)
 	}
 }

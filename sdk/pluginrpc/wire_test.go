@@ -309,11 +309,29 @@ func (tr *transport) Upload(ctx context.Context, req sdk.UploadRequest, progress
 	tr.orders[req.TransmissionID] = id
 	return &sdk.UploadResult{OrderID: id, Segments: 1, ReturnCode: "000000"}, os.WriteFile(filepath.Join(tr.dir, id), b, 0o600)
 }
-func (tr *transport) Download(ctx context.Context, _ sdk.DownloadRequest) (*sdk.DownloadResult, error) {
+
+// knownBank accepts the transport's one bank ("copy", or "" for it).
+func knownBank(b string) error {
+	if b != "" && b != "copy" {
+		return fmt.Errorf("unknown bank %q", b)
+	}
+	return nil
+}
+
+func (tr *transport) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.DownloadResult, error) {
+	if err := knownBank(req.Bank); err != nil {
+		return nil, err
+	}
 	return &sdk.DownloadResult{NoData: true}, ctx.Err()
 }
-func (tr *transport) Confirm(context.Context, string, string, bool) error { return nil }
-func (tr *transport) Keys(context.Context, sdk.KeyRequest) (*sdk.KeyResult, error) {
+func (tr *transport) Confirm(_ context.Context, bank, _ string, _ bool) error { return knownBank(bank) }
+func (tr *transport) Keys(_ context.Context, req sdk.KeyRequest) (*sdk.KeyResult, error) {
+	if err := knownBank(req.Bank); err != nil {
+		return nil, err
+	}
+	if req.Action != sdk.KeyLetter {
+		return nil, fmt.Errorf("keys %q: %w", req.Action, sdk.ErrUnsupported)
+	}
 	return &sdk.KeyResult{Status: "ready", Files: map[string][]byte{"letter.txt": []byte("hello")}}, nil
 }
 
@@ -326,6 +344,7 @@ func TestTransportConformance(t *testing.T) {
 	plugintest.RunTransport(t, func() sdk.BankTransport { return &transport{dir: t.TempDir(), orders: map[string]string{}} }, plugintest.TransportOptions{
 		Name:     "copy",
 		Settings: []byte(`{"ok":true}`),
+		Bank:     "copy",
 		Upload:   &sdk.UploadRequest{TransmissionID: "T1", Path: file, Size: 31},
 		Rejected: &sdk.UploadRequest{TransmissionID: "T2", Path: file, Size: 99},
 	})

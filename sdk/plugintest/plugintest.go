@@ -2,8 +2,11 @@
 // plugin's own tests call RunGateway or RunTransport: the implementation is
 // served through the real go-plugin gRPC path (in process, over a loopback
 // socket) and checked for what the daemon relies on: a sane Describe,
-// refusal of bad settings, Health, *sdk.RejectError and context
-// cancellation surviving the wire.
+// refusal of bad settings, Health, *sdk.RejectError surviving the wire,
+// idempotent uploads, Download/Confirm/Keys refusing what they do not know,
+// and a call cancelled while the plugin waits on its provider abandoning
+// the provider request. MemHost and FileHost are sdk.Host implementations
+// for a plugin's own tests.
 package plugintest
 
 import (
@@ -81,6 +84,15 @@ type GatewayOptions struct {
 	Forged []sdk.Notification
 	// Valid, if set, is a notification VerifyNotification must accept.
 	Valid *sdk.Notification
+	// HangingSettings, if set, returns valid settings whose provider
+	// endpoints all point at url: a loopback server that accepts requests
+	// and never answers. ContextCancellation then cancels a
+	// QueryTransaction (HangingQuery) while the plugin waits there and
+	// checks that the plugin abandons its request. Unset skips the check.
+	HangingSettings func(url string) []byte
+	// HangingQuery is the query sent to the hanging provider; zero means
+	// {Reference: "CANCEL1"}.
+	HangingQuery sdk.TransactionQuery
 }
 
 // TransportOptions parameterises RunTransport.
@@ -95,7 +107,22 @@ type TransportOptions struct {
 	// Rejected, if set, must fail with a *sdk.RejectError (e.g. an upload
 	// whose SHA256 does not match the file).
 	Rejected *sdk.UploadRequest
+	// Bank is the bank Settings configure. With it, Download, Confirm and
+	// Keys must refuse any other bank, and Keys must answer
+	// sdk.ErrUnsupported for an operation that does not exist; unset skips
+	// those checks (for a transport without named banks).
+	Bank string
+	// HangingSettings, if set, returns valid settings whose bank endpoints
+	// point at url (see GatewayOptions.HangingSettings); the cancelled
+	// call is a Download of HangingDownload.
+	HangingSettings func(url string) []byte
+	// HangingDownload is the download sent to the hanging bank; zero means
+	// {Bank: Bank, Function: "psr"}.
+	HangingDownload sdk.DownloadRequest
 }
+
+// unknownBank names a bank no settings configure.
+const unknownBank = "plugintest-no-such-bank"
 
 func checkInfo(t *testing.T, info sdk.Info, wantName string, wantKind sdk.Kind) {
 	t.Helper()
@@ -190,13 +217,23 @@ func RunGateway(t *testing.T, factory func() sdk.PaymentGateway, opts GatewayOpt
 		})
 	}
 	t.Run("ContextCancellation", func(t *testing.T) {
-		g := configured(t)
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		_, err := g.VerifyNotification(cctx, opts.Forged[0])
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("cancelled context: got %v, want context.Canceled", err)
+		if opts.HangingSettings == nil {
+			t.Skip("GatewayOptions.HangingSettings not set")
 		}
+		q := opts.HangingQuery
+		if q == (sdk.TransactionQuery{}) {
+			q = sdk.TransactionQuery{Reference: "CANCEL1"}
+		}
+		checkCancellation(t, func(url string) sdk.Plugin {
+			g := ServeGateway(t, factory())
+			if err := g.Configure(ctx, opts.HangingSettings(url), newHost()); err != nil {
+				t.Fatalf("Configure(hanging settings): %v", err)
+			}
+			return g
+		}, func(ctx context.Context, p sdk.Plugin) error {
+			_, err := p.(sdk.PaymentGateway).QueryTransaction(ctx, q)
+			return err
+		})
 	})
 }
 
@@ -238,8 +275,8 @@ func RunTransport(t *testing.T, factory func() sdk.BankTransport, opts Transport
 	if opts.Upload != nil {
 		t.Run("UploadIdempotent", func(t *testing.T) {
 			tr := configured(t)
-			var last int64
-			r1, err := tr.Upload(ctx, *opts.Upload, func(sent, total int64) { last = sent })
+			var progress []int64 // sent, total pairs, as reported
+			r1, err := tr.Upload(ctx, *opts.Upload, func(sent, total int64) { progress = append(progress, sent, total) })
 			if err != nil {
 				t.Fatalf("Upload: %v", err)
 			}
@@ -250,8 +287,13 @@ func RunTransport(t *testing.T, factory func() sdk.BankTransport, opts Transport
 			if r1.OrderID == "" || r1.OrderID != r2.OrderID {
 				t.Fatalf("Upload not idempotent: order %q then %q", r1.OrderID, r2.OrderID)
 			}
-			if last < 0 {
-				t.Fatalf("negative progress %d", last)
+			var last int64
+			for i := 0; i < len(progress); i += 2 {
+				sent, total := progress[i], progress[i+1]
+				if sent < last || sent < 0 || (total > 0 && sent > total) {
+					t.Fatalf("progress %d/%d after %d: must grow from 0 to at most total", sent, total, last)
+				}
+				last = sent
 			}
 		})
 	}
@@ -264,13 +306,52 @@ func RunTransport(t *testing.T, factory func() sdk.BankTransport, opts Transport
 			}
 		})
 	}
-	t.Run("ContextCancellation", func(t *testing.T) {
-		tr := configured(t)
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		_, err := tr.Download(cctx, sdk.DownloadRequest{Bank: "conformance", Function: "psr"})
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("cancelled context: got %v, want context.Canceled", err)
+	t.Run("DownloadUnknownBank", func(t *testing.T) {
+		if opts.Bank == "" {
+			t.Skip("TransportOptions.Bank not set")
 		}
+		res, err := configured(t).Download(ctx, sdk.DownloadRequest{Bank: unknownBank, Function: "psr"})
+		if err == nil {
+			t.Fatalf("Download from a bank no settings name: got %+v, want an error", res)
+		}
+	})
+	t.Run("ConfirmUnknownBank", func(t *testing.T) {
+		if opts.Bank == "" {
+			t.Skip("TransportOptions.Bank not set")
+		}
+		if err := configured(t).Confirm(ctx, unknownBank, "plugintest-no-such-download", true); err == nil {
+			t.Fatal("Confirm of a download from a bank no settings name: accepted, want an error")
+		}
+	})
+	t.Run("Keys", func(t *testing.T) {
+		if opts.Bank == "" {
+			t.Skip("TransportOptions.Bank not set")
+		}
+		tr := configured(t)
+		if res, err := tr.Keys(ctx, sdk.KeyRequest{Bank: unknownBank, Action: sdk.KeyStatus}); err == nil {
+			t.Errorf("Keys status of a bank no settings name: got %+v, want an error", res)
+		}
+		if res, err := tr.Keys(ctx, sdk.KeyRequest{Bank: opts.Bank, Action: "plugintest-no-such-operation"}); !errors.Is(err, sdk.ErrUnsupported) {
+			t.Errorf("Keys with an unknown operation: got (%+v, %v), want sdk.ErrUnsupported", res, err)
+		}
+	})
+	t.Run("ContextCancellation", func(t *testing.T) {
+		if opts.HangingSettings == nil {
+			t.Skip("TransportOptions.HangingSettings not set")
+		}
+		d := opts.HangingDownload
+		if d.Bank == "" {
+			d = sdk.DownloadRequest{Bank: opts.Bank, Function: "psr"}
+		}
+		checkCancellation(t, func(url string) sdk.Plugin {
+			tr := ServeTransport(t, factory())
+			if err := tr.Configure(ctx, opts.HangingSettings(url), newHost()); err != nil {
+				t.Fatalf("Configure(hanging settings): %v", err)
+			}
+			return tr
+		}, func(ctx context.Context, p sdk.Plugin) error {
+			_, err := p.(sdk.BankTransport).Download(ctx, d)
+			return err
+		})
 	})
 }

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/acquit/acquit/plugins/ebics/client"
-	"github.com/acquit/acquit/plugins/ebics/internal/memhost"
+	"github.com/acquit/acquit/sdk/plugintest"
 )
 
 // startExternalSim builds and starts cmd/ebics-sim, reads the URL and the
@@ -41,7 +41,7 @@ func startExternalSim(tb testing.TB, dir string, args ...string) (*client.Client
 	bank := client.Bank{Name: "ext", URL: vals["url"], HostID: vals["host_id"], PartnerID: "PARTNER1", UserID: "USER1", Profile: prof,
 		BankAuthHash: vals["H004 bank_auth_hash"], BankEncHash: vals["H004 bank_enc_hash"]}
 	ks := testKeys(tb, "PARTNER1", "USER1", false, "A006")
-	cl, err := client.New(bank, ks, memhost.New(), client.Options{WorkDir: dir})
+	cl, err := client.New(bank, ks, plugintest.NewMemHost(), client.Options{WorkDir: dir})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/acquit/acquit/plugins/ebics/client"
-	"github.com/acquit/acquit/plugins/ebics/internal/memhost"
 	"github.com/acquit/acquit/plugins/ebics/keys"
 	"github.com/acquit/acquit/plugins/ebics/protocol"
 	"github.com/acquit/acquit/plugins/ebics/sim"
+	"github.com/acquit/acquit/sdk/plugintest"
 )
 
 // helperConfig is passed to the child process in EBICS_HELPER_CONFIG.
@@ -53,7 +53,7 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
 	}
-	cl, err := client.New(hc.Bank, ks, memhost.OpenFile(hc.StateFile), client.Options{WorkDir: hc.WorkDir, RetryWait: time.Millisecond})
+	cl, err := client.New(hc.Bank, ks, plugintest.OpenFileHost(hc.StateFile), client.Options{WorkDir: hc.WorkDir, RetryWait: time.Millisecond})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
@@ -112,7 +112,7 @@ func kill9(t *testing.T, v protocol.Version) {
 	e := newEnv(t, v, "", sim.Config{DownloadSegmentSize: 200}, false)
 	dir := t.TempDir()
 	stateFile := filepath.Join(dir, "state.json")
-	fh := memhost.OpenFile(stateFile)
+	fh := plugintest.OpenFileHost(stateFile)
 	cl, err := client.New(e.bank, e.keys, fh, client.Options{WorkDir: dir})
 	if err != nil {
 		t.Fatal(err)

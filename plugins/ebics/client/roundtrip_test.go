@@ -14,10 +14,10 @@ import (
 
 	"github.com/acquit/acquit/internal/painfile"
 	"github.com/acquit/acquit/plugins/ebics/client"
-	"github.com/acquit/acquit/plugins/ebics/internal/memhost"
 	"github.com/acquit/acquit/plugins/ebics/keys"
 	"github.com/acquit/acquit/plugins/ebics/protocol"
 	"github.com/acquit/acquit/plugins/ebics/sim"
+	"github.com/acquit/acquit/sdk/plugintest"
 )
 
 // Keys are expensive to generate: one set per version/mode, shared.
@@ -44,7 +44,7 @@ func testKeys(t testing.TB, partner, user string, certs bool, sigv string) *keys
 type env struct {
 	sim    *sim.Sim
 	url    string
-	host   *memhost.Host
+	host   *plugintest.MemHost
 	bank   client.Bank
 	keys   *keys.Set
 	cl     *client.Client
@@ -84,7 +84,7 @@ func newEnv(t testing.TB, v protocol.Version, prof string, cfg sim.Config, onboa
 	}
 	p.SegmentSize = 1000
 	s.AddSubscriber("PARTNER1", "USER1")
-	e := &env{sim: s, url: url, host: memhost.New(), v: v, tmp: t.TempDir(), prof: prof, simCfg: cfg}
+	e := &env{sim: s, url: url, host: plugintest.NewMemHost(), v: v, tmp: t.TempDir(), prof: prof, simCfg: cfg}
 	e.keys = testKeys(t, "PARTNER1", "USER1", p.CertMode != "none", p.SignatureVersion)
 	ah, eh := s.BankKeyHashes(v)
 	e.bank = client.Bank{Name: "sim", URL: url, HostID: "SIMBANK", PartnerID: "PARTNER1", UserID: "USER1", Profile: p,

@@ -1,4 +1,4 @@
-package memhost
+package plugintest
 
 import (
 	"context"
@@ -28,8 +28,8 @@ type fileState struct {
 
 var _ sdk.Host = (*FileHost)(nil)
 
-// OpenFile returns a FileHost stored at path (created on first write).
-func OpenFile(path string) *FileHost { return &FileHost{path: path} }
+// OpenFileHost returns a FileHost stored at path (created on first write).
+func OpenFileHost(path string) *FileHost { return &FileHost{path: path} }
 
 func (h *FileHost) load() (*fileState, error) {
 	st := &fileState{Vals: map[string][]byte{}, Vers: map[string]int64{}, Seqs: map[string]int64{}}

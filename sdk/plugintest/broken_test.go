@@ -1,0 +1,252 @@
+package plugintest_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/plugintest"
+)
+
+// fake is a gateway and a transport with one bank ("b1") whose provider is
+// the URL of its settings. Each flag breaks one promise the kit checks.
+type fake struct {
+	faults
+	mu  sync.Mutex
+	url string
+	n   int
+}
+
+// faults are the promises a fake breaks.
+type faults struct {
+	ignoreCtx          bool // provider requests made without the call's context
+	newOrderEachUpload bool
+	progressBackwards  bool
+	acceptUnknownBank  string // "download", "confirm" or "keys": that call accepts any bank
+	unknownOpNotTyped  bool   // Keys answers a plain error for an unknown operation
+}
+
+type fakeSettings struct {
+	URL string `json:"url"`
+}
+
+func (f *fake) Describe(context.Context) (sdk.Info, error) {
+	return sdk.Info{Name: "fake", Version: "1", ConfigSchema: `{"type":"object"}`}, nil
+}
+
+func (f *fake) Configure(_ context.Context, raw []byte, _ sdk.Host) error {
+	var s fakeSettings
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil || s.URL == "" || dec.More() {
+		return fmt.Errorf("fake settings: bad (%v)", err)
+	}
+	f.mu.Lock()
+	f.url = s.URL
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fake) Health(context.Context) error { return nil }
+
+// ask calls the provider.
+func (f *fake) ask(ctx context.Context) error {
+	if f.ignoreCtx {
+		ctx = context.Background()
+	}
+	f.mu.Lock()
+	url := f.url
+	f.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+func (f *fake) bank(b string, call string) error {
+	if b == "b1" || f.acceptUnknownBank == call {
+		return nil
+	}
+	return fmt.Errorf("unknown bank %q", b)
+}
+
+type fakeGateway struct{ *fake }
+
+func (g fakeGateway) Describe(ctx context.Context) (sdk.Info, error) {
+	i, err := g.fake.Describe(ctx)
+	i.Kind = sdk.KindPaymentGateway
+	return i, err
+}
+
+func (fakeGateway) InitPayment(context.Context, sdk.PaymentRequest) (*sdk.PaymentInit, error) {
+	return nil, errors.New("not used")
+}
+
+func (fakeGateway) VerifyNotification(context.Context, sdk.Notification) (*sdk.PaymentResult, error) {
+	return nil, sdk.Reject("bad_seal", "fake trusts nothing")
+}
+
+func (g fakeGateway) QueryTransaction(ctx context.Context, q sdk.TransactionQuery) (*sdk.PaymentResult, error) {
+	if err := g.ask(ctx); err != nil {
+		return nil, err
+	}
+	return &sdk.PaymentResult{Reference: q.Reference, Outcome: sdk.OutcomeNotFound}, nil
+}
+
+type fakeTransport struct{ *fake }
+
+func (tr fakeTransport) Describe(ctx context.Context) (sdk.Info, error) {
+	i, err := tr.fake.Describe(ctx)
+	i.Kind = sdk.KindBankTransport
+	return i, err
+}
+
+func (tr fakeTransport) Upload(_ context.Context, req sdk.UploadRequest, progress func(sent, total int64)) (*sdk.UploadResult, error) {
+	if err := tr.bank(req.Bank, "upload"); err != nil {
+		return nil, err
+	}
+	if req.SHA256 == "bad" {
+		return nil, sdk.Reject("bad_digest", "digest does not match")
+	}
+	progress(0, 100)
+	if tr.progressBackwards {
+		progress(80, 100)
+		progress(40, 100)
+	}
+	progress(100, 100)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	id := "ORDER-" + req.TransmissionID
+	if tr.newOrderEachUpload {
+		tr.n++
+		id = fmt.Sprintf("ORDER-%d", tr.n)
+	}
+	return &sdk.UploadResult{OrderID: id}, nil
+}
+
+func (tr fakeTransport) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.DownloadResult, error) {
+	if err := tr.bank(req.Bank, "download"); err != nil {
+		return nil, err
+	}
+	if req.Bank != "b1" {
+		return &sdk.DownloadResult{NoData: true}, nil // the broken promise
+	}
+	if err := tr.ask(ctx); err != nil {
+		return nil, err
+	}
+	return &sdk.DownloadResult{NoData: true}, nil
+}
+
+func (tr fakeTransport) Confirm(_ context.Context, bank, _ string, _ bool) error {
+	return tr.bank(bank, "confirm")
+}
+
+func (tr fakeTransport) Keys(_ context.Context, req sdk.KeyRequest) (*sdk.KeyResult, error) {
+	if err := tr.bank(req.Bank, "keys"); err != nil {
+		return nil, err
+	}
+	if req.Action != sdk.KeyStatus {
+		if tr.unknownOpNotTyped {
+			return nil, fmt.Errorf("unknown operation %q", req.Action)
+		}
+		return nil, fmt.Errorf("keys %q: %w", req.Action, sdk.ErrUnsupported)
+	}
+	return &sdk.KeyResult{Status: "ready"}, nil
+}
+
+func settingsFor(url string) []byte {
+	b, _ := json.Marshal(fakeSettings{URL: url})
+	return b
+}
+
+func runGateway(t *testing.T, f func() *fake) {
+	plugintest.RunGateway(t, func() sdk.PaymentGateway { return fakeGateway{f()} }, plugintest.GatewayOptions{
+		Name: "fake", Settings: settingsFor("http://127.0.0.1:1"),
+		Forged:          []sdk.Notification{{Channel: sdk.ChannelAutomatic, Method: "POST", Body: []byte("x")}},
+		HangingSettings: settingsFor,
+	})
+}
+
+func runTransport(t *testing.T, f func() *fake) {
+	plugintest.RunTransport(t, func() sdk.BankTransport { return fakeTransport{f()} }, plugintest.TransportOptions{
+		Name: "fake", Settings: settingsFor("http://127.0.0.1:1"), Bank: "b1",
+		Upload:          &sdk.UploadRequest{Bank: "b1", TransmissionID: "t1", Function: "sct", Path: "/dev/null"},
+		Rejected:        &sdk.UploadRequest{Bank: "b1", TransmissionID: "t2", Function: "sct", Path: "/dev/null", SHA256: "bad"},
+		HangingSettings: settingsFor,
+	})
+}
+
+// The fake keeping every promise passes every check, none skipped.
+func TestConformingFakePasses(t *testing.T) {
+	t.Run("gateway", func(t *testing.T) { runGateway(t, func() *fake { return &fake{} }) })
+	t.Run("transport", func(t *testing.T) { runTransport(t, func() *fake { return &fake{} }) })
+}
+
+// brokenEnv names the broken fake a child process runs the kit on.
+const brokenEnv = "PLUGINTEST_BROKEN"
+
+var broken = map[string]struct {
+	gateway bool
+	faults  faults
+	failing string // the only check that must fail
+}{
+	"gateway-ignores-ctx":         {gateway: true, faults: faults{ignoreCtx: true}, failing: "ContextCancellation"},
+	"transport-ignores-ctx":       {faults: faults{ignoreCtx: true}, failing: "ContextCancellation"},
+	"upload-new-order-each-time":  {faults: faults{newOrderEachUpload: true}, failing: "UploadIdempotent"},
+	"upload-progress-backwards":   {faults: faults{progressBackwards: true}, failing: "UploadIdempotent"},
+	"download-accepts-any-bank":   {faults: faults{acceptUnknownBank: "download"}, failing: "DownloadUnknownBank"},
+	"confirm-accepts-any-bank":    {faults: faults{acceptUnknownBank: "confirm"}, failing: "ConfirmUnknownBank"},
+	"keys-accepts-any-bank":       {faults: faults{acceptUnknownBank: "keys"}, failing: "Keys"},
+	"keys-unknown-op-plain-error": {faults: faults{unknownOpNotTyped: true}, failing: "Keys"},
+}
+
+// Each check of the kit fails on a plugin that breaks its promise, and
+// only that check: the kit is run on each broken fake in a child process
+// (a failing subtest cannot be observed from inside its own test).
+func TestBrokenFakesFailTheirCheck(t *testing.T) {
+	if name := os.Getenv(brokenEnv); name != "" {
+		plugintest.CancelWait = 2 * time.Second
+		b := broken[name]
+		mk := func() *fake { return &fake{faults: b.faults} }
+		if b.gateway {
+			runGateway(t, mk)
+		} else {
+			runTransport(t, mk)
+		}
+		return
+	}
+	failRE := regexp.MustCompile(`--- FAIL: TestBrokenFakesFailTheirCheck/(\w+)`)
+	for name, b := range broken {
+		t.Run(name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenFakesFailTheirCheck$", "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), brokenEnv+"="+name)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("the kit passed a plugin that breaks %s:\n%s", b.failing, out)
+			}
+			var failed []string
+			for _, m := range failRE.FindAllStringSubmatch(string(out), -1) {
+				failed = append(failed, m[1])
+			}
+			if len(failed) != 1 || failed[0] != b.failing {
+				t.Fatalf("failed checks %v, want exactly [%s]:\n%s", failed, b.failing, out)
+			}
+		})
+	}
+}
