@@ -1,11 +1,14 @@
 package client_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/acquit/acquit/plugins/ebics/client"
+	"github.com/acquit/acquit/plugins/ebics/protocol"
+	"github.com/acquit/acquit/plugins/ebics/sim"
 )
 
 // client_order_id and es_strip_crlf: defaults, overrides as a bank's
@@ -45,5 +48,46 @@ func TestClientOrderIDProfile(t *testing.T) {
 				t.Fatalf("sends order id %v, strip %v", p.SendsOrderID(), p.StripCRLF())
 			}
 		})
+	}
+}
+
+// With client_order_id: false an EBICS 2.5 upload initialisation carries
+// no OrderID (seen on the wire through a recording proxy), the bank
+// assigns one, and the upload's result is the bank's.
+func TestClientOrderIDBankAssigned(t *testing.T) {
+	no := false
+	e := newEnv(t, protocol.H004, "de", sim.Config{}, false)
+	var rec recorder
+	e.bank.URL = rec.start(t, e.url)
+	e.bank.Profile.ClientOrderID = &no
+	e.cl = e.newClient(t)
+	ctx := context.Background()
+	if err := e.cl.INI(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cl.HIA(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cl.HPB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec.take()
+	path := writePain(t, e.tmp, "MSG-OID", 20)
+	res, err := e.cl.Upload(ctx, client.UploadSpec{ID: "OID1", Function: "sct", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inits int
+	for _, x := range rec.take() {
+		if reSigData.Match(x.req) {
+			inits++
+			if reOrderID.Match(x.req) {
+				t.Fatalf("upload initialisation carries an OrderID:\n%s", x.req)
+			}
+		}
+	}
+	orders := e.sim.Orders()
+	if inits != 1 || len(orders) != 1 || res.OrderID == "" || res.OrderID != orders[0].OrderID {
+		t.Fatalf("%d inits, result %+v, bank orders %+v", inits, res, orders)
 	}
 }
