@@ -33,6 +33,7 @@ import (
 	"github.com/acquit/acquit/daemon/store/postgres"
 	"github.com/acquit/acquit/daemon/store/sqlite"
 	"github.com/acquit/acquit/daemon/transmissions"
+	"github.com/acquit/acquit/docs"
 	"github.com/acquit/acquit/sdk"
 	"github.com/acquit/acquit/sdk/pluginrpc"
 )
@@ -469,6 +470,10 @@ func (d *Daemon) adminMux(api *httpapi.AdminAPI) http.Handler {
 	})
 	mux.HandleFunc("GET /v1/plugins", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, d.Plugins.Status())
+	})
+	mux.HandleFunc("GET /v1/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(docs.OpenAPI)
 	})
 	mux.HandleFunc("POST /v1/banks/{bank}/keys", func(w http.ResponseWriter, r *http.Request) {
 		var req sdk.KeyRequest
