@@ -97,13 +97,7 @@ func benchOffered(b *testing.B, driver string, rate int) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(t0)
-	b.StopTimer()
-	if got := e.notificationsOn("atos", "automatic", "decided"); got != float64(b.N) {
-		b.Fatalf("decided %v of %d", got, b.N)
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "resp/s")
-	reportLatency(b, lat)
+	reportDecided(b, e, "atos", time.Since(t0), lat)
 }
 
 func benchAutomatic(b *testing.B, driver string, senders int) {
@@ -171,7 +165,13 @@ func runSenders(b *testing.B, e *env, gateway string, reqs []benchRequest, sende
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(t0)
+	reportDecided(b, e, gateway, time.Since(t0), lat)
+}
+
+// reportDecided stops the timer, checks that every one of the b.N
+// automatic responses decided its payment, and reports the rate and the
+// latencies.
+func reportDecided(b *testing.B, e *env, gateway string, elapsed time.Duration, lat []time.Duration) {
 	b.StopTimer()
 	if got := e.notificationsOn(gateway, "automatic", "decided"); got != float64(b.N) {
 		b.Fatalf("decided %v of %d", got, b.N)

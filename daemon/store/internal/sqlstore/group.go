@@ -161,10 +161,7 @@ func (s *DB) groupRun(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if s.grp == nil || !s.grp.enqueue(r) { // nil: closed before any write
 		return fmt.Errorf("begin: %w", errClosed)
 	}
-	wait := s.WriterWait
-	if wait <= 0 {
-		wait = 60 * time.Second
-	}
+	wait := s.writerWait()
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

@@ -153,14 +153,19 @@ func (s *DB) txQuery(ctx context.Context, tx *sql.Tx, query string, args ...any)
 	return tx.QueryContext(s.stmtCtx(ctx), query, args...)
 }
 
+// writerWait is WriterWait or its default.
+func (s *DB) writerWait() time.Duration {
+	if s.WriterWait > 0 {
+		return s.WriterWait
+	}
+	return 60 * time.Second
+}
+
 // begin starts a write transaction.
 func (s *DB) begin(ctx context.Context) (*sql.Tx, func(), error) {
 	release := func() {}
 	if s.WriterSlots != nil {
-		wait := s.WriterWait
-		if wait <= 0 {
-			wait = 60 * time.Second
-		}
+		wait := s.writerWait()
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
