@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +65,12 @@ type Options struct {
 	Logger zerolog.Logger
 	// Registerer receives the metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// SocketDir is where plugin processes create their go-plugin unix
+	// sockets (PLUGIN_UNIX_SOCKET_DIR), e.g. the daemon's runtime
+	// directory; New creates it (0700) and removes the sockets nobody
+	// listens on any more (left by killed plugins). Empty: the system
+	// temporary directory, never cleaned.
+	SocketDir string
 	// HealthInterval is the period of health checks (default 10s).
 	HealthInterval time.Duration
 	// HealthTimeout bounds one health check (default 5s); after
@@ -182,7 +189,41 @@ func New(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plugin host metrics: %w", err)
 	}
+	if opts.SocketDir != "" {
+		if err := os.MkdirAll(opts.SocketDir, 0o700); err != nil {
+			return nil, fmt.Errorf("plugin socket directory: %w", err)
+		}
+		cleanStaleSockets(opts.SocketDir, opts.Logger)
+	}
 	return &Manager{opts: opts, log: opts.Logger, metrics: met, plugins: map[string]*instance{}}, nil
+}
+
+// cleanStaleSockets removes the unix sockets of dir that nobody listens on
+// (a plugin killed with SIGKILL cannot remove its own); live ones, of
+// another process sharing the directory, are kept.
+func cleanStaleSockets(dir string, log zerolog.Logger) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		log.Warn().Err(err).Str("dir", dir).Msg("plugin socket directory not readable")
+		return
+	}
+	removed := 0
+	for _, e := range ents {
+		if e.Type()&os.ModeSocket == 0 {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if c, err := net.DialTimeout("unix", p, 200*time.Millisecond); err == nil {
+			c.Close()
+			continue
+		}
+		if err := os.Remove(p); err == nil {
+			removed++
+		}
+	}
+	if removed > 0 {
+		log.Info().Int("sockets", removed).Str("dir", dir).Msg("stale plugin sockets removed")
+	}
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -524,6 +565,9 @@ func (in *instance) env() []string {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
+	}
+	if d := in.m.opts.SocketDir; d != "" {
+		env = append(env, plugin.EnvUnixSocketDir+"="+d)
 	}
 	return append(env, in.spec.Env...)
 }

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,8 +21,11 @@ import (
 // test plugin, prints the plugin's pid and waits to be killed.
 const helperEnv = "ACQUIT_PLUGINHOST_HELPER_PLUGIN"
 
+// socketDirEnv is the helper daemon's Options.SocketDir.
+const socketDirEnv = "ACQUIT_PLUGINHOST_HELPER_SOCKETS"
+
 func runHelperDaemon() {
-	m, err := New(Options{State: newMemState(), Logger: zerolog.Nop(), HealthInterval: time.Hour})
+	m, err := New(Options{State: newMemState(), Logger: zerolog.Nop(), HealthInterval: time.Hour, SocketDir: os.Getenv(socketDirEnv)})
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -75,4 +80,89 @@ func TestDaemonKilledLeavesNoOrphan(t *testing.T) {
 		st := procState(pid)
 		return st == "" || st == "Z"
 	})
+}
+
+// sockets lists the unix sockets in dir.
+func sockets(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Type()&os.ModeSocket != 0 {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// TestPluginSocketsInSocketDirCleanedAtStart: plugin processes create their
+// go-plugin socket under Options.SocketDir (the daemon's runtime directory),
+// not the system temporary directory; a daemon and its plugin killed with
+// SIGKILL leave the socket behind, and the next start removes it while
+// keeping the live socket of its own plugin.
+func TestPluginSocketsInSocketDirCleanedAtStart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	helper := exec.Command(os.Args[0], "-test.run=^$")
+	helper.Env = append(os.Environ(), helperEnv+"="+pluginPath, socketDirEnv+"="+dir)
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = helper.Process.Kill(); _ = helper.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	f := strings.Fields(line)
+	if err != nil || len(f) != 2 || f[0] != "pid" {
+		t.Fatalf("helper said %q (%v)", line, err)
+	}
+	pid, _ := strconv.Atoi(f[1])
+	stale := sockets(t, dir)
+	if len(stale) != 1 {
+		t.Fatalf("sockets in %s while the plugin runs: %v, want its one socket", dir, stale)
+	}
+	_ = helper.Process.Signal(syscall.SIGKILL)
+	_ = helper.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for procState(pid) != "" && procState(pid) != "Z" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := sockets(t, dir); len(got) != 1 || got[0] != stale[0] {
+		t.Fatalf("after kill -9 the socket directory holds %v, want the stale %v", got, stale)
+	}
+
+	// The dead plugin's threads may still hold the socket for a moment.
+	waitFor(t, "the killed plugin's socket to refuse connections", func() bool {
+		c, err := net.Dial("unix", filepath.Join(dir, stale[0]))
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	m, err := New(Options{State: newMemState(), Logger: zerolog.Nop(), HealthInterval: time.Hour, SocketDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sockets(t, dir); len(got) != 0 {
+		t.Fatalf("stale sockets kept at start: %v", got)
+	}
+	if err := m.Start(context.Background(), Spec{Name: "fresh", Path: pluginPath, Kind: "payment_gateway", Settings: []byte(settings)}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop(context.Background())
+	live := sockets(t, dir)
+	if len(live) != 1 || live[0] == stale[0] {
+		t.Fatalf("live plugin sockets %v", live)
+	}
+	// A second manager on the same directory keeps the live socket.
+	if _, err := New(Options{State: newMemState(), Logger: zerolog.Nop(), SocketDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if got := sockets(t, dir); len(got) != 1 || got[0] != live[0] {
+		t.Fatalf("a live socket was removed: %v", got)
+	}
 }

@@ -193,7 +193,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 
-	if d.Plugins, err = pluginhost.New(pluginhost.Options{State: d.Store, Logger: d.log, Registerer: d.reg}); err != nil {
+	if d.Plugins, err = pluginhost.New(pluginhost.Options{SocketDir: pluginSocketDir(cfg), State: d.Store, Logger: d.log, Registerer: d.reg}); err != nil {
 		return err
 	}
 	if err := d.Plugins.Start(ctx, d.pluginSpecs()...); err != nil {
@@ -631,4 +631,18 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	d.log.Info().Msg("acquit stopped")
 	return errors.Join(errs...)
+}
+
+// pluginSocketDir is where plugins create their go-plugin unix sockets:
+// $RUNTIME_DIRECTORY/plugins under systemd (RuntimeDirectory=acquit), else
+// "plugin-sockets" beside the SQLite file (or the spool with PostgreSQL).
+func pluginSocketDir(cfg *config.Config) string {
+	if rt := os.Getenv("RUNTIME_DIRECTORY"); rt != "" {
+		return filepath.Join(strings.SplitN(rt, ":", 2)[0], "plugins")
+	}
+	base := filepath.Dir(cfg.State.Path)
+	if cfg.State.Driver == "postgres" && cfg.State.Spool != "" {
+		base = filepath.Dir(cfg.State.Spool)
+	}
+	return filepath.Join(base, "plugin-sockets")
 }
