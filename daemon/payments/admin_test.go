@@ -36,7 +36,13 @@ func TestAdminHandler(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Reference == "" || st.Fields["Seal"] == "" {
 		t.Fatalf("start answer %s: %v", body, err)
 	}
-	code, h, body := do("POST", "/v1/payments", "application/json", "text/html,application/xhtml+xml", good)
+	// The same order again: its payment (200), not a second one.
+	code, _, body = do("POST", "/v1/payments", "application/json", "", good)
+	var again Started
+	if err := json.Unmarshal([]byte(body), &again); code != 200 || err != nil || again.Reference != st.Reference || !again.Existing {
+		t.Fatalf("same order again: %d %s", code, body)
+	}
+	code, h, body := do("POST", "/v1/payments", "application/json", "text/html,application/xhtml+xml", strings.Replace(good, "A-1", "A-2", 1))
 	if code != 201 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(body, "<form") || h.Get("X-Payment-Reference") == "" {
 		t.Fatalf("html start: %d %s %s", code, h.Get("Content-Type"), body)
 	}

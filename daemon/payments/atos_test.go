@@ -85,7 +85,7 @@ func withAtos(t testing.TB, e *env, faults sim.Faults, mut func(m map[string]any
 
 func (e *env) startAtos(t testing.TB, amount int64) *Started {
 	t.Helper()
-	st, err := e.svc.Start(context.Background(), StartRequest{Gateway: "atos", OrderID: "A-1", Amount: amount,
+	st, err := e.svc.Start(context.Background(), StartRequest{Gateway: "atos", OrderID: nextOrder("A"), Amount: amount,
 		Currency: "EUR", CustomerEmail: "zoe@example.com", SuccessURL: shopOK, FailureURL: shopKO})
 	if err != nil {
 		t.Fatalf("start: %v", err)
@@ -201,7 +201,7 @@ func testAtosEndToEnd(t *testing.T, driver, mode string, n int) {
 				b := sim.NewBrowser()
 				b.Client = &http.Client{Timeout: 30 * time.Second}
 				for p := range work {
-					st, err := e.svc.Start(ctx, StartRequest{Gateway: "atos", OrderID: "E2E", Amount: 2590,
+					st, err := e.svc.Start(ctx, StartRequest{Gateway: "atos", OrderID: nextOrder("E2E"), Amount: 2590,
 						Currency: "EUR", SuccessURL: shopOK, FailureURL: shopKO})
 					if err != nil {
 						fail("start: %v", err)

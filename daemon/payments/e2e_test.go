@@ -85,7 +85,7 @@ func testEndToEndWithFaults(t *testing.T, driver string) {
 		go func() {
 			defer wg.Done()
 			for p := range work {
-				st, err := e.svc.Start(context.Background(), StartRequest{OrderID: "E2E", Amount: 1234,
+				st, err := e.svc.Start(context.Background(), StartRequest{OrderID: nextOrder("E2E"), Amount: 1234,
 					Currency: "EUR", SuccessURL: shopOK, FailureURL: shopKO})
 				if err != nil {
 					fail("start: %v", err)

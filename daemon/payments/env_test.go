@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,7 @@ type env struct {
 	adm    *httptest.Server
 	client *http.Client
 	clock  *fakeClock
+	dsn    string // PostgreSQL only: the test schema's DSN
 	// gateways by name; "sim" is the test provider, others are added by
 	// tests before any request.
 	gateways map[string]sdk.PaymentGateway
@@ -89,7 +91,8 @@ func newEnvOn(t testing.TB, driver string, mod func(*Config)) *env {
 		}
 		e.st, e.db, e.rebind = st, st.W, func(q string) string { return q }
 	case "postgres":
-		st, err := postgres.Open(ctx, pgtest.DSN(t))
+		e.dsn = pgtest.DSN(t)
+		st, err := postgres.Open(ctx, e.dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +134,7 @@ var shopOK, shopKO = "https://shop.example/ok", "https://shop.example/ko"
 
 func (e *env) start(t testing.TB, amount int64) *Started {
 	t.Helper()
-	st, err := e.svc.Start(context.Background(), StartRequest{OrderID: "O-" + time.Now().Format("150405.000000"),
+	st, err := e.svc.Start(context.Background(), StartRequest{OrderID: nextOrder("O"),
 		Amount: amount, Currency: "EUR", CustomerEmail: "c@example.org",
 		SuccessURL: shopOK, FailureURL: shopKO})
 	if err != nil {
@@ -241,4 +244,20 @@ func (e *env) notifications(channel, verdict string) float64 {
 
 func (e *env) rejects(code string) float64 {
 	return testutil.ToFloat64(e.svc.m.rejects.WithLabelValues("sim", code))
+}
+
+var orderSeq atomic.Int64
+
+// nextOrder returns a fresh order id: one order, one live payment.
+func nextOrder(prefix string) string { return fmt.Sprintf("%s-%d", prefix, orderSeq.Add(1)) }
+
+// reopen opens a second store on e's PostgreSQL schema: another daemon.
+func reopen(t testing.TB, e *env) store.Store {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), e.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

@@ -187,10 +187,12 @@ func (s *Service) adminStart(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "invalid JSON: trailing data")
 		return
 	}
-	st, err := s.Start(r.Context(), req)
+	st, err := s.StartIdempotent(r.Context(), req, r.Header.Get("Idempotency-Key"))
 	if err != nil {
 		var ve *ValidationError
 		switch {
+		case errors.Is(err, ErrIdempotencyMismatch), errors.Is(err, ErrOrderHeld):
+			writeErr(w, http.StatusConflict, err.Error())
 		case errors.As(err, &ve):
 			writeErr(w, http.StatusBadRequest, ve.Error())
 		default:
@@ -199,15 +201,19 @@ func (s *Service) adminStart(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	code := http.StatusCreated
+	if st.Existing {
+		code = http.StatusOK // the order's payment, started before
+	}
 	if acceptsHTML(r.Header.Get("Accept")) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Payment-Reference", st.Reference)
-		w.WriteHeader(http.StatusCreated)
+		w.WriteHeader(code)
 		_, _ = io.WriteString(w, st.HTML)
 		return
 	}
-	writeJSON(w, http.StatusCreated, st)
+	writeJSON(w, code, st)
 }
 
 func acceptsHTML(accept string) bool {
@@ -388,6 +394,9 @@ func (s *Service) Get(ctx context.Context, ref string) (*Detail, error) {
 			return err
 		}
 		d = Detail{Payment: *p, Timeline: []Response{}}
+		if d.Attempts, err = orderAttempts(ctx, tx, p); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `SELECT id, reference, gateway, raw_id, channel, outcome, response_code,
 			acquirer_response_code, verdict, at, details FROM payment_responses WHERE reference = ? ORDER BY n, at, id`,
 			p.Reference)

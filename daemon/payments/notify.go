@@ -218,7 +218,7 @@ type applied struct {
 const paymentCols = `reference, gateway, merchant, provider_reference, transaction_date, order_id,
 	amount, currency, customer_id, customer_email, success_url, failure_url, state, decided_channel, decided_at,
 	decided_raw_id, response_code, acquirer_response_code, authorisation_id, explanation, created_at, updated_at,
-	next_check_at, check_count, version`
+	next_check_at, check_count, version, attempt`
 
 func scanPayment(row store.Row) (*Payment, error) {
 	var p Payment
@@ -228,7 +228,7 @@ func scanPayment(row store.Row) (*Payment, error) {
 		&p.OrderID, &p.Amount, &p.Currency, &p.CustomerID, &p.CustomerEmail, &p.SuccessURL,
 		&p.FailureURL, &state, &p.DecidedChannel, &decidedAt, &p.DecidedRawID, &p.ResponseCode,
 		&p.AcquirerResponseCode, &p.AuthorisationID, &p.Explanation, &createdAt, &updatedAt, &nextCheck,
-		&p.CheckCount, &p.Version); err != nil {
+		&p.CheckCount, &p.Version, &p.Attempt); err != nil {
 		return nil, err
 	}
 	p.State = State(state)

@@ -238,6 +238,8 @@ type Payment struct {
 	NextCheckAt          time.Time `json:"next_check_at,omitzero"`
 	CheckCount           int64     `json:"check_count"`
 	Version              int64     `json:"version"`
+	// Attempt is the payment's number among its order's payments (1, 2, ...).
+	Attempt int64 `json:"attempt"`
 }
 
 // Response is one row of a payment's timeline.
@@ -269,6 +271,9 @@ type OperationInfo struct {
 type Detail struct {
 	Payment  Payment    `json:"payment"`
 	Timeline []Response `json:"timeline"`
+	// Attempts lists every payment of the same order (this one included),
+	// oldest first: a new attempt follows a refusal, cancellation or expiry.
+	Attempts []Payment `json:"attempts,omitempty"`
 }
 
 // EventPayload is the payload of every payment.* event.
@@ -328,6 +333,7 @@ type metrics struct {
 	pending       prometheus.Gauge
 	reconcile     *prometheus.CounterVec
 	started       *prometheus.CounterVec
+	startRepeated *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
 	operations    *prometheus.CounterVec
 }
@@ -358,6 +364,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "acquit", Subsystem: "payments", Name: "started_total",
 			Help: "Payments started, by gateway.",
 		}, []string{"gateway"}),
+		startRepeated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "acquit", Subsystem: "payments", Name: "starts_repeated_total",
+			Help: "Payment starts answered with the order's existing payment (same Idempotency-Key, or the order held by a live payment), by gateway.",
+		}, []string{"gateway"}),
 		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "acquit", Subsystem: "payments", Name: "operations_total",
 			Help: "Later operations on payments recorded with an event (capture, refund, cancel), by kind and status.",
@@ -375,6 +385,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.pending = register(reg, m.pending)
 		m.reconcile = register(reg, m.reconcile)
 		m.started = register(reg, m.started)
+		m.startRepeated = register(reg, m.startRepeated)
 		m.duration = register(reg, m.duration)
 		m.operations = register(reg, m.operations)
 	}

@@ -43,6 +43,12 @@ type Started struct {
 	Fields            map[string]string `json:"fields"`
 	// HTML is a complete page that posts Fields to RedirectURL by itself.
 	HTML string `json:"html"`
+	// Attempt is the payment's number among its order's payments.
+	Attempt int64 `json:"attempt"`
+	// Existing says the start returned the order's existing payment (same
+	// Idempotency-Key, or the order held by a pending, unknown or accepted
+	// payment) instead of creating one.
+	Existing bool `json:"existing,omitempty"`
 }
 
 var (
@@ -110,13 +116,38 @@ func checkURL(v string) error {
 }
 
 // Start validates the request, allocates a reference, asks the gateway to
-// build the provider request and stores the payment as pending.
+// build the provider request and stores the payment as pending. It is
+// StartIdempotent without a key: an order held by a live payment still gets
+// that payment back.
 func (s *Service) Start(ctx context.Context, req StartRequest) (*Started, error) {
+	return s.StartIdempotent(ctx, req, "")
+}
+
+// StartIdempotent starts a payment at most once per order and per key:
+//   - the same Idempotency-Key with the same request returns the first
+//     answer; with another request it fails with ErrIdempotencyMismatch;
+//   - an order (gateway, merchant, order id) whose payment is pending,
+//     unknown or accepted returns that payment (Existing), so a customer
+//     can never get two payment pages for one order;
+//   - after a refusal, cancellation, failure or expiry a new attempt is
+//     created and linked to the order (Attempt 2, 3, ...).
+//
+// Both rules hold across instances: the claim of the order and of the key
+// commits in the same transaction as the payment, and a concurrent loser
+// answers with the winner's payment.
+func (s *Service) StartIdempotent(ctx context.Context, req StartRequest, key string) (*Started, error) {
 	if req.Gateway == "" {
 		req.Gateway = s.cfg.DefaultGateway
 	}
 	if err := req.validate(); err != nil {
 		return nil, err
+	}
+	if err := validIdempotencyKey(key); err != nil {
+		return nil, err
+	}
+	hash := requestHash(req)
+	if st, err := s.existingStart(ctx, req, key, hash); err != nil || st != nil {
+		return st, err
 	}
 	gw, err := s.gateway(req.Gateway)
 	if err != nil {
@@ -163,6 +194,12 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Started, error)
 		method = "POST"
 	}
 	initRaw, _ := json.Marshal(init.Raw)
+	fields := init.Fields
+	if fields == nil {
+		fields = map[string]string{}
+	}
+	answer := &Started{Reference: ref, ProviderReference: provRef, Gateway: req.Gateway,
+		RedirectURL: init.RedirectURL, Method: method, Fields: fields}
 	p := Payment{
 		Reference: ref, Gateway: req.Gateway, Merchant: merchant, ProviderReference: provRef,
 		TransactionDate: init.TransactionDate, OrderID: req.OrderID,
@@ -171,22 +208,39 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Started, error)
 		CreatedAt: now.UTC(), UpdatedAt: now.UTC(), NextCheckAt: now.Add(min(s.cfg.ReconcileAfter, s.cfg.FinalDeadline)).UTC(), Version: 1,
 	}
 	err = s.st.InTx(ctx, func(tx store.Tx) error {
+		attempt, err := claimOrder(ctx, tx, req, ref, key, hash, now)
+		if err != nil {
+			return err
+		}
+		p.Attempt, answer.Attempt = attempt, attempt
+		answerJSON, _ := json.Marshal(answer)
 		if _, err := tx.Exec(ctx, `INSERT INTO payments (reference, gateway, merchant, provider_reference,
 			transaction_date, order_id, amount, currency, customer_id, customer_email,
-			success_url, failure_url, state, init_raw, created_at, updated_at, next_check_at, check_count, version)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1)`,
+			success_url, failure_url, state, init_raw, created_at, updated_at, next_check_at, check_count, version,
+			attempt, start_answer)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?)`,
 			p.Reference, p.Gateway, p.Merchant, p.ProviderReference, p.TransactionDate,
 			p.OrderID, p.Amount, p.Currency, p.CustomerID, p.CustomerEmail, p.SuccessURL, p.FailureURL,
-			string(p.State), string(initRaw), ms(now), ms(now), ms(p.NextCheckAt)); err != nil {
+			string(p.State), string(initRaw), ms(now), ms(now), ms(p.NextCheckAt), attempt, string(answerJSON)); err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}
 		det, _ := json.Marshal(map[string]any{"order_id": p.OrderID, "amount": p.Amount, "currency": p.Currency, "provider_reference": provRef})
 		return tx.RecordHistory(ctx, store.History{Entity: "payment", ID: ref, From: "", To: string(StatePending),
 			Cause: "start", Details: det, At: now.UTC()})
 	})
+	if errors.Is(err, errLostRace) {
+		// Another start of this order or key committed first: answer with
+		// its payment (the provider request built above is never shown).
+		st, err := s.existingStart(ctx, req, key, hash)
+		if err == nil && st == nil {
+			err = fmt.Errorf("payment start for order %s: lost a race but found no winner: %w", req.OrderID, ErrUnavailable)
+		}
+		return st, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("payment %s: store: %w: %w", ref, ErrUnavailable, err)
 	}
+	crashPoint("after-start-commit")
 	s.m.started.WithLabelValues(req.Gateway).Inc()
 	s.m.pending.Inc()
 	page, err := renderPage(method, init.RedirectURL, init.Fields)
@@ -195,12 +249,8 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Started, error)
 	}
 	s.log.Info().Str("reference", ref).Str("gateway", req.Gateway).Str("order_id", req.OrderID).
 		Int64("amount", req.Amount).Str("currency", req.Currency).Msg("payment started")
-	fields := init.Fields
-	if fields == nil {
-		fields = map[string]string{}
-	}
-	return &Started{Reference: ref, ProviderReference: provRef, Gateway: req.Gateway,
-		RedirectURL: init.RedirectURL, Method: method, Fields: fields, HTML: page}, nil
+	answer.HTML = page
+	return answer, nil
 }
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>

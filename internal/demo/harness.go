@@ -37,6 +37,8 @@ type Harness struct {
 	PublicAddr string
 	AdminAddr  string
 	Log        io.Writer // the daemon's stdout/stderr also go here (nil: only to Dir/acquit.log)
+	// Env is added to the environment of the next Start (e.g. ACQUIT_CRASH_AT).
+	Env []string
 
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -178,6 +180,9 @@ func (h *Harness) Start(ctx context.Context) error {
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if len(h.Env) > 0 {
+		cmd.Env = append(os.Environ(), h.Env...)
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start acquit: %w", err)
 	}
