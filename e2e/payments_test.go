@@ -365,7 +365,7 @@ func TestPaymentsPluginCrashDaemonKeepsServing(t *testing.T) {
 //
 // The run the killed process left unfinished used to block the schedule
 // for 15 minutes (timeout + grace); the restarted process of the instance
-// now closes it at start (store.InstanceRunAbandoner).
+// now closes it at start (store.Schedules.AbandonInstanceRuns).
 func TestPaymentsKill9DuringReconcile(t *testing.T) {
 	c := ctx(t)
 	e := newPayEnv(t, sim.Faults{DropAutomatic: 1, CustomerNeverReturns: 1, OfficeDelay: time.Second}, func(tp *demo.TemplateData) {

@@ -17,8 +17,8 @@ import (
 // BenchmarkEmitAndDeliver measures events per second through SQLite: emitted
 // in transactions of 50 (as a busy daemon would), delivered by 4 workers to a
 // no-op handler, each delivery marked done in the store. "group" is the
-// default (deliveries finishing together share one commit); "single" hides
-// store.BatchCompleter and commits each delivery alone, for comparison.
+// default (deliveries finishing together share one commit); "single" sets
+// Config.SingleCommit and commits each delivery alone, for comparison.
 func BenchmarkEmitAndDeliver(b *testing.B) {
 	b.Run("group", func(b *testing.B) { benchEmitAndDeliver(b, openStore(b), false) })
 	b.Run("single", func(b *testing.B) { benchEmitAndDeliver(b, openStore(b), true) })
@@ -32,15 +32,9 @@ func BenchmarkEmitAndDeliver(b *testing.B) {
 	})
 }
 
-// plainStore hides the optional interfaces of a store.
-type plainStore struct{ store.Store }
-
 func benchEmitAndDeliver(b *testing.B, s store.Store, single bool) {
-	if single {
-		s = plainStore{s}
-	}
 	var handled atomic.Int64
-	d, err := outbox.New(outbox.Config{Store: s, Workers: 4, PollInterval: 10 * time.Millisecond,
+	d, err := outbox.New(outbox.Config{Store: s, SingleCommit: single, Workers: 4, PollInterval: 10 * time.Millisecond,
 		Handler: func(context.Context, store.Event) error { handled.Add(1); return nil }})
 	if err != nil {
 		b.Fatal(err)

@@ -9,9 +9,8 @@
 // [0, min(BackoffMax, BackoffBase·2^(attempt-1))]) until MaxAttempts or
 // MaxAge, after which the event is dead (kept, blocking its subject, until an
 // operator replays it). Every attempt is recorded (store.Events.EventAttempts).
-// Deliveries that finish together are marked done in one transaction when
-// the store implements store.BatchCompleter (group commit: one disk sync
-// for many events).
+// Deliveries that finish together are marked done in one transaction
+// (store.Events.CompleteEvents, group commit: one disk sync for many events).
 // A handler that panics is a failed attempt, not a crash. A process killed
 // while a handler runs leaves the event leased; once the lease expires it is
 // delivered again, so handlers must be idempotent (the event id is the
@@ -62,6 +61,10 @@ type Handler func(ctx context.Context, ev store.Event) error
 type Config struct {
 	// Store holds the outbox (required).
 	Store store.Store
+	// SingleCommit marks each delivery done in its own transaction instead
+	// of sharing one commit among deliveries that finish together (for
+	// comparison in benchmarks).
+	SingleCommit bool
 	// Handler delivers events (required).
 	Handler Handler
 	// Name identifies this dispatcher as lease holder; it must differ
@@ -142,7 +145,7 @@ type Dispatcher struct {
 	mu      sync.Mutex
 
 	completes chan completeReq // to the group-commit goroutine (nil: none)
-	batch     store.BatchCompleter
+	batch     bool // group commit of completions (Config.SingleCommit unset)
 
 	runCtx    context.Context // parent of handler contexts
 	runCancel context.CancelFunc
@@ -205,9 +208,8 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	bc, _ := cfg.Store.(store.BatchCompleter)
 	return &Dispatcher{
-		batch: bc,
+		batch: !cfg.SingleCommit,
 		cfg:   cfg,
 		log:   log.With().Str("component", "outbox").Str("dispatcher", cfg.Name).Logger(),
 		m:     m,
@@ -238,7 +240,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		case <-d.done:
 		}
 	}()
-	if d.batch != nil {
+	if d.batch {
 		d.completes = make(chan completeReq)
 		go d.completer()
 	}
@@ -278,7 +280,7 @@ func (d *Dispatcher) completer() {
 			ids[i] = r.id
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(d.runCtx), 30*time.Second)
-		errs, err := d.batch.CompleteEvents(ctx, d.cfg.Name, ids)
+		errs, err := d.cfg.Store.CompleteEvents(ctx, d.cfg.Name, ids)
 		cancel()
 		for i, r := range batch {
 			switch {

@@ -222,12 +222,10 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	lctx, cancel := context.WithCancel(ctx)
 	s.loopCancel = cancel
 	now := s.clock.Now()
-	if a, ok := s.opts.Store.(store.InstanceRunAbandoner); ok {
-		if n, err := a.AbandonInstanceRuns(ctx, s.opts.Instance); err != nil {
-			s.log.Warn().Err(err).Msg("abandoning this instance's unfinished runs")
-		} else if n > 0 {
-			s.log.Warn().Int("runs", n).Msg("runs left unfinished by this instance's previous process marked failed")
-		}
+	if n, err := s.opts.Store.AbandonInstanceRuns(ctx, s.opts.Instance); err != nil {
+		s.log.Warn().Err(err).Msg("abandoning this instance's unfinished runs")
+	} else if n > 0 {
+		s.log.Warn().Int("runs", n).Msg("runs left unfinished by this instance's previous process marked failed")
 	}
 	if n, err := s.opts.Store.AbandonRuns(ctx, now.Add(-s.abandonAfter())); err != nil {
 		s.log.Warn().Err(err).Msg("abandoning unfinished runs")

@@ -405,7 +405,7 @@ func (d *Daemon) transmissionLoop(ctx context.Context) {
 		}
 		if time.Since(lastPrune) > time.Hour {
 			lastPrune = time.Now()
-			if p, ok := d.Store.(store.EventPruner); ok && d.cfg.Events.Retention > 0 {
+			if p := d.Store; d.cfg.Events.Retention > 0 {
 				if n, err := p.PruneEvents(ctx, time.Now().Add(-d.cfg.Events.Retention)); err != nil && ctx.Err() == nil {
 					d.log.Warn().Err(err).Msg("prune delivered events")
 				} else if n > 0 {

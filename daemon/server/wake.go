@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"sync/atomic"
-	"time"
 
 	"github.com/acquit/acquit/daemon/store"
 )
@@ -43,50 +42,4 @@ func (s *wakingStore) InTx(ctx context.Context, fn func(tx store.Tx) error) erro
 		}
 	}
 	return err
-}
-
-// The optional store interfaces pass through the wrapper.
-var (
-	_ store.BatchCompleter = (*wakingStore)(nil)
-	_ store.EventPruner    = (*wakingStore)(nil)
-	_ store.LeaseExpirer   = (*wakingStore)(nil)
-)
-
-// CompleteEvents forwards to the store's group commit, or completes one by
-// one.
-func (s *wakingStore) CompleteEvents(ctx context.Context, worker string, ids []string) ([]error, error) {
-	if bc, ok := s.Store.(store.BatchCompleter); ok {
-		return bc.CompleteEvents(ctx, worker, ids)
-	}
-	errs := make([]error, len(ids))
-	for i, id := range ids {
-		errs[i] = s.Store.CompleteEvent(ctx, id, worker)
-	}
-	return errs, nil
-}
-
-// PruneEvents forwards to the store when it can prune.
-func (s *wakingStore) PruneEvents(ctx context.Context, deliveredBefore time.Time) (int, error) {
-	if p, ok := s.Store.(store.EventPruner); ok {
-		return p.PruneEvents(ctx, deliveredBefore)
-	}
-	return 0, nil
-}
-
-// ExpireLeases forwards to the store when it can.
-func (s *wakingStore) ExpireLeases(ctx context.Context, prefix, keep string, now time.Time) (int, error) {
-	if p, ok := s.Store.(store.LeaseExpirer); ok {
-		return p.ExpireLeases(ctx, prefix, keep, now)
-	}
-	return 0, nil
-}
-
-var _ store.InstanceRunAbandoner = (*wakingStore)(nil)
-
-// AbandonInstanceRuns forwards to the store when it can.
-func (s *wakingStore) AbandonInstanceRuns(ctx context.Context, instance string) (int, error) {
-	if a, ok := s.Store.(store.InstanceRunAbandoner); ok {
-		return a.AbandonInstanceRuns(ctx, instance)
-	}
-	return 0, nil
 }

@@ -192,6 +192,19 @@ type Events interface {
 	ExtendLease(ctx context.Context, id, worker string, until time.Time) error
 	// CountEvents counts events in state ("" counts all).
 	CountEvents(ctx context.Context, state EventState) (int64, error)
+	// CompleteEvents marks several leased events delivered in one
+	// transaction (one disk sync instead of one per event). errs[i] is the
+	// outcome for ids[i], as CompleteEvent would return it; err is set when
+	// the transaction failed.
+	CompleteEvents(ctx context.Context, worker string, ids []string) (errs []error, err error)
+	// PruneEvents deletes delivered events (and their attempts) delivered
+	// before deliveredBefore; the outbox would otherwise grow forever.
+	// Undelivered (pending, running, dead) events are never pruned.
+	PruneEvents(ctx context.Context, deliveredBefore time.Time) (int, error)
+	// ExpireLeases ends at once the leases of running events held by
+	// workers whose name starts with prefix, except keep (the previous
+	// processes of a restarted instance), and returns how many.
+	ExpireLeases(ctx context.Context, prefix, keep string, now time.Time) (int, error)
 }
 
 // AttemptLeaseExpired is the Error of an attempt whose lease ran out before
@@ -227,21 +240,6 @@ type PluginState interface {
 	NextSequence(ctx context.Context, plugin, name string) (int64, error)
 }
 
-// EventPruner is implemented by the stores (sqlite, postgres) to delete old
-// delivered events and their attempts; the outbox would otherwise grow
-// forever. Undelivered (pending, running, dead) events are never pruned.
-type EventPruner interface {
-	PruneEvents(ctx context.Context, deliveredBefore time.Time) (int, error)
-}
-
-// BatchCompleter is implemented by the stores (sqlite, postgres) to mark
-// several leased events delivered in one transaction (one disk sync
-// instead of one per event). errs[i] is the outcome for ids[i], as
-// CompleteEvent would return it; err is set when the transaction failed.
-type BatchCompleter interface {
-	CompleteEvents(ctx context.Context, worker string, ids []string) (errs []error, err error)
-}
-
 // Run is one run of a schedule.
 type Run struct {
 	ID        int64
@@ -268,20 +266,8 @@ type Schedules interface {
 	// AbandonRuns marks unfinished runs started before cutoff as failed
 	// (their process died).
 	AbandonRuns(ctx context.Context, before time.Time) (int, error)
-}
-
-// LeaseExpirer is implemented by stores that can end the event leases of a
-// dead process at once (see sqlstore.DB.ExpireLeases).
-type LeaseExpirer interface {
-	// ExpireLeases ends the leases of running events held by workers whose
-	// name starts with prefix, except keep, and returns how many.
-	ExpireLeases(ctx context.Context, prefix, keep string, now time.Time) (int, error)
-}
-
-// InstanceRunAbandoner is implemented by stores that can mark the
-// unfinished schedule runs of one instance as failed (its previous process
-// died); the scheduler calls it at start.
-type InstanceRunAbandoner interface {
+	// AbandonInstanceRuns marks the unfinished runs of one instance as
+	// failed (its previous process died); the scheduler calls it at start.
 	AbandonInstanceRuns(ctx context.Context, instance string) (int, error)
 }
 

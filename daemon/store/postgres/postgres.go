@@ -56,8 +56,6 @@ type Store struct {
 
 var (
 	_ store.Store                = (*Store)(nil)
-	_ store.LeaseExpirer         = (*Store)(nil)
-	_ store.InstanceRunAbandoner = (*Store)(nil)
 )
 
 // Open connects to dsn (a libpq URL or key=value string) and applies the

@@ -58,8 +58,6 @@ type Store struct {
 
 var (
 	_ store.Store                = (*Store)(nil)
-	_ store.LeaseExpirer         = (*Store)(nil)
-	_ store.InstanceRunAbandoner = (*Store)(nil)
 )
 
 // Path returns the database file.

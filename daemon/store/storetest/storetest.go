@@ -1054,10 +1054,7 @@ func testTxExecQuery(t *testing.T, s store.Store) {
 
 func testPrune(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
-	p, ok := s.(store.EventPruner)
-	if !ok {
-		t.Skip("store does not prune")
-	}
+	p := s
 	evs := emit(t, s, ev("t", "a"), ev("t", "a"), ev("t", "b"))
 	got, err := s.ClaimEvents(ctx, "w", 10, time.Minute, time.Now())
 	must(t, err)
@@ -1109,10 +1106,7 @@ func testKVSweep(t *testing.T, s store.Store) {
 
 func testCompleteEvents(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
-	bc, ok := s.(store.BatchCompleter)
-	if !ok {
-		t.Skip("store does not complete in batches")
-	}
+	bc := s
 	evs := emit(t, s, ev("t", "a"), ev("t", "b"), ev("t", "c"))
 	_, err := s.ClaimEvents(ctx, "w", 2, time.Minute, time.Now()) // a, b
 	must(t, err)
@@ -1140,10 +1134,7 @@ func testCompleteEvents(t *testing.T, s store.Store) {
 // testExpireLeases: a restarted process of an instance ends the leases its
 // killed predecessor held, and only those.
 func testExpireLeases(t *testing.T, s store.Store) {
-	le, ok := s.(store.LeaseExpirer)
-	if !ok {
-		t.Skip("store does not implement LeaseExpirer")
-	}
+	le := s
 	ctx := ctxT(t)
 	emit(t, s, ev("t", "a"), ev("t", "b"))
 	now := time.Now()
@@ -1168,10 +1159,7 @@ func testExpireLeases(t *testing.T, s store.Store) {
 // testAbandonInstanceRuns: a restarted instance closes the runs its dead
 // predecessor left open (they block the schedule), not other instances'.
 func testAbandonInstanceRuns(t *testing.T, s store.Store) {
-	a, ok := s.(store.InstanceRunAbandoner)
-	if !ok {
-		t.Skip("store does not implement InstanceRunAbandoner")
-	}
+	a := s
 	ctx := ctxT(t)
 	now := time.Now()
 	mine, err := s.StartRun(ctx, "reconcile", now, "node1", now)
