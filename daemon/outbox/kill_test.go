@@ -63,6 +63,12 @@ func TestHelperDispatcher(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "helper new:", err)
 		os.Exit(2)
 	}
+	serveUntilSignalled(ctx, d)
+}
+
+// serveUntilSignalled runs a helper's dispatcher until SIGTERM (or two
+// minutes, never to outlive a crashed parent for long), then exits.
+func serveUntilSignalled(ctx context.Context, d *outbox.Dispatcher) {
 	if err := d.Start(ctx); err != nil {
 		os.Exit(2)
 	}
@@ -70,7 +76,7 @@ func TestHelperDispatcher(t *testing.T) {
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	select {
 	case <-sig:
-	case <-time.After(2 * time.Minute): // never outlive a crashed parent for long
+	case <-time.After(2 * time.Minute):
 	}
 	_ = d.Stop(ctx)
 	os.Exit(0)
@@ -241,17 +247,7 @@ func TestHelperHookDispatcher(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "helper new:", err)
 		os.Exit(2)
 	}
-	if err := d.Start(ctx); err != nil {
-		os.Exit(2)
-	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
-	select {
-	case <-sig:
-	case <-time.After(2 * time.Minute): // never outlive a crashed parent for long
-	}
-	_ = d.Stop(ctx)
-	os.Exit(0)
+	serveUntilSignalled(ctx, d)
 }
 
 // TestKill9MidHookPoisonEvent: a Lua hook that never returns on one event

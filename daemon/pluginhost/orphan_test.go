@@ -38,11 +38,13 @@ func runHelperDaemon() {
 	select {}
 }
 
-// TestDaemonKilledLeavesNoOrphan: when the daemon dies by SIGKILL (no
-// chance to Stop), its plugin processes die too.
-func TestDaemonKilledLeavesNoOrphan(t *testing.T) {
+// startHelperDaemon runs the test binary as a small daemon with the test
+// plugin (runHelperDaemon) and returns it with the plugin's pid; it is
+// killed at the end of the test.
+func startHelperDaemon(t *testing.T, env ...string) (*exec.Cmd, int) {
+	t.Helper()
 	helper := exec.Command(os.Args[0], "-test.run=^$")
-	helper.Env = append(os.Environ(), helperEnv+"="+pluginPath)
+	helper.Env = append(append(os.Environ(), helperEnv+"="+pluginPath), env...)
 	out, err := helper.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -50,18 +52,25 @@ func TestDaemonKilledLeavesNoOrphan(t *testing.T) {
 	if err := helper.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = helper.Process.Kill(); _ = helper.Wait() }()
+	t.Cleanup(func() { _ = helper.Process.Kill(); _ = helper.Wait() })
 	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("helper: %v", err)
-	}
 	f := strings.Fields(line)
-	if len(f) != 2 || f[0] != "pid" {
-		t.Fatalf("helper said %q", line)
+	if err != nil || len(f) != 2 || f[0] != "pid" {
+		t.Fatalf("helper said %q (%v)", line, err)
 	}
 	pid, err := strconv.Atoi(f[1])
-	if err != nil || procState(pid) == "" {
-		t.Fatalf("plugin pid %q not running", f[1])
+	if err != nil {
+		t.Fatalf("helper said %q", line)
+	}
+	return helper, pid
+}
+
+// TestDaemonKilledLeavesNoOrphan: when the daemon dies by SIGKILL (no
+// chance to Stop), its plugin processes die too.
+func TestDaemonKilledLeavesNoOrphan(t *testing.T) {
+	helper, pid := startHelperDaemon(t)
+	if procState(pid) == "" {
+		t.Fatalf("plugin pid %d not running", pid)
 	}
 	// Should the test fail, do not leave the plugin behind.
 	defer func() {
@@ -105,22 +114,7 @@ func sockets(t *testing.T, dir string) []string {
 // keeping the live socket of its own plugin.
 func TestPluginSocketsInSocketDirCleanedAtStart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
-	helper := exec.Command(os.Args[0], "-test.run=^$")
-	helper.Env = append(os.Environ(), helperEnv+"="+pluginPath, socketDirEnv+"="+dir)
-	out, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = helper.Process.Kill(); _ = helper.Wait() }()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	f := strings.Fields(line)
-	if err != nil || len(f) != 2 || f[0] != "pid" {
-		t.Fatalf("helper said %q (%v)", line, err)
-	}
-	pid, _ := strconv.Atoi(f[1])
+	helper, pid := startHelperDaemon(t, socketDirEnv+"="+dir)
 	stale := sockets(t, dir)
 	if len(stale) != 1 {
 		t.Fatalf("sockets in %s while the plugin runs: %v, want its one socket", dir, stale)
