@@ -258,6 +258,15 @@ type Payments struct {
 	// FallbackReturnURL is where a returning customer goes when nothing is
 	// known about the payment (optional).
 	FallbackReturnURL string `yaml:"fallback_return_url"`
+	// NotifyRate is how many notifications per second one client address
+	// may send to /notify/... (token bucket of NotifyBurst); more are
+	// answered 429 and not stored. 0 = no limit (default 20).
+	NotifyRate int `yaml:"notify_rate"`
+	// NotifyBurst is the bucket size of NotifyRate (default 200).
+	NotifyBurst int `yaml:"notify_burst"`
+	// RefusedBodyKeep is how much of a notification body refused before
+	// verification (oversized, not UTF-8) is kept (default 4KiB).
+	RefusedBodyKeep Size `yaml:"refused_body_keep"`
 }
 
 // Bank is one bank files are sent to.
@@ -313,7 +322,8 @@ func defaults(lookup func(string) (string, bool), hostname func() (string, error
 	c.Scripts = Scripts{Dir: "scripts", Timeout: 5 * time.Second, PoolSize: 4, MemoryBudget: 256 * MiB}
 	c.Events = Events{Workers: 4, MaxAttempts: 20, PoisonAfter: 3, MaxAge: 72 * time.Hour, BackoffBase: time.Second,
 		BackoffMax: time.Hour, PollInterval: time.Second, Retention: 720 * time.Hour, Lease: 30 * time.Second}
-	c.Payments = Payments{ReconcileAfter: 15 * time.Minute, FinalDeadline: 24 * time.Hour, RecheckEvery: 5 * time.Minute}
+	c.Payments = Payments{ReconcileAfter: 15 * time.Minute, FinalDeadline: 24 * time.Hour, RecheckEvery: 5 * time.Minute,
+		NotifyRate: 20, NotifyBurst: 200, RefusedBodyKeep: 4 * KiB}
 	return c
 }
 

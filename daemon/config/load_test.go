@@ -113,9 +113,10 @@ func TestLoadBad(t *testing.T) {
 			`28: payments.gateway: unknown plugin "worldline" (configured: atos)`,
 			`29: payments.recheck_every: must be positive, not 0s`,
 			`30: payments.fallback_return_url: must be an absolute http(s) URL without query, not "javascript:alert(1)"`,
-			`34: banks[0].ack_kinds[1]: must be psr, hac or ptk, not "fax"`,
-			`35: banks[0].ptk_profile: must be de, en or fr, not "xx"`,
-			`36: banks[0].function: invalid business function "sct; rm"`,
+			`31: payments.notify_burst: must be >= 1`,
+			`35: banks[0].ack_kinds[1]: must be psr, hac or ptk, not "fax"`,
+			`36: banks[0].ptk_profile: must be de, en or fr, not "xx"`,
+			`37: banks[0].function: invalid business function "sct; rm"`,
 		}},
 		{"bad_types.yaml", []string{
 			`1: instance: invalid name "bad name!" (letters, digits, '.', '_', '-'; at most 63)`,
@@ -234,7 +235,7 @@ func TestLoadGood(t *testing.T) {
 		{Name: "nightly", Cron: "CRON_TZ=Europe/Berlin 30 2 * * *", Job: "lua", Script: "shop.lua",
 			Function: "nightly", Timeout: 10 * time.Minute}})
 	check("Payments", cfg.Payments, Payments{ReconcileAfter: 10 * time.Minute, FinalDeadline: 12 * time.Hour, Gateway: "atos",
-		RecheckEvery: 5 * time.Minute})
+		RecheckEvery: 5 * time.Minute, NotifyRate: 20, NotifyBurst: 200, RefusedBodyKeep: 4 * KiB})
 	bankDefaults := func(b Bank) Bank { b.AckKinds, b.PTKProfile, b.Function = []string{"psr"}, "de", "sct"; return b }
 	check("Banks", cfg.Banks, []Bank{bankDefaults(Bank{Name: "demo", Plugin: "ebics", AckDeadline: 36 * time.Hour}),
 		bankDefaults(Bank{Name: "other", Plugin: "ebics", AckDeadline: 24 * time.Hour})})

@@ -249,6 +249,15 @@ func (d *decoder) validate(c *Config) {
 	d.positive("payments.reconcile_after", pay.ReconcileAfter)
 	d.positive("payments.final_deadline", pay.FinalDeadline)
 	d.positive("payments.recheck_every", pay.RecheckEvery)
+	if pay.NotifyRate < 0 {
+		d.at("payments.notify_rate", "must be >= 0 (0 = no limit)")
+	}
+	if pay.NotifyBurst < 1 {
+		d.at("payments.notify_burst", "must be >= 1")
+	}
+	if pay.RefusedBodyKeep < 0 {
+		d.at("payments.refused_body_keep", "must be >= 0")
+	}
 	if pay.Gateway != "" && !plugins[pay.Gateway] {
 		d.at("payments.gateway", "unknown plugin %q (%s)", pay.Gateway, known)
 	}

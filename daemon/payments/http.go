@@ -50,6 +50,9 @@ func (s *Service) serveAutomatic(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrUnknownGateway):
 		http.Error(w, "unknown gateway", http.StatusNotFound)
+	case errors.Is(err, ErrRateLimited):
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many requests from this address", http.StatusTooManyRequests)
 	case errors.Is(err, ErrRawNotStored):
 		http.Error(w, "not stored, retry", http.StatusInternalServerError)
 	case res.Verdict == VerdictRejected && res.RejectCode == "too_large":

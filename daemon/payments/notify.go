@@ -17,6 +17,10 @@ import (
 	"github.com/acquit/acquit/sdk"
 )
 
+// ErrRateLimited is returned by HandleNotification when the client address
+// sent more notifications than Config.NotifyRate allows: nothing stored.
+var ErrRateLimited = errors.New("rate limited")
+
 // ErrRawNotStored is returned by HandleNotification when the raw input could
 // not be committed: nothing was acted on, the sender should retry.
 var ErrRawNotStored = errors.New("raw input not stored")
@@ -76,10 +80,41 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 		return res, fmt.Errorf("notification %s/%s: %w", clipName(gateway), channel, ErrUnknownGateway)
 	}
 
+	// One client address sending more than its share: 429, not stored
+	// (issue 9: unauthenticated bodies must not fill the disk).
+	if ok, logIt := s.limit.allow(client, time.Now()); !ok {
+		res.Verdict, res.RejectCode = VerdictRejected, "rate_limited"
+		s.m.rateLimited.Inc()
+		if logIt {
+			s.log.Warn().Str("gateway", gateway).Str("channel", string(channel)).Str("remote", client).
+				Float64("rate", s.cfg.NotifyRate).Int("burst", s.cfg.NotifyBurst).
+				Msg("notifications from this address over the rate limit: refused with 429, not stored (logged once a minute per address)")
+		}
+		return res, fmt.Errorf("notification %s/%s from %s: %w", gateway, channel, client, ErrRateLimited)
+	}
+
 	body, readErr := readLimited(r.Body, s.cfg.MaxBodyBytes)
+	// A body refused before verification (oversized, not UTF-8) cannot be
+	// the provider's: only its first RefusedBodyKeep bytes are kept.
+	var refusal *sdk.RejectError
+	switch {
+	case readErr != nil && errors.Is(readErr, errTooLarge):
+		refusal = &sdk.RejectError{Code: "too_large", Message: readErr.Error()}
+	case readErr != nil:
+		refusal = &sdk.RejectError{Code: "read_error", Message: readErr.Error()}
+	case !utf8.Valid(body):
+		// Sips Data is ASCII (or base64); anything else is not from the
+		// provider. Refuse before handing it to the plugin.
+		refusal = &sdk.RejectError{Code: "bad_encoding", Message: fmt.Sprintf("body is not valid UTF-8 (%d bytes)", len(body))}
+	}
+	kept := body
+	if refusal != nil && int64(len(kept)) > s.cfg.RefusedBodyKeep {
+		kept = kept[:s.cfg.RefusedBodyKeep]
+		refusal.Message += fmt.Sprintf("; first %d bytes kept", len(kept))
+	}
 	raw := store.RawInput{
 		Source: gateway, Channel: string(channel), RemoteAddr: client, Method: r.Method,
-		Path: r.URL.RequestURI(), Headers: sanitizeHeaders(r.Header), Body: body, ReceivedAt: now.UTC(),
+		Path: r.URL.RequestURI(), Headers: sanitizeHeaders(r.Header), Body: kept, ReceivedAt: now.UTC(),
 	}
 	rawID, err := s.st.RecordRaw(ctx, raw)
 	if err != nil {
@@ -90,17 +125,8 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 		return res, fmt.Errorf("notification %s/%s: %w: %w", gateway, channel, ErrRawNotStored, err)
 	}
 	res.RawID = rawID
-	if readErr != nil {
-		code := "read_error"
-		if errors.Is(readErr, errTooLarge) {
-			code = "too_large"
-		}
-		return s.reject(ctx, res, &sdk.RejectError{Code: code, Message: readErr.Error()}), nil
-	}
-	if !utf8.Valid(body) {
-		// Sips Data is ASCII (or base64); anything else is not from the
-		// provider. Refuse before handing it to the plugin.
-		return s.reject(ctx, res, &sdk.RejectError{Code: "bad_encoding", Message: "body is not valid UTF-8"}), nil
+	if refusal != nil {
+		return s.reject(ctx, res, refusal), nil
 	}
 	if err := gwErr; err != nil {
 		s.addVerdict(ctx, rawID, store.Verdict{Code: "unavailable", Message: err.Error(), At: s.now().UTC()})

@@ -144,6 +144,17 @@ type Config struct {
 	// AutomaticTimeout bounds the work done for an automatic response
 	// (default 20s).
 	AutomaticTimeout time.Duration
+	// NotifyRate limits the notifications accepted from one client
+	// address, per second (token bucket, burst NotifyBurst); past it the
+	// request is answered 429 and not stored. 0 = no limit.
+	NotifyRate float64
+	// NotifyBurst is the bucket size of NotifyRate (default 100).
+	NotifyBurst int
+	// RefusedBodyKeep is how much of a body refused before verification
+	// (oversized, not UTF-8: it cannot be the provider's) is kept in the
+	// raw input (default 4 KiB; the refusal's verdict gives the full
+	// size).
+	RefusedBodyKeep int64
 }
 
 // Deps is what the Service needs.
@@ -167,6 +178,7 @@ type Service struct {
 	now     func() time.Time
 	cfg     Config
 	m       *metrics
+	limit   *clientLimiter
 }
 
 // New builds a Service; defaults fill unset Config durations.
@@ -190,6 +202,12 @@ func New(deps Deps) *Service {
 	if c.AutomaticTimeout <= 0 {
 		c.AutomaticTimeout = 20 * time.Second
 	}
+	if c.NotifyBurst <= 0 {
+		c.NotifyBurst = 100
+	}
+	if c.RefusedBodyKeep <= 0 {
+		c.RefusedBodyKeep = 4 << 10
+	}
 	c.PublicBaseURL = strings.TrimRight(c.PublicBaseURL, "/")
 	now := deps.Now
 	if now == nil {
@@ -208,6 +226,7 @@ func New(deps Deps) *Service {
 		now:     now,
 		cfg:     c,
 		m:       newMetrics(deps.Registerer),
+		limit:   newClientLimiter(c.NotifyRate, c.NotifyBurst),
 	}
 }
 
@@ -336,6 +355,7 @@ type metrics struct {
 	startRepeated *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
 	operations    *prometheus.CounterVec
+	rateLimited   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -378,7 +398,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"channel"}),
 	}
+	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "acquit", Subsystem: "payments", Name: "rate_limited_total",
+		Help: "Notifications refused (429, not stored) because their client address sent more than the configured rate.",
+	})
 	if reg != nil {
+		m.rateLimited = register(reg, m.rateLimited)
 		m.notifications = register(reg, m.notifications)
 		m.rejects = register(reg, m.rejects)
 		m.transitions = register(reg, m.transitions)

@@ -233,7 +233,8 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.Payments = payments.New(payments.Deps{Store: d.Store, Gateway: d.Plugins.Gateway, Logger: d.log, // payments names its component itself
 		Registerer: d.reg, Config: payments.Config{DefaultGateway: cfg.Payments.Gateway, ReconcileAfter: cfg.Payments.ReconcileAfter,
 			RecheckEvery: cfg.Payments.RecheckEvery, FinalDeadline: cfg.Payments.FinalDeadline, PublicBaseURL: cfg.Listen.Public.BaseURL,
-			FallbackReturnURL: cfg.Payments.FallbackReturnURL, MaxBodyBytes: cfg.Listen.Public.MaxBodyBytes.Bytes()}})
+			FallbackReturnURL: cfg.Payments.FallbackReturnURL,
+			NotifyRate:        float64(cfg.Payments.NotifyRate), NotifyBurst: cfg.Payments.NotifyBurst, RefusedBodyKeep: cfg.Payments.RefusedBodyKeep.Bytes(), MaxBodyBytes: cfg.Listen.Public.MaxBodyBytes.Bytes()}})
 	spool := cfg.State.Spool
 	if spool == "" {
 		spool = filepath.Join(filepath.Dir(cfg.State.Path), "spool")

@@ -114,6 +114,9 @@ payments:
 {{- end}}
   reconcile_after: {{.ReconcileAfter}}
   recheck_every: 1s
+  # Every simulated customer and the simulators post from 127.0.0.1: one
+  # address carries the whole load here, so no per-address limit.
+  notify_rate: 0
   final_deadline: {{if .FinalDeadline}}{{.FinalDeadline}}{{else}}10m{{end}}
 {{- end}}
 {{- if .Ebics}}
