@@ -166,7 +166,7 @@ func (s *Service) AdminHandler(owner string, maxUpload int64) http.Handler {
 			return
 		}
 		if req.Wait && t.State == StateQueued {
-			sent, err := s.Send(r.Context(), t.ID, owner, nil)
+			sent, err := s.SendWait(r.Context(), t.ID, owner, nil)
 			if err != nil {
 				httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{"transmission": t, "existing": res.Existing, "error": err.Error()})
 				return
@@ -252,7 +252,7 @@ func (s *Service) streamUpload(w http.ResponseWriter, r *http.Request, res *Subm
 	t := res.Transmission
 	final := map[string]any{"existing": res.Existing}
 	if wait && t.State == StateQueued {
-		sent, err := s.Send(r.Context(), t.ID, owner, progress)
+		sent, err := s.SendWait(r.Context(), t.ID, owner, progress)
 		if err != nil {
 			final["error"] = err.Error()
 		} else {

@@ -121,7 +121,7 @@ type Service struct {
 	banks   map[string]Bank
 	m       metrics
 	nonce   string   // this process, in upload lease owners
-	sending sync.Map // transmission id -> uploading in this process
+	sending sync.Map // transmission id -> *inflight upload in this process
 }
 
 type metrics struct {
@@ -130,6 +130,7 @@ type metrics struct {
 	acks        *prometheus.CounterVec
 	unmatched   prometheus.Counter
 	rejected    *prometheus.CounterVec
+	waiters     prometheus.Gauge
 }
 
 // New builds the service.
@@ -161,9 +162,10 @@ func New(d Deps) (*Service, error) {
 		acks:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquit_acks_downloaded_total", Help: "Acknowledgement documents by bank, kind and result (new, duplicate, bad)."}, []string{"bank", "kind", "result"}),
 		unmatched:   prometheus.NewCounter(prometheus.CounterOpts{Name: "acquit_acks_unmatched_total", Help: "Acknowledgement entries that matched no transmission."}),
 		rejected:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquit_acks_rejected_input_total", Help: "Downloaded documents refused as hostile or malformed, by reason."}, []string{"bank", "reason"}),
+		waiters:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "acquit_transmission_upload_waiters", Help: "Callers waiting for an upload in progress by another uploader (wait=true)."}),
 	}
 	if d.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.m.transitions, s.m.uploads, s.m.acks, s.m.unmatched, s.m.rejected} {
+		for _, c := range []prometheus.Collector{s.m.transitions, s.m.uploads, s.m.acks, s.m.unmatched, s.m.rejected, s.m.waiters} {
 			if err := d.Registerer.Register(c); err != nil {
 				return nil, err
 			}

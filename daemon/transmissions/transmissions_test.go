@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -462,7 +465,7 @@ func TestLeaseOfDeadProcessTakenOver(t *testing.T) {
 	ctx := context.Background()
 	res, _ := f.svc.Submit(ctx, "demo", "", "testdata/pain001_3tx.xml")
 	// A process of this instance took the lease and died (kill -9).
-	if _, err := f.svc.claim(ctx, res.Transmission.ID, "inst", time.Hour); err != nil {
+	if _, _, err := f.svc.claim(ctx, res.Transmission.ID, "inst", time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	// Another instance must wait for the lease to expire...
@@ -598,4 +601,132 @@ func TestHACBeforeOrderIDIsRelinked(t *testing.T) {
 	if len(f.events(t, "transmission.rejected")) != 1 || len(f.events(t, "ack.unmatched")) != 1 {
 		t.Fatal("events")
 	}
+}
+
+// waitForWaiter returns once a caller waits for the upload in progress, or
+// fails the test if answer delivers first (the caller gave up at once).
+func waitForWaiter(t *testing.T, f *fixture, answered <-chan string, unblock chan struct{}) {
+	t.Helper()
+	for testutil.ToFloat64(f.svc.m.waiters) < 1 {
+		select {
+		case a := <-answered:
+			close(unblock)
+			t.Fatalf("answered while the other upload was still in progress: %s", a)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// A wait=true upload call made while the send loop of the same process is
+// uploading that transmission waits for that upload and reports it (it used
+// to answer 202 with "upload in progress elsewhere"). Checked failing before
+// the fix.
+func TestWaitingCallWaitsForTheSendLoop(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	started, unblock := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	f.bank.during = func() { once.Do(func() { close(started) }); <-unblock }
+	if _, err := f.svc.Submit(ctx, "demo", "sct", "testdata/pain001_3tx.xml"); err != nil {
+		t.Fatal(err)
+	}
+	loop := make(chan int, 1)
+	go func() { n, _ := f.svc.SendPending(ctx, "inst"); loop <- n }()
+	<-started
+
+	srv := httptest.NewServer(f.svc.AdminHandler("inst", 1<<20))
+	defer srv.Close()
+	answered := make(chan string, 1)
+	var code int
+	var out struct {
+		Transmission Transmission `json:"transmission"`
+		Error        string       `json:"error"`
+	}
+	go func() {
+		resp, err := http.Post(srv.URL+"/v1/transmissions", "application/json",
+			strings.NewReader(`{"bank":"demo","function":"sct","path":"testdata/pain001_3tx.xml","wait":true}`))
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		code = resp.StatusCode
+		b, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(b, &out)
+		answered <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	waitForWaiter(t, f, answered, unblock)
+	close(unblock)
+	a := <-answered
+	if code != http.StatusOK || out.Error != "" || out.Transmission.State != StateSubmitted || out.Transmission.OrderID != "A001" {
+		t.Fatalf("waiting call answered %s", a)
+	}
+	if n := <-loop; n != 1 {
+		t.Fatalf("send loop sent %d", n)
+	}
+	if n := f.bank.uploads[out.Transmission.ID]; n != 1 {
+		t.Fatalf("bank saw %d uploads", n)
+	}
+}
+
+// SendWait, while another process holds the upload lease, waits for that
+// upload to end and returns the submitted transmission; when that upload
+// fails, it reports the failure instead of uploading again.
+func TestSendWaitForLeaseHolder(t *testing.T) {
+	for _, fails := range []bool{false, true} {
+		t.Run(fmt.Sprint("fails=", fails), func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			started, unblock := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			f.bank.during = func() { once.Do(func() { close(started) }); <-unblock }
+			res, err := f.svc.Submit(ctx, "demo", "sct", "testdata/pain001_3tx.xml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := res.Transmission.ID
+			tr := f.svc.d.Transport
+			if fails {
+				tr = func(string) (sdk.BankTransport, error) { return failingAfter{f.bank}, nil }
+			}
+			other, err := New(Deps{Store: f.st, Transport: tr, Banks: f.svc.d.Banks, SpoolDir: t.TempDir(), Logger: zerolog.Nop(), Now: f.svc.d.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go other.Send(ctx, id, "inst-b", nil)
+			<-started
+
+			answered := make(chan string, 1)
+			var got *Transmission
+			var gotErr error
+			go func() {
+				got, gotErr = f.svc.SendWait(ctx, id, "inst-a", nil)
+				answered <- fmt.Sprintf("%+v %v", got, gotErr)
+			}()
+			waitForWaiter(t, f, answered, unblock)
+			close(unblock)
+			a := <-answered
+			if fails {
+				if gotErr == nil || !strings.Contains(gotErr.Error(), "connection reset") {
+					t.Fatalf("SendWait after the other upload failed: %s", a)
+				}
+			} else if gotErr != nil || got.State != StateSubmitted || got.OrderID != "A001" {
+				t.Fatalf("SendWait: %s", a)
+			}
+			if n := f.bank.uploads[id]; n != 1 {
+				t.Fatalf("bank saw %d uploads", n)
+			}
+		})
+	}
+}
+
+// failingAfter uploads through the recording bank, then fails as a lost
+// connection would.
+type failingAfter struct{ *recordingBank }
+
+func (b failingAfter) Upload(ctx context.Context, req sdk.UploadRequest, progress func(int64, int64)) (*sdk.UploadResult, error) {
+	if _, err := b.recordingBank.Upload(ctx, req, progress); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("connection reset")
 }

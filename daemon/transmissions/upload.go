@@ -26,11 +26,23 @@ func (s *Service) leaseOwner(instance string) string {
 	return instance + "/" + s.nonce
 }
 
+// inflight is one upload running in this process. done is closed when it
+// ends, after t and err hold the outcome of Send; claimed says the lease was
+// taken (an upload really ran), so the outcome is that upload's.
+type inflight struct {
+	done    chan struct{}
+	claimed bool
+	t       *Transmission
+	err     error
+}
+
 // claim takes the upload lease of a queued transmission for this process.
-// Within the process, s.sending keeps one upload per transmission.
-func (s *Service) claim(ctx context.Context, id, instance string, lease time.Duration) (*Transmission, error) {
-	if _, busy := s.sending.LoadOrStore(id, struct{}{}); busy {
-		return nil, ErrBusy
+// Within the process, s.sending keeps one upload per transmission; the
+// caller ends the returned inflight with s.finish.
+func (s *Service) claim(ctx context.Context, id, instance string, lease time.Duration) (*Transmission, *inflight, error) {
+	fl := &inflight{done: make(chan struct{})}
+	if _, busy := s.sending.LoadOrStore(id, fl); busy {
+		return nil, nil, ErrBusy
 	}
 	owner := s.leaseOwner(instance)
 	var t *Transmission
@@ -50,18 +62,103 @@ func (s *Service) claim(ctx context.Context, id, instance string, lease time.Dur
 		return err
 	})
 	if err != nil {
-		s.sending.Delete(id)
+		s.finish(id, fl, nil, err)
+		return nil, nil, err
 	}
-	return t, err
+	fl.claimed = true
+	return t, fl, nil
+}
+
+// finish records the outcome of an inflight upload, lets another upload of
+// the transmission start in this process and wakes the callers waiting for it.
+func (s *Service) finish(id string, fl *inflight, t *Transmission, err error) {
+	fl.t, fl.err = t, err
+	s.sending.CompareAndDelete(id, fl)
+	close(fl.done)
 }
 
 func (s *Service) release(ctx context.Context, id, instance, errText string) {
-	defer s.sending.Delete(id)
 	_ = s.d.Store.InTx(ctx, func(tx store.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE transmissions SET lease_owner = '', lease_until_ms = 0, last_error = ? WHERE id = ? AND lease_owner = ?`,
 			errText, id, s.leaseOwner(instance))
 		return err
 	})
+}
+
+// SendWait is Send for a caller that wants the outcome of the upload: when
+// another uploader holds the transmission (the send loop of this process, or
+// another process or instance holding the lease), it waits for that upload
+// to end and reports its outcome (the transmission once submitted or
+// refused, or that uploader's error) instead of ErrBusy. An expired lease is
+// taken over and the upload done here. It gives up when ctx ends.
+func (s *Service) SendWait(ctx context.Context, id, owner string, progress func(sent, total int64)) (*Transmission, error) {
+	for {
+		t, err := s.Send(ctx, id, owner, progress)
+		if !errors.Is(err, ErrBusy) {
+			return t, err
+		}
+		if v, ok := s.sending.Load(id); ok {
+			fl := v.(*inflight)
+			s.m.waiters.Inc()
+			select {
+			case <-fl.done:
+			case <-ctx.Done():
+			}
+			s.m.waiters.Dec()
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("send %s: waiting for the upload in progress: %w", id, ctx.Err())
+			}
+			if fl.claimed {
+				return fl.t, fl.err
+			}
+			continue // that caller did not get the lease either: look again
+		}
+		// Another process holds the lease: watch the row until it ends.
+		done, t, err := s.watchLease(ctx, id)
+		if done {
+			return t, err
+		}
+	}
+}
+
+// watchLease follows a transmission whose upload lease another process
+// holds. done is false when the lease turns out free or expired (the caller
+// may take it); otherwise t and err are that upload's outcome.
+func (s *Service) watchLease(ctx context.Context, id string) (done bool, t *Transmission, err error) {
+	heldElsewhere := false // the lease was seen held by another process
+	var poll *time.Ticker
+	for {
+		var state, leaseOwner, lastError string
+		var leaseUntil int64
+		err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
+			return tx.QueryRow(ctx, `SELECT state, lease_owner, lease_until_ms, last_error FROM transmissions WHERE id = ?`, id).
+				Scan(&state, &leaseOwner, &leaseUntil, &lastError)
+		})
+		if err != nil {
+			return true, nil, fmt.Errorf("send %s: waiting for the upload in progress: %w", id, err)
+		}
+		switch {
+		case state != string(StateQueued):
+			t, err = s.Get(ctx, id)
+			return true, t, err
+		case leaseOwner == "" && heldElsewhere:
+			return true, nil, fmt.Errorf("send %s: upload by another uploader failed: %s", id, lastError)
+		case leaseOwner == "" || leaseUntil < s.d.Now().UnixMilli():
+			return false, nil, nil
+		}
+		heldElsewhere = true
+		if poll == nil {
+			poll = time.NewTicker(200 * time.Millisecond)
+			defer poll.Stop()
+			s.m.waiters.Inc()
+			defer s.m.waiters.Dec()
+		}
+		select {
+		case <-poll.C:
+		case <-ctx.Done():
+			return true, nil, fmt.Errorf("send %s: waiting for the upload in progress: %w", id, ctx.Err())
+		}
+	}
 }
 
 // Send uploads a queued transmission through its bank's transport plugin.
@@ -70,8 +167,17 @@ func (s *Service) release(ctx context.Context, id, instance, errText string) {
 // order by TransmissionID, never creating a second one. A refusal by the
 // bank (a *sdk.RejectError) makes the transmission failed and raises
 // transmission.rejected; any other error leaves it queued for a retry.
-func (s *Service) Send(ctx context.Context, id, owner string, progress func(sent, total int64)) (*Transmission, error) {
-	t, err := s.claim(ctx, id, owner, 30*time.Minute)
+func (s *Service) Send(ctx context.Context, id, owner string, progress func(sent, total int64)) (_ *Transmission, err error) {
+	t, fl, err := s.claim(ctx, id, owner, 30*time.Minute)
+	if err == nil {
+		defer func() {
+			if err != nil {
+				s.finish(id, fl, nil, err)
+			} else {
+				s.finish(id, fl, t, nil)
+			}
+		}()
+	}
 	if err != nil {
 		if errors.Is(err, ErrBusy) {
 			if cur, err2 := s.Get(ctx, id); err2 == nil && cur.State != StateQueued {
