@@ -97,6 +97,19 @@ func (r *root) paymentsCmd() *cobra.Command {
 				rows = append(rows, []string{x.At.In(r.loc()).Format(time.RFC3339Nano), x.Channel, string(x.Verdict), x.Outcome, x.ResponseCode, strconv.FormatInt(x.RawID, 10), short(string(x.Details), 60)})
 			}
 			printTable(w, []string{"AT", "CHANNEL", "VERDICT", "OUTCOME", "CODE", "RAW", "DETAILS"}, rows)
+			if len(d.Attempts) > 1 {
+				fmt.Fprintf(w, "\nattempts of order %s:\n", p.OrderID)
+				rows = rows[:0]
+				for _, a := range d.Attempts {
+					mark := ""
+					if a.Reference == p.Reference {
+						mark = "*"
+					}
+					rows = append(rows, []string{strconv.FormatInt(a.Attempt, 10) + mark, a.Reference, string(a.State),
+						money.Format(a.Amount, a.Currency), a.CreatedAt.In(r.loc()).Format(time.RFC3339)})
+				}
+				printTable(w, []string{"#", "REFERENCE", "STATE", "AMOUNT", "CREATED"}, rows)
+			}
 			return nil
 		},
 	}

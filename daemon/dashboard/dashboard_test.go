@@ -61,6 +61,8 @@ type env struct {
 	txID     string
 	paidRef  string
 	lostRef  string
+	// retryRef is the second attempt of ORDER-44, refused the first time.
+	retryRef, refusedRef string
 	later    atomic.Int64 // how far the dashboard's clock is ahead
 	spoolDir string
 }
@@ -131,6 +133,24 @@ func newEnvOn(t *testing.T, st store.Store) *env {
 	if err := s.WaitDeliveries(wctx); err != nil {
 		t.Fatal(err)
 	}
+	// ORDER-44: refused, then paid again by a second attempt.
+	refused, err := e.pay.Start(ctx, payments.StartRequest{OrderID: "ORDER-44", Amount: 990, Currency: "EUR",
+		SuccessURL: "http://shop.example/ok", FailureURL: "http://shop.example/ko"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := br.Pay(ctx, refused.Method, refused.RedirectURL, refused.Fields, sim.Choice{Outcome: "refused"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitDeliveries(wctx); err != nil {
+		t.Fatal(err)
+	}
+	retry, err := e.pay.Start(ctx, payments.StartRequest{OrderID: "ORDER-44", Amount: 990, Currency: "EUR",
+		SuccessURL: "http://shop.example/ok", FailureURL: "http://shop.example/ko"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.refusedRef, e.retryRef = refused.Reference, retry.Reference
 	// A payment whose customer never came back; three days later Sips
 	// Office is down and the payment is unknown at its final deadline.
 	lost, err := e.pay.Start(ctx, payments.StartRequest{OrderID: "ORDER-43", Amount: 2500, Currency: "EUR",
@@ -618,3 +638,18 @@ func TestSessionEndsAndLoginThrottle(t *testing.T) {
 }
 
 const loginWindowForTest = time.Minute + time.Second
+
+// TestPaymentAttemptsShown: the second attempt of an order (after a
+// refusal) lists both attempts.
+func TestPaymentAttemptsShown(t *testing.T) {
+	e := newEnv(t)
+	if e.retryRef == e.refusedRef {
+		t.Fatalf("a start after a refusal returned the refused payment %s", e.refusedRef)
+	}
+	_, page := e.do(t, noRedirect(e.srv.Client()), "GET", "/ui/payments/"+e.retryRef, nil, bearer())
+	for _, want := range []string{"Attempts of order ORDER-44", e.refusedRef, e.retryRef, "refused", "9.90 EUR"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("payment page lacks %q", want)
+		}
+	}
+}

@@ -303,6 +303,8 @@ type entry struct {
 type paymentPageData struct {
 	P        payments.Payment
 	Timeline []entry
+	// Attempts are every payment of the same order, oldest first.
+	Attempts []payments.Payment
 }
 
 // rawShown is how much of a raw input is shown inline; the rest is in the
@@ -340,7 +342,7 @@ func (db *Dashboard) paymentPage(w http.ResponseWriter, r *http.Request) {
 		db.fail(w, r, err)
 		return
 	}
-	d := paymentPageData{P: det.Payment}
+	d := paymentPageData{P: det.Payment, Attempts: det.Attempts}
 	for i := range det.Timeline {
 		resp := &det.Timeline[i]
 		e := entry{At: resp.At, Kind: "response", Response: resp}
