@@ -329,9 +329,10 @@ func (d *Daemon) readiness(ctx context.Context) error {
 }
 
 // registerJobs names the schedule jobs: "<gateway>.reconcile" for each
-// payment gateway, "<transport>.fetch_acks" and "<transport>.send_pending"
-// for each bank transport, "lua" for Lua functions, and every job a plugin
-// declares in Describe ("<plugin>.<job>").
+// payment gateway, "<transport>.fetch_acks" for each bank transport, "lua"
+// for Lua functions, and every job a plugin declares in Describe
+// ("<plugin>.<job>"). Queued files are sent by transmissionLoop, not by a
+// job: see there.
 func (d *Daemon) registerJobs(reg *schedule.Registry) {
 	for name, kind := range pluginKinds(d.cfg) {
 		switch kind {
@@ -348,10 +349,6 @@ func (d *Daemon) registerJobs(reg *schedule.Registry) {
 		case sdk.KindBankTransport:
 			reg.Register(name+".fetch_acks", func(ctx context.Context, p map[string]string) (string, error) {
 				return d.Transmissions.FetchAcks(ctx, p)
-			})
-			reg.Register(name+".send_pending", func(ctx context.Context, p map[string]string) (string, error) {
-				n, err := d.Transmissions.SendPending(ctx, d.cfg.Instance)
-				return fmt.Sprintf("%d sent", n), err
 			})
 		}
 	}
@@ -390,6 +387,14 @@ func (d *Daemon) registerJobs(reg *schedule.Registry) {
 // transmissionLoop sends queued files, watches the outbox folders and
 // raises the unacknowledged alarm every few seconds, and prunes delivered
 // events past the retention hourly.
+//
+// It is the only sender of queued files (there is no "<bank>.send_pending"
+// schedule job): upload retries back off from 5 s, which only a loop of
+// a few seconds honours (a cron job would delay every first upload and
+// retry by up to its period), a file dropped in an outbox folder goes out
+// without the operator having to configure anything, and each instance
+// runs it safely since Send takes a per-transmission lease. Attempts and
+// errors are recorded on the transmission (acquit transmissions show).
 func (d *Daemon) transmissionLoop(ctx context.Context) {
 	t := time.NewTicker(3 * time.Second)
 	defer t.Stop()

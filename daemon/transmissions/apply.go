@@ -45,11 +45,6 @@ type finding struct {
 	Amount, Currency            string
 }
 
-// candidate is a transmission an entry can be matched to.
-type candidate struct {
-	t *Transmission
-}
-
 // apply parses doc, matches its entries and applies them inside tx.
 func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, rawID int64, res *IngestResult, doc sdk.Document) error {
 	fs, perr := s.parse(bank, kind, doc)
