@@ -13,6 +13,8 @@ command -v xmlsec1 >/dev/null 2>&1 || need_apt+=(xmlsec1)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Headless Chromium for the dashboard's browser tests (e2e/dashboard_test.go).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# promtool checks and unit-tests configs/alerts.yaml (configs/monitoring_test.go).
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   echo "tools/test.sh: installing ${need_apt[*]}"
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

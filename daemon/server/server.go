@@ -90,7 +90,7 @@ func Start(ctx context.Context, cfgPath string, o Options) (*Daemon, error) {
 		}
 	}
 	d := &Daemon{cfgPath: cfgPath, cfg: cfg, log: log, reg: prometheus.NewRegistry()}
-	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newStoreGauges(d))
 	if err := d.start(ctx); err != nil {
 		d.Shutdown(context.Background())
 		return nil, err
