@@ -4,6 +4,7 @@
 package ebics
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -61,7 +62,9 @@ type Settings struct {
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
 }
 
-type bankRT struct {
+// configuredBank is one bank of the settings with what the plugin built for
+// it: the client, once its keys are loaded, and the keys.
+type configuredBank struct {
 	set     BankSettings
 	bank    client.Bank
 	pass    []byte
@@ -75,7 +78,7 @@ type Plugin struct {
 	mu    sync.Mutex
 	host  sdk.Host
 	set   Settings
-	banks map[string]*bankRT
+	banks map[string]*configuredBank
 	log   zerolog.Logger
 }
 
@@ -116,7 +119,7 @@ func (p *Plugin) Configure(ctx context.Context, raw []byte, host sdk.Host) error
 	if s.TimeoutSeconds == 0 {
 		s.TimeoutSeconds = 120
 	}
-	banks := map[string]*bankRT{}
+	banks := map[string]*configuredBank{}
 	for name, b := range s.Banks {
 		prof, err := client.Resolve(b.Profile, b.Overrides)
 		if err != nil {
@@ -128,7 +131,7 @@ func (p *Plugin) Configure(ctx context.Context, raw []byte, host sdk.Host) error
 		if err := checkURL(b.URL); err != nil {
 			return fmt.Errorf("ebics bank %s: %w", name, err)
 		}
-		rt := &bankRT{set: b, version: protocol.Version(prof.Version), bank: client.Bank{Name: name, URL: b.URL, HostID: b.HostID,
+		rt := &configuredBank{set: b, version: protocol.Version(prof.Version), bank: client.Bank{Name: name, URL: b.URL, HostID: b.HostID,
 			PartnerID: b.PartnerID, UserID: b.UserID, Profile: prof, BankAuthHash: b.BankAuthHash, BankEncHash: b.BankEncHash}}
 		switch {
 		case b.KeysPassphrase != "":
@@ -159,7 +162,7 @@ func (p *Plugin) Health(ctx context.Context) error {
 	return nil
 }
 
-func (p *Plugin) bank(name string) (*bankRT, error) {
+func (p *Plugin) bank(name string) (*configuredBank, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := p.banks[name]
@@ -172,7 +175,7 @@ func (p *Plugin) bank(name string) (*bankRT, error) {
 func (p *Plugin) keysKey(bank string) string { return "ebics/" + bank + "/keys" }
 
 // clientFor returns the bank's client with its keys unlocked.
-func (p *Plugin) clientFor(ctx context.Context, name string) (*bankRT, error) {
+func (p *Plugin) clientFor(ctx context.Context, name string) (*configuredBank, error) {
 	b, err := p.bank(name)
 	if err != nil {
 		return nil, err
@@ -258,7 +261,7 @@ func (p *Plugin) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.Do
 		Content: d.Content, Meta: p.docMeta(b, d)}}}, nil
 }
 
-func (p *Plugin) docMeta(b *bankRT, d *client.Downloaded) map[string]string {
+func (p *Plugin) docMeta(b *configuredBank, d *client.Downloaded) map[string]string {
 	m := map[string]string{"sha256": d.SHA256, "order_id": d.OrderID, "segments": fmt.Sprint(d.Segments), "transaction_id": d.TransactionID,
 		"ebics_version": string(b.version), "profile": b.bank.Profile.Name}
 	if d.Format == "ptk-text" && b.bank.Profile.PTKProfile != "" {
@@ -312,8 +315,8 @@ func (p *Plugin) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, 
 	}
 	switch req.Action {
 	case sdk.KeyLetter:
-		lang := firstNonEmpty(req.Params["language"], b.set.Language, "en")
-		li := keys.LetterInfo{Version: rt.version, BankName: firstNonEmpty(b.set.BankName, req.Bank), HostID: b.bank.HostID, Language: lang}
+		lang := cmp.Or(req.Params["language"], b.set.Language, "en")
+		li := keys.LetterInfo{Version: rt.version, BankName: cmp.Or(b.set.BankName, req.Bank), HostID: b.bank.HostID, Language: lang}
 		pdf, err := rt.keys.LetterPDF(li)
 		if err != nil {
 			return nil, err
@@ -394,7 +397,7 @@ func (p *Plugin) storeKeys(ctx context.Context, bank string, ks *keys.Set, pass 
 	return err
 }
 
-func (p *Plugin) keysInit(ctx context.Context, req sdk.KeyRequest, b *bankRT) (*sdk.KeyResult, error) {
+func (p *Plugin) keysInit(ctx context.Context, req sdk.KeyRequest, b *configuredBank) (*sdk.KeyResult, error) {
 	ks, err := keys.Generate(b.bank.PartnerID, b.bank.UserID, keys.Options{SigVersion: b.bank.Profile.SignatureVersion,
 		SelfSigned: b.bank.Profile.CertMode != "none", CommonName: b.bank.UserID})
 	if err != nil {
@@ -425,7 +428,7 @@ func (p *Plugin) putMeta(ctx context.Context, bank, k, v string) {
 	p.host.StatePut(ctx, key, b, ver)
 }
 
-func (p *Plugin) keysStatus(ctx context.Context, name string, b *bankRT) (*sdk.KeyResult, error) {
+func (p *Plugin) keysStatus(ctx context.Context, name string, b *configuredBank) (*sdk.KeyResult, error) {
 	meta := map[string]string{"profile": b.bank.Profile.Name, "version": b.bank.Profile.Version, "host_id": b.bank.HostID}
 	sealed, _, err := p.host.StateGet(ctx, p.keysKey(name))
 	if err != nil {
@@ -498,13 +501,4 @@ func checkURL(raw string) error {
 		return fmt.Errorf("url %q: plain http is only allowed on loopback", raw)
 	}
 	return fmt.Errorf("url %q: scheme must be https", raw)
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }

@@ -71,7 +71,8 @@ type Client struct {
 	uploads sync.Map
 }
 
-func (c *Client) bk() *BankKeys {
+// bankKeys returns the bank's keys once fetched (HPB) or loaded, else nil.
+func (c *Client) bankKeys() *BankKeys {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.bankKey
@@ -209,7 +210,7 @@ func (c *Client) exchange(ctx context.Context, op string, r *protocol.Request) (
 	if resp.Version != c.version {
 		return nil, fmt.Errorf("ebics %s: response version %s, want %s", op, resp.Version, c.version)
 	}
-	if bk := c.bk(); resp.Kind == protocol.KindResponse && bk != nil {
+	if bk := c.bankKeys(); resp.Kind == protocol.KindResponse && bk != nil {
 		if err := protocol.VerifyAuth(doc, bk.Auth.Key, "DataEncryptionInfo", "ReturnCode", "TimestampBankParameter"); err != nil {
 			return nil, fmt.Errorf("ebics %s: bank response: %w", op, err)
 		}
@@ -384,7 +385,7 @@ func (c *Client) checkTrust(bk *BankKeys, authHash, encHash string) error {
 // LoadBankKeys loads the bank keys stored by a successful HPB and checks
 // them against the configured hashes again.
 func (c *Client) LoadBankKeys(ctx context.Context) (*BankKeys, error) {
-	if bk := c.bk(); bk != nil {
+	if bk := c.bankKeys(); bk != nil {
 		return bk, nil
 	}
 	var st storedBankKeys

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"compress/zlib"
 	"context"
 	"crypto/sha256"
@@ -208,7 +209,7 @@ func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *
 	if err != nil {
 		return err
 	}
-	wrapped, err := protocol.WrapKey(c.bk().Enc.Key, tkey)
+	wrapped, err := protocol.WrapKey(c.bankKeys().Enc.Key, tkey)
 	if err != nil {
 		return err
 	}
@@ -279,7 +280,7 @@ func (c *Client) runUpload(ctx context.Context, spec UploadSpec, fn Function, ke
 		r.OrderID = st.OrderID
 		r.OrderAttrib = c.orderAttribute(false)
 		r.Params = fn.Params()
-		r.BankAuthHash, r.BankEncHash = c.bk().Auth.Digest(c.version), c.bk().Enc.Digest(c.version)
+		r.BankAuthHash, r.BankEncHash = c.bankKeys().Auth.Digest(c.version), c.bankKeys().Enc.Digest(c.version)
 		r.NumSegments = st.NumSegments
 		r.EncKeyHash = r.BankEncHash
 		r.TransactionKey, r.SignatureData = st.WrappedKey, st.SignatureData
@@ -376,7 +377,7 @@ func (c *Client) finish(ctx context.Context, key string, st *uploadState, last *
 		st.OrderID = last.OrderID
 	}
 	res := &UploadResult{OrderID: st.OrderID, TransactionID: st.TransactionID, Segments: st.NumSegments,
-		ReturnCode: firstNonEmpty(last.TechCode, protocol.CodeOK), ReturnText: last.ReportText, FileSHA256: st.FileSHA256}
+		ReturnCode: cmp.Or(last.TechCode, protocol.CodeOK), ReturnText: last.ReportText, FileSHA256: st.FileSHA256}
 	st.Done, st.Result = true, res
 	if err := c.putJSON(ctx, key, st); err != nil {
 		return nil, err
@@ -457,7 +458,7 @@ func (c *Client) download(ctx context.Context, function string, fn Function, fro
 	if !from.IsZero() && !to.IsZero() {
 		r.Params.DateStart, r.Params.DateEnd = from.Format("2006-01-02"), to.Format("2006-01-02")
 	}
-	r.BankAuthHash, r.BankEncHash = c.bk().Auth.Digest(c.version), c.bk().Enc.Digest(c.version)
+	r.BankAuthHash, r.BankEncHash = c.bankKeys().Auth.Digest(c.version), c.bankKeys().Enc.Digest(c.version)
 	resp, err := c.retry(ctx, "download init", func() (*protocol.Response, error) {
 		r.Nonce, r.Timestamp = protocol.NewNonce(), time.Now().UTC()
 		return c.exchange(ctx, fn.OrderType+" init", r)
@@ -645,13 +646,4 @@ func (c *Client) checkHAA(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(missing)
 	return missing, nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }

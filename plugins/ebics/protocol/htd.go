@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"cmp"
 	"strings"
 
 	"github.com/beevik/etree"
@@ -72,7 +73,7 @@ func PartnerOrderData(v Version, root string, p PartnerData) []byte {
 	doc, r := newOrderDoc(root, v.NS())
 	r.RemoveAttr("xmlns:ds")
 	pi := r.CreateElement("PartnerInfo")
-	pi.CreateElement("AddressInfo").CreateElement("Name").SetText(firstNonEmpty(p.Name, "-"))
+	pi.CreateElement("AddressInfo").CreateElement("Name").SetText(cmp.Or(p.Name, "-"))
 	pi.CreateElement("BankInfo").CreateElement("HostID").SetText(p.HostID)
 	for _, o := range p.Orders {
 		oi := pi.CreateElement("OrderInfo")
@@ -88,12 +89,12 @@ func PartnerOrderData(v Version, root string, p PartnerData) []byte {
 				serviceEl(oi, o.Service)
 			}
 		}
-		oi.CreateElement("Description").SetText(firstNonEmpty(o.Description, o.OrderType))
+		oi.CreateElement("Description").SetText(cmp.Or(o.Description, o.OrderType))
 	}
 	for _, u := range p.Users {
 		ui := r.CreateElement("UserInfo")
 		id := ui.CreateElement("UserID")
-		id.CreateAttr("Status", firstNonEmpty(u.Status, "1"))
+		id.CreateAttr("Status", cmp.Or(u.Status, "1"))
 		id.SetText(u.UserID)
 		if u.Name != "" {
 			ui.CreateElement("Name").SetText(u.Name)
@@ -149,7 +150,7 @@ func ParsePartnerData(data []byte) (*PartnerData, error) {
 	}
 	p := &PartnerData{Kind: r.Tag, HostID: text(child(pi, "BankInfo"), "HostID"), Name: text(child(pi, "AddressInfo"), "Name")}
 	for _, oi := range pi.SelectElements("OrderInfo") {
-		p.Orders = append(p.Orders, OrderInfo{OrderType: firstNonEmpty(text(oi, "OrderType"), text(oi, "AdminOrderType")),
+		p.Orders = append(p.Orders, OrderInfo{OrderType: cmp.Or(text(oi, "OrderType"), text(oi, "AdminOrderType")),
 			FileFormat: text(oi, "FileFormat"), TransferType: text(oi, "TransferType"), Service: parseService(oi), Description: text(oi, "Description")})
 	}
 	for _, ui := range r.SelectElements("UserInfo") {

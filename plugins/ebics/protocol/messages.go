@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -164,7 +165,7 @@ func (r *Request) Document() (*etree.Document, error) {
 		}
 		p := st.CreateElement("Product")
 		p.CreateAttr("Language", "en")
-		p.SetText(firstNonEmpty(r.Product, ProductName))
+		p.SetText(cmp.Or(r.Product, ProductName))
 		od := st.CreateElement("OrderDetails")
 		if r.Version == H005 {
 			od.CreateElement("AdminOrderType").SetText(r.OrderType)
@@ -335,7 +336,7 @@ func ParseRequest(data []byte, max int) (*Request, *etree.Document, error) {
 	r.Product = text(st, "Product")
 	r.TransactionID = text(st, "TransactionID")
 	if od := child(st, "OrderDetails"); od != nil {
-		r.OrderType = firstNonEmpty(text(od, "OrderType"), text(od, "AdminOrderType"))
+		r.OrderType = cmp.Or(text(od, "OrderType"), text(od, "AdminOrderType"))
 		r.OrderID = text(od, "OrderID")
 		r.OrderAttrib = text(od, "OrderAttribute")
 		for _, pe := range od.ChildElements() {
@@ -458,7 +459,7 @@ func (r *Response) Document() *etree.Document {
 	}
 	mut := header.CreateElement("mutable")
 	if r.Kind == KindResponse {
-		mut.CreateElement("TransactionPhase").SetText(firstNonEmpty(r.Phase, PhaseInitialisation))
+		mut.CreateElement("TransactionPhase").SetText(cmp.Or(r.Phase, PhaseInitialisation))
 		if r.SegmentNumber > 0 {
 			sn := mut.CreateElement("SegmentNumber")
 			sn.CreateAttr("lastSegment", strconv.FormatBool(r.LastSegment))
@@ -468,8 +469,8 @@ func (r *Response) Document() *etree.Document {
 	if r.OrderID != "" {
 		mut.CreateElement("OrderID").SetText(r.OrderID)
 	}
-	mut.CreateElement("ReturnCode").SetText(firstNonEmpty(r.TechCode, CodeOK))
-	mut.CreateElement("ReportText").SetText(firstNonEmpty(r.ReportText, "["+LookupCode(firstNonEmpty(r.TechCode, CodeOK)).Name+"] "+LookupCode(firstNonEmpty(r.TechCode, CodeOK)).Text))
+	mut.CreateElement("ReturnCode").SetText(cmp.Or(r.TechCode, CodeOK))
+	mut.CreateElement("ReportText").SetText(cmp.Or(r.ReportText, "["+LookupCode(cmp.Or(r.TechCode, CodeOK)).Name+"] "+LookupCode(cmp.Or(r.TechCode, CodeOK)).Text))
 	body := root.CreateElement("body")
 	if r.OrderData != "" {
 		dt := body.CreateElement("DataTransfer")
@@ -483,7 +484,7 @@ func (r *Response) Document() *etree.Document {
 	}
 	rc := body.CreateElement("ReturnCode")
 	rc.CreateAttr("authenticate", "true")
-	rc.SetText(firstNonEmpty(r.BusinessCode, CodeOK))
+	rc.SetText(cmp.Or(r.BusinessCode, CodeOK))
 	if !r.BankTimestamp.IsZero() {
 		ts := body.CreateElement("TimestampBankParameter")
 		ts.CreateAttr("authenticate", "true")
@@ -594,13 +595,4 @@ func text(e *etree.Element, tag string) string {
 		return ""
 	}
 	return strings.TrimSpace(c.Text())
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }
