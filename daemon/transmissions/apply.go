@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
@@ -63,12 +64,31 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, raw
 		_, err := tx.Emit(ctx, store.NewEvent{Type: "ack.unmatched", Subject: "ack:" + res.AckID, Payload: payload})
 		return err
 	}
-	// Match and record every entry.
+	// Match and record every entry. A report of many transactions names
+	// the same few messages and payment groups over and over: each lookup
+	// runs once per document (matching reads only; nothing changes the
+	// transmissions until applyTo below), and the entries are inserted in
+	// multi-row statements. A 20 MiB PSR of 120 000 transactions took one
+	// SELECT or two and an INSERT per entry (about half a minute on a busy
+	// two-core machine, past the admin client's timeout).
 	byTransmission := map[string][]finding{}
 	var order []string
 	var unmatched []finding
+	memo := map[string]*Transmission{}
+	rows := make([]any, 0, entryBatch*entryCols)
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		n := len(rows) / entryCols
+		q := `INSERT INTO ack_entries (ack_id, seq, transmission_id, level, ref, status, reason_code, reason_text, at_ms, summary) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?),", n), ",")
+		_, err := tx.Exec(ctx, q, rows...)
+		rows = rows[:0]
+		return err
+	}
 	for i, f := range fs {
-		t, err := s.match(ctx, tx, bank, f)
+		t, err := s.match(ctx, tx, bank, f, memo)
 		if err != nil {
 			return err
 		}
@@ -87,10 +107,15 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, raw
 		if !f.At.IsZero() {
 			at = f.At.UnixMilli()
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO ack_entries (ack_id, seq, transmission_id, level, ref, status, reason_code, reason_text, at_ms, summary)
-			VALUES (?,?,?,?,?,?,?,?,?,?)`, res.AckID, i+1, tid, f.Level, f.Ref, f.Status, f.ReasonCode, f.ReasonText, at, string(sum)); err != nil {
-			return err
+		rows = append(rows, res.AckID, i+1, tid, f.Level, f.Ref, f.Status, f.ReasonCode, f.ReasonText, at, string(sum))
+		if len(rows) == entryBatch*entryCols {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	res.Entries, res.Unmatched = len(fs), len(unmatched)
 	if _, err := tx.Exec(ctx, `UPDATE acks SET entries = ?, unmatched = ? WHERE id = ?`, len(fs), len(unmatched), res.AckID); err != nil {
@@ -130,16 +155,28 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, raw
 	return nil
 }
 
+// entryBatch rows of entryCols values go in one INSERT INTO ack_entries
+// (1 000 values: far below the placeholder limits of SQLite and PostgreSQL).
+const entryBatch, entryCols = 100, 10
+
 // match finds the transmission an entry is about: PSR by original MsgId,
 // PmtInfId or EndToEndId; HAC and PTK by OrderID (+ partner) within a time
 // window, preferring the most recent submission (OrderIDs are four
-// characters and reused).
-func (s *Service) match(ctx context.Context, tx store.Tx, bank string, f finding) (*Transmission, error) {
+// characters and reused). memo keeps the answer of each lookup (nil
+// included) for the other entries of the same document.
+func (s *Service) match(ctx context.Context, tx store.Tx, bank string, f finding, memo map[string]*Transmission) (*Transmission, error) {
 	q := func(where string, args ...any) (*Transmission, error) {
+		key := where + "\x00" + fmt.Sprint(args...)
+		if t, ok := memo[key]; ok {
+			return t, nil
+		}
 		t, err := scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE bank = ? AND `+where+
 			` ORDER BY submitted_ms DESC, created_ms DESC LIMIT 1`, append([]any{bank}, args...)...))
 		if notFound(err) == store.ErrNotFound {
-			return nil, nil
+			t, err = nil, nil
+		}
+		if err == nil {
+			memo[key] = t
 		}
 		return t, err
 	}

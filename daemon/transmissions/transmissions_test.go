@@ -19,7 +19,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/daemon/store/postgres"
 	"github.com/acquit/acquit/daemon/store/sqlite"
+	"github.com/acquit/acquit/internal/pgtest"
 	"github.com/acquit/acquit/sdk"
 )
 
@@ -105,10 +107,20 @@ type fixture struct {
 	outbx string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture { return newFixtureOn(t, "sqlite") }
+
+// newFixtureOn is newFixture on the store driver named (postgres: skipped
+// without ACQUIT_TEST_PG_DSN, failed under CI=true).
+func newFixtureOn(t testing.TB, driver string) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "acquit.db"))
+	var st store.Store
+	var err error
+	if driver == "postgres" {
+		st, err = postgres.Open(ctx, pgtest.DSN(t))
+	} else {
+		st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "acquit.db"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
