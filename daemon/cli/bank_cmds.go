@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -291,15 +292,21 @@ func (r *root) ebicsCmd() *cobra.Command {
 			q := url.Values{"bank": {bank}, "function": {function}, "name": {filepath.Base(args[0])}, "wait": {strconv.FormatBool(!noWait)}, "progress": {"ndjson"}}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 6*time.Hour)
 			defer cancel()
-			resp, err := c.Stream(ctx, "POST", "/v1/transmissions?"+q.Encode(), "application/xml", f)
+			// Stages, in bytes of the original file: 1/3 the file goes to
+			// the daemon (which parses and records it), 2/3 the plugin
+			// compresses and encrypts it, 3/3 segments go to the bank.
+			var bar *progressbar.ProgressBar
+			var body io.Reader = f
+			if !r.cf.json && term.IsTerminal(int(os.Stderr.Fd())) {
+				bar = progressbar.DefaultBytes(fi.Size(), "1/3 sending "+filepath.Base(args[0])+" to acquit")
+				body = &barReader{r: f, bar: bar, done: "1/3 acquit parses and records the file"}
+			}
+			resp, err := c.Stream(ctx, "POST", "/v1/transmissions?"+q.Encode(), "application/xml", body)
 			if err != nil {
 				return err
 			}
 			defer resp.Body.Close()
-			var bar *progressbar.ProgressBar
-			if !r.cf.json && term.IsTerminal(int(os.Stderr.Fd())) {
-				bar = progressbar.DefaultBytes(fi.Size(), "uploading to "+bank)
-			}
+			stage := ""
 			sc := bufio.NewScanner(resp.Body)
 			sc.Buffer(make([]byte, 1<<20), 16<<20)
 			var final map[string]json.RawMessage
@@ -308,13 +315,23 @@ func (r *root) ebicsCmd() *cobra.Command {
 				if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 					continue
 				}
-				if p, ok := line["sent"]; ok {
+				if _, ok := line["stage"]; ok {
+					var p transmissions.UploadProgress
+					_ = json.Unmarshal(sc.Bytes(), &p)
 					if bar != nil {
-						var sent, total int64
-						_ = json.Unmarshal(p, &sent)
-						_ = json.Unmarshal(line["total"], &total)
-						bar.ChangeMax64(total)
-						_ = bar.Set64(sent)
+						if p.Stage != stage {
+							stage = p.Stage
+							switch stage {
+							case "encrypting":
+								bar.Reset()
+								bar.Describe("2/3 compressing and encrypting for " + bank)
+							case "sending":
+								bar.Reset()
+								bar.Describe("3/3 sending segments to " + bank)
+							}
+						}
+						bar.ChangeMax64(max(p.Size, 1))
+						_ = bar.Set64(p.Bytes)
 					}
 					continue
 				}
@@ -446,3 +463,20 @@ func (r *root) ebicsCmd() *cobra.Command {
 }
 
 var _ = http.MethodPost
+
+// barReader advances bar with the bytes read from r (the file streamed to
+// the daemon) and describes the next stage once r is exhausted.
+type barReader struct {
+	r    io.Reader
+	bar  *progressbar.ProgressBar
+	done string
+}
+
+func (b *barReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	_ = b.bar.Add(n)
+	if err == io.EOF {
+		b.bar.Describe(b.done)
+	}
+	return n, err
+}

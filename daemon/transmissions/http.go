@@ -139,7 +139,21 @@ func (s *Service) AdminHandler(owner string, maxUpload int64) http.Handler {
 	return mux
 }
 
-// streamUpload answers with NDJSON: {"sent","total"} lines while the plugin
+// UploadProgress is one progress line of POST /v1/transmissions?progress=ndjson.
+// Stage is "recorded" (the daemon has the file, parsed and stored),
+// "encrypting" (the plugin compresses, signs and encrypts it) or "sending"
+// (segments going to the bank). Bytes and Size count the original file:
+// while sending, Bytes is the share of it the segments sent so far carry
+// (Sent/Total: the encrypted bytes themselves).
+type UploadProgress struct {
+	Stage string `json:"stage"`
+	Bytes int64  `json:"bytes"`
+	Size  int64  `json:"size"`
+	Sent  int64  `json:"sent,omitempty"`
+	Total int64  `json:"total,omitempty"`
+}
+
+// streamUpload answers with NDJSON: UploadProgress lines while the plugin
 // uploads, then the final {"transmission", "existing"[, "error"]}.
 func (s *Service) streamUpload(w http.ResponseWriter, r *http.Request, res *SubmitResult, owner string, wait bool) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -151,6 +165,15 @@ func (s *Service) streamUpload(w http.ResponseWriter, r *http.Request, res *Subm
 	fl, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
 	var mu sync.Mutex
+	emit := func(v any) {
+		_ = enc.Encode(v)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	t := res.Transmission
+	size := t.Size
+	emit(UploadProgress{Stage: "recorded", Bytes: size, Size: size})
 	last := time.Time{}
 	progress := func(sent, total int64) {
 		mu.Lock()
@@ -159,14 +182,17 @@ func (s *Service) streamUpload(w http.ResponseWriter, r *http.Request, res *Subm
 			return
 		}
 		last = time.Now()
-		_ = enc.Encode(map[string]int64{"sent": sent, "total": total})
-		if fl != nil {
-			fl.Flush()
+		p := UploadProgress{Stage: "sending", Size: size, Sent: sent, Total: total}
+		if total > 0 {
+			p.Bytes = min(size, int64(float64(size)*float64(sent)/float64(total)))
 		}
+		emit(p)
 	}
-	t := res.Transmission
 	final := map[string]any{"existing": res.Existing}
 	if wait && t.State == StateQueued {
+		mu.Lock()
+		emit(UploadProgress{Stage: "encrypting", Size: size})
+		mu.Unlock()
 		sent, err := s.SendWait(r.Context(), t.ID, owner, progress)
 		if err != nil {
 			final["error"] = err.Error()
