@@ -2,11 +2,8 @@ package docs
 
 import (
 	"go/ast"
-	"go/parser"
 	"go/token"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -26,18 +23,11 @@ var notMetrics = map[string]bool{"acquit_session": true} // the dashboard's cook
 func declaredMetrics(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	err := filepath.WalkDir("../daemon", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return err
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
-		if err != nil {
-			return err
-		}
+	daemonSources(t, func(_ string, f *ast.File) {
 		if !slices.ContainsFunc(f.Imports, func(is *ast.ImportSpec) bool {
 			return strings.Contains(is.Path.Value, "prometheus/client_golang/prometheus")
 		}) {
-			return nil
+			return
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch n := n.(type) {
@@ -68,11 +58,7 @@ func declaredMetrics(t *testing.T) []string {
 			}
 			return true
 		})
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	slices.Sort(out)
 	return slices.Compact(out)
 }

@@ -56,14 +56,7 @@ var routePattern = regexp.MustCompile(`^(GET|POST|PUT|PATCH|DELETE) (/v1/\S*)$`)
 func registeredRoutes(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	err := filepath.WalkDir("../daemon", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return err
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
-		if err != nil {
-			return err
-		}
+	daemonSources(t, func(path string, f *ast.File) {
 		ast.Inspect(f, func(n ast.Node) bool {
 			call, ok := n.(*ast.CallExpr)
 			if !ok || len(call.Args) == 0 {
@@ -85,13 +78,29 @@ func registeredRoutes(t *testing.T) []string {
 			}
 			return true
 		})
+	})
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// daemonSources parses every non-test Go file under daemon/ and passes it
+// to fn.
+func daemonSources(t *testing.T, fn func(path string, f *ast.File)) {
+	t.Helper()
+	err := filepath.WalkDir("../daemon", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+		if err != nil {
+			return err
+		}
+		fn(path, f)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // documentedRoutes returns the "METHOD /path" of every operation of doc.

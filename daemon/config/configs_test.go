@@ -18,6 +18,25 @@ var (
 	fileTagRE    = regexp.MustCompile(`(?m)^[^#\n]*!file\s+(\S+)`)
 )
 
+// fakeSecrets writes, under the fixture dir, a value for every
+// !credential and !file secret that data names.
+func fakeSecrets(t *testing.T, dir string, data []byte) {
+	t.Helper()
+	for _, m := range credentialRE.FindAllStringSubmatch(string(data), -1) {
+		writeFile(t, filepath.Join(dir, "creds", m[1]), "secret-value-of-"+m[1]+"-0123456789\n")
+	}
+	for _, m := range fileTagRE.FindAllStringSubmatch(string(data), -1) {
+		p, err := expandEnv(m[1], func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		writeFile(t, p, "secret-file-"+filepath.Base(p)+"-0123456789\n")
+	}
+}
+
 // notAcquitConfig are the configs/*.yaml files that are not acquit
 // configurations: the Prometheus alert rules and their promtool unit tests
 // (checked by configs/monitoring_test.go).
@@ -41,20 +60,7 @@ func TestExampleConfigs(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir, opts := fixture(t)
-			creds := filepath.Join(dir, "creds")
-			for _, m := range credentialRE.FindAllStringSubmatch(string(data), -1) {
-				writeFile(t, filepath.Join(creds, m[1]), "secret-value-of-"+m[1]+"-0123456789\n")
-			}
-			for _, m := range fileTagRE.FindAllStringSubmatch(string(data), -1) {
-				p, err := expandEnv(m[1], func(string) (string, bool) { return "", false })
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !filepath.IsAbs(p) {
-					p = filepath.Join(dir, p)
-				}
-				writeFile(t, p, "secret-file-"+filepath.Base(p)+"-0123456789\n")
-			}
+			fakeSecrets(t, dir, data)
 			// The real scripts, so hooks are checked against them.
 			scripts, _ := filepath.Glob("../../scripts/*.lua")
 			for _, s := range scripts {

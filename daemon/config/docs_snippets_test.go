@@ -98,19 +98,7 @@ func TestDocConfigSnippets(t *testing.T) {
 				t.Fatalf("%s: not YAML: %v", name, err)
 			}
 			dir, opts := fixture(t)
-			for _, m := range credentialRE.FindAllStringSubmatch(string(data), -1) {
-				writeFile(t, filepath.Join(dir, "creds", m[1]), "secret-value-of-"+m[1]+"-0123456789\n")
-			}
-			for _, m := range fileTagRE.FindAllStringSubmatch(string(data), -1) {
-				p, err := expandEnv(m[1], func(string) (string, bool) { return "", false })
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !filepath.IsAbs(p) {
-					p = filepath.Join(dir, p)
-				}
-				writeFile(t, p, "secret-file-"+filepath.Base(p)+"-0123456789\n")
-			}
+			fakeSecrets(t, dir, data)
 			opts.SkipPathChecks = true
 			if _, err := Parse(name, data, opts); err != nil {
 				t.Errorf("the config snippet at %s is refused:\n%v\n--- snippet merged into the minimal config:\n%s", name, err, data)
