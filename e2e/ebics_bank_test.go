@@ -346,8 +346,12 @@ func fetchAcks(h *demo.Harness, kinds string) error {
 	if kinds != "" {
 		p += "?kinds=" + kinds
 	}
+	// Like `acquit bank fetch-acks` (30 min), the call sets its own bound:
+	// a fetch of a large report is not cut by the client's default 60 s.
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	var out map[string]string
-	_, err := h.Client().Do(context.Background(), "POST", p, nil, &out)
+	_, err := h.Client().Do(c, "POST", p, nil, &out)
 	return err
 }
 

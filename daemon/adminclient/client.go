@@ -35,8 +35,11 @@ func New(addr, token string) *Client {
 	} else if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
 		base = "http://" + addr
 	}
-	return &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	return &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Transport: tr, Timeout: DefaultTimeout}}
 }
+
+// DefaultTimeout bounds a call whose context has no deadline.
+const DefaultTimeout = 60 * time.Second
 
 // Error is a non-2xx answer.
 type Error struct {
@@ -53,7 +56,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) ([]
 }
 
 // DoWithHeaders is Do with extra request headers (empty values are not
-// sent).
+// sent). A call whose ctx has a deadline is bounded by that deadline alone
+// (long operations such as fetch-acks of a large document set their own);
+// otherwise by DefaultTimeout.
 func (c *Client) DoWithHeaders(ctx context.Context, method, path string, headers map[string]string, body, out any) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
@@ -77,7 +82,13 @@ func (c *Client) DoWithHeaders(ctx context.Context, method, path string, headers
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http.Do(req)
+	hc := c.http
+	if _, ok := ctx.Deadline(); ok {
+		bounded := *c.http
+		bounded.Timeout = 0 // the caller's deadline
+		hc = &bounded
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("admin API %s %s: %w (is the daemon running?)", method, path, err)
 	}
