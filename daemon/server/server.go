@@ -5,6 +5,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -642,13 +644,32 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 // pluginSocketDir is where plugins create their go-plugin unix sockets:
 // $RUNTIME_DIRECTORY/plugins under systemd (RuntimeDirectory=acquit), else
 // "plugin-sockets" beside the SQLite file (or the spool with PostgreSQL).
+// A unix socket path is limited to 107 bytes (sun_path): when that folder
+// is too deep for go-plugin's socket names, a short folder of its own in
+// the system temporary directory is used instead, named after the state
+// folder so that a restart finds (and cleans) its predecessor's sockets.
 func pluginSocketDir(cfg *config.Config) string {
 	if rt := os.Getenv("RUNTIME_DIRECTORY"); rt != "" {
-		return filepath.Join(strings.SplitN(rt, ":", 2)[0], "plugins")
+		return shortSocketDir(filepath.Join(strings.SplitN(rt, ":", 2)[0], "plugins"))
 	}
 	base := filepath.Dir(cfg.State.Path)
 	if cfg.State.Driver == "postgres" && cfg.State.Spool != "" {
 		base = filepath.Dir(cfg.State.Spool)
 	}
-	return filepath.Join(base, "plugin-sockets")
+	return shortSocketDir(filepath.Join(base, "plugin-sockets"))
+}
+
+// maxSocketDir leaves room in sun_path (108 bytes with its NUL) for
+// go-plugin's "/plugin" + 10 random digits.
+const maxSocketDir = 107 - len("/plugin0123456789")
+
+func shortSocketDir(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	if len(dir) <= maxSocketDir {
+		return dir
+	}
+	sum := sha256.Sum256([]byte(dir))
+	return filepath.Join(os.TempDir(), "acquit-sockets-"+hex.EncodeToString(sum[:6]))
 }
