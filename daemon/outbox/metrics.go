@@ -1,8 +1,8 @@
 package outbox
 
 import (
-	"errors"
 	"fmt"
+	"github.com/acquit/acquit/internal/promreg"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -59,49 +59,36 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	// A second dispatcher on the same registry shares the collectors.
 	var err error
-	m.delivered, err = register(reg, m.delivered)
+	m.delivered, err = promreg.Register(reg, m.delivered)
 	if err == nil {
-		m.failed, err = register(reg, m.failed)
+		m.failed, err = promreg.Register(reg, m.failed)
 	}
 	if err == nil {
-		m.dead, err = register(reg, m.dead)
+		m.dead, err = promreg.Register(reg, m.dead)
 	}
 	if err == nil {
-		m.poison, err = register(reg, m.poison)
+		m.poison, err = promreg.Register(reg, m.poison)
 	}
 	if err == nil {
-		m.latency, err = register(reg, m.latency)
+		m.latency, err = promreg.Register(reg, m.latency)
 	}
 	if err == nil {
-		m.handlerSeconds, err = register(reg, m.handlerSeconds)
+		m.handlerSeconds, err = promreg.Register(reg, m.handlerSeconds)
 	}
 	if err == nil {
-		m.backlog, err = register(reg, m.backlog)
+		m.backlog, err = promreg.Register(reg, m.backlog)
 	}
 	if err == nil {
-		m.inFlight, err = register(reg, m.inFlight)
+		m.inFlight, err = promreg.Register(reg, m.inFlight)
 	}
 	if err == nil {
-		m.deadNow, err = register(reg, m.deadNow)
+		m.deadNow, err = promreg.Register(reg, m.deadNow)
 	}
 	if err == nil {
-		m.oldest, err = register(reg, m.oldest)
+		m.oldest, err = promreg.Register(reg, m.oldest)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("outbox metrics: %w", err)
 	}
 	return m, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }

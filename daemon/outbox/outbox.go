@@ -145,7 +145,7 @@ type Dispatcher struct {
 	mu      sync.Mutex
 
 	completes chan completeReq // to the group-commit goroutine (nil: none)
-	batch     bool // group commit of completions (Config.SingleCommit unset)
+	batch     bool             // group commit of completions (Config.SingleCommit unset)
 
 	runCtx    context.Context // parent of handler contexts
 	runCancel context.CancelFunc

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/acquit/acquit/internal/unixms"
 	"io"
 	"net/http"
 	"strings"
@@ -258,7 +259,7 @@ func scanPayment(row store.Row) (*Payment, error) {
 		return nil, err
 	}
 	p.State = State(state)
-	p.DecidedAt, p.CreatedAt, p.UpdatedAt, p.NextCheckAt = fromMS(decidedAt), fromMS(createdAt), fromMS(updatedAt), fromMS(nextCheck)
+	p.DecidedAt, p.CreatedAt, p.UpdatedAt, p.NextCheckAt = unixms.Time(decidedAt), unixms.Time(createdAt), unixms.Time(updatedAt), unixms.Time(nextCheck)
 	return &p, nil
 }
 
@@ -398,7 +399,7 @@ func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, chan
 			soon := now.Add(s.cfg.RecheckEvery)
 			if _, err := tx.Exec(ctx, `UPDATE payments SET next_check_at = ?, updated_at = ?
 				WHERE reference = ? AND state IN ('pending', 'unknown') AND next_check_at > ?`,
-				ms(soon), ms(now), p.Reference, ms(soon)); err != nil {
+				unixms.From(soon), unixms.From(now), p.Reference, unixms.From(soon)); err != nil {
 				return nil, fmt.Errorf("payment %s: schedule check: %w", p.Reference, err)
 			}
 		}
@@ -409,8 +410,8 @@ func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, chan
 		n, err := tx.Exec(ctx, `UPDATE payments SET state = ?, decided_channel = ?, decided_at = ?, decided_raw_id = ?,
 			response_code = ?, acquirer_response_code = ?, authorisation_id = ?, explanation = ?, updated_at = ?,
 			version = version + 1 WHERE reference = ? AND state IN ('pending', 'unknown')`,
-			string(newState), string(channel), ms(now), rawID, pr.ResponseCode, pr.AcquirerResponseCode,
-			pr.AuthorisationID, pr.Explanation, ms(now), p.Reference)
+			string(newState), string(channel), unixms.From(now), rawID, pr.ResponseCode, pr.AcquirerResponseCode,
+			pr.AuthorisationID, pr.Explanation, unixms.From(now), p.Reference)
 		if err != nil {
 			return nil, fmt.Errorf("payment %s: decide: %w", p.Reference, err)
 		}
@@ -494,7 +495,7 @@ func (s *Service) applyOperation(ctx context.Context, tx store.Tx, p *Payment, c
 	}
 	n, err := tx.Exec(ctx, `INSERT INTO payment_operations (reference, operation_id, status, kind, amount, currency,
 		channel, raw_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference, operation_id, status) DO NOTHING`,
-		p.Reference, op.ID, op.Status, op.Kind, op.Amount, op.Currency, string(channel), rawID, ms(now))
+		p.Reference, op.ID, op.Status, op.Kind, op.Amount, op.Currency, string(channel), rawID, unixms.From(now))
 	if err != nil {
 		return false, fmt.Errorf("payment %s: operation %s: %w", p.Reference, op.ID, err)
 	}
@@ -584,7 +585,7 @@ func (s *Service) record(ctx context.Context, tx store.Tx, ref, gateway string, 
 	if _, err := tx.Exec(ctx, `INSERT INTO payment_responses (id, reference, n, gateway, raw_id, channel, outcome,
 		response_code, acquirer_response_code, verdict, at, details) VALUES (?, ?,
 		(SELECT COALESCE(MAX(n), 0) + 1 FROM payment_responses WHERE reference = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		NewReference(now), ref, ref, gateway, rawID, string(channel), outcome, code, acq, string(out.verdict), ms(now), string(b)); err != nil {
+		NewReference(now), ref, ref, gateway, rawID, string(channel), outcome, code, acq, string(out.verdict), unixms.From(now), string(b)); err != nil {
 		return fmt.Errorf("payment %s: timeline: %w", ref, err)
 	}
 	if rawID == 0 {

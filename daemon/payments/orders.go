@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/acquit/acquit/internal/unixms"
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
@@ -95,7 +96,7 @@ func (s *Service) existingStart(ctx context.Context, req StartRequest, key, hash
 		}
 		if key != "" {
 			if _, err := tx.Exec(ctx, `INSERT INTO payment_idempotency (idem_key, request_sha, reference, created_at)
-				VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, key, hash, ref, ms(s.now())); err != nil {
+				VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, key, hash, ref, unixms.From(s.now())); err != nil {
 				return err
 			}
 		}
@@ -145,7 +146,7 @@ func answerOf(ctx context.Context, tx store.Tx, ref string) (*Started, error) {
 func claimOrder(ctx context.Context, tx store.Tx, req StartRequest, ref, key, hash string, now time.Time) (int64, error) {
 	if key != "" {
 		n, err := tx.Exec(ctx, `INSERT INTO payment_idempotency (idem_key, request_sha, reference, created_at)
-			VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, key, hash, ref, ms(now))
+			VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, key, hash, ref, unixms.From(now))
 		if err != nil {
 			return 0, err
 		}

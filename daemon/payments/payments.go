@@ -44,6 +44,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/acquit/acquit/internal/promreg"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -403,49 +404,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Notifications refused (429, not stored) because their client address sent more than the configured rate.",
 	})
 	if reg != nil {
-		m.rateLimited = register(reg, m.rateLimited)
-		m.notifications = register(reg, m.notifications)
-		m.rejects = register(reg, m.rejects)
-		m.transitions = register(reg, m.transitions)
-		m.pending = register(reg, m.pending)
-		m.reconcile = register(reg, m.reconcile)
-		m.started = register(reg, m.started)
-		m.startRepeated = register(reg, m.startRepeated)
-		m.duration = register(reg, m.duration)
-		m.operations = register(reg, m.operations)
+		m.rateLimited = registered(reg, m.rateLimited)
+		m.notifications = registered(reg, m.notifications)
+		m.rejects = registered(reg, m.rejects)
+		m.transitions = registered(reg, m.transitions)
+		m.pending = registered(reg, m.pending)
+		m.reconcile = registered(reg, m.reconcile)
+		m.started = registered(reg, m.started)
+		m.startRepeated = registered(reg, m.startRepeated)
+		m.duration = registered(reg, m.duration)
+		m.operations = registered(reg, m.operations)
 	}
 	return m
-}
-
-// register registers c, or reuses the collector already registered under
-// the same descriptor (a second Service on the same registry).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // ---------------------------------------------------------------------------
 // helpers
 
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
+// registered registers c, or reuses the collector already registered
+// under the same description (a second Service on one registry); payments
+// metrics never stop a start, so other errors leave c unregistered.
+func registered[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	got, _ := promreg.Register(reg, c)
+	return got
 }
 
 // sanitizeHeaders drops credentials a browser might send along; the rest is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/acquit/acquit/internal/unixms"
 
 	"github.com/acquit/acquit/daemon/store"
 )
@@ -150,7 +151,7 @@ func (s *Service) Get(ctx context.Context, ref string) (*Detail, error) {
 				&rr.ResponseCode, &rr.AcquirerResponseCode, &verdict, &at, &det); err != nil {
 				return err
 			}
-			rr.Verdict, rr.At, rr.Details = Verdict(verdict), fromMS(at), json.RawMessage(det)
+			rr.Verdict, rr.At, rr.Details = Verdict(verdict), unixms.Time(at), json.RawMessage(det)
 			d.Timeline = append(d.Timeline, rr)
 		}
 		return rows.Err()

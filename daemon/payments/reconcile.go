@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/acquit/acquit/internal/unixms"
 	"strconv"
 	"strings"
 	"time"
@@ -55,7 +56,7 @@ func (s *Service) Reconcile(ctx context.Context, params map[string]string) (stri
 		due = due[:0]
 		q := `SELECT ` + paymentCols + ` FROM payments WHERE state IN ('pending', 'unknown') AND next_check_at <= ?
 			AND created_at <= ?`
-		args := []any{ms(now), ms(now.Add(-s.cfg.ReconcileAfter))}
+		args := []any{unixms.From(now), unixms.From(now.Add(-s.cfg.ReconcileAfter))}
 		if gwFilter != "" {
 			q += ` AND gateway = ?`
 			args = append(args, gwFilter)
@@ -256,12 +257,12 @@ func (s *Service) recheck(ctx context.Context, p *Payment, rawID int64, res *sdk
 	err := s.st.InTx(ctx, func(tx store.Tx) error {
 		becameUnknown = false
 		if _, err := tx.Exec(ctx, `UPDATE payments SET check_count = check_count + 1, next_check_at = ?, updated_at = ?
-			WHERE reference = ? AND state IN ('pending', 'unknown')`, ms(next), ms(now), p.Reference); err != nil {
+			WHERE reference = ? AND state IN ('pending', 'unknown')`, unixms.From(next), unixms.From(now), p.Reference); err != nil {
 			return fmt.Errorf("payment %s: schedule check: %w", p.Reference, err)
 		}
 		if pastDeadline {
 			n, err := tx.Exec(ctx, `UPDATE payments SET state = 'unknown', version = version + 1, updated_at = ?
-				WHERE reference = ? AND state = 'pending'`, ms(now), p.Reference)
+				WHERE reference = ? AND state = 'pending'`, unixms.From(now), p.Reference)
 			if err != nil {
 				return fmt.Errorf("payment %s: mark unknown: %w", p.Reference, err)
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/acquit/acquit/internal/unixms"
 	"html/template"
 	"net/url"
 	"regexp"
@@ -221,7 +222,7 @@ func (s *Service) StartIdempotent(ctx context.Context, req StartRequest, key str
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?)`,
 			p.Reference, p.Gateway, p.Merchant, p.ProviderReference, p.TransactionDate,
 			p.OrderID, p.Amount, p.Currency, p.CustomerID, p.CustomerEmail, p.SuccessURL, p.FailureURL,
-			string(p.State), string(initRaw), ms(now), ms(now), ms(p.NextCheckAt), attempt, string(answerJSON)); err != nil {
+			string(p.State), string(initRaw), unixms.From(now), unixms.From(now), unixms.From(p.NextCheckAt), attempt, string(answerJSON)); err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}
 		det, _ := json.Marshal(map[string]any{"order_id": p.OrderID, "amount": p.Amount, "currency": p.Currency, "provider_reference": provRef})

@@ -1,7 +1,7 @@
 package pluginhost
 
 import (
-	"errors"
+	"github.com/acquit/acquit/internal/promreg"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -32,32 +32,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	m.restarts, err = register(reg, m.restarts)
+	m.restarts, err = promreg.Register(reg, m.restarts)
 	if err != nil {
 		return nil, err
 	}
-	m.rpcErrors, err = register(reg, m.rpcErrors)
+	m.rpcErrors, err = promreg.Register(reg, m.rpcErrors)
 	if err != nil {
 		return nil, err
 	}
-	m.up, err = register(reg, m.up)
+	m.up, err = promreg.Register(reg, m.up)
 	if err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// the same description (a second Manager on one registry).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }

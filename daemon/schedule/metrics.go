@@ -1,8 +1,7 @@
 package schedule
 
 import (
-	"errors"
-	"fmt"
+	"github.com/acquit/acquit/internal/promreg"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -36,30 +35,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	m.runs, err = register(reg, m.runs)
+	m.runs, err = promreg.Register(reg, m.runs)
 	if err != nil {
 		return nil, err
 	}
-	m.duration, err = register(reg, m.duration)
+	m.duration, err = promreg.Register(reg, m.duration)
 	if err != nil {
 		return nil, err
 	}
-	m.skipped, err = register(reg, m.skipped)
+	m.skipped, err = promreg.Register(reg, m.skipped)
 	if err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("schedule metrics: %w", err)
-	}
-	return c, nil
 }

@@ -3,6 +3,7 @@ package transmissions
 import (
 	"context"
 	"fmt"
+	"github.com/acquit/acquit/internal/unixms"
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
@@ -35,7 +36,7 @@ func (s *Service) AwaitingAcks(ctx context.Context) (map[string]Awaiting, error)
 			if err := rows.Scan(&bank, &n, &oldest); err != nil {
 				return err
 			}
-			out[bank] = Awaiting{Count: n, OldestSubmitted: ms(oldest)}
+			out[bank] = Awaiting{Count: n, OldestSubmitted: unixms.Time(oldest)}
 		}
 		return rows.Err()
 	})

@@ -2,6 +2,7 @@ package transmissions
 
 import (
 	"context"
+	"github.com/acquit/acquit/internal/unixms"
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
@@ -66,7 +67,7 @@ func (s *Service) Describe(ctx context.Context, id string) (*Detail, error) {
 			if err := rows.Scan(&e.AckID, &e.Seq, &e.Kind, &e.TransmissionID, &e.Level, &e.Ref, &e.Status, &e.ReasonCode, &e.ReasonText, &at); err != nil {
 				return err
 			}
-			e.At = ms(at)
+			e.At = unixms.Time(at)
 			d.Acks = append(d.Acks, e)
 		}
 		return rows.Err()

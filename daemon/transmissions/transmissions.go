@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/acquit/acquit/internal/unixms"
 	"io"
 	"io/fs"
 	"os"
@@ -217,15 +218,8 @@ func scanTransmission(r store.Row) (*Transmission, error) {
 		return nil, err
 	}
 	t.Details = json.RawMessage(details)
-	t.CreatedAt, t.SubmittedAt, t.DeadlineAt, t.UpdatedAt = ms(c), ms(sub), ms(dl), ms(up)
+	t.CreatedAt, t.SubmittedAt, t.DeadlineAt, t.UpdatedAt = unixms.Time(c), unixms.Time(sub), unixms.Time(dl), unixms.Time(up)
 	return &t, nil
-}
-
-func ms(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
 }
 
 func newID(prefix string) string {

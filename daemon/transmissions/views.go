@@ -3,6 +3,7 @@ package transmissions
 import (
 	"context"
 	"fmt"
+	"github.com/acquit/acquit/internal/unixms"
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
@@ -50,7 +51,7 @@ func scanAck(r store.Row) (*Ack, error) {
 	if err := r.Scan(&a.ID, &a.Bank, &a.Kind, &a.Format, &a.Name, &a.RawID, &a.SHA256, &received, &a.ParseError, &a.Entries, &a.Unmatched); err != nil {
 		return nil, err
 	}
-	a.ReceivedAt = ms(received)
+	a.ReceivedAt = unixms.Time(received)
 	return &a, nil
 }
 
