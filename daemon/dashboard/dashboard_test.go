@@ -51,20 +51,20 @@ const (
 var hostile = []string{xssEvent, xssError, xssSubject, xssSchedule, xssPlugin, xssCreditor, xssReason}
 
 type env struct {
-	st       store.Store
-	pay      *payments.Service
-	tr       *transmissions.Service
-	sched    *schedule.Scheduler
-	reg      *prometheus.Registry
-	srv      *httptest.Server
-	deadID   string
-	txID     string
-	paidRef  string
-	lostRef  string
+	st      store.Store
+	pay     *payments.Service
+	tr      *transmissions.Service
+	sched   *schedule.Scheduler
+	reg     *prometheus.Registry
+	srv     *httptest.Server
+	deadID  string
+	txID    string
+	paidRef string
+	lostRef string
 	// retryRef is the second attempt of ORDER-44, refused the first time.
 	retryRef, refusedRef string
-	later    atomic.Int64 // how far the dashboard's clock is ahead
-	spoolDir string
+	later                atomic.Int64 // how far the dashboard's clock is ahead
+	spoolDir             string
 }
 
 // newEnv builds the dashboard over a real SQLite store, the payment service

@@ -55,7 +55,7 @@ type Store struct {
 }
 
 var (
-	_ store.Store                = (*Store)(nil)
+	_ store.Store = (*Store)(nil)
 )
 
 // Open connects to dsn (a libpq URL or key=value string) and applies the

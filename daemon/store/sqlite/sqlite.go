@@ -57,7 +57,7 @@ type Store struct {
 }
 
 var (
-	_ store.Store                = (*Store)(nil)
+	_ store.Store = (*Store)(nil)
 )
 
 // Path returns the database file.
