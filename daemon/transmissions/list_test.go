@@ -45,6 +45,11 @@ func TestListRefusesUnknownState(t *testing.T) {
 			if len(ts) != c.count {
 				t.Fatalf("GET %s: %d transmissions, want %d", c.query, len(ts), c.count)
 			}
+			for _, x := range ts {
+				if x.Currency != "EUR" { // every transaction of pain001_3tx.xml is in EUR
+					t.Fatalf("GET %s: currency %q, want EUR", c.query, x.Currency)
+				}
+			}
 		})
 	}
 }

@@ -49,9 +49,6 @@ func (s *Service) Describe(ctx context.Context, id string) (*Detail, error) {
 	d := &Detail{Transmission: *t}
 	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
 		var err error
-		if d.Currency, err = currencyOf(ctx, tx, id); err != nil {
-			return err
-		}
 		if d.Rejected, err = s.txs(ctx, tx, id, true); err != nil {
 			return err
 		}

@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"embed"
 	"encoding/hex"
 	"encoding/json"
@@ -201,12 +200,12 @@ type Transmission struct {
 	UpdatedAt      time.Time       `json:"updated_at"`
 	Version        int64           `json:"version"`
 	// Currency is the currency of every transaction of the file ("" when
-	// they differ or the file has none); filled by List and Describe.
+	// they differ or the file has none), recorded at submission.
 	Currency string `json:"currency,omitempty"`
 }
 
 const txCols = `id, bank, function, file_name, spool_path, sha256, size, kind, msg_id, nb_of_txs, ctrl_sum, state,
-	order_id, transaction_id, partner_id, upload_attempts, last_error, details, created_ms, submitted_ms, deadline_ms, updated_ms, version`
+	order_id, transaction_id, partner_id, upload_attempts, last_error, details, created_ms, submitted_ms, deadline_ms, updated_ms, version, currency`
 
 func scanTransmission(r store.Row) (*Transmission, error) {
 	var t Transmission
@@ -214,7 +213,7 @@ func scanTransmission(r store.Row) (*Transmission, error) {
 	var c, sub, dl, up int64
 	if err := r.Scan(&t.ID, &t.Bank, &t.Function, &t.FileName, &t.SpoolPath, &t.SHA256, &t.Size, &t.Kind, &t.MsgID,
 		&t.NbOfTxs, &t.CtrlSum, &t.State, &t.OrderID, &t.TransactionID, &t.PartnerID, &t.UploadAttempts, &t.LastError,
-		&details, &c, &sub, &dl, &up, &t.Version); err != nil {
+		&details, &c, &sub, &dl, &up, &t.Version, &t.Currency); err != nil {
 		return nil, err
 	}
 	t.Details = json.RawMessage(details)
@@ -301,11 +300,11 @@ func (s *Service) Submit(ctx context.Context, bankName, function, path string) (
 	nb := int64(len(info.Txs))
 	t := &Transmission{ID: id, Bank: bankName, Function: function, FileName: filepath.Base(path), SpoolPath: spool,
 		SHA256: sum, Size: size, Kind: info.Kind, MsgID: info.MsgID, NbOfTxs: nb, CtrlSum: info.CtrlSum,
-		State: StateQueued, CreatedAt: now, UpdatedAt: now, Version: 1, Details: json.RawMessage("{}")}
+		State: StateQueued, CreatedAt: now, UpdatedAt: now, Version: 1, Details: json.RawMessage("{}"), Currency: oneCurrency(info.Txs)}
 	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO transmissions (`+txCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		_, err := tx.Exec(ctx, `INSERT INTO transmissions (`+txCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			t.ID, t.Bank, t.Function, t.FileName, t.SpoolPath, t.SHA256, t.Size, t.Kind, t.MsgID, t.NbOfTxs, t.CtrlSum,
-			string(t.State), "", "", "", 0, "", "{}", now.UnixMilli(), 0, 0, now.UnixMilli(), 1)
+			string(t.State), "", "", "", 0, "", "{}", now.UnixMilli(), 0, 0, now.UnixMilli(), 1, t.Currency)
 		if err != nil {
 			return err
 		}
@@ -398,33 +397,24 @@ func (s *Service) List(ctx context.Context, state string, limit int) ([]Transmis
 			}
 			out = append(out, *t)
 		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows.Close()
-		for i := range out {
-			c, err := currencyOf(ctx, tx, out[i].ID)
-			if err != nil {
-				return err
-			}
-			out[i].Currency = c
-		}
-		return nil
+		return rows.Err()
 	})
 	return out, err
 }
 
-// currencyOf returns the one currency of a transmission's transactions, or
-// "" when there are several (or none).
-func currencyOf(ctx context.Context, tx store.Tx, id string) (string, error) {
-	var lo, hi sql.NullString
-	if err := tx.QueryRow(ctx, `SELECT MIN(currency), MAX(currency) FROM transmission_txs WHERE transmission_id = ?`, id).Scan(&lo, &hi); err != nil {
-		return "", fmt.Errorf("currency of %s: %w", id, err)
+// oneCurrency returns the currency of every transaction, or "" when they
+// differ (or there are none).
+func oneCurrency(txs []painfile.Tx) string {
+	if len(txs) == 0 {
+		return ""
 	}
-	if lo.String != hi.String {
-		return "", nil
+	c := txs[0].Currency
+	for _, x := range txs[1:] {
+		if x.Currency != c {
+			return ""
+		}
 	}
-	return lo.String, nil
+	return c
 }
 
 func joinStates() string {
