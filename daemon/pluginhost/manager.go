@@ -61,11 +61,16 @@ type Options struct {
 	Logger zerolog.Logger
 	// Registerer receives the metrics; nil registers nothing.
 	Registerer prometheus.Registerer
-	// SocketDir is where plugin processes create their go-plugin unix
-	// sockets (PLUGIN_UNIX_SOCKET_DIR), e.g. the daemon's runtime
-	// directory; New creates it (0700) and removes the sockets nobody
-	// listens on any more (left by killed plugins). Empty: the system
-	// temporary directory, never cleaned.
+	// SocketDir holds every go-plugin unix socket, e.g. the daemon's
+	// runtime directory: each plugin process gets a folder of its own in
+	// it (go-plugin's UnixSocketConfig.TempDir, PLUGIN_UNIX_SOCKET_DIR for
+	// the plugin) for its socket and the daemon's broker socket serving its
+	// Host callbacks, removed when the process is stopped or restarted.
+	// New creates SocketDir (0700) and removes what killed processes left
+	// there (sockets nobody listens on, then their folders). The path must
+	// leave room for go-plugin's names in the 107 bytes of a unix socket
+	// path (MaxSocketDirLen). Empty: the system temporary directory,
+	// cleaned only when the process stops normally.
 	SocketDir string
 	// HealthInterval is the period of health checks (default 10s).
 	HealthInterval time.Duration
@@ -194,32 +199,79 @@ func New(opts Options) (*Manager, error) {
 	return &Manager{opts: opts, log: opts.Logger, metrics: met, plugins: map[string]*instance{}}, nil
 }
 
-// cleanStaleSockets removes the unix sockets of dir that nobody listens on
-// (a plugin killed with SIGKILL cannot remove its own); live ones, of
-// another process sharing the directory, are kept.
+// pluginSocketDirPrefix names the per-process folders go-plugin creates in
+// Options.SocketDir (os.MkdirTemp(dir, "plugin-dir")): each holds the
+// plugin's socket and the daemon's broker socket for its Host callbacks.
+const pluginSocketDirPrefix = "plugin-dir"
+
+// MaxSocketDirLen is the longest Options.SocketDir that leaves room, in
+// the 107 bytes of a unix socket path (sun_path without its NUL), for
+// go-plugin's per-process folder and socket names ("/plugin-dir" and
+// "/plugin" each followed by up to 10 random digits).
+const MaxSocketDirLen = 107 - len("/"+pluginSocketDirPrefix+"0123456789/plugin0123456789")
+
+// emptyDirGrace keeps an empty per-process folder younger than this at
+// start: it may belong to another daemon sharing the directory whose
+// plugin is still starting (its handshake is bounded by StartTimeout).
+const emptyDirGrace = 2 * time.Minute
+
+// cleanStaleSockets removes the unix sockets of dir, and of go-plugin's
+// per-process folders in it, that nobody listens on (a plugin or daemon
+// killed with SIGKILL cannot remove its own), and the per-process folders
+// left empty; live sockets, of another process sharing the directory, and
+// the folders holding them are kept.
 func cleanStaleSockets(dir string, log zerolog.Logger) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		log.Warn().Err(err).Str("dir", dir).Msg("plugin socket directory not readable")
 		return
 	}
-	removed := 0
+	removed, dirs := 0, 0
 	for _, e := range ents {
-		if e.Type()&os.ModeSocket == 0 {
-			continue
-		}
 		p := filepath.Join(dir, e.Name())
-		if c, err := net.DialTimeout("unix", p, 200*time.Millisecond); err == nil {
-			c.Close()
-			continue
-		}
-		if err := os.Remove(p); err == nil {
-			removed++
+		switch {
+		case e.Type()&os.ModeSocket != 0:
+			if removeStaleSocket(p) {
+				removed++
+			}
+		case e.IsDir() && strings.HasPrefix(e.Name(), pluginSocketDirPrefix):
+			fi, err := e.Info()
+			if err != nil {
+				continue
+			}
+			sub, err := os.ReadDir(p)
+			if err != nil {
+				log.Warn().Err(err).Str("dir", p).Msg("plugin socket directory not readable")
+				continue
+			}
+			stale := 0
+			for _, se := range sub {
+				if se.Type()&os.ModeSocket != 0 && removeStaleSocket(filepath.Join(p, se.Name())) {
+					stale++
+				}
+			}
+			removed += stale
+			if stale == 0 && time.Since(fi.ModTime()) < emptyDirGrace {
+				continue
+			}
+			if os.Remove(p) == nil { // only if nothing live is left in it
+				dirs++
+			}
 		}
 	}
-	if removed > 0 {
-		log.Info().Int("sockets", removed).Str("dir", dir).Msg("stale plugin sockets removed")
+	if removed > 0 || dirs > 0 {
+		log.Info().Int("sockets", removed).Int("folders", dirs).Str("dir", dir).Msg("stale plugin sockets removed")
 	}
+}
+
+// removeStaleSocket removes the unix socket p if nobody accepts
+// connections on it, and reports whether it did.
+func removeStaleSocket(p string) bool {
+	if c, err := net.DialTimeout("unix", p, 200*time.Millisecond); err == nil {
+		c.Close()
+		return false
+	}
+	return os.Remove(p) == nil
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -91,33 +92,22 @@ func TestDaemonKilledLeavesNoOrphan(t *testing.T) {
 	})
 }
 
-// sockets lists the unix sockets in dir.
-func sockets(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		if e.Type()&os.ModeSocket != 0 {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
-
-// TestPluginSocketsInSocketDirCleanedAtStart: plugin processes create their
-// go-plugin socket under Options.SocketDir (the daemon's runtime directory),
-// not the system temporary directory; a daemon and its plugin killed with
-// SIGKILL leave the socket behind, and the next start removes it while
-// keeping the live socket of its own plugin.
+// TestPluginSocketsInSocketDirCleanedAtStart: the go-plugin sockets (the
+// plugin's, and the daemon's broker socket serving the plugin's Host
+// callbacks) live under Options.SocketDir (the daemon's runtime
+// directory), never in the system temporary directory; a daemon and its
+// plugin killed with SIGKILL leave them behind, and the next start removes
+// them while keeping the live sockets of its own plugin.
 func TestPluginSocketsInSocketDirCleanedAtStart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
-	helper, pid := startHelperDaemon(t, socketDirEnv+"="+dir)
-	stale := sockets(t, dir)
-	if len(stale) != 1 {
-		t.Fatalf("sockets in %s while the plugin runs: %v, want its one socket", dir, stale)
+	tmp := filepath.Join(t.TempDir(), "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	helper, pid := startHelperDaemon(t, socketDirEnv+"="+dir, "TMPDIR="+tmp)
+	stale := socketsUnder(t, dir)
+	if len(stale) != 2 {
+		t.Fatalf("sockets under %s while the plugin runs: %v, want the plugin's and the Host's", dir, stale)
 	}
 	_ = helper.Process.Signal(syscall.SIGKILL)
 	_ = helper.Wait()
@@ -125,38 +115,43 @@ func TestPluginSocketsInSocketDirCleanedAtStart(t *testing.T) {
 	for procState(pid) != "" && procState(pid) != "Z" && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := sockets(t, dir); len(got) != 1 || got[0] != stale[0] {
+	if got := entriesUnder(t, tmp); len(got) != 0 {
+		t.Fatalf("the killed daemon left in TMPDIR: %v", got)
+	}
+	if got := socketsUnder(t, dir); !slices.Equal(got, stale) {
 		t.Fatalf("after kill -9 the socket directory holds %v, want the stale %v", got, stale)
 	}
 
 	// The dead plugin's threads may still hold the socket for a moment.
-	waitFor(t, "the killed plugin's socket to refuse connections", func() bool {
-		c, err := net.Dial("unix", filepath.Join(dir, stale[0]))
-		if err == nil {
-			c.Close()
+	waitFor(t, "the killed plugin's sockets to refuse connections", func() bool {
+		for _, s := range stale {
+			if c, err := net.Dial("unix", filepath.Join(dir, s)); err == nil {
+				c.Close()
+				return false
+			}
 		}
-		return err != nil
+		return true
 	})
 	m, err := New(Options{State: newMemState(), Logger: zerolog.Nop(), HealthInterval: time.Hour, SocketDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := sockets(t, dir); len(got) != 0 {
+	if got := entriesUnder(t, dir); len(got) != 0 {
 		t.Fatalf("stale sockets kept at start: %v", got)
 	}
 	if err := m.Start(context.Background(), Spec{Name: "fresh", Path: pluginPath, Kind: "payment_gateway", Settings: []byte(settings)}); err != nil {
 		t.Fatal(err)
 	}
 	defer m.Stop(context.Background())
-	live := sockets(t, dir)
-	if len(live) != 1 || live[0] == stale[0] {
-		t.Fatalf("live plugin sockets %v", live)
+	live := socketsUnder(t, dir)
+	if len(live) != 2 || slices.Contains(live, stale[0]) || slices.Contains(live, stale[1]) {
+		t.Fatalf("live plugin sockets %v (stale were %v)", live, stale)
 	}
-	// A second manager on the same directory keeps the live socket.
+	// A second manager on the same directory keeps the live sockets.
 	if _, err := New(Options{State: newMemState(), Logger: zerolog.Nop(), SocketDir: dir}); err != nil {
 		t.Fatal(err)
 	}
-	if got := sockets(t, dir); len(got) != 1 || got[0] != live[0] {
-		t.Fatalf("a live socket was removed: %v", got)
+	if got := socketsUnder(t, dir); !slices.Equal(got, live) {
+		t.Fatalf("a live socket was removed: %v, want %v", got, live)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -129,9 +128,6 @@ func (in *instance) env() []string {
 			env = append(env, k+"="+v)
 		}
 	}
-	if d := in.m.opts.SocketDir; d != "" {
-		env = append(env, plugin.EnvUnixSocketDir+"="+d)
-	}
 	return append(env, in.spec.Env...)
 }
 
@@ -141,14 +137,13 @@ func (in *instance) launch(ctx context.Context, settings []byte) error {
 	if err := in.checkSum(); err != nil {
 		return err
 	}
-	cmd := exec.Command(in.spec.Path, in.spec.Args...)
-	cmd.Env = in.env()
-	setProcAttr(cmd)
 	zl := in.log
+	var st started
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  pluginrpc.Handshake,
 		Plugins:          pluginrpc.PluginMap(),
-		Cmd:              cmd,
+		RunnerFunc:       in.runnerFunc(&st),
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: in.m.opts.SocketDir},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Managed:          true,
@@ -159,13 +154,12 @@ func (in *instance) launch(ctx context.Context, settings []byte) error {
 		SyncStderr:       &lineWriter{log: func(l string) { relayPluginLine(zl, "stderr", zerolog.InfoLevel, l) }},
 		GRPCDialOptions:  pluginrpc.DialOptions(),
 	}
-	if in.spec.SHA256 != "" {
-		sum, _ := hex.DecodeString(in.spec.SHA256)
-		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
-	}
 	client := plugin.NewClient(cfg)
 	fail := func(err error) error {
 		client.Kill()
+		if st.sockDir != "" {
+			_ = os.RemoveAll(st.sockDir)
+		}
 		return err
 	}
 	proto, err := client.Client()
@@ -198,8 +192,8 @@ func (in *instance) launch(ctx context.Context, settings []byte) error {
 		return fail(fmt.Errorf("configure: %w", err))
 	}
 	pid := 0
-	if cmd.Process != nil {
-		pid = cmd.Process.Pid
+	if st.run != nil {
+		pid = st.run.pid
 	}
 	in.mu.Lock()
 	in.client, in.raw, in.info, in.pid = client, raw, info, pid

@@ -659,15 +659,11 @@ func pluginSocketDir(cfg *config.Config) string {
 	return shortSocketDir(filepath.Join(base, "plugin-sockets"))
 }
 
-// maxSocketDir leaves room in sun_path (108 bytes with its NUL) for
-// go-plugin's "/plugin" + 10 random digits.
-const maxSocketDir = 107 - len("/plugin0123456789")
-
 func shortSocketDir(dir string) string {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	if len(dir) <= maxSocketDir {
+	if len(dir) <= pluginhost.MaxSocketDirLen {
 		return dir
 	}
 	sum := sha256.Sum256([]byte(dir))

@@ -17,7 +17,11 @@ import (
 func TestPluginSocketDirFitsSunPath(t *testing.T) {
 	t.Setenv("RUNTIME_DIRECTORY", "")
 	deep := filepath.Join(t.TempDir(), strings.Repeat("TestEbicsKill9DuringUploaddelast-segment-stored", 2), "state")
-	for _, state := range []string{filepath.Join(t.TempDir(), "acquit.db"), filepath.Join(deep, "acquit.db")} {
+	// A folder that fitted go-plugin's socket name alone but not its
+	// per-process folder too.
+	base := t.TempDir()
+	medium := filepath.Join(base, strings.Repeat("m", 85-len(base)-len("/plugin-sockets")-1))
+	for _, state := range []string{filepath.Join(t.TempDir(), "acquit.db"), filepath.Join(medium, "acquit.db"), filepath.Join(deep, "acquit.db")} {
 		cfg := &config.Config{}
 		cfg.State.Driver, cfg.State.Path = "sqlite", state
 		dir := pluginSocketDir(cfg)
@@ -28,7 +32,12 @@ func TestPluginSocketDirFitsSunPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(dir) })
-		sock := filepath.Join(dir, "plugin0123456789")
+		// go-plugin's per-process folder and socket, at their longest.
+		sub := filepath.Join(dir, "plugin-dir4294967295")
+		if err := os.Mkdir(sub, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		sock := filepath.Join(sub, "plugin4294967295")
 		l, err := net.Listen("unix", sock)
 		if err != nil {
 			t.Fatalf("state %d bytes deep: socket folder %s: %v", len(state), dir, err)

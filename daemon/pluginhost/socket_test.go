@@ -1,0 +1,179 @@
+package pluginhost
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/acquit/acquit/plugins/testplugin"
+	"github.com/acquit/acquit/sdk"
+)
+
+// entriesUnder lists everything below dir (relative paths, sockets marked
+// with " (socket)"), or nothing if dir does not exist.
+func entriesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) && p == dir {
+				return filepath.SkipDir
+			}
+			return err
+		}
+		if p == dir {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.Type()&os.ModeSocket != 0 {
+			rel += " (socket)"
+		}
+		out = append(out, rel)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// socketsUnder lists the unix sockets below dir (relative paths).
+func socketsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type()&os.ModeSocket != 0 {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
+}
+
+// emptyTMPDIR points TMPDIR (os.TempDir, inherited by the plugins) at a
+// fresh empty folder and returns it.
+func emptyTMPDIR(t *testing.T) string {
+	t.Helper()
+	tmp := filepath.Join(t.TempDir(), "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
+	return tmp
+}
+
+// TestNoSocketInSystemTemp: every go-plugin socket, the plugin's and the
+// daemon's own broker socket that serves the plugin's Host callbacks,
+// lives under Options.SocketDir; nothing is created in the system
+// temporary directory while a plugin runs, makes Host calls, is killed
+// with SIGKILL and restarted, or after Stop. (The Host broker socket used
+// to be created in $TMPDIR by go-plugin's default runner.)
+func TestNoSocketInSystemTemp(t *testing.T) {
+	ctx := context.Background()
+	run := filepath.Join(t.TempDir(), "run")
+	tmp := emptyTMPDIR(t)
+	e := newEnv(t, func(o *Options) { o.SocketDir = run; o.BackoffMin = 50 * time.Millisecond })
+	if err := e.m.Start(ctx, gatewaySpec("atos")); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := e.m.Gateway("atos")
+	// InitPayment calls the Host twice (NextSequence, StatePut), as does
+	// VerifyNotification (StateGet, StatePut).
+	if _, err := g.InitPayment(ctx, sdk.PaymentRequest{Reference: "REF0001", Amount: 1250, Currency: "EUR"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := g.VerifyNotification(ctx, notification(t, "accepted.form")); err != nil || res.Outcome != sdk.OutcomeAccepted {
+		t.Fatalf("verify: %+v %v", res, err)
+	}
+	if got := entriesUnder(t, tmp); len(got) != 0 {
+		t.Fatalf("created in TMPDIR while the plugin runs: %v", got)
+	}
+	// The plugin's socket and the daemon's Host broker socket.
+	if got := socketsUnder(t, run); len(got) != 2 {
+		t.Fatalf("sockets under the socket dir: %v, want the plugin's and the Host's", got)
+	}
+
+	pid := e.pid(t, "atos")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "plugin restarted", func() bool {
+		st := e.status("atos")
+		return st.State == StateUp && st.PID != pid && st.PID != 0
+	})
+	if _, err := g.InitPayment(ctx, sdk.PaymentRequest{Reference: "REF0002", Amount: 1, Currency: "EUR"}); err != nil {
+		t.Fatalf("Host calls after restart: %v", err)
+	}
+	if got := entriesUnder(t, tmp); len(got) != 0 {
+		t.Fatalf("created in TMPDIR after kill -9 and restart: %v", got)
+	}
+	// The killed process's sockets went with it; only the new ones remain.
+	if got := socketsUnder(t, run); len(got) != 2 {
+		t.Fatalf("sockets under the socket dir after restart: %v, want the new plugin's and the Host's", got)
+	}
+	if err := e.m.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := entriesUnder(t, tmp); len(got) != 0 {
+		t.Fatalf("created in TMPDIR after Stop: %v", got)
+	}
+	if got := entriesUnder(t, run); len(got) != 0 {
+		t.Fatalf("left in the socket dir after Stop: %v", got)
+	}
+}
+
+// TestFailedStartLeavesNoSocketFolder: a plugin that cannot be executed,
+// or exits before its handshake, leaves no per-process socket folder
+// behind (go-plugin removes it only after killing a started process), so
+// restart attempts with backoff do not pile folders up.
+func TestFailedStartLeavesNoSocketFolder(t *testing.T) {
+	ctx := context.Background()
+	run := filepath.Join(t.TempDir(), "run")
+	missing := filepath.Join(t.TempDir(), "no-such-plugin")
+	tmp := emptyTMPDIR(t)
+	e := newEnv(t, func(o *Options) { o.SocketDir = run })
+	bad := gatewaySpec("missing")
+	bad.Path = missing
+	for _, s := range []Spec{bad, gatewaySpec("quitter", testplugin.EnvExitAtStart+"=1")} {
+		if err := e.m.Start(ctx, s); err == nil {
+			t.Fatalf("%s started", s.Name)
+		}
+		if got := entriesUnder(t, run); len(got) != 0 {
+			t.Fatalf("after the failed start of %s the socket dir holds %v", s.Name, got)
+		}
+	}
+	if got := entriesUnder(t, tmp); len(got) != 0 {
+		t.Fatalf("created in TMPDIR: %v", got)
+	}
+}
+
+// TestCleanKeepsYoungEmptySocketFolder: at start, an empty per-process
+// folder is removed only once it is older than a plugin handshake could
+// take (it may be another daemon's plugin starting); other folders and
+// files are not touched.
+func TestCleanKeepsYoungEmptySocketFolder(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"plugin-dir1", "plugin-dir2", "other"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-emptyDirGrace - time.Minute)
+	for _, d := range []string{"plugin-dir1", "other"} {
+		if err := os.Chtimes(filepath.Join(dir, d), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := New(Options{State: newMemState(), SocketDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if got := entriesUnder(t, dir); !slices.Equal(got, []string{"other", "plugin-dir2"}) {
+		t.Fatalf("socket dir after start: %v, want the young folder and the foreign one kept", got)
+	}
+}
