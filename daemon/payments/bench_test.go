@@ -4,10 +4,13 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,6 +86,7 @@ func benchOffered(b *testing.B, driver string, rate int) {
 	interval := time.Second / time.Duration(rate)
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	g0 := groupStats(e)
 	t0 := time.Now()
 	for i := 0; i < b.N; i++ {
 		at := t0.Add(time.Duration(i) * interval)
@@ -98,6 +102,7 @@ func benchOffered(b *testing.B, driver string, rate int) {
 	}
 	wg.Wait()
 	reportDecided(b, e, "atos", time.Since(t0), lat)
+	reportGroups(b, e, g0)
 }
 
 func benchAutomatic(b *testing.B, driver string, senders int) {
@@ -145,6 +150,8 @@ func runSenders(b *testing.B, e *env, gateway string, reqs []benchRequest, sende
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	defer profileTimed(b)()
+	g0 := groupStats(e)
 	t0 := time.Now()
 	for w := 0; w < senders; w++ {
 		wg.Add(1)
@@ -166,6 +173,72 @@ func runSenders(b *testing.B, e *env, gateway string, reqs []benchRequest, sende
 	}
 	wg.Wait()
 	reportDecided(b, e, gateway, time.Since(t0), lat)
+	reportGroups(b, e, g0)
+}
+
+// writerStats are the SQLite store's group-commit counters and the
+// process CPU time (zero counters on PostgreSQL).
+type writerStats struct {
+	commits, txs int64
+	busy, cpu    time.Duration
+}
+
+func groupStats(e *env) writerStats {
+	var w writerStats
+	if gs, ok := e.st.(interface {
+		GroupStats() (int64, int64)
+		WriterBusy() time.Duration
+	}); ok {
+		w.commits, w.txs = gs.GroupStats()
+		w.busy = gs.WriterBusy()
+	}
+	w.cpu = processCPU()
+	return w
+}
+
+// reportGroups reports, for the timed part, the process CPU per response
+// (less disturbed by other load than the rate), and on SQLite the commits
+// made, the transactions each carried, and the time the single writer
+// goroutine was busy per response (its share of the wall clock says
+// whether the writer is the bottleneck).
+func reportGroups(b *testing.B, e *env, g0 writerStats) {
+	g := groupStats(e)
+	b.ReportMetric(float64((g.cpu-g0.cpu).Microseconds())/float64(b.N), "cpu-us/op")
+	if c := g.commits - g0.commits; c > 0 {
+		b.ReportMetric(float64(c)/float64(b.N), "commits/op")
+		b.ReportMetric(float64(g.txs-g0.txs)/float64(c), "tx/commit")
+		b.ReportMetric(float64((g.busy-g0.busy).Microseconds())/float64(b.N), "writer-us/op")
+	}
+}
+
+// processCPU returns the user+system CPU time of the process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// profileTimed writes a CPU profile of the timed part only (not the
+// setup, which starts and pays every payment) to the file named by
+// ACQUIT_BENCH_CPUPROFILE, when set; the returned func stops it.
+func profileTimed(b *testing.B) func() {
+	path := os.Getenv("ACQUIT_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // reportDecided stops the timer, checks that every one of the b.N
@@ -220,6 +293,7 @@ func BenchmarkBareSealHandler(b *testing.B) {
 	c := &http.Client{}
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
+	cpu0 := processCPU()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
 		if code := postForm(b, c, srv.URL, forms[0]); code != 200 {
@@ -228,6 +302,7 @@ func BenchmarkBareSealHandler(b *testing.B) {
 		lat = append(lat, time.Since(t0))
 	}
 	b.StopTimer()
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "resp/s")
 	reportLatency(b, lat)
 }

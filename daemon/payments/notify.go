@@ -375,14 +375,18 @@ func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, chan
 	if err != nil {
 		return nil, err
 	}
-	// Take the payment's row lock (PostgreSQL; SQLite serialises writers
-	// anyway) so that concurrent responses for one payment are applied one
-	// after the other, then read its current state.
-	if _, err := tx.Exec(ctx, `UPDATE payments SET version = version WHERE reference = ?`, p.Reference); err != nil {
-		return nil, fmt.Errorf("payment %s: lock: %w", p.Reference, err)
-	}
-	if p, err = getPayment(ctx, tx, p.Reference); err != nil {
-		return nil, err
+	// PostgreSQL: take the payment's row lock so that concurrent responses
+	// for one payment are applied one after the other, then read its
+	// current state. SQLite has one writer and this transaction began
+	// IMMEDIATE: the row just read is current and nobody else can change
+	// it before the commit, so the lock and the second read are skipped.
+	if !s.serialWriter {
+		if _, err := tx.Exec(ctx, `UPDATE payments SET version = version WHERE reference = ?`, p.Reference); err != nil {
+			return nil, fmt.Errorf("payment %s: lock: %w", p.Reference, err)
+		}
+		if p, err = getPayment(ctx, tx, p.Reference); err != nil {
+			return nil, err
+		}
 	}
 	out.payment = p
 	if d := mismatch(p, pr); d != "" {

@@ -180,6 +180,9 @@ type Service struct {
 	cfg     Config
 	m       *metrics
 	limit   *clientLimiter
+	// serialWriter: the store runs every write transaction on one writer
+	// (SQLite), so a row read inside one is current until its commit.
+	serialWriter bool
 }
 
 // New builds a Service; defaults fill unset Config durations.
@@ -228,6 +231,8 @@ func New(deps Deps) *Service {
 		cfg:     c,
 		m:       newMetrics(deps.Registerer),
 		limit:   newClientLimiter(c.NotifyRate, c.NotifyBurst),
+
+		serialWriter: deps.Store != nil && deps.Store.Driver() == "sqlite",
 	}
 }
 

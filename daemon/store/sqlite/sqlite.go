@@ -6,8 +6,10 @@
 // other processes on the same file wait up to the busy timeout. Concurrent
 // write transactions are committed together by one writer goroutine (group
 // commit: one fsync for all of them, each in its own savepoint; see
-// sqlstore/group.go). Reads go through a separate pool of read-only
-// connections.
+// sqlstore/group.go). Temporary files (the savepoint journals of a group)
+// stay in memory (temp_store=MEMORY), and WAL checkpoints run on their own
+// connection in the background instead of on the writer (checkpoint.go).
+// Reads go through a separate pool of read-only connections.
 //
 // Because there is one writer, a function passed to InTx must not call
 // Store methods that write (RecordRaw, KVSet, ClaimEvents...): use the Tx.
@@ -68,10 +70,12 @@ func dsn(path string, readOnly bool) string {
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeoutMS))
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "temp_store(MEMORY)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Set("_txlock", "immediate")
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerAutoCheckpoint))
 	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
@@ -129,18 +133,35 @@ func Open(ctx context.Context, path string, opts ...store.Option) (*Store, error
 	}
 	r.SetMaxOpenConns(o.Readers)
 	r.SetMaxIdleConns(o.Readers)
+	c, err := sql.Open("sqlite", dsn(abs, false))
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite open %s (checkpointer): %w", abs, err)
+	}
+	c.SetMaxOpenConns(1)
+	c.SetMaxIdleConns(1)
+	ckpt := newCheckpointer(c)
 	return &Store{
 		DB: &sqlstore.DB{
-			W: w, R: r, MaxRawBody: o.MaxRawBody,
+			AfterCommit: ckpt.wake,
+			BeforeClose: ckpt.close,
+			W:           w, R: r, MaxRawBody: o.MaxRawBody,
 			WriterSlots: make(chan struct{}, 1),
 			D: sqlstore.Dialect{
-				Name:     "sqlite",
-				Rebind:   func(s string) string { return s },
-				IsUnique: isUnique,
+				Name:         "sqlite",
+				Rebind:       func(s string) string { return s },
+				IsUnique:     isUnique,
+				IsForeignKey: isForeignKey,
 			},
 		},
 		path: abs,
 	}, nil
+}
+
+func isForeignKey(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }
 
 func isUnique(err error) bool {

@@ -40,7 +40,8 @@ func TestPragmasAndMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = s.InTx(ctx, func(tx store.Tx) error {
-		for pragma, want := range map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": "15000"} {
+		for pragma, want := range map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": "15000",
+			"temp_store": "2", "wal_autocheckpoint": "4000"} {
 			var got string
 			if err := tx.QueryRow(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
 				return err

@@ -146,7 +146,9 @@ func (s *DB) groupLoop() {
 			if len(batch) == 0 {
 				break
 			}
+			t0 := time.Now()
 			s.commitGroup(batch)
+			s.busy.Add(int64(time.Since(t0)))
 		}
 	}
 }
@@ -222,7 +224,7 @@ func (s *DB) commitGroup(batch []*groupReq) {
 			continue
 		}
 		if !single {
-			if _, err := tx.ExecContext(bg, "SAVEPOINT g"); err != nil {
+			if _, err := s.txExec(bg, tx, "SAVEPOINT g"); err != nil {
 				abort = fmt.Errorf("savepoint: %w", err)
 				s.grp.requeue(batch[i:]) // not run: they get a fresh transaction
 				break
@@ -231,7 +233,7 @@ func (s *DB) commitGroup(batch []*groupReq) {
 		err, p := runReq(r, tx)
 		if err == nil && p == nil {
 			if !single {
-				if _, err := tx.ExecContext(bg, "RELEASE g"); err != nil {
+				if _, err := s.txExec(bg, tx, "RELEASE g"); err != nil {
 					abort = fmt.Errorf("release savepoint: %w", err)
 					r.finish(abort)
 					s.grp.requeue(batch[i+1:])
@@ -247,10 +249,10 @@ func (s *DB) commitGroup(batch []*groupReq) {
 			r.finish(nil)
 			return
 		}
-		if _, e := tx.ExecContext(bg, "ROLLBACK TO g"); e != nil {
+		if _, e := s.txExec(bg, tx, "ROLLBACK TO g"); e != nil {
 			// The transaction itself is gone (SQLite rolled it back).
 			abort = fmt.Errorf("transaction aborted by the database: %w", e)
-		} else if _, e := tx.ExecContext(bg, "RELEASE g"); e != nil {
+		} else if _, e := s.txExec(bg, tx, "RELEASE g"); e != nil {
 			abort = fmt.Errorf("release savepoint: %w", e)
 		}
 		r.finish(nil)
@@ -279,6 +281,9 @@ func (s *DB) commitGroup(batch []*groupReq) {
 	}
 	s.groups.Add(1)
 	s.grouped.Add(int64(len(ok)))
+	if s.AfterCommit != nil {
+		s.AfterCommit()
+	}
 	for _, r := range ok {
 		r.finish(nil)
 	}
@@ -287,6 +292,11 @@ func (s *DB) commitGroup(batch []*groupReq) {
 // GroupStats reports the group commits made and the transactions they
 // carried (SQLite; zero for PostgreSQL).
 func (s *DB) GroupStats() (commits, txs int64) { return s.groups.Load(), s.grouped.Load() }
+
+// WriterBusy reports the wall-clock time the SQLite writer goroutine spent
+// running and committing groups (zero for PostgreSQL): with the number of
+// transactions, what each costs the single writer.
+func (s *DB) WriterBusy() time.Duration { return time.Duration(s.busy.Load()) }
 
 // stmtCtx is the context for a statement inside a write transaction: on
 // SQLite the caller's cancellation is dropped (an interrupted statement

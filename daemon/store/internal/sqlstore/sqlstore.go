@@ -24,6 +24,11 @@ type Dialect struct {
 	Rebind func(string) string
 	// IsUnique reports a unique-constraint violation.
 	IsUnique func(error) bool
+	// IsForeignKey, when set, reports a foreign-key violation that failed
+	// only its statement (SQLite): AddVerdict then lets the foreign key
+	// find an unknown raw input instead of looking it up first. Unset on
+	// PostgreSQL, where a failed statement aborts the whole transaction.
+	IsForeignKey func(error) bool
 	// ClaimLock is appended to the claim SELECT (" FOR UPDATE OF e SKIP LOCKED").
 	ClaimLock string
 	// RowLock is appended to SELECTs of a row about to be updated (" FOR UPDATE").
@@ -56,15 +61,23 @@ type DB struct {
 	WriterSlots chan struct{}
 	// WriterWait bounds the wait for WriterSlots (default 60s).
 	WriterWait time.Duration
-	closeOnce  sync.Once
-	closeErr   error
-	kvSets     atomic.Int64
-	stmts      stmtCache
+	// AfterCommit, when set, is called on the writer goroutine after each
+	// group commit (SQLite: wakes the background checkpointer); it must not
+	// block.
+	AfterCommit func()
+	// BeforeClose, when set, is called by Close once the writer has
+	// drained, before the pools are closed.
+	BeforeClose func()
+	closeOnce   sync.Once
+	closeErr    error
+	kvSets      atomic.Int64
+	stmts       stmtCache
 
 	grpOnce sync.Once
 	grp     *grouper
 	groups  atomic.Int64 // group commits made
 	grouped atomic.Int64 // transactions they carried
+	busy    atomic.Int64 // nanoseconds the writer spent on groups
 }
 
 // kvSweepEvery is how many KVSet calls pass between two sweeps of expired
@@ -79,13 +92,24 @@ var ErrWriterBusy = errors.New("store writer busy (a Store method called inside 
 // maxCachedStmts bounds the prepared-statement cache.
 const maxCachedStmts = 128
 
-// stmtCache keeps the store's own statements prepared on the single SQLite
-// writer connection: a statement first runs unprepared and is recorded as
-// wanted; the next begin, with the writer idle, prepares it.
+// stmtCache keeps the statements run inside write transactions prepared on
+// the single SQLite writer connection (parsing a statement costs about as
+// much as running it). A statement seen a second time is recorded as
+// wanted; the next group, before its transaction begins (the writer idle),
+// prepares it. Past maxCachedStmts the least recently used statement is
+// closed, so statements built at run time (IN lists) cannot push the hot
+// ones out for good.
 type stmtCache struct {
 	mu       sync.Mutex
-	prepared map[string]*sql.Stmt
-	wanted   map[string]bool
+	prepared map[string]*cachedStmt
+	seen     map[string]bool // run once, unprepared
+	wanted   map[string]bool // run twice: prepare at the next begin
+	tick     uint64
+}
+
+type cachedStmt struct {
+	st   *sql.Stmt
+	used uint64
 }
 
 // txStmt returns the cached statement for query inside tx, or nil.
@@ -93,40 +117,86 @@ func (s *DB) txStmt(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
 	if s.WriterSlots == nil {
 		return nil // PostgreSQL: pgx caches statements per connection itself
 	}
-	s.stmts.mu.Lock()
-	st := s.stmts.prepared[query]
-	if st == nil && len(s.stmts.prepared)+len(s.stmts.wanted) < maxCachedStmts {
-		if s.stmts.wanted == nil {
-			s.stmts.wanted = map[string]bool{}
+	c := &s.stmts
+	c.mu.Lock()
+	cs := c.prepared[query]
+	if cs != nil {
+		c.tick++
+		cs.used = c.tick
+	} else if c.seen[query] {
+		if len(c.wanted) < maxCachedStmts {
+			if c.wanted == nil {
+				c.wanted = map[string]bool{}
+			}
+			c.wanted[query] = true
 		}
-		s.stmts.wanted[query] = true
+	} else if len(c.seen) < 4*maxCachedStmts {
+		if c.seen == nil {
+			c.seen = map[string]bool{}
+		}
+		c.seen[query] = true
 	}
-	s.stmts.mu.Unlock()
-	if st == nil {
+	c.mu.Unlock()
+	if cs == nil {
 		return nil
 	}
-	return tx.StmtContext(s.stmtCtx(ctx), st)
+	return tx.StmtContext(s.stmtCtx(ctx), cs.st)
 }
 
-// prepareWanted prepares the statements recorded as wanted; called with the
-// writer slot held and no transaction open.
+// prepareWanted prepares the statements recorded as wanted; called on the
+// writer with no transaction open.
 func (s *DB) prepareWanted(ctx context.Context) {
-	s.stmts.mu.Lock()
-	defer s.stmts.mu.Unlock()
-	if len(s.stmts.wanted) == 0 {
+	c := &s.stmts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.wanted) == 0 {
 		return
 	}
-	if s.stmts.prepared == nil {
-		s.stmts.prepared = map[string]*sql.Stmt{}
+	if c.prepared == nil {
+		c.prepared = map[string]*cachedStmt{}
 	}
-	for q := range s.stmts.wanted {
+	for q := range c.wanted {
+		delete(c.seen, q)
+		if c.prepared[q] != nil {
+			continue
+		}
+		if len(c.prepared) >= maxCachedStmts {
+			c.evictLRU()
+		}
 		st, err := s.W.PrepareContext(ctx, q)
 		if err != nil {
 			continue // it will keep running unprepared
 		}
-		s.stmts.prepared[q] = st
+		c.tick++
+		c.prepared[q] = &cachedStmt{st: st, used: c.tick}
 	}
-	s.stmts.wanted = nil
+	c.wanted = nil
+	if len(c.seen) >= 4*maxCachedStmts {
+		c.seen = nil // one-off statements: forget them
+	}
+}
+
+// PreparedStatements reports how many statements are kept prepared on
+// the SQLite writer (at most 128).
+func (s *DB) PreparedStatements() int {
+	s.stmts.mu.Lock()
+	defer s.stmts.mu.Unlock()
+	return len(s.stmts.prepared)
+}
+
+// evictLRU closes the least recently used prepared statement; c.mu held.
+func (c *stmtCache) evictLRU() {
+	var oldest string
+	var min uint64
+	for q, cs := range c.prepared {
+		if oldest == "" || cs.used < min {
+			oldest, min = q, cs.used
+		}
+	}
+	if cs := c.prepared[oldest]; cs != nil {
+		cs.st.Close()
+		delete(c.prepared, oldest)
+	}
 }
 
 func (s *DB) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
@@ -248,9 +318,12 @@ func (s *DB) Close() error {
 		if s.grp != nil {
 			s.grp.stop() // drains the queue first
 		}
+		if s.BeforeClose != nil {
+			s.BeforeClose()
+		}
 		s.stmts.mu.Lock()
-		for _, st := range s.stmts.prepared {
-			st.Close()
+		for _, cs := range s.stmts.prepared {
+			cs.st.Close()
 		}
 		s.stmts.prepared = nil
 		s.stmts.mu.Unlock()

@@ -69,16 +69,22 @@ func addVerdict(ctx context.Context, s *DB, tx *sql.Tx, rawID int64, v store.Ver
 	if v.At.IsZero() {
 		v.At = time.Now()
 	}
-	var n int
-	if err := s.txQueryRow(ctx, tx, `SELECT COUNT(*) FROM raw_inputs WHERE id = ?`, rawID).Scan(&n); err != nil {
-		return fmt.Errorf("verdict for raw %d: %w", rawID, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("verdict for raw %d: %w", rawID, store.ErrNotFound)
+	if s.D.IsForeignKey == nil {
+		var n int
+		if err := s.txQueryRow(ctx, tx, `SELECT COUNT(*) FROM raw_inputs WHERE id = ?`, rawID).Scan(&n); err != nil {
+			return fmt.Errorf("verdict for raw %d: %w", rawID, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("verdict for raw %d: %w", rawID, store.ErrNotFound)
+		}
 	}
 	_, err := s.txExec(ctx, tx, `INSERT INTO raw_verdicts (raw_id, verified, code, message, subject, at)
 		VALUES (?, ?, ?, ?, ?, ?)`, rawID, b2i(v.Verified), v.Code, truncate(v.Message, maxErrorText), truncate(v.Subject, maxName), toNS(v.At))
 	if err != nil {
+		if s.D.IsForeignKey != nil && s.D.IsForeignKey(err) {
+			// raw_verdicts.raw_id is the table's only foreign key.
+			return fmt.Errorf("verdict for raw %d: %w", rawID, store.ErrNotFound)
+		}
 		return fmt.Errorf("verdict for raw %d: %w", rawID, err)
 	}
 	return nil
@@ -116,7 +122,7 @@ func (t *Tx) RecordHistory(ctx context.Context, h store.History) error {
 // Exec runs a statement with ? placeholders and returns the rows affected.
 // A unique violation is wrapped as store.ErrConflict.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(t.s.stmtCtx(ctx), t.s.q(query), args...)
+	res, err := t.s.txExec(ctx, t.tx, query, args...)
 	if err != nil {
 		return 0, t.s.conflict(err)
 	}
@@ -130,12 +136,12 @@ func (t *Tx) Exec(ctx context.Context, query string, args ...any) (int64, error)
 // QueryRow runs a query returning one row; no row scans as store.ErrNotFound
 // (which also matches sql.ErrNoRows).
 func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) store.Row {
-	return row{t.tx.QueryRowContext(t.s.stmtCtx(ctx), t.s.q(query), args...)}
+	return row{t.s.txQueryRow(ctx, t.tx, query, args...)}
 }
 
 // Query runs a query.
 func (t *Tx) Query(ctx context.Context, query string, args ...any) (store.Rows, error) {
-	rows, err := t.tx.QueryContext(t.s.stmtCtx(ctx), t.s.q(query), args...)
+	rows, err := t.s.txQuery(ctx, t.tx, query, args...)
 	if err != nil {
 		return nil, err
 	}
