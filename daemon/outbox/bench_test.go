@@ -23,7 +23,7 @@ func BenchmarkEmitAndDeliver(b *testing.B) {
 	b.Run("group", func(b *testing.B) { benchEmitAndDeliver(b, openStore(b), false) })
 	b.Run("single", func(b *testing.B) { benchEmitAndDeliver(b, openStore(b), true) })
 	b.Run("postgres", func(b *testing.B) {
-		s, err := postgres.Open(context.Background(), pgtest.DSN(b), store.WithoutRegisteredMigrations())
+		s, err := postgres.Open(context.Background(), pgtest.DSN(b))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -36,7 +36,7 @@ func TestHelperDispatcher(t *testing.T) {
 		t.Skip("helper process for TestKill9WhileDispatching")
 	}
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, os.Getenv(envDB), store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(ctx, os.Getenv(envDB))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper open:", err)
 		os.Exit(2)
@@ -116,7 +116,7 @@ func readDeliveries(t *testing.T, path string) []delivery {
 func TestKill9WhileDispatching(t *testing.T) {
 	dir := t.TempDir()
 	dbPath, outPath := filepath.Join(dir, "outbox.db"), filepath.Join(dir, "delivered.log")
-	s, err := sqlite.Open(context.Background(), dbPath, store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(context.Background(), dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestHelperHookDispatcher(t *testing.T) {
 		t.Skip("helper process for TestKill9MidHookPoisonEvent")
 	}
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, os.Getenv(envDB), store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(ctx, os.Getenv(envDB))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper open:", err)
 		os.Exit(2)
@@ -275,7 +275,7 @@ end
 	if err := os.WriteFile(filepath.Join(scripts, "hog.lua"), []byte(hog), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := sqlite.Open(context.Background(), dbPath, store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(context.Background(), dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}

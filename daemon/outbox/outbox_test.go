@@ -23,7 +23,7 @@ import (
 
 func openStore(t testing.TB) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "outbox.db"), store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "outbox.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

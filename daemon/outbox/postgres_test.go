@@ -45,7 +45,7 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 	}
 	var stores []store.Store
 	for i := 0; i < 2; i++ {
-		s, err := postgres.Open(ctx, dsn, store.WithoutRegisteredMigrations())
+		s, err := postgres.Open(ctx, dsn)
 		if err != nil {
 			t.Fatal(err)
 		}

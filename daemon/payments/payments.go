@@ -58,26 +58,21 @@ import (
 	"github.com/acquit/acquit/sdk"
 )
 
-// Migrations holds the package's schema (numbers 100-199) under
-// "migrations/".
-//
 //go:embed migrations/*.sql
-var Migrations embed.FS
+var migrationFiles embed.FS
 
-// MigrationSet is the package's schema as a store.MigrationSet; it is
-// registered with store.RegisterMigrations when the package is imported, so
-// every store opened by a binary that imports payments has its tables.
-func MigrationSet() store.MigrationSet {
-	sub, err := fs.Sub(Migrations, "migrations")
+// Migrations is the package's schema (numbers 100-199, files under
+// migrations/). Nothing applies it on import: whoever opens the store
+// passes it (store.WithMigrations), as the daemon's composition root
+// (daemon/server) does.
+var Migrations = store.MigrationSet{Name: "payments", FS: mustSub(migrationFiles, "migrations"), Min: 100, Max: 199}
+
+func mustSub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
-		panic(err)
+		panic(err) // dir is a constant embedded above
 	}
-	return store.MigrationSet{Name: "payments", FS: sub, Min: 100, Max: 199}
-}
-
-func init() {
-	m := MigrationSet()
-	store.RegisterMigrations(m.Name, m.FS, m.Min, m.Max)
+	return sub
 }
 
 // State is where a payment is.

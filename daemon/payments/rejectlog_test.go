@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/daemon/store/sqlite"
 	"github.com/acquit/acquit/sdk"
 )
@@ -18,7 +19,7 @@ import (
 // notification names the client address (as the stored raw input does),
 // so an operator can tell a probing client from a misconfigured bank.
 func TestRejectionLogCarriesRemoteAddr(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "acquit.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "acquit.db"), store.WithMigrations(Migrations))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/daemon/store/postgres"
 	"github.com/acquit/acquit/internal/pgtest"
 )
@@ -36,7 +35,7 @@ func TestInstancesOnPostgres(t *testing.T) {
 	entries := []Entry{{Name: "acks", Spec: "* * * * *", Job: "ebics.fetch_acks", Timezone: "UTC"}}
 	var hs []*harness
 	for _, name := range []string{"a", "b", "c"} {
-		st, err := postgres.Open(context.Background(), dsn, store.WithoutRegisteredMigrations())
+		st, err := postgres.Open(context.Background(), dsn)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,7 +25,7 @@ func openStore(t *testing.T, path string) (*sqlite.Store, string) {
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "acquit.db")
 	}
-	s, err := sqlite.Open(context.Background(), path, store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

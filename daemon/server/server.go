@@ -120,15 +120,23 @@ func (d *Daemon) AdminAddr() string { return d.adminL.Addr().String() }
 // can be as large as the plugin channel carries (pluginrpc.MaxMessageSize).
 const maxRawBody = pluginrpc.MaxMessageSize
 
+// Migrations are the schema sets the daemon applies at open beyond the
+// core set: one per domain package it runs. A package the daemon does not
+// list here has no tables.
+func Migrations() []store.MigrationSet {
+	return []store.MigrationSet{payments.Migrations, transmissions.Migrations}
+}
+
 func (d *Daemon) openStore(ctx context.Context) (store.Store, error) {
+	opts := []store.Option{store.WithMaxRawBody(maxRawBody), store.WithMigrations(Migrations()...)}
 	switch d.cfg.State.Driver {
 	case "postgres":
-		return postgres.Open(ctx, d.cfg.State.DSN.Reveal(), store.WithMaxRawBody(maxRawBody))
+		return postgres.Open(ctx, d.cfg.State.DSN.Reveal(), opts...)
 	default:
 		if err := os.MkdirAll(filepath.Dir(d.cfg.State.Path), 0o750); err != nil {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
-		return sqlite.Open(ctx, d.cfg.State.Path, store.WithMaxRawBody(maxRawBody))
+		return sqlite.Open(ctx, d.cfg.State.Path, opts...)
 	}
 }
 

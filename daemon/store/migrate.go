@@ -9,11 +9,14 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 )
 
 // MigrationSet is a numbered set of SQL migrations owned by one package.
+// The package exports it as a value (payments.Migrations,
+// transmissions.Migrations) and the daemon's composition root passes the
+// sets it needs to Open with WithMigrations; nothing registers itself, so
+// a store opened with only the core set has only the core tables.
 //
 // Files in FS (at its root) are named NNN_description.sql (applied by every
 // driver), NNN_description.sqlite.sql or NNN_description.postgres.sql (applied
@@ -36,36 +39,6 @@ type MigrationSet struct {
 	Min, Max int
 }
 
-var (
-	registryMu sync.Mutex
-	registry   []MigrationSet
-)
-
-// RegisterMigrations adds a migration set that every store opened afterwards
-// applies. It is meant for package init functions of domain packages:
-//
-//	//go:embed migrations/*.sql
-//	var migrations embed.FS
-//	func init() { store.RegisterMigrations("payments", sub(migrations), 100, 199) }
-//
-// It panics when the name or range collides with a set already registered.
-func RegisterMigrations(name string, fsys fs.FS, min, max int) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	set := MigrationSet{Name: name, FS: fsys, Min: min, Max: max}
-	if err := checkSets(append(append([]MigrationSet(nil), registry...), set)); err != nil {
-		panic(fmt.Sprintf("store.RegisterMigrations(%q): %v", name, err))
-	}
-	registry = append(registry, set)
-}
-
-// RegisteredMigrations returns the sets registered with RegisterMigrations.
-func RegisteredMigrations() []MigrationSet {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	return append([]MigrationSet(nil), registry...)
-}
-
 func checkSets(sets []MigrationSet) error {
 	for i, a := range sets {
 		if a.Name == "" || a.FS == nil {
@@ -76,7 +49,7 @@ func checkSets(sets []MigrationSet) error {
 		}
 		for _, b := range sets[:i] {
 			if a.Name == b.Name {
-				return fmt.Errorf("migration set %s: %w: registered twice", a.Name, ErrConflict)
+				return fmt.Errorf("migration set %s: %w: given twice", a.Name, ErrConflict)
 			}
 			if a.Min <= b.Max && b.Min <= a.Max {
 				return fmt.Errorf("migration set %s (%d-%d) overlaps %s (%d-%d): %w",
@@ -156,6 +129,13 @@ type MigrateOptions struct {
 // ApplyMigrations creates schema_migrations if needed and applies, each in
 // its own transaction, every migration of sets not yet recorded there. It
 // returns the versions it applied.
+//
+// A version recorded in the database within the range of one of sets but
+// unknown to it (or recorded for another set) is refused with ErrConflict
+// before anything is applied: the database was migrated by a newer acquit
+// (or a renumbered file), and running older code over it would be
+// guesswork. Versions outside every given range belong to sets the caller
+// did not ask for and are left alone.
 func ApplyMigrations(ctx context.Context, db *sql.DB, opts MigrateOptions, sets []MigrationSet) ([]int, error) {
 	migs, err := CollectMigrations(opts.Driver, sets)
 	if err != nil {
@@ -168,6 +148,9 @@ func ApplyMigrations(ctx context.Context, db *sql.DB, opts MigrateOptions, sets 
 	if err := createMigrationsTable(ctx, db, opts); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
 	}
+	if err := checkRecorded(ctx, db, sets, migs); err != nil {
+		return nil, err
+	}
 	var applied []int
 	for _, m := range migs {
 		did, err := applyOne(ctx, db, opts, q, m)
@@ -179,6 +162,40 @@ func ApplyMigrations(ctx context.Context, db *sql.DB, opts MigrateOptions, sets 
 		}
 	}
 	return applied, nil
+}
+
+// checkRecorded refuses a recorded version that falls in a given set's
+// range without being one of its migrations.
+func checkRecorded(ctx context.Context, db *sql.DB, sets []MigrationSet, migs []Migration) error {
+	known := make(map[int]string, len(migs))
+	for _, m := range migs {
+		known[m.Version] = m.Set
+	}
+	rows, err := db.QueryContext(ctx, `SELECT version, set_name, name FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		var setName, name string
+		if err := rows.Scan(&v, &setName, &name); err != nil {
+			return fmt.Errorf("read schema_migrations: %w", err)
+		}
+		for _, set := range sets {
+			if v < set.Min || v > set.Max {
+				continue
+			}
+			if got, ok := known[v]; !ok || got != setName {
+				return fmt.Errorf("migration set %s: %w: the database records version %d (%s/%s), which this build does not have: migrated by a newer acquit?",
+					set.Name, ErrConflict, v, setName, name)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read schema_migrations: %w", err)
+	}
+	return nil
 }
 
 // createMigrationsTable creates schema_migrations under the lock: on
@@ -234,11 +251,8 @@ func applyOne(ctx context.Context, db *sql.DB, opts MigrateOptions, q func(strin
 
 // Options are the settings shared by the store implementations' Open.
 type Options struct {
-	// Migrations are applied in addition to the core set and, unless
-	// SkipRegistered, the sets registered with RegisterMigrations.
+	// Migrations are applied after the core set (which every Open applies).
 	Migrations []MigrationSet
-	// SkipRegistered ignores RegisterMigrations sets (tests).
-	SkipRegistered bool
 	// MaxRawBody bounds RawInput.Body (default 16 MiB); larger bodies are
 	// refused with ErrTooLarge.
 	MaxRawBody int
@@ -249,13 +263,13 @@ type Options struct {
 // Option changes Options.
 type Option func(*Options)
 
-// WithMigrations adds migration sets to apply at Open.
+// WithMigrations adds migration sets (beyond the core set) to apply at
+// Open, e.g. store.WithMigrations(payments.Migrations,
+// transmissions.Migrations). Sets with the same name or overlapping
+// ranges make Open fail with ErrConflict.
 func WithMigrations(sets ...MigrationSet) Option {
 	return func(o *Options) { o.Migrations = append(o.Migrations, sets...) }
 }
-
-// WithoutRegisteredMigrations makes Open ignore RegisterMigrations sets.
-func WithoutRegisteredMigrations() Option { return func(o *Options) { o.SkipRegistered = true } }
 
 // WithMaxRawBody sets the largest raw input body accepted.
 func WithMaxRawBody(n int) Option { return func(o *Options) { o.MaxRawBody = n } }

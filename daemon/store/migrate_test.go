@@ -3,7 +3,6 @@ package store_test
 import (
 	"errors"
 	"os"
-	"sync"
 	"testing"
 	"testing/fstest"
 
@@ -31,6 +30,7 @@ func TestCollectMigrations(t *testing.T) {
 		{name: "number outside the set's range", driver: "sqlite", sets: []store.MigrationSet{set("payments", "outofrange", 100, 199)}, err: store.ErrInvalid},
 		{name: "number used twice", driver: "sqlite", sets: []store.MigrationSet{set("payments", "dup", 100, 199)}, err: store.ErrConflict},
 		{name: "overlapping ranges", driver: "sqlite", sets: []store.MigrationSet{set("a", "good", 100, 199), set("b", "outofrange", 150, 299)}, err: store.ErrConflict},
+		{name: "one version in two sets", driver: "sqlite", sets: []store.MigrationSet{set("a", "good", 100, 100), set("b", "good", 100, 100)}, err: store.ErrConflict},
 		{name: "same name twice", driver: "sqlite", sets: []store.MigrationSet{set("a", "good", 100, 199), set("a", "outofrange", 200, 299)}, err: store.ErrConflict},
 		{name: "inverted range", driver: "sqlite", sets: []store.MigrationSet{set("a", "good", 199, 100)}, err: store.ErrInvalid},
 		{name: "no FS", driver: "sqlite", sets: []store.MigrationSet{{Name: "a", Min: 1, Max: 2}}, err: store.ErrInvalid},
@@ -68,25 +68,4 @@ func TestCollectMigrations(t *testing.T) {
 			}
 		})
 	}
-}
-
-var registerOnce sync.Once
-
-func TestRegisterMigrationsRefusesOverlap(t *testing.T) {
-	registerOnce.Do(func() { store.RegisterMigrations("test-registry-a", os.DirFS("testdata/good"), 900, 949) })
-	defer func() {
-		if recover() == nil {
-			t.Fatal("overlapping registration did not panic")
-		}
-		found := false
-		for _, s := range store.RegisteredMigrations() {
-			if s.Name == "test-registry-b" {
-				found = true
-			}
-		}
-		if found {
-			t.Fatal("refused set was registered")
-		}
-	}()
-	store.RegisterMigrations("test-registry-b", os.DirFS("testdata/good"), 940, 999)
 }

@@ -33,17 +33,21 @@ import (
 	"github.com/acquit/acquit/sdk"
 )
 
-// Migrations holds the package's schema (numbers 200-299).
-//
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-func init() {
-	sub, err := fs.Sub(migrationFiles, "migrations")
+// Migrations is the package's schema (numbers 200-299, files under
+// migrations/). Nothing applies it on import: whoever opens the store
+// passes it (store.WithMigrations), as the daemon's composition root
+// (daemon/server) does.
+var Migrations = store.MigrationSet{Name: "transmissions", FS: mustSub(migrationFiles, "migrations"), Min: 200, Max: 299}
+
+func mustSub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
-		panic(err)
+		panic(err) // dir is a constant embedded above
 	}
-	store.RegisterMigrations("transmissions", sub, 200, 299)
+	return sub
 }
 
 // State is where a transmission is.

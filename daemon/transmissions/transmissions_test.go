@@ -117,9 +117,9 @@ func newFixtureOn(t testing.TB, driver string) *fixture {
 	var st store.Store
 	var err error
 	if driver == "postgres" {
-		st, err = postgres.Open(ctx, pgtest.DSN(t))
+		st, err = postgres.Open(ctx, pgtest.DSN(t), store.WithMigrations(Migrations))
 	} else {
-		st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "acquit.db"))
+		st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "acquit.db"), store.WithMigrations(Migrations))
 	}
 	if err != nil {
 		t.Fatal(err)

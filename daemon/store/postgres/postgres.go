@@ -59,7 +59,9 @@ var (
 )
 
 // Open connects to dsn (a libpq URL or key=value string) and applies the
-// migrations (core, registered, and store.WithMigrations sets).
+// migrations: the core set and the sets given with store.WithMigrations
+// (the caller decides which: the daemon passes payments' and
+// transmissions'). Instances opening at once serialise on an advisory lock.
 func Open(ctx context.Context, dsn string, opts ...store.Option) (*Store, error) {
 	o := store.BuildOptions(opts...)
 	db, err := sql.Open("pgx", dsn)
@@ -73,9 +75,6 @@ func Open(ctx context.Context, dsn string, opts ...store.Option) (*Store, error)
 		return nil, fmt.Errorf("postgres open: %w", err)
 	}
 	sets := []store.MigrationSet{CoreMigrations()}
-	if !o.SkipRegistered {
-		sets = append(sets, store.RegisteredMigrations()...)
-	}
 	sets = append(sets, o.Migrations...)
 	if _, err := store.ApplyMigrations(ctx, db, store.MigrateOptions{
 		Driver:      "postgres",

@@ -17,7 +17,7 @@ import (
 
 func openTemp(t *testing.T) store.Store {
 	t.Helper()
-	s, err := postgres.Open(context.Background(), pgtest.DSN(t), store.WithoutRegisteredMigrations())
+	s, err := postgres.Open(context.Background(), pgtest.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,6 +25,13 @@ func openTemp(t *testing.T) store.Store {
 }
 
 func TestConformance(t *testing.T) { storetest.Run(t, openTemp) }
+
+func TestMigrationSets(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	storetest.RunMigrations(t, func(opts ...store.Option) (store.Store, error) {
+		return postgres.Open(context.Background(), dsn, opts...)
+	})
+}
 
 // TestInstancesShareOneDatabase opens several stores on one schema at once
 // (several daemon instances starting together: migrations run once), then
@@ -41,7 +48,7 @@ func TestInstancesShareOneDatabase(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			s, err := postgres.Open(ctx, dsn, store.WithoutRegisteredMigrations(), store.WithMigrations(domainSet()))
+			s, err := postgres.Open(ctx, dsn, store.WithMigrations(domainSet()))
 			stores[i], errs[i] = s, err
 		}(i)
 	}
@@ -154,10 +161,10 @@ func TestFailedMigrationLeavesNothing(t *testing.T) {
 	bad := store.MigrationSet{Name: "bad", Min: 300, Max: 399, FS: fstest.MapFS{
 		"300_half.sql": {Data: []byte("CREATE TABLE half_done (x TEXT); INSERT INTO no_such_table VALUES (1);")},
 	}}
-	if _, err := postgres.Open(ctx, dsn, store.WithoutRegisteredMigrations(), store.WithMigrations(bad)); err == nil {
+	if _, err := postgres.Open(ctx, dsn, store.WithMigrations(bad)); err == nil {
 		t.Fatal("broken migration accepted")
 	}
-	s, err := postgres.Open(ctx, dsn, store.WithoutRegisteredMigrations(), store.WithMigrations(domainSet()))
+	s, err := postgres.Open(ctx, dsn, store.WithMigrations(domainSet()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +203,7 @@ func TestOpenBadDSN(t *testing.T) {
 // comes after the first and a claimer can never see it first.
 func TestEmitOrderIsCommitOrderPerSubject(t *testing.T) {
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, pgtest.DSN(t), store.WithoutRegisteredMigrations())
+	s, err := postgres.Open(ctx, pgtest.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 // BenchmarkRecordRaw measures raw inputs recorded per second (each its own
 // synchronous=FULL transaction, as a bank notification is).
 func BenchmarkRecordRaw(b *testing.B) {
-	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func BenchmarkRecordRaw(b *testing.B) {
 // a backlog of 1000 events over 50 subjects.
 func BenchmarkClaimComplete(b *testing.B) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 func groupEnv(t *testing.T) (*sqlite.Store, func() (release func())) {
 	t.Helper()
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "g.db"), store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "g.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

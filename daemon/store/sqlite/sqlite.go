@@ -81,8 +81,8 @@ func dsn(path string, readOnly bool) string {
 }
 
 // Open opens (creating if needed) the SQLite database at path and applies
-// the core migrations, the sets registered with store.RegisterMigrations
-// and those given with store.WithMigrations.
+// the core migrations and the sets given with store.WithMigrations (the
+// caller decides which: the daemon passes payments' and transmissions').
 func Open(ctx context.Context, path string, opts ...store.Option) (*Store, error) {
 	o := store.BuildOptions(opts...)
 	if path == "" {
@@ -118,9 +118,6 @@ func Open(ctx context.Context, path string, opts ...store.Option) (*Store, error
 		return nil, fmt.Errorf("sqlite open %s: journal_mode is %q, want wal", abs, mode)
 	}
 	sets := []store.MigrationSet{CoreMigrations()}
-	if !o.SkipRegistered {
-		sets = append(sets, store.RegisteredMigrations()...)
-	}
 	sets = append(sets, o.Migrations...)
 	if _, err := store.ApplyMigrations(ctx, w, store.MigrateOptions{Driver: "sqlite"}, sets); err != nil {
 		w.Close()

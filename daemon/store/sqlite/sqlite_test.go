@@ -19,7 +19,7 @@ import (
 
 func openTemp(t *testing.T) store.Store {
 	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "acquit.db"), store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "acquit.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +28,13 @@ func openTemp(t *testing.T) store.Store {
 
 func TestConformance(t *testing.T) { storetest.Run(t, openTemp) }
 
+func TestMigrationSets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "acquit.db")
+	storetest.RunMigrations(t, func(opts ...store.Option) (store.Store, error) {
+		return sqlite.Open(context.Background(), path, opts...)
+	})
+}
+
 func domainSet() store.MigrationSet {
 	return store.MigrationSet{Name: "payments", FS: os.DirFS("../testdata/good"), Min: 100, Max: 199}
 }
@@ -35,7 +42,7 @@ func domainSet() store.MigrationSet {
 func TestPragmasAndMigrations(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "a.db")
-	s, err := sqlite.Open(ctx, path, store.WithoutRegisteredMigrations(), store.WithMigrations(domainSet()))
+	s, err := sqlite.Open(ctx, path, store.WithMigrations(domainSet()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +68,7 @@ func TestPragmasAndMigrations(t *testing.T) {
 	}
 	s.Close()
 	// Reopening applies nothing twice and keeps the data.
-	s, err = sqlite.Open(ctx, path, store.WithoutRegisteredMigrations(), store.WithMigrations(domainSet()))
+	s, err = sqlite.Open(ctx, path, store.WithMigrations(domainSet()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +90,7 @@ func TestPragmasAndMigrations(t *testing.T) {
 
 func TestFileIsPrivate(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "private.db")
-	s, err := sqlite.Open(context.Background(), path, store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,10 +115,10 @@ func TestFailedMigrationLeavesNothing(t *testing.T) {
 	bad := store.MigrationSet{Name: "bad", Min: 300, Max: 399, FS: fstest.MapFS{
 		"300_half.sql": {Data: []byte("CREATE TABLE half_done (x TEXT); INSERT INTO no_such_table VALUES (1);")},
 	}}
-	if _, err := sqlite.Open(ctx, path, store.WithoutRegisteredMigrations(), store.WithMigrations(bad)); err == nil {
+	if _, err := sqlite.Open(ctx, path, store.WithMigrations(bad)); err == nil {
 		t.Fatal("broken migration accepted")
 	}
-	s, err := sqlite.Open(ctx, path, store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +147,7 @@ func TestOpenHostileFiles(t *testing.T) {
 	}
 	for name, path := range map[string]string{"garbage file": garbage, "directory": dir, "empty path": "", "missing dir": filepath.Join(dir, "no", "such", "dir", "x.db")} {
 		t.Run(name, func(t *testing.T) {
-			s, err := sqlite.Open(ctx, path, store.WithoutRegisteredMigrations())
+			s, err := sqlite.Open(ctx, path)
 			if err == nil {
 				s.Close()
 				t.Fatal("opened")
@@ -155,12 +162,12 @@ func TestOpenHostileFiles(t *testing.T) {
 func TestTwoHandlesOneFile(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "shared.db")
-	a, err := sqlite.Open(ctx, path, store.WithoutRegisteredMigrations())
+	a, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := sqlite.Open(ctx, path, store.WithoutRegisteredMigrations())
+	b, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +207,7 @@ func TestTwoHandlesOneFile(t *testing.T) {
 
 func TestNestedWriteFailsInsteadOfHanging(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
