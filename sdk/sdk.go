@@ -17,9 +17,12 @@
 // A plugin must write its logs to stderr only: anything on stdout breaks the
 // go-plugin handshake.
 //
-// The wire protocol is versioned (ProtocolVersion, and the proto package
-// acquit.plugin.v1). Fields are only ever added; a change that breaks older
-// plugins bumps ProtocolVersion.
+// The wire protocol is versioned by ProtocolVersion, which the handshake
+// checks before any call. Fields are only ever added; a change that breaks
+// older plugins bumps ProtocolVersion. The proto package keeps its name,
+// acquit.plugin.v1, across protocol versions (a rename would change every
+// gRPC method name and guard nothing the handshake does not; see
+// docs/architecture.md).
 package sdk
 
 import (
