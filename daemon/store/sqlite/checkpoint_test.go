@@ -20,7 +20,7 @@ import (
 func TestBackgroundCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "c.db")
-	s, err := sqlite.Open(ctx, path, store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestBackgroundCheckpoint(t *testing.T) {
 // still answers right once its prepared copy was evicted.
 func TestStatementCacheBounded(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"), store.WithoutRegisteredMigrations())
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
