@@ -213,6 +213,11 @@ type Plugin struct {
 	// Settings is the plugin's free-form settings block, handed to the
 	// plugin as JSON with secrets resolved.
 	Settings Settings `yaml:"settings"`
+	// MaxProcs is the plugin process's GOMAXPROCS (0: Go's default, one
+	// per CPU). 1 makes each call to the plugin cheaper (fewer thread
+	// wake-ups per gRPC round trip) at the price of running the plugin's
+	// own work on one CPU at a time.
+	MaxProcs int `yaml:"max_procs"`
 }
 
 // Schedule is one cron job.

@@ -46,7 +46,7 @@ func TestLoadBad(t *testing.T) {
 		{"bad_unknown_key.yaml", []string{
 			`3: unknown key "adr" in listen.public (known: addr, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, trusted_proxies, base_url)`,
 			`6: unknown key "lisen" (known: instance, state, listen, log, scripts, hooks, events, plugins, schedules, payments, banks)`,
-			`10: unknown key "sha" in plugins[0] (known: name, path, sha256, settings)`,
+			`10: unknown key "sha" in plugins[0] (known: name, path, sha256, settings, max_procs)`,
 		}},
 		{"bad_cron.yaml", []string{
 			`6: schedules[0].cron: invalid cron spec "61 * * * *": end of range (61) above maximum (59): 61`,
@@ -63,8 +63,9 @@ func TestLoadBad(t *testing.T) {
 		{"bad_checksum.yaml", []string{
 			`7: plugins[0].sha256: checksum mismatch: $DIR/bin/acquit-plugin-atos has sha256 b06736d42c9e0a06d19d1c0ff33ca1e0ec503c7f006c60ec87b4f66d8b6ded8f`,
 			`10: plugins[1].sha256: must be 64 hexadecimal digits`,
-			`12: plugins[2].path: $DIR/bin/acquit-plugin-missing: no such file`,
-			`14: plugins[3].path: $DIR/scripts/shop.lua is not executable`,
+			`11: plugins[1].max_procs: must be between 0 (Go's default) and 1024, got -1`,
+			`13: plugins[2].path: $DIR/bin/acquit-plugin-missing: no such file`,
+			`15: plugins[3].path: $DIR/scripts/shop.lua is not executable`,
 		}},
 		{"bad_duration.yaml", []string{
 			`3: listen.public.read_timeout: invalid duration "5x" (want e.g. 5s, 10m, 72h)`,

@@ -29,6 +29,9 @@ var (
 	funcRE     = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
 )
 
+// maxPluginProcs bounds plugins[].max_procs.
+const maxPluginProcs = 1024
+
 // at reports a problem at the line of path, the message prefixed with the
 // key path.
 func (d *decoder) at(p, format string, args ...any) {
@@ -160,6 +163,9 @@ func (d *decoder) validate(c *Config) {
 		}
 		if pl.SHA256 != "" && !hexRE.MatchString(pl.SHA256) {
 			d.at(p+".sha256", "must be 64 hexadecimal digits")
+		}
+		if pl.MaxProcs < 0 || pl.MaxProcs > maxPluginProcs {
+			d.at(p+".max_procs", "must be between 0 (Go's default) and %d, got %d", maxPluginProcs, pl.MaxProcs)
 		}
 		if pl.Path == "" {
 			d.at(p+".path", "is required")

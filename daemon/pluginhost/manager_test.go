@@ -464,32 +464,57 @@ func TestStopLeavesNoChild(t *testing.T) {
 }
 
 // BenchmarkPluginRPC measures one VerifyNotification round trip (seal
-// check included) to a real plugin process.
+// check included, and the test plugin's two Host calls back to the daemon)
+// to a real plugin process, with the plugin's GOMAXPROCS left to Go
+// (max_procs=0) and set to 1.
 func BenchmarkPluginRPC(b *testing.B) {
-	m, err := New(Options{State: newMemState(), Logger: zerolog.Nop(), HealthInterval: time.Hour})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = m.Stop(context.Background()) }()
-	if err := m.Start(context.Background(), gatewaySpec("bench")); err != nil {
-		b.Fatal(err)
-	}
-	g, _ := m.Gateway("bench")
 	data := testplugin.EncodeData(map[string]string{"merchant": "shop1", "reference": "B1", "amount": "100", "currency": "EUR", "responseCode": "00"})
 	n := sdk.Notification{Body: []byte(url.Values{"Data": {data}, "Seal": {testplugin.Seal(secret, data)}}.Encode())}
-	ctx := context.Background()
-	lat := make([]time.Duration, 0, 1024)
-	cpu := rpcCPU(b, m, "bench")
-	for b.Loop() {
-		t0 := time.Now()
-		if _, err := g.VerifyNotification(ctx, n); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	cpu()
-	reportP50(b, lat)
+	benchRPC(b, func(ctx context.Context, g sdk.PaymentGateway) error {
+		_, err := g.VerifyNotification(ctx, n)
+		return err
+	})
 }
+
+// benchRPC runs call against a fresh test plugin, once per max_procs value,
+// reporting the median round trip and the CPU of both processes.
+func benchRPC(b *testing.B, call func(context.Context, sdk.PaymentGateway) error) {
+	for _, procs := range []int{0, 1} {
+		b.Run(fmt.Sprintf("max_procs=%d", procs), func(b *testing.B) {
+			m, err := New(Options{State: newMemState(), Logger: zerolog.Nop(), HealthInterval: time.Hour})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = m.Stop(context.Background()) }()
+			spec := gatewaySpec("bench")
+			spec.MaxProcs = procs
+			if p := os.Getenv(benchProfileEnv); p != "" {
+				spec.Env = append(spec.Env, testplugin.EnvCPUProfile+"="+fmt.Sprintf("%s.max_procs=%d", p, procs))
+			}
+			if err := m.Start(context.Background(), spec); err != nil {
+				b.Fatal(err)
+			}
+			g, _ := m.Gateway("bench")
+			ctx := context.Background()
+			lat := make([]time.Duration, 0, 1024)
+			cpu := rpcCPU(b, m, "bench")
+			for b.Loop() {
+				t0 := time.Now()
+				if err := call(ctx, g); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			cpu()
+			reportP50(b, lat)
+		})
+	}
+}
+
+// benchProfileEnv, when set to a path prefix, makes the benchmarks' plugin
+// write its CPU profile to <prefix>.max_procs=N (the daemon side is
+// go test's -cpuprofile).
+const benchProfileEnv = "ACQUIT_BENCH_PLUGIN_CPUPROFILE"
 
 // reportP50 reports the median of the measured round trips in µs (the
 // mean, ns/op, is pulled up by the GC and by other load on the machine).
@@ -586,27 +611,7 @@ func TestPluginOutputAfterHandshake(t *testing.T) {
 // BenchmarkPluginRPCHealth measures a bare round trip (Health, no Host
 // calls) to a real plugin process.
 func BenchmarkPluginRPCHealth(b *testing.B) {
-	m, err := New(Options{State: newMemState(), Logger: zerolog.Nop(), HealthInterval: time.Hour})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = m.Stop(context.Background()) }()
-	if err := m.Start(context.Background(), gatewaySpec("bench")); err != nil {
-		b.Fatal(err)
-	}
-	g, _ := m.Gateway("bench")
-	ctx := context.Background()
-	lat := make([]time.Duration, 0, 1024)
-	cpu := rpcCPU(b, m, "bench")
-	for b.Loop() {
-		t0 := time.Now()
-		if err := g.Health(ctx); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	cpu()
-	reportP50(b, lat)
+	benchRPC(b, func(ctx context.Context, g sdk.PaymentGateway) error { return g.Health(ctx) })
 }
 
 // TestHandshakeTimeout: a plugin that never completes the handshake is

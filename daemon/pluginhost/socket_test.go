@@ -2,10 +2,13 @@ package pluginhost
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -175,5 +178,37 @@ func TestCleanKeepsYoungEmptySocketFolder(t *testing.T) {
 	}
 	if got := entriesUnder(t, dir); !slices.Equal(got, []string{"other", "plugin-dir2"}) {
 		t.Fatalf("socket dir after start: %v, want the young folder and the foreign one kept", got)
+	}
+}
+
+// TestMaxProcs: Spec.MaxProcs becomes the plugin's GOMAXPROCS; without it
+// the plugin does not inherit the daemon's GOMAXPROCS (Go's default).
+func TestMaxProcs(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "2")
+	e := newEnv(t, nil)
+	one := gatewaySpec("one")
+	one.MaxProcs = 1
+	if err := e.m.Start(context.Background(), one, gatewaySpec("dflt")); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"one": "GOMAXPROCS=1", "dflt": ""} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", e.pid(t, name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for _, kv := range strings.Split(string(b), "\x00") {
+			if strings.HasPrefix(kv, "GOMAXPROCS=") {
+				got = kv
+			}
+		}
+		if got != want {
+			t.Errorf("plugin %s environment has %q, want %q", name, got, want)
+		}
+	}
+	bad := gatewaySpec("bad")
+	bad.MaxProcs = -1
+	if err := e.m.Start(context.Background(), bad); !errors.Is(err, ErrBadSpec) {
+		t.Fatalf("MaxProcs -1: %v", err)
 	}
 }

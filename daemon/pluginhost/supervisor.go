@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,6 +128,9 @@ func (in *instance) env() []string {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
+	}
+	if in.spec.MaxProcs > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(in.spec.MaxProcs))
 	}
 	return append(env, in.spec.Env...)
 }

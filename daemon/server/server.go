@@ -159,7 +159,7 @@ func (d *Daemon) pluginSpecs() []pluginhost.Spec {
 	kinds := pluginKinds(d.cfg)
 	specs := make([]pluginhost.Spec, 0, len(d.cfg.Plugins))
 	for _, p := range d.cfg.Plugins {
-		specs = append(specs, pluginhost.Spec{Name: p.Name, Path: p.Path, SHA256: p.SHA256, Settings: p.Settings.JSON(), Kind: kinds[p.Name]})
+		specs = append(specs, pluginhost.Spec{Name: p.Name, Path: p.Path, SHA256: p.SHA256, Settings: p.Settings.JSON(), Kind: kinds[p.Name], MaxProcs: p.MaxProcs})
 	}
 	return specs
 }

@@ -76,6 +76,7 @@ const (
 	EnvStartedFile   = "ACQUIT_TESTPLUGIN_STARTED_FILE"   // path: write the pid there at start
 	EnvHangAtStart   = "ACQUIT_TESTPLUGIN_HANG_AT_START"  // "1": never complete the handshake
 	EnvServe         = "ACQUIT_TESTPLUGIN_SERVE"          // "gateway" (default), "transport" or "both"
+	EnvCPUProfile    = "ACQUIT_TESTPLUGIN_CPUPROFILE"     // path: write a CPU profile there until the daemon stops the plugin
 )
 
 // MisbehaviourFromEnv reads Misbehaviour from the environment.

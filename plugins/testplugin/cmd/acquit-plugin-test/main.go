@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 
 	"github.com/acquit/acquit/plugins/testplugin"
@@ -41,6 +42,17 @@ func main() {
 		cfg.Gateway, cfg.Transport = testplugin.New(mis), testplugin.NewTransport(mis)
 	default:
 		cfg.Gateway = testplugin.New(mis)
+	}
+	if f := os.Getenv(testplugin.EnvCPUProfile); f != "" {
+		out, err := os.Create(f)
+		if err == nil {
+			err = pprof.StartCPUProfile(out)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "acquit-plugin-test: cpu profile:", err)
+			os.Exit(5)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = out.Close() }()
 	}
 	pluginrpc.Serve(cfg)
 }
