@@ -14,6 +14,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"sort"
@@ -43,7 +45,8 @@ const ConfigSchema = `{
   "properties": {
     "secret": {"type": "string", "minLength": 16, "description": "HMAC-SHA256 key sealing notifications"},
     "merchant": {"type": "string", "minLength": 1},
-    "payment_url": {"type": "string"}
+    "payment_url": {"type": "string"},
+    "provider_url": {"type": "string", "description": "tests only: an http(s) URL QueryTransaction asks (with the call's context) before answering, standing for the provider's status API"}
   }
 }`
 
@@ -52,6 +55,43 @@ type Settings struct {
 	Secret     string `json:"secret"`
 	Merchant   string `json:"merchant"`
 	PaymentURL string `json:"payment_url"`
+	// ProviderURL, when set, is asked by QueryTransaction before it answers
+	// from the Host state (see askProvider): sdk/plugintest points it at a
+	// server that never answers to check that a cancelled query abandons
+	// its request.
+	ProviderURL string `json:"provider_url,omitempty"`
+}
+
+// askProvider stands for the request a real plugin makes to its provider:
+// a GET of endpoint bound to the call's context, so that a cancelled call
+// abandons it. The answer is read (at most 64 KiB) and must be 2xx.
+func askProvider(ctx context.Context, endpoint string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	if err != nil {
+		return fmt.Errorf("provider: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("provider: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("provider: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// checkProviderURL accepts "" or an absolute http(s) URL.
+func checkProviderURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("provider_url %q is not an http(s) URL", raw)
+	}
+	return nil
 }
 
 // Misbehaviour makes the plugin fail on purpose. Method names are the
@@ -170,6 +210,9 @@ func (g *Gateway) Configure(_ context.Context, settings []byte, host sdk.Host) e
 	}
 	if s.Merchant == "" {
 		return errors.New("testplugin settings: merchant missing")
+	}
+	if err := checkProviderURL(s.ProviderURL); err != nil {
+		return fmt.Errorf("testplugin settings: %w", err)
 	}
 	if host == nil {
 		return errors.New("testplugin settings: no host state offered")
@@ -347,6 +390,11 @@ func (g *Gateway) QueryTransaction(ctx context.Context, q sdk.TransactionQuery) 
 	s, host, err := g.current()
 	if err != nil {
 		return nil, err
+	}
+	if s.ProviderURL != "" {
+		if err := askProvider(ctx, s.ProviderURL); err != nil {
+			return nil, fmt.Errorf("testplugin query %s: %w", q.Reference, err)
+		}
 	}
 	b, ver, err := host.StateGet(ctx, stateKey(q.Reference))
 	if err != nil {

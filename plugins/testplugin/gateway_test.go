@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,20 +28,43 @@ func fixture(t *testing.T, name string) sdk.Notification {
 		Headers: map[string][]string{"Content-Type": {"application/x-www-form-urlencoded"}}}
 }
 
+// ignoresCtx is the gateway broken on purpose for plugintest.CheckBroken:
+// its queries outlive a cancelled call.
+type ignoresCtx struct{ sdk.PaymentGateway }
+
+func (g ignoresCtx) QueryTransaction(ctx context.Context, q sdk.TransactionQuery) (*sdk.PaymentResult, error) {
+	return g.PaymentGateway.QueryTransaction(context.WithoutCancel(ctx), q)
+}
+
+// TestConformance runs every check of the kit, none skipped; each one a
+// configuration enables (ContextCancellation through provider_url) is
+// shown to fail on a variant broken on purpose.
 func TestConformance(t *testing.T) {
 	valid := fixture(t, "accepted.form")
-	plugintest.RunGateway(t, func() sdk.PaymentGateway { return testplugin.New(testplugin.Misbehaviour{}) }, plugintest.GatewayOptions{
+	factory := func() sdk.PaymentGateway { return testplugin.New(testplugin.Misbehaviour{}) }
+	if plugintest.BrokenVariant() == "ignores-ctx" {
+		factory = func() sdk.PaymentGateway { return ignoresCtx{testplugin.New(testplugin.Misbehaviour{})} }
+	}
+	plugintest.RunGateway(t, factory, plugintest.GatewayOptions{
 		Name:     testplugin.Name,
 		Settings: []byte(settings),
 		BadSettings: append(plugintest.DefaultBadSettings,
 			[]byte(`{"secret":"short","merchant":"shop1"}`),
 			[]byte(`{"secret":"0123456789abcdef-test-secret"}`),
 			[]byte(`{"secret":"0123456789abcdef-test-secret","merchant":"shop1","unknown":true}`),
+			[]byte(`{"secret":"0123456789abcdef-test-secret","merchant":"shop1","provider_url":"file:///etc/passwd"}`),
 			[]byte(settings+` {}`),
 		),
 		Forged: []sdk.Notification{fixture(t, "forged_seal.form"), fixture(t, "tampered_amount.form")},
 		Valid:  &valid,
+		HangingSettings: func(url string) []byte {
+			return []byte(`{"secret":"0123456789abcdef-test-secret","merchant":"shop1","provider_url":` + strconv.Quote(url) + `}`)
+		},
 	})
+	if plugintest.BrokenVariant() != "" {
+		return
+	}
+	plugintest.CheckBroken(t, map[string]string{"ignores-ctx": "ContextCancellation"})
 }
 
 func configured(t *testing.T, m testplugin.Misbehaviour) (sdk.PaymentGateway, *plugintest.MemHost) {

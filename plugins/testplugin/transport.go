@@ -31,13 +31,29 @@ const TransportConfigSchema = `{
   "additionalProperties": false,
   "required": ["bank_dir"],
   "properties": {
-    "bank_dir": {"type": "string", "description": "directory standing for the bank: outbox/ receives uploads, inbox/ holds downloads"}
+    "bank_dir": {"type": "string", "description": "directory standing for the bank: outbox/ receives uploads, inbox/ holds downloads"},
+    "bank": {"type": "string", "description": "the bank name these settings stand for; when set, a request naming another bank is refused"},
+    "provider_url": {"type": "string", "description": "tests only: an http(s) URL Download asks (with the call's context) before reading inbox/, standing for the bank's server"}
   }
 }`
 
 // TransportSettings is the transport's settings block.
 type TransportSettings struct {
 	BankDir string `json:"bank_dir"`
+	// Bank, when set, is the only bank a request may name.
+	Bank string `json:"bank,omitempty"`
+	// ProviderURL, when set, is asked by Download before it reads inbox/
+	// (see askProvider): sdk/plugintest points it at a server that never
+	// answers to check that a cancelled Download abandons its request.
+	ProviderURL string `json:"provider_url,omitempty"`
+}
+
+// checkBank refuses a request naming a bank the settings do not stand for.
+func (s *TransportSettings) checkBank(bank string) error {
+	if s.Bank != "" && bank != s.Bank {
+		return sdk.Reject("unknown_bank", "bank %q is not configured (these settings are for %q)", bank, s.Bank)
+	}
+	return nil
 }
 
 // Transport is a BankTransport whose "bank" is a directory: uploads are
@@ -85,6 +101,9 @@ func (t *Transport) Configure(_ context.Context, settings []byte, host sdk.Host)
 	if !filepath.IsAbs(s.BankDir) {
 		return fmt.Errorf("test transport settings: bank_dir %q is not absolute", s.BankDir)
 	}
+	if err := checkProviderURL(s.ProviderURL); err != nil {
+		return fmt.Errorf("test transport settings: %w", err)
+	}
 	if host == nil {
 		return errors.New("test transport settings: no host state offered")
 	}
@@ -111,6 +130,9 @@ func (t *Transport) Upload(ctx context.Context, req sdk.UploadRequest, progress 
 	t.misbehave("Upload")
 	s, host, err := t.current()
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkBank(req.Bank); err != nil {
 		return nil, err
 	}
 	if req.TransmissionID == "" || !filepath.IsAbs(req.Path) {
@@ -178,6 +200,14 @@ func (t *Transport) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkBank(req.Bank); err != nil {
+		return nil, err
+	}
+	if s.ProviderURL != "" {
+		if err := askProvider(ctx, s.ProviderURL); err != nil {
+			return nil, fmt.Errorf("test transport download: %w", err)
+		}
+	}
 	entries, err := os.ReadDir(filepath.Join(s.BankDir, "inbox"))
 	if err != nil {
 		return nil, fmt.Errorf("test transport download: %w", err)
@@ -198,10 +228,13 @@ func (t *Transport) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk
 }
 
 // Confirm implements sdk.BankTransport.
-func (t *Transport) Confirm(_ context.Context, _, downloadID string, ok bool) error {
+func (t *Transport) Confirm(_ context.Context, bank, downloadID string, ok bool) error {
 	t.misbehave("Confirm")
 	s, _, err := t.current()
 	if err != nil {
+		return err
+	}
+	if err := s.checkBank(bank); err != nil {
 		return err
 	}
 	if !downloadNameRE.MatchString(downloadID) || downloadID == "." || downloadID == ".." {
@@ -220,11 +253,15 @@ func (t *Transport) Confirm(_ context.Context, _, downloadID string, ok bool) er
 // Keys implements sdk.BankTransport.
 func (t *Transport) Keys(_ context.Context, req sdk.KeyRequest) (*sdk.KeyResult, error) {
 	t.misbehave("Keys")
-	if _, _, err := t.current(); err != nil {
+	s, _, err := t.current()
+	if err != nil {
 		return nil, err
 	}
-	if req.Action != "status" && req.Action != "letter" {
-		return nil, fmt.Errorf("test transport keys: unknown action %q", req.Action)
+	if err := s.checkBank(req.Bank); err != nil {
+		return nil, err
+	}
+	if req.Action != sdk.KeyStatus && req.Action != sdk.KeyLetter {
+		return nil, fmt.Errorf("test transport keys %q: %w", req.Action, sdk.ErrUnsupported)
 	}
 	return &sdk.KeyResult{Status: "ready", Text: "keys of " + req.Bank + " are ready", Files: map[string][]byte{"letter.txt": []byte("INI letter for " + req.Bank)}}, nil
 }

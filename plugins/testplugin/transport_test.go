@@ -25,15 +25,78 @@ func writeFile(t *testing.T, content []byte) (string, string) {
 	return p, hex.EncodeToString(s[:])
 }
 
+// brokenTransport is the transport broken on purpose, one way per
+// variant, for plugintest.CheckBroken.
+type brokenTransport struct {
+	sdk.BankTransport
+	variant, bank string
+}
+
+func (b brokenTransport) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.DownloadResult, error) {
+	switch b.variant {
+	case "download-ignores-ctx":
+		ctx = context.WithoutCancel(ctx)
+	case "download-accepts-any-bank":
+		req.Bank = b.bank
+	}
+	return b.BankTransport.Download(ctx, req)
+}
+
+func (b brokenTransport) Confirm(ctx context.Context, bank, id string, ok bool) error {
+	if b.variant == "confirm-accepts-any-bank" {
+		bank = b.bank
+	}
+	return b.BankTransport.Confirm(ctx, bank, id, ok)
+}
+
+func (b brokenTransport) Keys(ctx context.Context, req sdk.KeyRequest) (*sdk.KeyResult, error) {
+	switch b.variant {
+	case "keys-accepts-any-bank":
+		req.Bank = b.bank
+	case "keys-unknown-op-plain-error":
+		if req.Action != sdk.KeyStatus && req.Action != sdk.KeyLetter {
+			return nil, errors.New("unknown key operation")
+		}
+	}
+	return b.BankTransport.Keys(ctx, req)
+}
+
+// TestTransportConformance runs every check of the kit, none skipped; each
+// one a configuration enables (the bank checks through "bank",
+// ContextCancellation through provider_url) is shown to fail on a variant
+// broken on purpose.
 func TestTransportConformance(t *testing.T) {
 	path, sum := writeFile(t, []byte("<Document>payments</Document>"))
 	bank := t.TempDir()
-	plugintest.RunTransport(t, func() sdk.BankTransport { return testplugin.NewTransport(testplugin.Misbehaviour{}) }, plugintest.TransportOptions{
-		Name:        testplugin.TransportName,
-		Settings:    []byte(`{"bank_dir":` + strconv.Quote(bank) + `}`),
-		BadSettings: append(plugintest.DefaultBadSettings, []byte(`{"bank_dir":"relative"}`), []byte(`{"bank_dir":"/tmp","x":1}`)),
-		Upload:      &sdk.UploadRequest{TransmissionID: "T1", Path: path, SHA256: sum, Size: 29},
-		Rejected:    &sdk.UploadRequest{TransmissionID: "T2", Path: path, SHA256: sum, Size: 30},
+	const name = "testbank"
+	settings := func(extra string) []byte {
+		return []byte(`{"bank_dir":` + strconv.Quote(bank) + `,"bank":"` + name + `"` + extra + `}`)
+	}
+	factory := func() sdk.BankTransport { return testplugin.NewTransport(testplugin.Misbehaviour{}) }
+	if v := plugintest.BrokenVariant(); v != "" {
+		factory = func() sdk.BankTransport {
+			return brokenTransport{BankTransport: testplugin.NewTransport(testplugin.Misbehaviour{}), variant: v, bank: name}
+		}
+	}
+	plugintest.RunTransport(t, factory, plugintest.TransportOptions{
+		Name:     testplugin.TransportName,
+		Settings: settings(""),
+		BadSettings: append(plugintest.DefaultBadSettings, []byte(`{"bank_dir":"relative"}`), []byte(`{"bank_dir":"/tmp","x":1}`),
+			settings(`,"provider_url":"ftp://bank.example"`)),
+		Upload:          &sdk.UploadRequest{Bank: name, TransmissionID: "T1", Path: path, SHA256: sum, Size: 29},
+		Rejected:        &sdk.UploadRequest{Bank: name, TransmissionID: "T2", Path: path, SHA256: sum, Size: 30},
+		Bank:            name,
+		HangingSettings: func(url string) []byte { return settings(`,"provider_url":` + strconv.Quote(url)) },
+	})
+	if plugintest.BrokenVariant() != "" {
+		return
+	}
+	plugintest.CheckBroken(t, map[string]string{
+		"download-ignores-ctx":        "ContextCancellation",
+		"download-accepts-any-bank":   "DownloadUnknownBank",
+		"confirm-accepts-any-bank":    "ConfirmUnknownBank",
+		"keys-accepts-any-bank":       "Keys",
+		"keys-unknown-op-plain-error": "Keys",
 	})
 }
 

@@ -43,11 +43,34 @@ func signed(body []byte, keyID, key string) sdk.Notification {
 		Headers: map[string][]string{"X-Gcs-Signature": {direct.WebhookSignature(key, body)}, "X-Gcs-Keyid": {keyID}}}
 }
 
+// ignoresCtx is the plugin broken on purpose for plugintest.CheckBroken:
+// its queries to Worldline outlive a cancelled call.
+type ignoresCtx struct{ sdk.PaymentGateway }
+
+func (g ignoresCtx) QueryTransaction(ctx context.Context, q sdk.TransactionQuery) (*sdk.PaymentResult, error) {
+	return g.PaymentGateway.QueryTransaction(context.WithoutCancel(ctx), q)
+}
+
+// TestConformance runs every check of the kit, none skipped.
+// ContextCancellation queries a hosted checkout recorded in the Host
+// beforehand (the plugin asks Worldline only about checkouts it created)
+// against an API that never answers; it is shown to fail on a variant that
+// ignores its context.
 func TestConformance(t *testing.T) {
 	body, _ := os.ReadFile("testdata/webhooks/captured.json")
-	plugintest.RunGateway(t, func() sdk.PaymentGateway { return New(Silent()) }, plugintest.GatewayOptions{
+	host := plugintest.NewMemHost()
+	if err := putCheckout(context.Background(), host, checkout{ID: "hc-cancel-1", Reference: "CANCEL1", Merchant: "shop",
+		ReturnMAC: "mac", Amount: 1000, Currency: "EUR", Created: time.Now().UnixMilli(), Timeout: 180}); err != nil {
+		t.Fatal(err)
+	}
+	factory := func() sdk.PaymentGateway { return New(Silent()) }
+	if plugintest.BrokenVariant() == "ignores-ctx" {
+		factory = func() sdk.PaymentGateway { return ignoresCtx{New(Silent())} }
+	}
+	plugintest.RunGateway(t, factory, plugintest.GatewayOptions{
 		Name:     Name,
 		Settings: settingsJSON(t, "http://127.0.0.1:1"),
+		Host:     host,
 		BadSettings: append(plugintest.DefaultBadSettings,
 			[]byte(`{"merchants":[{"name":"shop","merchant_id":"m","environment":"test","api_key_id":"k","api_secret":"short","webhook_keys":{"a":"0123456789"}}]}`),
 			[]byte(`{"merchants":[{"name":"shop","merchant_id":"m","environment":"moon","api_key_id":"k","api_secret":"0123456789","webhook_keys":{"a":"0123456789"}}]}`),
@@ -57,8 +80,14 @@ func TestConformance(t *testing.T) {
 			signed(body, "whk-unknown", tWebhookKey),
 			{Channel: sdk.ChannelManual, Method: "GET", Query: "hostedCheckoutId=1&RETURNMAC=x"},
 		},
-		Valid: func() *sdk.Notification { n := signed(body, tWebhookID, tWebhookKey); return &n }(),
+		Valid:           func() *sdk.Notification { n := signed(body, tWebhookID, tWebhookKey); return &n }(),
+		HangingSettings: func(url string) []byte { return settingsJSON(t, url) },
+		HangingQuery:    sdk.TransactionQuery{Reference: "CANCEL1"},
 	})
+	if plugintest.BrokenVariant() != "" {
+		return
+	}
+	plugintest.CheckBroken(t, map[string]string{"ignores-ctx": "ContextCancellation"})
 }
 
 // golden is one case of testdata/webhooks/cases.json.

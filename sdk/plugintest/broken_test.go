@@ -6,13 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/acquit/acquit/sdk"
 	"github.com/acquit/acquit/sdk/plugintest"
@@ -198,9 +194,6 @@ func TestConformingFakePasses(t *testing.T) {
 	t.Run("transport", func(t *testing.T) { runTransport(t, func() *fake { return &fake{} }) })
 }
 
-// brokenEnv names the broken fake a child process runs the kit on.
-const brokenEnv = "PLUGINTEST_BROKEN"
-
 var broken = map[string]struct {
 	gateway bool
 	faults  faults
@@ -217,11 +210,11 @@ var broken = map[string]struct {
 }
 
 // Each check of the kit fails on a plugin that breaks its promise, and
-// only that check: the kit is run on each broken fake in a child process
-// (a failing subtest cannot be observed from inside its own test).
+// only that check (plugintest.CheckBroken runs the kit on each broken fake
+// in a child process: a failing subtest cannot be observed from inside its
+// own test).
 func TestBrokenFakesFailTheirCheck(t *testing.T) {
-	if name := os.Getenv(brokenEnv); name != "" {
-		plugintest.CancelWait = 2 * time.Second
+	if name := plugintest.BrokenVariant(); name != "" {
 		b := broken[name]
 		mk := func() *fake { return &fake{faults: b.faults} }
 		if b.gateway {
@@ -231,22 +224,9 @@ func TestBrokenFakesFailTheirCheck(t *testing.T) {
 		}
 		return
 	}
-	failRE := regexp.MustCompile(`--- FAIL: TestBrokenFakesFailTheirCheck/(\w+)`)
+	variants := map[string]string{}
 	for name, b := range broken {
-		t.Run(name, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenFakesFailTheirCheck$", "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), brokenEnv+"="+name)
-			out, err := cmd.CombinedOutput()
-			if err == nil {
-				t.Fatalf("the kit passed a plugin that breaks %s:\n%s", b.failing, out)
-			}
-			var failed []string
-			for _, m := range failRE.FindAllStringSubmatch(string(out), -1) {
-				failed = append(failed, m[1])
-			}
-			if len(failed) != 1 || failed[0] != b.failing {
-				t.Fatalf("failed checks %v, want exactly [%s]:\n%s", failed, b.failing, out)
-			}
-		})
+		variants[name] = b.failing
 	}
+	plugintest.CheckBroken(t, variants)
 }

@@ -25,6 +25,10 @@ var CancelWait = 10 * time.Second
 // ignores its context keeps the request open and fails here.
 func checkCancellation(t *testing.T, setup func(url string) sdk.Plugin, call func(context.Context, sdk.Plugin) error) {
 	t.Helper()
+	wait := CancelWait
+	if BrokenVariant() != "" && wait > brokenCancelWait {
+		wait = brokenCancelWait
+	}
 	arrived := make(chan struct{}, 64)
 	abandoned := make(chan struct{}, 64)
 	release := make(chan struct{})
@@ -51,8 +55,8 @@ func checkCancellation(t *testing.T, setup func(url string) sdk.Plugin, call fun
 	case <-arrived:
 	case err := <-done:
 		t.Fatalf("the call returned (%v) without reaching the hanging provider", err)
-	case <-time.After(CancelWait):
-		t.Fatalf("the call did not reach the hanging provider within %s", CancelWait)
+	case <-time.After(wait):
+		t.Fatalf("the call did not reach the hanging provider within %s", wait)
 	}
 	cancel()
 	select {
@@ -60,12 +64,12 @@ func checkCancellation(t *testing.T, setup func(url string) sdk.Plugin, call fun
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("cancelled call: got %v, want context.Canceled", err)
 		}
-	case <-time.After(CancelWait):
-		t.Fatalf("cancelled call still running after %s", CancelWait)
+	case <-time.After(wait):
+		t.Fatalf("cancelled call still running after %s", wait)
 	}
 	select {
 	case <-abandoned:
-	case <-time.After(CancelWait):
-		t.Errorf("the plugin ignored the cancellation: its request to the provider was still open %s later", CancelWait)
+	case <-time.After(wait):
+		t.Errorf("the plugin ignored the cancellation: its request to the provider was still open %s later", wait)
 	}
 }
