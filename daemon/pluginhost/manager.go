@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -195,8 +196,8 @@ func New(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("plugin host metrics: %w", err)
 	}
 	if opts.SocketDir != "" {
-		if err := os.MkdirAll(opts.SocketDir, 0o700); err != nil {
-			return nil, fmt.Errorf("plugin socket directory: %w", err)
+		if err := privateDir(opts.SocketDir, opts.Logger); err != nil {
+			return nil, err
 		}
 		cleanStaleSockets(opts.SocketDir, opts.Logger)
 	}
@@ -266,6 +267,34 @@ func cleanStaleSockets(dir string, log zerolog.Logger) {
 	if removed > 0 || dirs > 0 {
 		log.Info().Int("sockets", removed).Int("folders", dirs).Str("dir", dir).Msg("stale plugin sockets removed")
 	}
+}
+
+// privateDir creates dir (0700) or checks that the existing one belongs to
+// this process's user, and takes group and other access away from it. A
+// folder someone else created (the short fallback folder has a predictable
+// name in the system temporary directory) is refused: its owner could
+// remove or replace the plugins' socket folders.
+func privateDir(dir string, log zerolog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("plugin socket directory: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("plugin socket directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("plugin socket directory %s: not a directory (%s)", dir, fi.Mode().Type())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("plugin socket directory %s belongs to uid %d, not to this daemon's uid %d: remove it or choose another state folder", dir, st.Uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("plugin socket directory %s: restrict to 0700: %w", dir, err)
+		}
+		log.Warn().Str("dir", dir).Str("was", fi.Mode().Perm().String()).Msg("plugin socket directory restricted to its owner (0700)")
+	}
+	return nil
 }
 
 // removeStaleSocket removes the unix socket p if nobody accepts

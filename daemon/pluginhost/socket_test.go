@@ -212,3 +212,44 @@ func TestMaxProcs(t *testing.T) {
 		t.Fatalf("MaxProcs -1: %v", err)
 	}
 }
+
+// TestSocketDirMustBePrivate: an existing socket directory open to others
+// is restricted to 0700 at start, one owned by another user (a predictable
+// folder in /tmp created by someone else) or a symbolic link is refused.
+func TestSocketDirMustBePrivate(t *testing.T) {
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{State: newMemState(), SocketDir: open}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(open); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("socket dir mode after start: %v %v, want 0700", fi.Mode().Perm(), err)
+	}
+
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(open, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{State: newMemState(), SocketDir: link}); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("symlinked socket dir: %v", err)
+	}
+
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another user needs root")
+	}
+	foreign := filepath.Join(t.TempDir(), "foreign")
+	if err := os.Mkdir(foreign, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(foreign, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{State: newMemState(), SocketDir: foreign}); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+		t.Fatalf("socket dir of another user: %v", err)
+	}
+}
