@@ -241,11 +241,15 @@ type SubmitResult struct {
 	Existing     bool
 }
 
-// Submit records a file to send to bank: it reads its identifiers (MsgId,
-// PmtInfIds, EndToEndIds and amounts), copies it durably into the spool and
-// records the transmission as queued. The same content submitted again for
-// the same bank returns the existing transmission: a file is never sent
-// twice, however often it is dropped.
+// Submit records a file to send to bank. It reads the file ONCE: each
+// block is copied durably into the spool, hashed and parsed for its
+// identifiers (MsgId, PmtInfIds, EndToEndIds and amounts) by a goroutine
+// reading the same stream; the transactions go to the store in batches as
+// they are parsed (staged under the new transmission's id, invisible until
+// the transmission row commits last), so memory does not grow with the
+// file. The same content submitted again for the same bank returns the
+// existing transmission: a file is never sent twice, however often it is
+// dropped.
 func (s *Service) Submit(ctx context.Context, bankName, function, path string) (*SubmitResult, error) {
 	bank, ok := s.banks[bankName]
 	if !ok {
@@ -254,45 +258,62 @@ func (s *Service) Submit(ctx context.Context, bankName, function, path string) (
 	if function == "" {
 		function = bank.Function
 	}
+	s.purgeStaging(ctx)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("submit: %w", err)
 	}
 	defer f.Close()
-	// Copy to a spool temp file while hashing, then parse from the copy.
 	tmp, err := os.CreateTemp(s.d.SpoolDir, ".incoming-*")
 	if err != nil {
 		return nil, fmt.Errorf("submit: spool: %w", err)
 	}
 	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	id := newID("T")
+	if err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO transmission_staging (id, bank, started_ms) VALUES (?, ?, ?)`, id, bankName, s.d.Now().UnixMilli())
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("submit %s: %w", filepath.Base(path), err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			s.dropStaged(context.WithoutCancel(ctx), id)
+		}
+	}()
 	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(tmp, h), f)
-	if err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("submit %s: copy: %w", path, err)
+	pr, pw := io.Pipe()
+	parsed := make(chan scanResult, 1)
+	go func() {
+		info, err := s.stageTxs(ctx, id, pr)
+		if err != nil {
+			pr.CloseWithError(err) // ends the copy at once
+		} else {
+			_, _ = io.Copy(io.Discard, pr) // whatever follows the document
+		}
+		parsed <- scanResult{info, err}
+	}()
+	size, cerr := io.CopyBuffer(io.MultiWriter(tmp, h, pw), struct{ io.Reader }{f}, make([]byte, 256<<10))
+	pw.CloseWithError(cerr)
+	res := <-parsed
+	if res.err != nil {
+		return nil, fmt.Errorf("submit %s: %w", filepath.Base(path), res.err)
+	}
+	if cerr != nil {
+		return nil, fmt.Errorf("submit %s: copy: %w", path, cerr)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
 		return nil, fmt.Errorf("submit: fsync: %w", err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if existing, err := s.bySHA(ctx, bankName, sum); err == nil {
-		tmp.Close()
 		return &SubmitResult{Transmission: existing, Existing: true}, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
-		tmp.Close()
 		return nil, err
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		tmp.Close()
-		return nil, err
-	}
-	info, err := painfile.Read(tmp)
-	tmp.Close()
-	if err != nil {
-		return nil, fmt.Errorf("submit %s: %w", filepath.Base(path), err)
-	}
-	id := newID("T")
+	info := res.info
 	spool := filepath.Join(s.d.SpoolDir, id+".xml")
 	if err := os.Rename(tmp.Name(), spool); err != nil {
 		return nil, fmt.Errorf("submit: spool rename: %w", err)
@@ -301,10 +322,10 @@ func (s *Service) Submit(ctx context.Context, bankName, function, path string) (
 		return nil, err
 	}
 	now := s.d.Now()
-	nb := int64(len(info.Txs))
+	nb := info.Count
 	t := &Transmission{ID: id, Bank: bankName, Function: function, FileName: filepath.Base(path), SpoolPath: spool,
 		SHA256: sum, Size: size, Kind: info.Kind, MsgID: info.MsgID, NbOfTxs: nb, CtrlSum: info.CtrlSum,
-		State: StateQueued, CreatedAt: now, UpdatedAt: now, Version: 1, Details: json.RawMessage("{}"), Currency: oneCurrency(info.Txs)}
+		State: StateQueued, CreatedAt: now, UpdatedAt: now, Version: 1, Details: json.RawMessage("{}"), Currency: info.Currency}
 	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO transmissions (`+txCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			t.ID, t.Bank, t.Function, t.FileName, t.SpoolPath, t.SHA256, t.Size, t.Kind, t.MsgID, t.NbOfTxs, t.CtrlSum,
@@ -312,11 +333,8 @@ func (s *Service) Submit(ctx context.Context, bankName, function, path string) (
 		if err != nil {
 			return err
 		}
-		for i, x := range info.Txs {
-			if _, err := tx.Exec(ctx, `INSERT INTO transmission_txs (transmission_id, seq, pmt_inf_id, end_to_end_id, instr_id, amount, currency, name, iban)
-				VALUES (?,?,?,?,?,?,?,?,?)`, t.ID, i+1, x.PmtInfID, x.EndToEndID, x.InstrID, x.Amount, x.Currency, x.Name, x.IBAN); err != nil {
-				return err
-			}
+		if _, err := tx.Exec(ctx, `DELETE FROM transmission_staging WHERE id = ?`, id); err != nil {
+			return err
 		}
 		return tx.RecordHistory(ctx, store.History{Entity: "transmission", ID: t.ID, From: "", To: string(StateQueued),
 			Cause: "submit", At: now})
@@ -329,9 +347,140 @@ func (s *Service) Submit(ctx context.Context, bankName, function, path string) (
 		}
 		return nil, fmt.Errorf("submit %s: %w", t.FileName, err)
 	}
+	committed = true
 	s.d.Logger.Info().Str("transmission", t.ID).Str("bank", bankName).Str("msg_id", t.MsgID).Int64("txs", nb).
 		Str("sha256", sum).Msg("transmission recorded")
 	return &SubmitResult{Transmission: t}, nil
+}
+
+type scanResult struct {
+	info *painfile.Info
+	err  error
+}
+
+// Staged transactions are written stageBatch at a time, each batch in its
+// own store transaction (so the single SQLite writer is never held for a
+// whole file), in multi-row INSERTs of txRows rows (txRows*9 placeholders,
+// below the limits of SQLite and PostgreSQL).
+const stageBatch, txRows = 2000, 250
+
+// stageTxs parses the document from r and writes its transactions to
+// transmission_txs under id, batch by batch, while the parse goes on: the
+// parser fills one batch while the previous one is written. At most two
+// batches are held.
+func (s *Service) stageTxs(ctx context.Context, id string, r io.Reader) (*painfile.Info, error) {
+	batches := make(chan []painfile.Tx, 1)
+	written := make(chan error, 1)
+	go func() {
+		var seq int64
+		var err error
+		for b := range batches {
+			if err == nil {
+				err = s.writeTxs(ctx, id, seq, b)
+			}
+			seq += int64(len(b))
+		}
+		written <- err
+	}()
+	cur := make([]painfile.Tx, 0, stageBatch)
+	failed := func() error {
+		select {
+		case err := <-written:
+			written <- err
+			return err
+		default:
+			return nil
+		}
+	}
+	info, err := painfile.Scan(r, func(x painfile.Tx) error {
+		cur = append(cur, x)
+		if len(cur) == stageBatch {
+			if err := failed(); err != nil {
+				return err
+			}
+			batches <- cur
+			cur = make([]painfile.Tx, 0, stageBatch)
+		}
+		return nil
+	}, false)
+	if err == nil && len(cur) > 0 {
+		batches <- cur
+	}
+	close(batches)
+	if werr := <-written; err == nil && werr != nil {
+		err = fmt.Errorf("store transactions: %w", werr)
+	}
+	return info, err
+}
+
+// writeTxs inserts one batch of staged transactions, numbered from seq+1.
+func (s *Service) writeTxs(ctx context.Context, id string, seq int64, b []painfile.Tx) error {
+	return s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		args := make([]any, 0, txRows*9)
+		for len(b) > 0 {
+			n := min(len(b), txRows)
+			args = args[:0]
+			for _, x := range b[:n] {
+				seq++
+				args = append(args, id, seq, x.PmtInfID, x.EndToEndID, x.InstrID, x.Amount, x.Currency, x.Name, x.IBAN)
+			}
+			q := `INSERT INTO transmission_txs (transmission_id, seq, pmt_inf_id, end_to_end_id, instr_id, amount, currency, name, iban) VALUES ` +
+				strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?),", n), ",")
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
+				return err
+			}
+			b = b[n:]
+		}
+		return nil
+	})
+}
+
+// dropStaged removes the staged transactions of a submission that did not
+// commit (refused, duplicate, failed).
+func (s *Service) dropStaged(ctx context.Context, id string) {
+	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM transmission_txs WHERE transmission_id = ? AND transmission_id IN (SELECT id FROM transmission_staging)`, id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM transmission_staging WHERE id = ?`, id)
+		return err
+	})
+	if err != nil {
+		s.d.Logger.Warn().Err(err).Str("staging", id).Msg("removing the staged transactions of an unfinished submission; purged later")
+	}
+}
+
+// stagingTTL is how long an unfinished submission's staged transactions
+// are kept: past it, the submission was interrupted (a crash).
+const stagingTTL = 6 * time.Hour
+
+// purgeStaging removes the staged transactions of submissions interrupted
+// more than stagingTTL ago.
+func (s *Service) purgeStaging(ctx context.Context) {
+	var ids []string
+	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id FROM transmission_staging WHERE started_ms < ? LIMIT 100`, s.d.Now().Add(-stagingTTL).UnixMilli())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		s.d.Logger.Warn().Err(err).Msg("listing interrupted submissions")
+		return
+	}
+	for _, id := range ids {
+		s.d.Logger.Warn().Str("staging", id).Msg("purging the staged transactions of a submission interrupted before it was recorded")
+		s.dropStaged(ctx, id)
+	}
 }
 
 func syncDir(dir string) error {
@@ -404,21 +553,6 @@ func (s *Service) List(ctx context.Context, state string, limit int) ([]Transmis
 		return rows.Err()
 	})
 	return out, err
-}
-
-// oneCurrency returns the currency of every transaction, or "" when they
-// differ (or there are none).
-func oneCurrency(txs []painfile.Tx) string {
-	if len(txs) == 0 {
-		return ""
-	}
-	c := txs[0].Currency
-	for _, x := range txs[1:] {
-		if x.Currency != c {
-			return ""
-		}
-	}
-	return c
 }
 
 func joinStates() string {

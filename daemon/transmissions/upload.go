@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,8 +198,11 @@ func (s *Service) Send(ctx context.Context, id, owner string, progress func(sent
 	}
 	log := s.d.Logger.With().Str("transmission", id).Str("bank", t.Bank).Logger()
 	log.Info().Int64("attempt", t.UploadAttempts).Int64("size", t.Size).Msg("upload starting")
+	// The identifiers read at submission go along, so the plugin need not
+	// parse the file again (it reads it once, to hash and spool it).
 	res, err := tr.Upload(ctx, sdk.UploadRequest{Bank: t.Bank, TransmissionID: t.ID, Function: t.Function,
-		Path: t.SpoolPath, SHA256: t.SHA256, Size: t.Size}, progress)
+		Path: t.SpoolPath, SHA256: t.SHA256, Size: t.Size,
+		Params: map[string]string{"msg_id": t.MsgID, "nb_of_txs": strconv.FormatInt(t.NbOfTxs, 10), "ctrl_sum": t.CtrlSum}}, progress)
 	if err != nil {
 		var rej *sdk.RejectError
 		if errors.As(err, &rej) {

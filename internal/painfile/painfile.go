@@ -1,8 +1,9 @@
 // Package painfile reads the identifiers acquit needs from an outgoing SEPA
 // file (pain.001 credit transfers, pain.008 direct debits) before it is sent,
 // so acknowledgements can be matched to it later: MsgId, PmtInfIds,
-// EndToEndIds with their amounts. It streams: memory does not grow with the
-// number of transactions beyond the list it returns.
+// EndToEndIds with their amounts. It streams: Scan hands each transaction to
+// a callback and holds none of them, Read collects them, ReadHeader stops
+// after the group header.
 package painfile
 
 import (
@@ -40,14 +41,50 @@ type Info struct {
 	Txs       []Tx     `json:"txs"`
 	// Sum is the sum of the transaction amounts as decimal text.
 	Sum string `json:"sum"`
+	// Count is the number of transactions found (len(Txs) after Read).
+	Count int64 `json:"count"`
+	// Currency is the currency of every transaction, "" when they differ
+	// or there is none.
+	Currency string `json:"currency,omitempty"`
 }
 
 // MaxTxs bounds the number of transactions read (a 100 MB file holds about
 // 200,000).
 const MaxTxs = 2_000_000
 
-// Read extracts Info from a pain.001 or pain.008 document.
+// Read extracts Info, every transaction included, from a pain.001 or
+// pain.008 document. Its memory grows with the number of transactions: use
+// Scan for files of any size.
 func Read(r io.Reader) (*Info, error) {
+	var txs []Tx
+	info, err := Scan(r, func(t Tx) error {
+		txs = append(txs, t)
+		return nil
+	}, true)
+	if err != nil {
+		return nil, err
+	}
+	info.Txs = txs
+	return info, nil
+}
+
+// ReadHeader reads the group header only (kind, namespace, MsgId, NbOfTxs,
+// CtrlSum) and stops at the first payment information block: it reads a
+// few kilobytes of any file.
+func ReadHeader(r io.Reader) (*Info, error) {
+	return scan(r, nil, false, true)
+}
+
+// Scan reads a pain.001 or pain.008 document and calls fn with each
+// transaction, in file order; an error from fn ends the scan and is
+// returned. The Info returned has no Txs (Count, Sum and Currency are
+// computed as they pass) and, unless pmtInfIDs, no PmtInfIDs: its memory
+// does not grow with the file.
+func Scan(r io.Reader, fn func(Tx) error, pmtInfIDs bool) (*Info, error) {
+	return scan(r, fn, pmtInfIDs, false)
+}
+
+func scan(r io.Reader, fn func(Tx) error, pmtInfIDs, headerOnly bool) (*Info, error) {
 	dec := xml.NewDecoder(r)
 	dec.Strict = true
 	info := &Info{}
@@ -56,7 +93,8 @@ func Read(r io.Reader) (*Info, error) {
 	var pmtInf string
 	sum := new(big.Rat)
 	var text strings.Builder
-	inParty := "" // "Cdtr"/"Dbtr" while inside the counterparty of a tx
+	inParty := ""   // "Cdtr"/"Dbtr" while inside the counterparty of a tx
+	currencies := 0 // 0: none seen, 1: one (info.Currency), 2: several
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
@@ -88,9 +126,12 @@ func Read(r io.Reader) (*Info, error) {
 			}
 			path = append(path, t.Name.Local)
 			text.Reset()
+			if headerOnly && t.Name.Local == "PmtInf" {
+				return finish(info, sum, true)
+			}
 			switch t.Name.Local {
 			case "CdtTrfTxInf", "DrctDbtTxInf":
-				if len(info.Txs) >= MaxTxs {
+				if info.Count >= MaxTxs {
 					return nil, fmt.Errorf("painfile: more than %d transactions", MaxTxs)
 				}
 				cur = &Tx{PmtInfID: pmtInf}
@@ -127,7 +168,9 @@ func Read(r io.Reader) (*Info, error) {
 				info.CtrlSum = v
 			case name == "PmtInfId":
 				pmtInf = v
-				info.PmtInfIDs = append(info.PmtInfIDs, v)
+				if pmtInfIDs {
+					info.PmtInfIDs = append(info.PmtInfIDs, v)
+				}
 			case cur != nil && name == "InstrId" && parent == "PmtId":
 				cur.InstrID = v
 			case cur != nil && name == "EndToEndId" && parent == "PmtId":
@@ -149,7 +192,18 @@ func Read(r io.Reader) (*Info, error) {
 					if a != nil {
 						sum.Add(sum, a)
 					}
-					info.Txs = append(info.Txs, *cur)
+					info.Count++
+					switch {
+					case currencies == 0:
+						info.Currency, currencies = cur.Currency, 1
+					case currencies == 1 && cur.Currency != info.Currency:
+						info.Currency, currencies = "", 2
+					}
+					if fn != nil {
+						if err := fn(*cur); err != nil {
+							return nil, err
+						}
+					}
 				}
 				cur = nil
 			}
@@ -157,12 +211,18 @@ func Read(r io.Reader) (*Info, error) {
 			text.Reset()
 		}
 	}
+	return finish(info, sum, false)
+}
+
+func finish(info *Info, sum *big.Rat, header bool) (*Info, error) {
 	if info.Kind == "" {
 		return nil, errors.New("painfile: empty document")
 	}
 	if info.MsgID == "" {
 		return nil, errors.New("painfile: no GrpHdr/MsgId")
 	}
-	info.Sum = sum.FloatString(2)
+	if !header {
+		info.Sum = sum.FloatString(2)
+	}
 	return info, nil
 }

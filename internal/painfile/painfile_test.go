@@ -108,3 +108,43 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// Scan hands over every transaction without keeping any, and counts,
+// sums and finds the currency as Read does; ReadHeader stops at the first
+// payment group, so a file truncated after it still gives its header.
+func TestScanAndHeader(t *testing.T) {
+	var buf bytes.Buffer
+	sum, err := Generate(&buf, GenOptions{MsgID: "SCAN-1", N: 2500, PerPmt: 1000, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := buf.Bytes()
+	var n int
+	var last Tx
+	info, err := Scan(bytes.NewReader(doc), func(x Tx) error { n++; last = x; return nil }, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2500 || info.Count != 2500 || info.Txs != nil || info.PmtInfIDs != nil || info.Sum != sum || info.Currency != "EUR" {
+		t.Fatalf("scan: %d calls, %+v", n, info)
+	}
+	if last.EndToEndID != "SCAN-1-E2500" || last.PmtInfID != "SCAN-1-P3" {
+		t.Fatalf("last tx %+v", last)
+	}
+	stop := errors.New("stop")
+	if _, err := Scan(bytes.NewReader(doc), func(Tx) error { return stop }, false); !errors.Is(err, stop) {
+		t.Fatalf("callback error: %v", err)
+	}
+	mixed := strings.Replace(string(doc), `Ccy="EUR"`, `Ccy="CHF"`, 1)
+	if info, err := Scan(strings.NewReader(mixed), nil, true); err != nil || info.Currency != "" || len(info.PmtInfIDs) != 3 {
+		t.Fatalf("mixed currencies: %+v %v", info, err)
+	}
+	i := bytes.Index(doc, []byte("<PmtInf>"))
+	h, err := ReadHeader(bytes.NewReader(doc[:i+len("<PmtInf>")+10]))
+	if err != nil || h.MsgID != "SCAN-1" || h.NbOfTxs != "2500" || h.CtrlSum != sum || h.Count != 0 {
+		t.Fatalf("header: %+v %v", h, err)
+	}
+	if _, err := ReadHeader(strings.NewReader(`<!DOCTYPE x [<!ENTITY a "b">]><Document/>`)); !errors.Is(err, ErrDoctype) {
+		t.Fatalf("doctype: %v", err)
+	}
+}

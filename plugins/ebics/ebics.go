@@ -6,12 +6,9 @@ package ebics
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -213,21 +210,17 @@ func (p *Plugin) Upload(ctx context.Context, req sdk.UploadRequest, progress fun
 	if err != nil {
 		return nil, err
 	}
-	// The file must be the one the daemon registered: checked before
-	// anything is sent.
-	if req.SHA256 != "" || req.Size > 0 {
-		sum, size, err := fileSHA256(req.Path)
-		if err != nil {
-			return nil, fmt.Errorf("ebics upload %s: %w", req.TransmissionID, err)
-		}
-		if req.SHA256 != "" && !strings.EqualFold(req.SHA256, sum) {
-			return nil, sdk.Reject("sha256_mismatch", "file %s has SHA-256 %s, the daemon registered %s", req.Path, sum, req.SHA256)
-		}
-		if req.Size > 0 && req.Size != size {
-			return nil, sdk.Reject("size_mismatch", "file %s has %d bytes, the daemon registered %d", req.Path, size, req.Size)
-		}
+	// The file must be the one the daemon registered: the client checks
+	// its SHA-256 and size in the one read that spools it, before anything
+	// is sent, and refuses a resumed upload recorded for another file. The
+	// identifiers the daemon read at submission are passed on, so the file
+	// is not parsed here again.
+	res, err := b.client.Upload(ctx, client.UploadSpec{ID: req.TransmissionID, Function: req.Function, Path: req.Path, Progress: progress,
+		SHA256: req.SHA256, Size: req.Size, Identifiers: req.Params})
+	var fm *client.FileMismatchError
+	if errors.As(err, &fm) {
+		return nil, sdk.Reject(fm.Code, "%s", fm.Detail)
 	}
-	res, err := b.client.Upload(ctx, client.UploadSpec{ID: req.TransmissionID, Function: req.Function, Path: req.Path, Progress: progress})
 	if err != nil {
 		return nil, err
 	}
@@ -268,20 +261,6 @@ func (p *Plugin) docMeta(b *configuredBank, d *client.Downloaded) map[string]str
 		m["ptk_profile"] = b.bank.Profile.PTKProfile // for daemon/acks.PTKProfileByName
 	}
 	return m
-}
-
-func fileSHA256(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // Confirm implements sdk.BankTransport.

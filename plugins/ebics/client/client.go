@@ -156,10 +156,16 @@ func (e *NetError) Error() string { return fmt.Sprintf("ebics %s: transport: %v"
 func (e *NetError) Unwrap() error { return e.Err }
 
 func (c *Client) post(ctx context.Context, op string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.bank.URL, bytes.NewReader(body))
+	return c.postBody(ctx, op, bytes.NewReader(body), int64(len(body)))
+}
+
+// postBody posts size bytes read from body (streamed, not buffered).
+func (c *Client) postBody(ctx context.Context, op string, body io.Reader, size int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.bank.URL, body)
 	if err != nil {
 		return nil, &NetError{op, err}
 	}
+	req.ContentLength = size
 	req.Header.Set("Content-Type", "text/xml; charset=UTF-8")
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
@@ -199,7 +205,13 @@ func (c *Client) exchange(ctx context.Context, op string, r *protocol.Request) (
 		return nil, fmt.Errorf("ebics %s: %w", op, err)
 	}
 	c.log.Debug().Str("op", op).Int("bytes", len(body)).Msg("ebics request")
-	raw, err := c.post(ctx, op, body)
+	return c.exchangeBody(ctx, op, func() io.Reader { return bytes.NewReader(body) }, int64(len(body)))
+}
+
+// exchangeBody is exchange for a request already serialised: body returns
+// a fresh reader of its size bytes for each attempt.
+func (c *Client) exchangeBody(ctx context.Context, op string, body func() io.Reader, size int64) (*protocol.Response, error) {
+	raw, err := c.postBody(ctx, op, body(), size)
 	if err != nil {
 		return nil, err
 	}

@@ -1,13 +1,14 @@
 package client
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"compress/zlib"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,16 @@ type UploadSpec struct {
 	Function string // business function in the profile ("sct", "sdd")
 	Path     string
 	Progress func(sent, total int64)
+	// SHA256 (hex) and Size, when set, are what the caller registered:
+	// a file that differs is refused (*FileMismatchError) before anything
+	// is sent, checked in the same read that spools it; a resumed upload
+	// recorded for another file is refused too.
+	SHA256 string
+	Size   int64
+	// Identifiers the caller already read from the file ("msg_id",
+	// "nb_of_txs", "ctrl_sum"), returned in UploadResult.Details; when
+	// empty, the client reads them from the file's group header.
+	Identifiers map[string]string
 }
 
 // UploadResult is what the bank recorded.
@@ -96,6 +107,10 @@ func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, er
 		return nil, err
 	}
 	resumed := found
+	if found && spec.SHA256 != "" && st.FileSHA256 != "" && !strings.EqualFold(spec.SHA256, st.FileSHA256) {
+		return nil, fmt.Errorf("ebics upload %s: %w", spec.ID, &FileMismatchError{"sha256_mismatch",
+			fmt.Sprintf("upload %s was recorded for file %s, not %s", spec.ID, st.FileSHA256, spec.SHA256)})
+	}
 	if found && st.Done {
 		r := *st.Result
 		r.Resumed = true
@@ -153,64 +168,42 @@ func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, er
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-// prepare reads the file once for its hash, digest and payment ids, then
-// streams it through deflate -> E002 -> base64 into a spool file; only a
-// buffer of each stage is held in memory.
+// FileMismatchError refuses a file that is not the one the caller
+// registered (SHA-256 or size differ), found before anything is sent.
+type FileMismatchError struct {
+	Code   string // "sha256_mismatch" or "size_mismatch"
+	Detail string
+}
+
+// Error implements error.
+func (e *FileMismatchError) Error() string { return e.Code + ": " + e.Detail }
+
+// prepare reads the file ONCE: each block goes to the SHA-256 of the file,
+// the ES digest and deflate -> E002 -> base64 into a spool file; only a
+// buffer of each stage is held in memory. The file's identifiers come from
+// the caller (the daemon read them at submission), else from the group
+// header alone (a few kilobytes). A file whose hash or size differ from
+// the caller's is refused before the spool is kept, so before anything is
+// sent.
 func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *uploadState) error {
 	f, err := os.Open(spec.Path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	h := sha256.New()
-	esh := protocol.NewESHash(c.bank.Profile.StripCRLF())
-	pr, pw := io.Pipe()
-	infoCh := make(chan *painfile.Info, 1)
-	go func() {
-		info, err := painfile.Read(pr)
-		if err != nil {
-			c.log.Warn().Err(err).Str("id", spec.ID).Msg("ebics upload: file is not a readable pain document; no payment ids recorded")
-			info = nil
+	st.details = map[string]string{}
+	if len(spec.Identifiers) > 0 {
+		for _, k := range []string{"msg_id", "nb_of_txs", "ctrl_sum"} {
+			if v := spec.Identifiers[k]; v != "" {
+				st.details[k] = v
+			}
 		}
-		io.Copy(io.Discard, pr)
-		infoCh <- info
-	}()
-	if _, err := io.Copy(io.MultiWriter(h, esh, pw), f); err != nil {
-		pw.CloseWithError(err)
-		<-infoCh
-		return err
+	} else if info, err := painfile.ReadHeader(io.LimitReader(f, 1<<20)); err == nil {
+		st.details["msg_id"], st.details["nb_of_txs"], st.details["ctrl_sum"] = info.MsgID, info.NbOfTxs, info.CtrlSum
+	} else {
+		c.log.Warn().Err(err).Str("id", spec.ID).Msg("ebics upload: no readable pain group header; no identifiers recorded")
 	}
-	pw.Close()
-	info := <-infoCh
-	// file_sha256 is the file's own hash; the ES signs (and H005's
-	// DataDigest carries) the order data digest, which leaves CR, LF and
-	// Ctrl-Z out unless the profile says otherwise.
-	digest := esh.Sum(nil)
-	st.Function = spec.Function
-	st.FileSHA256 = hex.EncodeToString(h.Sum(nil))
-	st.DataDigest = digest
-	st.details = map[string]string{"file_sha256": st.FileSHA256}
-	if info != nil {
-		pmt, _ := json.Marshal(info.PmtInfIDs)
-		st.details["msg_id"] = info.MsgID
-		if len(pmt) <= 64<<10 {
-			st.details["pmt_inf_ids"] = string(pmt)
-		}
-		st.details["nb_of_txs"] = info.NbOfTxs
-		st.details["ctrl_sum"] = info.CtrlSum
-	}
-	// ES over the document digest.
-	sig, err := protocol.SignES(c.bank.Profile.SignatureVersion, c.keys.Signature.Private, digest)
-	if err != nil {
-		return err
-	}
-	tkey := protocol.NewTransactionKey()
-	sigData, err := protocol.EncryptE002(tkey, protocol.Deflate(protocol.UserSignatureData(c.version, c.bank.Profile.SignatureVersion, sig, c.bank.PartnerID, c.bank.UserID)))
-	if err != nil {
-		return err
-	}
-	wrapped, err := protocol.WrapKey(c.bankKeys().Enc.Key, tkey)
-	if err != nil {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
 	dir := c.o.WorkDir
@@ -226,32 +219,56 @@ func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *
 	if err != nil {
 		return err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		out.Close()
-		return err
-	}
-	b64 := base64.NewEncoder(base64.StdEncoding, out)
+	h := sha256.New()
+	esh := protocol.NewESHash(c.bank.Profile.StripCRLF())
+	tkey := protocol.NewTransactionKey()
+	bw := bufio.NewWriterSize(out, 256<<10)
+	b64 := base64.NewEncoder(base64.StdEncoding, bw)
 	enc, _ := protocol.NewE002Writer(b64, tkey)
 	zw, _ := zlib.NewWriterLevel(enc, zlib.DefaultCompression)
-	_, err = io.Copy(zw, f)
-	if err == nil {
-		err = zw.Close()
-	}
-	if err == nil {
-		err = enc.Close()
-	}
-	if err == nil {
-		err = b64.Close()
-	}
-	if err == nil {
-		err = out.Sync()
+	buf := make([]byte, 256<<10)
+	size, err := io.CopyBuffer(io.MultiWriter(h, esh, zw), struct{ io.Reader }{f}, buf)
+	for _, cl := range []func() error{zw.Close, enc.Close, b64.Close, bw.Flush, out.Sync} {
+		if err == nil {
+			err = cl()
+		}
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	switch {
+	case err != nil:
+		err = fmt.Errorf("spool: %w", err)
+	case spec.SHA256 != "" && !strings.EqualFold(spec.SHA256, sum):
+		err = &FileMismatchError{"sha256_mismatch", fmt.Sprintf("file %s has SHA-256 %s, the caller registered %s", spec.Path, sum, spec.SHA256)}
+	case spec.Size > 0 && spec.Size != size:
+		err = &FileMismatchError{"size_mismatch", fmt.Sprintf("file %s has %d bytes, the caller registered %d", spec.Path, size, spec.Size)}
+	}
 	if err != nil {
 		os.Remove(spool + ".tmp")
-		return fmt.Errorf("spool: %w", err)
+		return err
+	}
+	// file_sha256 is the file's own hash; the ES signs (and H005's
+	// DataDigest carries) the order data digest, which leaves CR, LF and
+	// Ctrl-Z out unless the profile says otherwise.
+	digest := esh.Sum(nil)
+	st.Function = spec.Function
+	st.FileSHA256 = sum
+	st.DataDigest = digest
+	st.details["file_sha256"] = st.FileSHA256
+	// ES over the document digest.
+	sig, err := protocol.SignES(c.bank.Profile.SignatureVersion, c.keys.Signature.Private, digest)
+	if err != nil {
+		return err
+	}
+	sigData, err := protocol.EncryptE002(tkey, protocol.Deflate(protocol.UserSignatureData(c.version, c.bank.Profile.SignatureVersion, sig, c.bank.PartnerID, c.bank.UserID)))
+	if err != nil {
+		return err
+	}
+	wrapped, err := protocol.WrapKey(c.bankKeys().Enc.Key, tkey)
+	if err != nil {
+		return err
 	}
 	if err := os.Rename(spool+".tmp", spool); err != nil {
 		return err
@@ -316,13 +333,13 @@ func (c *Client) runUpload(ctx context.Context, spec UploadSpec, fn Function, ke
 		return nil, err
 	}
 	defer sf.Close()
-	buf := make([]byte, st.SegmentSize)
 	var last *protocol.Response
 	syncs := 0
 	for n := st.SegmentsDone + 1; n <= st.NumSegments; n++ {
-		m, err := sf.ReadAt(buf, int64(n-1)*int64(st.SegmentSize))
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
+		off := int64(n-1) * int64(st.SegmentSize)
+		m := min(int64(st.SegmentSize), st.SpoolSize-off)
+		if m <= 0 {
+			return nil, fmt.Errorf("segment %d: spool %s holds %d bytes", n, st.Spool, st.SpoolSize)
 		}
 		if n == st.NumSegments && !st.LastSent {
 			st.LastSent = true
@@ -330,10 +347,21 @@ func (c *Client) runUpload(ctx context.Context, spec UploadSpec, fn Function, ke
 				return nil, err
 			}
 		}
+		// The envelope is built and signed once per segment (the transfer
+		// phase carries no nonce, so a retry sends the same bytes); the
+		// segment goes from the spool into the request body.
 		r := &protocol.Request{Version: c.version, Kind: protocol.KindRequest, HostID: c.bank.HostID, TransactionID: st.TransactionID,
-			Phase: protocol.PhaseTransfer, SegmentNumber: n, LastSegment: n == st.NumSegments, OrderData: string(buf[:m])}
+			Phase: protocol.PhaseTransfer, SegmentNumber: n, LastSegment: n == st.NumSegments}
+		prefix, suffix, err := r.MarshalEnvelope(c.keys.Auth.Private)
+		if err != nil {
+			return nil, fmt.Errorf("segment %d: %w", n, err)
+		}
+		body := func() io.Reader {
+			return io.MultiReader(bytes.NewReader(prefix), io.NewSectionReader(sf, off, m), bytes.NewReader(suffix))
+		}
+		size := int64(len(prefix)) + m + int64(len(suffix))
 		resp, err := c.retry(ctx, "upload segment "+strconv.Itoa(n), func() (*protocol.Response, error) {
-			return c.exchange(ctx, fn.OrderType+" transfer", r)
+			return c.exchangeBody(ctx, fn.OrderType+" transfer", body, size)
 		})
 		if protocol.HasCode(err, protocol.CodeTxRecoverySync) && resp != nil {
 			if syncs++; syncs > 10 {

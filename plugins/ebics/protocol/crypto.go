@@ -258,11 +258,26 @@ type stripHash struct {
 }
 
 // Write hashes p without its CR, LF and Ctrl-Z bytes.
+// Text files have LFs every few dozen bytes and rarely a CR or Ctrl-Z:
+// the runs between LFs are copied with memmove (IndexByte is vectorised),
+// the byte loop only runs on blocks that hold a CR or a Ctrl-Z.
 func (s *stripHash) Write(p []byte) (int, error) {
 	s.buf = s.buf[:0]
-	for _, c := range p {
-		if c != '\r' && c != '\n' && c != 0x1a {
-			s.buf = append(s.buf, c)
+	if bytes.IndexByte(p, '\r') < 0 && bytes.IndexByte(p, 0x1a) < 0 {
+		for q := p; len(q) > 0; {
+			i := bytes.IndexByte(q, '\n')
+			if i < 0 {
+				s.buf = append(s.buf, q...)
+				break
+			}
+			s.buf = append(s.buf, q[:i]...)
+			q = q[i+1:]
+		}
+	} else {
+		for _, c := range p {
+			if c != '\r' && c != '\n' && c != 0x1a {
+				s.buf = append(s.buf, c)
+			}
 		}
 	}
 	s.Hash.Write(s.buf)

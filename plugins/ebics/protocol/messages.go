@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/rand"
 	"crypto/rsa"
@@ -595,4 +596,35 @@ func text(e *etree.Element, tag string) string {
 		return ""
 	}
 	return strings.TrimSpace(c.Text())
+}
+
+// orderDataMark stands for the segment in MarshalEnvelope's document; it
+// holds characters base64 never produces, so it cannot be mistaken for
+// order data.
+const orderDataMark = "<OrderData>@@acquit-order-data@@</OrderData>"
+
+// MarshalEnvelope builds and signs a transfer-phase request carrying
+// upload order data and returns the serialised document cut where the
+// OrderData text goes: prefix + segment + suffix is the request. The X002
+// signature covers only the elements marked authenticate="true" (the
+// header here); OrderData is not among them, so the envelope is signed once
+// and the segment (base64 text, which needs no XML escaping) is streamed
+// from the spool into the request body without being copied into a
+// document. r.OrderData is ignored.
+func (r *Request) MarshalEnvelope(auth *rsa.PrivateKey) (prefix, suffix []byte, err error) {
+	if r.Kind != KindRequest || r.TransactionID == "" || r.Phase != PhaseTransfer {
+		return nil, nil, fmt.Errorf("ebics request: an envelope is for a transfer-phase request")
+	}
+	cp := *r
+	cp.OrderData = "@@acquit-order-data@@"
+	b, err := cp.Marshal(auth)
+	if err != nil {
+		return nil, nil, err
+	}
+	i := bytes.Index(b, []byte(orderDataMark))
+	if i < 0 || bytes.Count(b, []byte(orderDataMark)) != 1 {
+		return nil, nil, fmt.Errorf("ebics request: OrderData mark not found once in the envelope")
+	}
+	j := i + len("<OrderData>")
+	return b[:j], b[j+len("@@acquit-order-data@@"):], nil
 }

@@ -1,9 +1,12 @@
 package sim
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"math/big"
+	"os"
 	"strings"
 	"time"
 
@@ -29,14 +32,39 @@ func (s *Sim) acknowledge(idx int, f Faults) {
 
 	var groupReason, groupInfo string
 	var rejects []txReject
-	info, err := painfile.Read(bytes.NewReader(o.Data))
+	// The file is read once, streaming (it may be a spooled order of any
+	// size): the transactions are checked as they pass; the group-level
+	// verdicts (count, sum, duplicate MsgId) come first when they apply.
+	bad := map[string]bool{}
+	for _, e := range f.RejectTxs {
+		bad[e] = true
+	}
+	var r io.Reader = bytes.NewReader(o.Data)
+	if o.DataPath != "" {
+		df, err := os.Open(o.DataPath)
+		if err != nil {
+			s.log.Error().Err(err).Str("order", o.OrderID).Msg("ebics sim: spooled order data unreadable")
+			return
+		}
+		defer df.Close()
+		r = bufio.NewReaderSize(df, 256<<10)
+	}
+	info, err := painfile.Scan(r, func(t painfile.Tx) error {
+		switch {
+		case t.IBAN != "" && !painfile.ValidIBAN(t.IBAN):
+			rejects = append(rejects, txReject{t.PmtInfID, t.EndToEndID, "AC01", "invalid IBAN check digits"})
+		case bad[t.EndToEndID]:
+			rejects = append(rejects, txReject{t.PmtInfID, t.EndToEndID, "AC04", "account closed (injected)"})
+		}
+		return nil
+	}, false)
 	switch {
 	case err != nil:
 		groupReason, groupInfo = "FF01", "file is not a well-formed pain.001/pain.008: "+err.Error()
 	case f.RejectFile:
 		groupReason, groupInfo = "FF01", "file rejected (injected)"
-	case info.NbOfTxs != fmt.Sprint(len(info.Txs)):
-		groupReason, groupInfo = "AM18", fmt.Sprintf("NbOfTxs %s, %d transactions found", info.NbOfTxs, len(info.Txs))
+	case info.NbOfTxs != fmt.Sprint(info.Count):
+		groupReason, groupInfo = "AM18", fmt.Sprintf("NbOfTxs %s, %d transactions found", info.NbOfTxs, info.Count)
 	case !sameAmount(info.CtrlSum, info.Sum):
 		groupReason, groupInfo = "AM10", fmt.Sprintf("CtrlSum %s, transactions sum to %s", info.CtrlSum, info.Sum)
 	}
@@ -49,19 +77,8 @@ func (s *Sim) acknowledge(idx int, f Faults) {
 			groupReason, groupInfo = "DU01", "duplicate MsgId "+info.MsgID
 		}
 	}
-	if err == nil && groupReason == "" {
-		bad := map[string]bool{}
-		for _, e := range f.RejectTxs {
-			bad[e] = true
-		}
-		for _, t := range info.Txs {
-			switch {
-			case t.IBAN != "" && !painfile.ValidIBAN(t.IBAN):
-				rejects = append(rejects, txReject{t.PmtInfID, t.EndToEndID, "AC01", "invalid IBAN check digits"})
-			case bad[t.EndToEndID]:
-				rejects = append(rejects, txReject{t.PmtInfID, t.EndToEndID, "AC04", "account closed (injected)"})
-			}
-		}
+	if groupReason != "" {
+		rejects = nil // the whole file is refused: no transaction verdicts
 	}
 	accepted := groupReason == ""
 	s.mu.Lock()
@@ -164,7 +181,7 @@ func psrDoc(o Order, info *painfile.Info, groupReason, groupInfo string, rejects
 		sr := og.CreateElement("StsRsnInf")
 		sr.CreateElement("Rsn").CreateElement("Cd").SetText(groupReason)
 		sr.CreateElement("AddtlInf").SetText(trunc(groupInfo, 105))
-	case len(rejects) == len(info.Txs) && len(rejects) > 0:
+	case int64(len(rejects)) == info.Count && len(rejects) > 0:
 		og.CreateElement("GrpSts").SetText("RJCT")
 	case len(rejects) > 0:
 		og.CreateElement("GrpSts").SetText("PART")

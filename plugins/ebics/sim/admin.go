@@ -3,6 +3,7 @@ package sim
 // The admin endpoints of the simulator command (activation, orders).
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -22,12 +23,12 @@ func (s *Sim) admin(w http.ResponseWriter, r *http.Request) {
 			OrderID, TransactionID, OrderType, PartnerID, UserID, MsgID string
 			Accepted                                                    bool
 			Reasons                                                     []string
-			Bytes                                                       int
+			Bytes                                                       int64
 			Received                                                    time.Time
 		}
 		var out []view
 		for _, o := range s.Orders() {
-			out = append(out, view{o.OrderID, o.TransactionID, o.OrderType, o.PartnerID, o.UserID, o.MsgID, o.Accepted, o.Reasons, len(o.Data), o.Received})
+			out = append(out, view{o.OrderID, o.TransactionID, o.OrderType, o.PartnerID, o.UserID, o.MsgID, o.Accepted, o.Reasons, cmp.Or(o.Size, int64(len(o.Data))), o.Received})
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)

@@ -67,6 +67,12 @@ type Config struct {
 	MaxSegments int
 	// MaxOrderSize caps the decompressed order data; default 512 MiB.
 	MaxOrderSize int64
+	// SpoolDir, when set, makes the bank keep upload segments and the
+	// decoded order data in files there instead of memory (orders of any
+	// size: Order.DataPath instead of Order.Data); the checks are the same
+	// (segment order and content, order data size, the ES over the whole
+	// order data, the file's validation for the acknowledgements).
+	SpoolDir string
 	// RequireCertificates refuses INI/HIA keys without X.509 certificates
 	// with 091217 (French banks; always the case in H005).
 	RequireCertificates bool
@@ -143,11 +149,15 @@ type Order struct {
 	UserID        string
 	Version       protocol.Version
 	FileFormat    string
-	Data          []byte // the decrypted, decompressed document
-	MsgID         string
-	Accepted      bool
-	Reasons       []string
-	Received      time.Time
+	Data          []byte // the decrypted, decompressed document (nil with Config.SpoolDir)
+	// DataPath is the file holding the document when the bank spools
+	// uploads to disk (Config.SpoolDir); Size is the document's length.
+	DataPath string
+	Size     int64
+	MsgID    string
+	Accepted bool
+	Reasons  []string
+	Received time.Time
 	// SignatureVersion (A005/A006) and Signature are the subscriber's ES
 	// over Data, as the bank verified it (for independent re-checks).
 	SignatureVersion string

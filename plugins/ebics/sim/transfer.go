@@ -4,9 +4,14 @@ package sim
 // segments, receipts, recovery and expiry.
 
 import (
+	"bufio"
 	"cmp"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -15,15 +20,19 @@ import (
 )
 
 type tx struct {
-	id         string
-	sub        *subscriber
-	version    protocol.Version
-	upload     bool
-	orderType  string
-	orderID    string
-	params     protocol.OrderParams
-	numSeg     int
-	segments   []string
+	id        string
+	sub       *subscriber
+	version   protocol.Version
+	upload    bool
+	orderType string
+	orderID   string
+	params    protocol.OrderParams
+	numSeg    int
+	segments  []string
+	// With Config.SpoolDir, upload segments go to spool (a file) and only
+	// their SHA-256 stay in memory, to tell a resent segment's content.
+	spool      *os.File
+	segSums    [][32]byte
 	wrappedKey []byte
 	sigData    []byte
 	dataDigest []byte
@@ -32,6 +41,43 @@ type tx struct {
 	created    time.Time
 	lastSeen   time.Time // last request of the transaction (expiry)
 	response   []byte    // final response of a completed upload (recovery)
+}
+
+// received is the number of upload segments the bank holds.
+func (t *tx) received() int {
+	if t.spool != nil {
+		return len(t.segSums)
+	}
+	return len(t.segments)
+}
+
+// sameSegment reports whether data is the content of held segment n.
+func (t *tx) sameSegment(n int, data string) bool {
+	if t.spool != nil {
+		return sha256.Sum256([]byte(data)) == t.segSums[n-1]
+	}
+	return t.segments[n-1] == data
+}
+
+// addSegment holds the next upload segment.
+func (t *tx) addSegment(data string) error {
+	if t.spool != nil {
+		if _, err := io.WriteString(t.spool, data); err != nil {
+			return err
+		}
+		t.segSums = append(t.segSums, sha256.Sum256([]byte(data)))
+		return nil
+	}
+	t.segments = append(t.segments, data)
+	return nil
+}
+
+// dropSpool removes the segment spool of an upload (done or abandoned).
+func (t *tx) dropSpool() {
+	if t.spool != nil {
+		t.spool.Close()
+		os.Remove(t.spool.Name())
+	}
 }
 
 // assignOrderID gives an upload a bank-assigned OrderID: a letter and
@@ -75,6 +121,7 @@ func (s *Sim) expireLocked(now time.Time) {
 		if t.doc != nil && t.doc.inFlight == id {
 			t.doc.inFlight = ""
 		}
+		t.dropSpool()
 		delete(s.txs, id)
 		s.log.Info().Str("tx", id).Bool("upload", t.upload).Bool("complete", t.done).Dur("idle", now.Sub(t.lastSeen)).Msg("ebics sim: transaction expired")
 	}
@@ -200,6 +247,13 @@ func (s *Sim) initialise(req *protocol.Request, tree *xnode) []byte {
 			t.orderID = s.assignOrderID(sub)
 		}
 		t.numSeg, t.wrappedKey, t.sigData, t.dataDigest = req.NumSegments, req.TransactionKey, req.SignatureData, req.DataDigest
+		if s.cfg.SpoolDir != "" {
+			f, err := os.CreateTemp(s.cfg.SpoolDir, "upload-*.b64")
+			if err != nil {
+				return s.errorResponse(v, rk, protocol.CodeInternalError, "spool: "+err.Error())
+			}
+			t.spool = f
+		}
 		s.txs[t.id] = t
 		s.log.Info().Str("tx", t.id).Str("order", t.orderID).Str("kind", kind).Int("segments", t.numSeg).Msg("ebics sim: upload initialised")
 		resp := &protocol.Response{Version: v, Kind: rk, TransactionID: t.id, Phase: protocol.PhaseInitialisation, OrderID: t.orderID}
@@ -333,22 +387,24 @@ func (s *Sim) transfer(req *protocol.Request, tree *xnode) ([]byte, error) {
 	case f.RecoverySyncAtSegment == n:
 		f.RecoverySyncAtSegment = 0
 		r := base
-		r.TechCode, r.SegmentNumber, r.LastSegment = protocol.CodeTxRecoverySync, len(t.segments), false
-		r.ReportText = fmt.Sprintf("[EBICS_TX_RECOVERY_SYNC] last segment received %d", len(t.segments))
+		r.TechCode, r.SegmentNumber, r.LastSegment = protocol.CodeTxRecoverySync, t.received(), false
+		r.ReportText = fmt.Sprintf("[EBICS_TX_RECOVERY_SYNC] last segment received %d", t.received())
 		b, _ := r.Marshal(s.signKey())
 		return b, nil
 	}
 	switch {
-	case n <= len(t.segments):
-		if t.segments[n-1] != req.OrderData {
+	case n <= t.received():
+		if !t.sameSegment(n, req.OrderData) {
 			return s.errorResponse(v, rk, protocol.CodeTxAbort, "segment resent with other content"), nil
 		}
-	case n == len(t.segments)+1:
-		t.segments = append(t.segments, req.OrderData)
+	case n == t.received()+1:
+		if err := t.addSegment(req.OrderData); err != nil {
+			return s.errorResponse(v, rk, protocol.CodeInternalError, "spool: "+err.Error()), nil
+		}
 	default:
 		r := base
-		r.TechCode, r.SegmentNumber, r.LastSegment = protocol.CodeTxRecoverySync, max(len(t.segments), 1), false
-		r.ReportText = fmt.Sprintf("[EBICS_TX_RECOVERY_SYNC] last segment received %d", len(t.segments))
+		r.TechCode, r.SegmentNumber, r.LastSegment = protocol.CodeTxRecoverySync, max(t.received(), 1), false
+		r.ReportText = fmt.Sprintf("[EBICS_TX_RECOVERY_SYNC] last segment received %d", t.received())
 		b, _ := r.Marshal(s.signKey())
 		return b, nil
 	}
@@ -373,6 +429,7 @@ func (s *Sim) transfer(req *protocol.Request, tree *xnode) ([]byte, error) {
 // complete decodes, checks and records an upload whose segments are all in.
 func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	v := t.version
+	defer t.dropSpool()
 	fail := func(code, report string) []byte {
 		delete(s.txs, t.id)
 		s.log.Warn().Str("tx", t.id).Str("code", code).Str("report", report).Msg("ebics sim: upload refused")
@@ -382,7 +439,16 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	if err != nil {
 		return fail(protocol.CodeInvalidRequestContnt, err.Error())
 	}
-	plain, err := protocol.DecodeOrderData(t.segments, key, s.cfg.MaxOrderSize)
+	var plain []byte
+	var digest []byte
+	var dataPath string
+	var size int64
+	if t.spool != nil {
+		dataPath, size, digest, err = s.decodeSpool(t, key)
+	} else {
+		plain, err = protocol.DecodeOrderData(t.segments, key, s.cfg.MaxOrderSize)
+		size = int64(len(plain))
+	}
 	var ce *protocol.CryptoError
 	switch {
 	case errors.As(err, &ce) && ce.Op == "inflate":
@@ -402,7 +468,9 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	if err != nil {
 		return fail("091111", err.Error())
 	}
-	digest := s.orderDigest(plain)
+	if t.spool == nil {
+		digest = s.orderDigest(plain)
+	}
 	if v == protocol.H005 && !bytesEq(digest, t.dataDigest) {
 		return fail(protocol.CodeSignatureFailed, "DataDigest does not match the order data")
 	}
@@ -420,11 +488,11 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	t.sub.orderIDs[t.orderID] = true
 	kind, _, _ := orderKind(&protocol.Request{OrderType: t.orderType, Params: t.params})
 	o := Order{OrderID: t.orderID, TransactionID: t.id, OrderType: kind, PartnerID: t.sub.partner, UserID: t.sub.user,
-		Version: v, FileFormat: cmp.Or(t.params.FileFormat, t.params.MsgName), Data: plain, Received: time.Now().UTC(),
+		Version: v, FileFormat: cmp.Or(t.params.FileFormat, t.params.MsgName), Data: plain, DataPath: dataPath, Size: size, Received: time.Now().UTC(),
 		SignatureVersion: sg.Version, Signature: sg.Value}
 	s.orders = append(s.orders, o)
 	idx := len(s.orders) - 1
-	s.log.Info().Str("tx", t.id).Str("order", t.orderID).Int("bytes", len(plain)).Msg("ebics sim: order recorded")
+	s.log.Info().Str("tx", t.id).Str("order", t.orderID).Int64("bytes", size).Msg("ebics sim: order recorded")
 	faults := s.faults
 	s.ackWG.Add(1)
 	go func() {
@@ -436,6 +504,43 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	t.response = b
 	t.segments = nil
 	return b
+}
+
+// decodeSpool decodes the spooled segments of an upload into a data file
+// beside them (base64 -> E002 -> inflate, bounded by MaxOrderSize),
+// computing the order data digest as the data passes: the bank verifies
+// the ES over the whole order data without holding it.
+func (s *Sim) decodeSpool(t *tx, key []byte) (path string, size int64, digest []byte, err error) {
+	if _, err := t.spool.Seek(0, io.SeekStart); err != nil {
+		return "", 0, nil, err
+	}
+	zr, err := protocol.NewOrderDataReader(bufio.NewReaderSize(t.spool, 256<<10), key)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	defer zr.Close()
+	path = filepath.Join(s.cfg.SpoolDir, "order-"+t.id+".xml")
+	out, err := os.Create(path)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	h := s.orderHash()
+	bw := bufio.NewWriterSize(out, 256<<10)
+	size, err = io.Copy(io.MultiWriter(bw, h), io.LimitReader(zr, s.cfg.MaxOrderSize+1))
+	if err == nil && size > s.cfg.MaxOrderSize {
+		err = &protocol.CryptoError{Op: "inflate", Err: protocol.ErrInflateLimit}
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return "", 0, nil, err
+	}
+	return path, size, h.Sum(nil), nil
 }
 
 func validOrderID(id string) bool {

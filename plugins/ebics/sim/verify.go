@@ -20,6 +20,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash"
 	"strings"
 )
 
@@ -184,6 +185,33 @@ func (s *Sim) orderDigest(data []byte) []byte {
 	}
 	sum := sha256.Sum256(data)
 	return sum[:]
+}
+
+// orderHash is orderDigest as a stream: a SHA-256 fed the order data
+// without CR, LF and Ctrl-Z (unless ESRawDigest).
+func (s *Sim) orderHash() hash.Hash {
+	if s.cfg.ESRawDigest {
+		return sha256.New()
+	}
+	return &strippedHash{Hash: sha256.New()}
+}
+
+// strippedHash leaves CR, LF and Ctrl-Z out of what it hashes (the
+// simulator's own code, independent of the client's protocol.NewESHash).
+type strippedHash struct {
+	hash.Hash
+	buf []byte
+}
+
+func (h *strippedHash) Write(p []byte) (int, error) {
+	h.buf = h.buf[:0]
+	for _, c := range p {
+		if c != '\r' && c != '\n' && c != 0x1a {
+			h.buf = append(h.buf, c)
+		}
+	}
+	h.Hash.Write(h.buf)
+	return len(p), nil
 }
 
 // pssSalt is the A006 salt length (the length of the SHA-256 digest).

@@ -57,6 +57,8 @@ func main() {
 	capture := flag.String("capture", "", "write every request and response to this folder")
 	txTimeout := flag.Duration("tx-timeout", 10*time.Minute, "expire idle transactions after this long (negative: never)")
 	raw := flag.Bool("es-raw-digest", false, "hash order data as received for the ES (default: without CR, LF and Ctrl-Z, as the specification says)")
+	spool := flag.String("spool", "", "keep upload segments and order data in files in this folder, not in memory (orders of any size)")
+	maxOrder := flag.Int64("max-order-size", 512<<20, "largest decompressed order data accepted (bytes)")
 	flag.Parse()
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339}).With().Timestamp().Logger()
 	var rej []string
@@ -65,6 +67,7 @@ func main() {
 	}
 	s, err := sim.New(sim.Config{HostID: *host, MaxSegmentSize: *seg, DownloadSegmentSize: *dseg, RequireCertificates: *certs, ManualActivation: *manual, Admin: true,
 		SchemaDir: *xsd, CaptureDir: *capture, TxTimeout: *txTimeout, ESRawDigest: *raw,
+		SpoolDir: *spool, MaxOrderSize: *maxOrder,
 		Logger: log, Faults: sim.Faults{RejectFile: *rejectFile, RejectTxs: rej, NeverAck: *neverAck, AckDelay: *ackDelay,
 			DropAtSegment: *dropAt, DropAfterSegment: *dropAfter, InternalErrorAtSegment: *ierr, RecoverySyncAtSegment: *rsync}})
 	if err != nil {
