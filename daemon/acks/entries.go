@@ -9,13 +9,13 @@ import (
 )
 
 // Entry is one acknowledgement statement, flattened across PSR, HAC and PTK
-// so that the tracker can store, match and apply entries uniformly.
+// so that daemon/transmissions can store, match and apply entries uniformly.
 type Entry struct {
 	Kind     string // "psr", "hac", "ptk" (as detected: a HAC sent as PSR is "hac")
 	Doc      string // ZIP entry name, "" for a bare document
 	Level    string // "group", "pmtinf", "tx", "hac", "ptk"
 	Ref      string // what it is about: OrgnlMsgId, PmtInfId, EndToEndId, HAC action, "line N"
-	Status   Status // PSR: effective status; HAC/PTK: ACTC/RJCT for final entries, RCVD/PDNG otherwise
+	Status   Status // PSR: effective status; HAC/PTK: ACTC/RJCT if final, else PDNG if negative, RCVD if it shows receipt or signature, none otherwise
 	Stage    Stage
 	Final    bool // the bank's final word on the order or the transaction
 	Positive bool

@@ -59,9 +59,9 @@ func stageOf(s Status) Stage {
 // FactsFromHAC turns the HAC entries of one transmission (already matched)
 // into facts: FILE_UPLOAD -> received, ES_VERIFICATION/VEU -> signature
 // verified, ORDER_HAC_FINAL_POS -> ACTC, ORDER_HAC_FINAL_NEG -> RJCT whose
-// reasons are the negative entries before it plus the final text. A
-// negative entry without a final one leaves the status open (banks send the
-// final entry later).
+// reasons are the negative entries before it plus the final text. Negative
+// entries without a final one make the status PDNG with them as reasons:
+// not decided yet (banks send the final entry later).
 func FactsFromHAC(docID string, es []HACEntry) AckFacts {
 	f := AckFacts{Source: "hac", DocID: docID}
 	var negatives []Reason
@@ -110,7 +110,7 @@ func withAction(r Reason, action string) Reason {
 // FactsFromPTK does for PTK entries what FactsFromHAC does for HAC ones:
 // codes TS01 -> received, DS01/DS06/DS07 -> signature verified, a final
 // positive line -> ACTC, a final negative line -> RJCT with the negative
-// lines as reasons.
+// lines as reasons, negative lines without a final one PDNG.
 func FactsFromPTK(docID string, es []PTKEntry) AckFacts {
 	f := AckFacts{Source: "ptk", DocID: docID}
 	var negatives []Reason

@@ -12,9 +12,10 @@ import (
 	"testing"
 )
 
-// tokensOf renders a document's element structure and text as one string
-// per token ("<prefix:local a=v>", "</local>", text with adjacent pieces
-// merged), comments and processing instructions left out.
+// tokenLog records a document's element structure and text as one string
+// per token ("<prefix:local a=v>", "</prefix:local>", "text ..." with
+// adjacent pieces merged); referenceTokens and ourTokens leave comments and
+// processing instructions out.
 type tokenLog struct {
 	out  []string
 	text strings.Builder

@@ -1,9 +1,13 @@
 package payments
 
-// A Sips-like provider for the tests, until plugins/atos and plugins/atos/sim
-// land: a loopback HTTP server (paypage + office) and an in-process
-// sdk.PaymentGateway that seals and verifies Sips 2.0 POST style messages
-// (Data "k=v|k=v", Seal = hex HMAC-SHA-256(Data, key chosen by keyVersion)).
+// A Sips-like provider for the service's own tests (newEnv): a loopback
+// HTTP server (paypage + office) and an in-process sdk.PaymentGateway that
+// seals and verifies Sips 2.0 POST style messages (Data "k=v|k=v", Seal =
+// hex HMAC-SHA-256(Data, key chosen by keyVersion)). It keeps the service's
+// tests apart from the Atos plugin's rules and lets them steer the provider
+// directly (office down, forged office answers, query count). The real
+// Atos plugin and Sips simulator are exercised in atos_test.go and
+// crash_test.go.
 
 import (
 	"bytes"
@@ -12,7 +16,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,7 +28,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/acquit/acquit/sdk"
 )
@@ -342,7 +344,3 @@ func (g *simGateway) QueryTransaction(ctx context.Context, q sdk.TransactionQuer
 	}
 	return r, nil
 }
-
-// ensure imports used
-var _ = errors.New
-var _ = time.Now

@@ -14,7 +14,9 @@ import (
 // FileHost is an sdk.Host persisted to one JSON file, rewritten atomically
 // (temp file, fsync, rename) on every change, so a process killed with
 // SIGKILL leaves exactly the state of its last completed call, like the
-// daemon's store. For crash tests across processes.
+// daemon's store. For crash tests across processes that use it one at a
+// time (a killed process, then the one resuming): the lock is per process.
+// Like MemHost, it leaves key and size checks to the wire layer.
 type FileHost struct {
 	mu   sync.Mutex
 	path string
@@ -63,7 +65,9 @@ func (h *FileHost) save(st *fileState) error {
 		tmp.Close()
 		return err
 	}
-	tmp.Close()
+	if err := tmp.Close(); err != nil {
+		return err
+	}
 	return os.Rename(tmp.Name(), h.path)
 }
 

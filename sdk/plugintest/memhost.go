@@ -8,9 +8,13 @@ import (
 	"github.com/acquit/acquit/sdk"
 )
 
-// MemHost is an in-memory sdk.Host with the same semantics as the daemon's
-// store-backed one (versions start at 1, 0 means absent, sequences start at
-// 1). It is safe for concurrent use.
+// MemHost is an in-memory sdk.Host with the versioning of the daemon's
+// store-backed one (versions start at 1, 0 means absent, StatePut with a
+// stale version is sdk.ErrConflict, sequences start at 1). It does not
+// check key names and sizes (sdk.MaxStateKeyLen, MaxStateValueLen) itself:
+// offered to a plugin in Configure through ServeGateway or ServeTransport,
+// it is reached through the same wire layer (pluginrpc.HostGRPCServer)
+// that checks them in the daemon. It is safe for concurrent use.
 type MemHost struct {
 	mu     sync.Mutex
 	values map[string][]byte
