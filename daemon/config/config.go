@@ -76,7 +76,17 @@ type State struct {
 	// Spool is where files to send are kept until the bank took them
 	// (default: "spool" beside the SQLite file).
 	Spool string `yaml:"spool"`
+	// RawRetention is how long a raw input that nothing verified (refused,
+	// or its verification never finished) is kept before it is pruned
+	// (default 720h; 0 keeps every raw input forever; at least 24h).
+	// Verified inputs, and inputs a payment, acknowledgement or history
+	// row names, are kept forever.
+	RawRetention time.Duration `yaml:"raw_retention"`
 }
+
+// MinRawRetention is the shortest state.raw_retention accepted (other than
+// 0): a refused input stays at least a day for whoever investigates it.
+const MinRawRetention = 24 * time.Hour
 
 // Listen configures both HTTP listeners.
 type Listen struct {
@@ -308,6 +318,7 @@ func defaults(lookup func(string) (string, bool), hostname func() (string, error
 	}
 	c.State.Driver = "sqlite"
 	c.State.Path = defaultStatePath
+	c.State.RawRetention = 720 * time.Hour
 	if d, ok := lookup("STATE_DIRECTORY"); ok && d != "" {
 		// systemd may pass several directories separated by ':'.
 		d, _, _ = strings.Cut(d, ":")

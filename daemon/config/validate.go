@@ -79,6 +79,9 @@ func (d *decoder) validate(c *Config) {
 	default:
 		d.at("state.driver", "must be sqlite or postgres, not %q", c.State.Driver)
 	}
+	if r := c.State.RawRetention; r < 0 || (r > 0 && r < MinRawRetention) {
+		d.at("state.raw_retention", "must be 0 (keep every raw input) or at least %s, not %s", MinRawRetention, r)
+	}
 
 	d.validateListen(&c.Listen)
 

@@ -46,6 +46,8 @@ type Daemon struct {
 	cfg     *config.Config
 	log     zerolog.Logger
 	reg     *prometheus.Registry
+	// rawPrune counts the pruning of raw inputs (rawPruneLoop).
+	rawPrune *rawPruneMetrics
 
 	Store         store.Store
 	Plugins       *pluginhost.Manager
@@ -93,6 +95,7 @@ func Start(ctx context.Context, cfgPath string, o Options) (*Daemon, error) {
 	}
 	d := &Daemon{cfgPath: cfgPath, cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newStoreGauges(d))
+	d.rawPrune = newRawPruneMetrics(d.reg)
 	if err := d.start(ctx); err != nil {
 		d.Shutdown(context.Background())
 		return nil, err
@@ -288,6 +291,8 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.bgCancel = cancel
 	d.bg.Add(1)
 	go func() { defer d.bg.Done(); d.transmissionLoop(bgCtx) }()
+	d.bg.Add(1)
+	go func() { defer d.bg.Done(); d.rawPruneLoop(bgCtx) }()
 	for _, pair := range []struct {
 		s *http.Server
 		l net.Listener
@@ -580,7 +585,11 @@ func (d *Daemon) Reload(ctx context.Context) error {
 			}
 		}
 	}
-	if !reflect.DeepEqual(old.Listen, cfg.Listen) || !reflect.DeepEqual(old.State, cfg.State) || !reflect.DeepEqual(pluginPaths(old), pluginPaths(cfg)) {
+	// state.raw_retention applies at the next pruning run; the rest of
+	// state needs a restart.
+	oldState, newState := old.State, cfg.State
+	oldState.RawRetention, newState.RawRetention = 0, 0
+	if !reflect.DeepEqual(old.Listen, cfg.Listen) || !reflect.DeepEqual(oldState, newState) || !reflect.DeepEqual(pluginPaths(old), pluginPaths(cfg)) {
 		d.log.Warn().Msg("reload: listener, state or plugin list changes take effect at the next restart")
 	}
 	if l, err := zerolog.ParseLevel(cfg.Log.Level); err == nil {

@@ -5,7 +5,10 @@
 //
 // Rules every implementation keeps:
 //   - every raw input from a bank is recorded as received before anything acts
-//     on it (RecordRaw), and its verdict is appended, never overwritten;
+//     on it (RecordRaw), and its verdict is appended, never overwritten; a
+//     raw input is deleted only by PruneRaw, and only when no verdict
+//     verified it and nothing names it (refused or never verified input
+//     past its retention);
 //   - a state change and the event it raises commit in one transaction
 //     (Tx.Emit inside Store.InTx): the outbox;
 //   - nothing is updated in place without a record of the previous state
@@ -48,6 +51,17 @@ type Store interface {
 	RecordRaw(ctx context.Context, in RawInput) (int64, error)
 	// GetRaw returns one raw input with its verdicts.
 	GetRaw(ctx context.Context, id int64) (*RawInput, error)
+	// PruneRaw deletes the raw inputs received before before that nothing
+	// keeps, with their verdicts and other parts (tables named raw_*), and
+	// returns how many inputs it deleted. A raw input is kept when a
+	// verdict verified it, or when a row of another table names it in a
+	// column named raw_id or ending in _raw_id (history, a payment's
+	// timeline, an acknowledgement...): what is left is refused input and
+	// input whose verification never finished (nothing verifies a raw
+	// input again: the sender retries, reconciliation asks). It works in
+	// transactions of at most batch inputs examined (0: 500), so that it
+	// never holds the writer long, until done or ctx ends.
+	PruneRaw(ctx context.Context, before time.Time, batch int) (int, error)
 
 	Events
 	KV

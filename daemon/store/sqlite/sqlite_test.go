@@ -78,7 +78,7 @@ func TestPragmasAndMigrations(t *testing.T) {
 		if err := tx.QueryRow(ctx, `SELECT COUNT(*), MAX(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
 			return err
 		}
-		if n != 6 || v != 102 { // core 1-3 + payments 100, 101, 102
+		if n != 7 || v != 102 { // core 1-4 + payments 100, 101, 102
 			t.Errorf("schema_migrations: %d rows, max %d", n, v)
 		}
 		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM payments_demo`).Scan(&n)

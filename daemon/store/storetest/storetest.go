@@ -31,6 +31,8 @@ func Run(t *testing.T, open Opener) {
 		{"RawInputsHostile", testRawHostile},
 		{"History", testHistory},
 		{"AppendOnly", testAppendOnly},
+		{"PruneRaw", testPruneRaw},
+		{"PruneRawBatches", testPruneRawBatches},
 		{"EmitInTx", testEmitInTx},
 		{"EmitHostile", testEmitHostile},
 		{"ClaimCompleteFailDeadReplay", testClaimLifecycle},
@@ -276,6 +278,199 @@ func testAppendOnly(t *testing.T, s store.Store) {
 	must(t, err)
 	if string(got.Body) != "original" || len(got.Verdicts) != 1 || got.Verdicts[0].Code != "ok" {
 		t.Fatalf("append-only rows changed: %+v", got)
+	}
+}
+
+// testPruneRaw: refused and never verified raw inputs past the retention
+// go, with their verdicts; everything verified or named by another table
+// stays, unchanged, and the triggers still refuse any other delete.
+func testPruneRaw(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	now := time.Now()
+	old, recent := now.Add(-48*time.Hour), now.Add(-time.Hour)
+	cut := now.Add(-24 * time.Hour)
+	// A domain table naming raw inputs, as payments and acks do.
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Exec(ctx, `CREATE TABLE storetest_refs (k TEXT NOT NULL, decided_raw_id BIGINT NOT NULL DEFAULT 0)`)
+		return err
+	}))
+	rec := func(name string, at time.Time, verdicts ...store.Verdict) int64 {
+		t.Helper()
+		id, err := s.RecordRaw(ctx, store.RawInput{Source: "atos", Channel: "automatic", Path: "/" + name,
+			Body: []byte(name + " body"), ReceivedAt: at, Verdicts: verdicts})
+		must(t, err)
+		return id
+	}
+	refused := store.Verdict{Code: "bad_seal", Message: "seal does not match"}
+	verified := store.Verdict{Verified: true, Code: "decided", Subject: "payment:p1"}
+	oldRefused := rec("old-refused", old, refused, store.Verdict{Code: "duplicate"})
+	oldNoVerdict := rec("old-no-verdict", old)
+	recentRefused := rec("recent-refused", recent, refused)
+	recentNoVerdict := rec("recent-no-verdict", recent)
+	oldVerified := rec("old-verified", old, verified)
+	oldMixed := rec("old-refused-then-verified", old, refused, verified)
+	oldHistory := rec("old-refused-in-history", old, refused)
+	oldDomain := rec("old-refused-named-by-domain", old, store.Verdict{Code: "rejected"})
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.RecordHistory(ctx, store.History{Entity: "payment", ID: "p1", To: "refused", RawID: oldHistory}); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO storetest_refs (k, decided_raw_id) VALUES (?, ?)`, "p1", oldDomain)
+		return err
+	}))
+	emit(t, s, ev("payment.refused", "payment:p1"))
+	kept := []int64{recentRefused, recentNoVerdict, oldVerified, oldMixed, oldHistory, oldDomain}
+	before := map[int64]*store.RawInput{}
+	for _, id := range kept {
+		got, err := s.GetRaw(ctx, id)
+		must(t, err)
+		before[id] = got
+	}
+	counts := func() (verdicts, history, events int64) {
+		t.Helper()
+		must(t, s.InTx(ctx, func(tx store.Tx) error {
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM raw_verdicts`).Scan(&verdicts); err != nil {
+				return err
+			}
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM history`).Scan(&history); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, `SELECT COUNT(*) FROM events`).Scan(&events)
+		}))
+		return
+	}
+	v0, h0, e0 := counts()
+
+	n, err := s.PruneRaw(ctx, cut, 0)
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("PruneRaw = %d, want 2 (the old refused input and the old one never verified)", n)
+	}
+	for _, id := range []int64{oldRefused, oldNoVerdict} {
+		if _, err := s.GetRaw(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("raw %d past retention: GetRaw error = %v, want not found", id, err)
+		}
+	}
+	for _, id := range kept {
+		got, err := s.GetRaw(ctx, id)
+		if err != nil {
+			t.Errorf("raw %d (%s) should be kept: %v", id, before[id].Path, err)
+			continue
+		}
+		if string(got.Body) != string(before[id].Body) || got.SHA256 != before[id].SHA256 || len(got.Verdicts) != len(before[id].Verdicts) {
+			t.Errorf("raw %d (%s) changed: %+v, was %+v", id, got.Path, got, before[id])
+		}
+	}
+	v1, h1, e1 := counts()
+	if v1 != v0-2 || h1 != h0 || e1 != e0 {
+		t.Fatalf("after prune: %d verdicts (want %d: the pruned input's two go with it), %d history (want %d), %d events (want %d)",
+			v1, v0-2, h1, h0, e1, e0)
+	}
+	var orphans int64
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM raw_verdicts WHERE raw_id = ?`, oldRefused).Scan(&orphans)
+	}))
+	if orphans != 0 {
+		t.Fatalf("%d verdicts of a pruned input remain", orphans)
+	}
+	n, err = s.PruneRaw(ctx, cut, 0)
+	must(t, err)
+	if n != 0 {
+		t.Fatalf("second PruneRaw = %d, want 0", n)
+	}
+	// Everything past a later cut that nothing keeps goes, the rest stays.
+	n, err = s.PruneRaw(ctx, now.Add(time.Second), 0)
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("PruneRaw(now) = %d, want 2 (the recent refused and never verified inputs)", n)
+	}
+	for _, id := range []int64{oldVerified, oldMixed, oldHistory, oldDomain} {
+		if _, err := s.GetRaw(ctx, id); err != nil {
+			t.Errorf("raw %d kept forever: %v", id, err)
+		}
+	}
+
+	// Outside PruneRaw, deletes stay refused, even with a permit for an
+	// input a verdict verified.
+	for _, c := range []struct {
+		q    string
+		args []any
+	}{
+		{`DELETE FROM raw_inputs WHERE id = ?`, []any{oldDomain}},
+		{`DELETE FROM raw_verdicts WHERE raw_id = ?`, []any{oldDomain}},
+		{`DELETE FROM raw_inputs WHERE id = ?`, []any{oldVerified}},
+		{`DELETE FROM raw_verdicts WHERE raw_id = ?`, []any{oldMixed}},
+		{`UPDATE raw_inputs SET body = ? WHERE id = ?`, []any{[]byte("forged"), oldDomain}},
+	} {
+		for _, permit := range []bool{false, true} {
+			var stmtErr error
+			err := s.InTx(ctx, func(tx store.Tx) error {
+				if permit {
+					if _, err := tx.Exec(ctx, `INSERT INTO raw_prune (raw_id) VALUES (?), (?), (?)`, oldVerified, oldMixed, oldDomain); err != nil {
+						return err
+					}
+					if _, err := tx.Exec(ctx, `DELETE FROM raw_verdicts WHERE raw_id = ? AND verified = 0`, oldDomain); err != nil {
+						return err
+					}
+				}
+				_, stmtErr = tx.Exec(ctx, c.q, c.args...)
+				return errRollback // nothing here is committed
+			})
+			wantErr(t, err, errRollback)
+			if permit && c.args[0] == oldDomain && strings.HasPrefix(c.q, "DELETE") {
+				// The triggers guard verified inputs and history (foreign
+				// key); the references of domain tables are PruneRaw's to
+				// check (the core schema comes before them).
+				continue
+			}
+			if stmtErr == nil || !strings.Contains(stmtErr.Error(), "append-only") {
+				t.Errorf("%s (permit %v): error = %v, want append-only refusal", c.q, permit, stmtErr)
+			}
+		}
+	}
+	for _, id := range []int64{oldVerified, oldMixed, oldDomain} {
+		got, err := s.GetRaw(ctx, id)
+		must(t, err)
+		if string(got.Body) != string(before[id].Body) || len(got.Verdicts) != len(before[id].Verdicts) {
+			t.Errorf("raw %d changed by refused statements: %+v", id, got)
+		}
+	}
+}
+
+// testPruneRawBatches: many refused inputs go in several small
+// transactions, interleaved with kept ones, and a later input stays.
+func testPruneRawBatches(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	old := time.Now().Add(-48 * time.Hour)
+	var keep []int64
+	for i := 0; i < 250; i++ {
+		v := []store.Verdict{{Code: "bad_seal"}}
+		if i%10 == 0 {
+			v = []store.Verdict{{Verified: true, Code: "decided"}}
+		}
+		id, err := s.RecordRaw(ctx, store.RawInput{Source: "atos", Body: []byte(fmt.Sprint("body ", i)),
+			ReceivedAt: old.Add(time.Duration(i%7) * time.Second), Verdicts: v})
+		must(t, err)
+		if i%10 == 0 {
+			keep = append(keep, id)
+		}
+	}
+	n, err := s.PruneRaw(ctx, time.Now().Add(-24*time.Hour), 7)
+	must(t, err)
+	if n != 225 {
+		t.Fatalf("PruneRaw in batches of 7 = %d, want 225", n)
+	}
+	var left int64
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM raw_inputs`).Scan(&left)
+	}))
+	if left != int64(len(keep)) {
+		t.Fatalf("%d raw inputs left, want %d", left, len(keep))
+	}
+	for _, id := range keep {
+		if _, err := s.GetRaw(ctx, id); err != nil {
+			t.Fatalf("verified raw %d: %v", id, err)
+		}
 	}
 }
 
