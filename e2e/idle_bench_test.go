@@ -13,11 +13,79 @@ import (
 	"github.com/acquit/acquit/internal/demo"
 )
 
-// BenchmarkIdleDaemon starts the real daemon with both bank plugins (atos
-// and ebics, each configured against its simulator) and reports the time
-// until /readyz answers (polled every 100 ms, so a ceiling) and the
-// resident memory of the daemon and of its plugin processes after two idle
-// seconds. Needs ACQUIT_BIN_DIR (make build):
+// idleRSSBoundMB is what TestIdleDaemonMemory allows the daemon and its
+// two plugins together, resident after two idle seconds. Issue 12 asks for
+// 60 MB; 65-67 MB is measured with `make build` (CGO_ENABLED=0, grpcnotrace),
+// of which about 50 MB are the three binaries' own code and read-only data
+// mapped from the file (clean pages shared with the page cache), and the
+// Go heaps, stacks and runtime 16 MB: see docs/benchmarks.md, "idle
+// daemon". The bound catches a regression (a table built at start, a
+// state pool filled eagerly, a dependency that doubles a binary) without
+// claiming the target.
+const idleRSSBoundMB = 70
+
+// idleFigures are one idle start's measurements.
+type idleFigures struct {
+	ready              time.Duration
+	daemonKB, pluginKB int
+	daemonAnonKB       int
+	pluginAnonKB       int
+	plugins            int
+}
+
+// startIdle starts the real daemon with both bank plugins (atos and ebics,
+// each configured against an unreachable provider: nothing is asked of
+// them), waits until /readyz answers (polled every 100 ms, so a ceiling),
+// waits two idle seconds and reads the resident memory of the daemon and
+// of its plugin processes.
+func startIdle(tb testing.TB, bin string) idleFigures {
+	tb.Helper()
+	h, err := demo.NewHarness(filepath.Join(tb.TempDir(), "state"), bin, "testdata/scripts")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := demo.SetupEbics(h, "de", 1<<20)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer s.Close()
+	if err := h.WriteSecret("sips-key-1", payKey); err != nil {
+		tb.Fatal(err)
+	}
+	h.Template().Atos = &demo.AtosData{PaypageURL: "http://127.0.0.1:9/", OfficeURL: "http://127.0.0.1:9/", MerchantID: payMerchantID, KeyFile: h.SecretPath("sips-key-1")}
+	if err := h.WriteConfig(); err != nil {
+		tb.Fatal(err)
+	}
+	var f idleFigures
+	t0 := time.Now()
+	if err := h.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	f.ready = time.Since(t0)
+	defer func() {
+		if err := h.Stop(); err != nil {
+			tb.Error(err)
+		}
+	}()
+	time.Sleep(2 * time.Second)
+	f.daemonKB, f.daemonAnonKB = rssKB(tb, h.Pid())
+	for _, c := range h.PluginPids() {
+		kb, anon := rssKB(tb, c)
+		f.pluginKB += kb
+		f.pluginAnonKB += anon
+		f.plugins++
+	}
+	if f.plugins != 2 {
+		tb.Fatalf("%d plugin processes, want 2", f.plugins)
+	}
+	return f
+}
+
+// BenchmarkIdleDaemon reports the time until the daemon with both bank
+// plugins is ready and the resident memory of the daemon and of its plugin
+// processes after two idle seconds (see startIdle); *-anon-MB is the part
+// that is not mapped from the binaries (heaps, stacks, runtime). Needs
+// ACQUIT_BIN_DIR (make build):
 //
 //	ACQUIT_BIN_DIR=$PWD/bin go test ./e2e -run '^$' -bench IdleDaemon -benchtime 1x
 func BenchmarkIdleDaemon(b *testing.B) {
@@ -26,61 +94,57 @@ func BenchmarkIdleDaemon(b *testing.B) {
 		b.Skip("needs ACQUIT_BIN_DIR with acquit and both plugins (make build)")
 	}
 	var ready time.Duration
-	var daemonKB, pluginKB, plugins int
+	var f idleFigures
 	for i := 0; i < b.N; i++ {
-		h, err := demo.NewHarness(filepath.Join(b.TempDir(), "state"), bin, "testdata/scripts")
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := demo.SetupEbics(h, "de", 1<<20)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := h.WriteSecret("sips-key-1", payKey); err != nil {
-			b.Fatal(err)
-		}
-		h.Template().Atos = &demo.AtosData{PaypageURL: "http://127.0.0.1:9/", OfficeURL: "http://127.0.0.1:9/", MerchantID: payMerchantID, KeyFile: h.SecretPath("sips-key-1")}
-		if err := h.WriteConfig(); err != nil {
-			b.Fatal(err)
-		}
-		t0 := time.Now()
-		if err := h.Start(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		ready += time.Since(t0)
-		time.Sleep(2 * time.Second)
-		daemonKB = rssKB(b, h.Pid())
-		pluginKB, plugins = 0, 0
-		for _, c := range h.PluginPids() {
-			pluginKB += rssKB(b, c)
-			plugins++
-		}
-		if err := h.Stop(); err != nil {
-			b.Fatal(err)
-		}
-		_ = s.Close()
-	}
-	if plugins != 2 {
-		b.Fatalf("%d plugin processes, want 2", plugins)
+		f = startIdle(b, bin)
+		ready += f.ready
 	}
 	b.ReportMetric(ready.Seconds()/float64(b.N), "ready-s")
-	b.ReportMetric(float64(daemonKB)/1024, "daemon-rss-MB")
-	b.ReportMetric(float64(pluginKB)/1024, "plugins-rss-MB")
-	b.ReportMetric(float64(daemonKB+pluginKB)/1024, "total-rss-MB")
+	b.ReportMetric(float64(f.daemonKB)/1024, "daemon-rss-MB")
+	b.ReportMetric(float64(f.pluginKB)/1024, "plugins-rss-MB")
+	b.ReportMetric(float64(f.daemonKB+f.pluginKB)/1024, "total-rss-MB")
+	b.ReportMetric(float64(f.daemonAnonKB+f.pluginAnonKB)/1024, "total-anon-MB")
 }
 
-// rssKB reads VmRSS (kB) of a process.
-func rssKB(b *testing.B, pid int) int {
+// TestIdleDaemonMemory fails when the idle daemon and its two plugins
+// together stay resident above idleRSSBoundMB. Needs ACQUIT_BIN_DIR
+// (make build).
+func TestIdleDaemonMemory(t *testing.T) {
+	bin := os.Getenv("ACQUIT_BIN_DIR")
+	if bin == "" {
+		t.Skip("needs ACQUIT_BIN_DIR with acquit and both plugins (make build)")
+	}
+	f := startIdle(t, bin)
+	total := (f.daemonKB + f.pluginKB) / 1024
+	t.Logf("idle: daemon %d kB (anon %d), plugins %d kB (anon %d), ready in %s",
+		f.daemonKB, f.daemonAnonKB, f.pluginKB, f.pluginAnonKB, f.ready.Round(time.Millisecond))
+	if total > idleRSSBoundMB {
+		t.Fatalf("daemon + 2 plugins resident %d MB after 2 idle seconds, bound %d MB (daemon %d kB, plugins %d kB)",
+			total, idleRSSBoundMB, f.daemonKB, f.pluginKB)
+	}
+}
+
+// rssKB reads VmRSS and RssAnon (kB) of a process.
+func rssKB(tb testing.TB, pid int) (rss, anon int) {
+	tb.Helper()
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	for _, l := range strings.Split(string(st), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			kb, _ := strconv.Atoi(strings.Fields(l)[1])
-			return kb
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "VmRSS:":
+			rss, _ = strconv.Atoi(f[1])
+		case "RssAnon:":
+			anon, _ = strconv.Atoi(f[1])
 		}
 	}
-	b.Fatalf("no VmRSS for %d", pid)
-	return 0
+	if rss == 0 {
+		tb.Fatalf("no VmRSS for %d", pid)
+	}
+	return rss, anon
 }
