@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -320,6 +321,15 @@ func (db *Dashboard) rawEntry(ctx context.Context, id int64) (*store.RawInput, s
 		return nil, "", false
 	}
 	body, cut := raw.Body, false
+	if raw.Chunked {
+		// A chunked body may be any size: read only what is shown.
+		rc, _, err := db.d.Store.OpenRawBody(ctx, id)
+		if err != nil {
+			return raw, "", false
+		}
+		defer rc.Close()
+		body, _ = io.ReadAll(io.LimitReader(rc, rawShown+1))
+	}
 	if len(body) > rawShown {
 		body, cut = body[:rawShown], true
 	}
@@ -378,13 +388,33 @@ func (db *Dashboard) paymentPage(w http.ResponseWriter, r *http.Request) {
 
 // download sends b as an attachment named name.
 func download(w http.ResponseWriter, name, ctype string, b []byte) {
+	setAttachment(w, name, ctype, int64(len(b)))
+	_, _ = w.Write(b)
+}
+
+func setAttachment(w http.ResponseWriter, name, ctype string, size int64) {
 	if name == "" {
 		name = "download"
 	}
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	_, _ = w.Write(b)
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+}
+
+// downloadRaw streams the body of raw input id as an attachment, chunked
+// or not, without holding it.
+func (db *Dashboard) downloadRaw(w http.ResponseWriter, r *http.Request, id int64, name string) {
+	rc, size, err := db.d.Store.OpenRawBody(r.Context(), id)
+	if err != nil {
+		db.fail(w, r, err)
+		return
+	}
+	defer rc.Close()
+	setAttachment(w, name, "application/octet-stream", size)
+	if _, err := io.Copy(w, rc); err != nil {
+		// Headers are sent: the client sees a short body (Content-Length).
+		db.log.Warn().Err(err).Int64("raw_id", id).Msg("dashboard: raw body download cut")
+	}
 }
 
 func (db *Dashboard) rawDownload(w http.ResponseWriter, r *http.Request) {
@@ -398,7 +428,7 @@ func (db *Dashboard) rawDownload(w http.ResponseWriter, r *http.Request) {
 		db.fail(w, r, err)
 		return
 	}
-	download(w, fmt.Sprintf("raw-%d-%s-%s.bin", raw.ID, safeName(raw.Source), safeName(raw.Channel)), "application/octet-stream", raw.Body)
+	db.downloadRaw(w, r, raw.ID, fmt.Sprintf("raw-%d-%s-%s.bin", raw.ID, safeName(raw.Source), safeName(raw.Channel)))
 }
 
 // safeName keeps letters, digits, '.', '-' and '_' of a name for a file name.
@@ -537,16 +567,11 @@ func (db *Dashboard) ackDownload(w http.ResponseWriter, r *http.Request) {
 		if a.ID != r.PathValue("ack") {
 			continue
 		}
-		raw, err := db.d.Store.GetRaw(ctx, a.RawID)
-		if err != nil {
-			db.fail(w, r, err)
-			return
-		}
 		name := safeName(a.Name)
 		if name == "" {
 			name = safeName(a.Kind + "-" + a.ID)
 		}
-		download(w, name, "application/octet-stream", raw.Body)
+		db.downloadRaw(w, r, a.RawID, name)
 		return
 	}
 	db.fail(w, r, store.ErrNotFound)

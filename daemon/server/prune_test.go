@@ -36,8 +36,8 @@ func TestRawReferencesOfTheDaemonSchema(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(refs, wantRawRefs) || !reflect.DeepEqual(parts, []string{"raw_verdicts"}) {
-			t.Fatalf("references = %v, parts = %v; want %v and [raw_verdicts]", refs, parts, wantRawRefs)
+		if !reflect.DeepEqual(refs, wantRawRefs) || !reflect.DeepEqual(parts, []string{"raw_chunks", "raw_verdicts"}) {
+			t.Fatalf("references = %v, parts = %v; want %v and [raw_chunks raw_verdicts]", refs, parts, wantRawRefs)
 		}
 		for _, r := range refs {
 			table, column, _ := strings.Cut(r, ".")

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -49,7 +50,15 @@ type Store interface {
 	// RecordRaw stores one raw input as received and returns its id. It is
 	// its own transaction, committed before the input is acted on.
 	RecordRaw(ctx context.Context, in RawInput) (int64, error)
-	// GetRaw returns one raw input with its verdicts.
+	// RecordRawStream stores one raw input whose body, of any size, is read
+	// from body: in 1 MiB rows of raw_chunks (RawChunkSize), all in the raw
+	// input's own transaction, so the body is never held in memory. in.Body
+	// must be empty; in.SHA256 and in.Size are required and checked against
+	// what body yields (a mismatch, a short or a longer body store nothing
+	// and return ErrInvalid). Committed before it returns, like RecordRaw.
+	RecordRawStream(ctx context.Context, in RawInput, body io.Reader) (int64, error)
+	// GetRaw returns one raw input with its verdicts. The body of a chunked
+	// input (RawInput.Chunked) is not loaded: read it with OpenRawBody.
 	GetRaw(ctx context.Context, id int64) (*RawInput, error)
 	// PruneRaw deletes the raw inputs received before before that nothing
 	// keeps, with their verdicts and other parts (tables named raw_*), and
@@ -62,6 +71,9 @@ type Store interface {
 	// transactions of at most batch inputs examined (0: 500), so that it
 	// never holds the writer long, until done or ctx ends.
 	PruneRaw(ctx context.Context, before time.Time, batch int) (int, error)
+	// OpenRawBody streams the body of raw input id, chunked or not, and
+	// returns its size. The reader fails if a chunk is missing.
+	OpenRawBody(ctx context.Context, id int64) (io.ReadCloser, int64, error)
 
 	Events
 	KV
@@ -113,9 +125,19 @@ type RawInput struct {
 	Body       []byte
 	ReceivedAt time.Time
 	// SHA256 of Body, hex; computed by the store when empty.
-	SHA256   string
+	SHA256 string
+	// Size is the body's length (set by GetRaw; required by
+	// RecordRawStream).
+	Size int64
+	// Chunked is set by GetRaw when the body is stored in raw_chunks
+	// (RecordRawStream): Body is then empty, read it with OpenRawBody.
+	Chunked  bool
 	Verdicts []Verdict
 }
+
+// RawChunkSize is the size of one raw_chunks row written by
+// RecordRawStream (the last one may be shorter).
+const RawChunkSize = 1 << 20
 
 // Verdict is the outcome of verifying a raw input.
 type Verdict struct {

@@ -3,16 +3,19 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
@@ -29,6 +32,9 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"RawInputs", testRawInputs},
 		{"RawInputsHostile", testRawHostile},
+		{"RawStreamChunked", testRawStream},
+		{"RawStreamHostile", testRawStreamHostile},
+		{"RawChunksGoWithTheirInput", testRawChunksCascade},
 		{"History", testHistory},
 		{"AppendOnly", testAppendOnly},
 		{"PruneRaw", testPruneRaw},
@@ -1381,5 +1387,207 @@ func testAbandonInstanceRuns(t *testing.T, s store.Store) {
 		if r.ID == mine && (r.OK || r.Finished.IsZero()) {
 			t.Fatalf("abandoned run %+v", r)
 		}
+	}
+}
+
+// rawBody is n deterministic bytes (all byte values, not text).
+func rawBody(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i>>11)
+	}
+	return b
+}
+
+func sha(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+
+func countRows(t *testing.T, s store.Store, q string, args ...any) int {
+	t.Helper()
+	var n int
+	must(t, s.InTx(ctxT(t), func(tx store.Tx) error { return tx.QueryRow(ctxT(t), q, args...).Scan(&n) }))
+	return n
+}
+
+// A body streamed by RecordRawStream is stored in RawChunkSize rows and
+// read back whole by OpenRawBody; GetRaw reports it chunked without
+// loading it. A body recorded whole is read by OpenRawBody as well.
+func testRawStream(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	for _, n := range []int{0, 1, store.RawChunkSize, 2*store.RawChunkSize + store.RawChunkSize/2} {
+		body := rawBody(n)
+		id, err := s.RecordRawStream(ctx, store.RawInput{Source: "bank:bnp", Channel: "download:psr", Method: "DOWNLOAD", Path: "doc.xml",
+			SHA256: strings.ToUpper(sha(body)), Size: int64(n), Verdicts: []store.Verdict{{Verified: true, Code: "stored"}}},
+			iotest.HalfReader(bytes.NewReader(body)))
+		must(t, err)
+		got, err := s.GetRaw(ctx, id)
+		must(t, err)
+		if !got.Chunked || got.Size != int64(n) || len(got.Body) != 0 || got.SHA256 != sha(body) || got.Path != "doc.xml" ||
+			len(got.Verdicts) != 1 || got.Verdicts[0].Code != "stored" {
+			t.Fatalf("%d bytes: GetRaw = chunked %v size %d body %d sha %s verdicts %+v", n, got.Chunked, got.Size, len(got.Body), got.SHA256, got.Verdicts)
+		}
+		if rows, want := countRows(t, s, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id = ?`, id), (n+store.RawChunkSize-1)/store.RawChunkSize; rows != want {
+			t.Fatalf("%d bytes in %d chunk rows, want %d", n, rows, want)
+		}
+		rc, size, err := s.OpenRawBody(ctx, id)
+		must(t, err)
+		back, err := io.ReadAll(rc)
+		must(t, err)
+		must(t, rc.Close())
+		if size != int64(n) || !bytes.Equal(back, body) {
+			t.Fatalf("%d bytes: OpenRawBody gave %d bytes (size %d), equal %v", n, len(back), size, bytes.Equal(back, body))
+		}
+	}
+	whole := []byte("recorded whole")
+	id, err := s.RecordRaw(ctx, store.RawInput{Source: "atos", Body: whole})
+	must(t, err)
+	got, err := s.GetRaw(ctx, id)
+	must(t, err)
+	if got.Chunked || got.Size != int64(len(whole)) {
+		t.Fatalf("RecordRaw row: chunked %v size %d", got.Chunked, got.Size)
+	}
+	rc, size, err := s.OpenRawBody(ctx, id)
+	must(t, err)
+	back, _ := io.ReadAll(rc)
+	if size != int64(len(whole)) || string(back) != string(whole) {
+		t.Fatalf("OpenRawBody of a whole body: %q (%d)", back, size)
+	}
+	_, _, err = s.OpenRawBody(ctx, 999999)
+	wantErr(t, err, store.ErrNotFound)
+}
+
+// errReader fails after n bytes.
+type errReader struct {
+	r io.Reader
+	n int
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	if e.n <= 0 {
+		return 0, errors.New("disk read error")
+	}
+	if len(p) > e.n {
+		p = p[:e.n]
+	}
+	n, err := e.r.Read(p)
+	e.n -= n
+	return n, err
+}
+
+// A streamed body that is not what was announced stores nothing, whatever
+// was written before the mismatch showed; chunks are append-only.
+func testRawStreamHostile(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	body := rawBody(3*store.RawChunkSize + 5)
+	in := func(mod func(*store.RawInput)) store.RawInput {
+		r := store.RawInput{Source: "bank:bnp", SHA256: sha(body), Size: int64(len(body))}
+		mod(&r)
+		return r
+	}
+	for _, c := range []struct {
+		name string
+		in   store.RawInput
+		body io.Reader
+	}{
+		{"other digest", in(func(r *store.RawInput) { r.SHA256 = sha([]byte("other")) }), bytes.NewReader(body)},
+		{"truncated", in(func(*store.RawInput) {}), bytes.NewReader(body[:len(body)-1])},
+		{"truncated at a chunk edge", in(func(*store.RawInput) {}), bytes.NewReader(body[:2*store.RawChunkSize])},
+		{"longer than announced", in(func(r *store.RawInput) { r.Size = 2 * store.RawChunkSize }), bytes.NewReader(body)},
+		{"read error", in(func(*store.RawInput) {}), &errReader{r: bytes.NewReader(body), n: 2*store.RawChunkSize + 10}},
+		{"no digest", in(func(r *store.RawInput) { r.SHA256 = "" }), bytes.NewReader(body)},
+		{"digest not hex", in(func(r *store.RawInput) { r.SHA256 = strings.Repeat("zz", 32) }), bytes.NewReader(body)},
+		{"negative size", in(func(r *store.RawInput) { r.Size = -1 }), bytes.NewReader(body)},
+		{"body given twice", in(func(r *store.RawInput) { r.Body = []byte("x") }), bytes.NewReader(body)},
+		{"no source", in(func(r *store.RawInput) { r.Source = "" }), bytes.NewReader(body)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := countRows(t, s, `SELECT COUNT(*) FROM raw_inputs`)
+			id, err := s.RecordRawStream(ctx, c.in, c.body)
+			if err == nil {
+				t.Fatalf("stored as %d, want a refusal", id)
+			}
+			if c.name != "read error" && !errors.Is(err, store.ErrInvalid) {
+				t.Fatalf("error = %v, want store.ErrInvalid", err)
+			}
+			if after := countRows(t, s, `SELECT COUNT(*) FROM raw_inputs`); after != before {
+				t.Fatalf("raw inputs %d -> %d after a refusal", before, after)
+			}
+			if n := countRows(t, s, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id NOT IN (SELECT id FROM raw_inputs)`); n != 0 {
+				t.Fatalf("%d orphan chunks", n)
+			}
+		})
+	}
+	id, err := s.RecordRawStream(ctx, in(func(*store.RawInput) {}), bytes.NewReader(body))
+	must(t, err)
+	for _, q := range []string{`UPDATE raw_chunks SET data = ? WHERE raw_id = ?`, `DELETE FROM raw_chunks WHERE raw_id = ?`} {
+		args := []any{id}
+		if strings.HasPrefix(q, "UPDATE") {
+			args = []any{[]byte("forged"), id}
+		}
+		err := s.InTx(ctx, func(tx store.Tx) error { _, err := tx.Exec(ctx, q, args...); return err })
+		if err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: error = %v, want append-only refusal", q, err)
+		}
+	}
+	rc, _, err := s.OpenRawBody(ctx, id)
+	must(t, err)
+	back, err := io.ReadAll(rc)
+	must(t, err)
+	if !bytes.Equal(back, body) {
+		t.Fatal("chunks changed")
+	}
+}
+
+// A chunked raw input nothing keeps is pruned with its chunks (PruneRaw
+// deletes the raw_* parts of what it prunes); one a history row names
+// keeps them. Deleting a raw input by any way the triggers allow deletes
+// its chunks (ON DELETE CASCADE), shown in a transaction rolled back.
+func testRawChunksCascade(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	body := rawBody(2*store.RawChunkSize + 1)
+	old := time.Now().Add(-48 * time.Hour)
+	record := func() int64 {
+		id, err := s.RecordRawStream(ctx, store.RawInput{Source: "bank:bnp", SHA256: sha(body), Size: int64(len(body)), ReceivedAt: old}, bytes.NewReader(body))
+		must(t, err)
+		return id
+	}
+	pruned, kept := record(), record()
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO history (entity, entity_id, raw_id, at) VALUES ('ack', 'A1', ?, 1)`, kept)
+		return err
+	}))
+	n, err := s.PruneRaw(ctx, time.Now().Add(-time.Hour), 0)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("PruneRaw deleted %d inputs, want 1", n)
+	}
+	if c := countRows(t, s, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id = ?`, pruned); c != 0 {
+		t.Fatalf("%d chunks left after their raw input was pruned", c)
+	}
+	if c := countRows(t, s, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id = ?`, kept); c != 3 {
+		t.Fatalf("the kept input has %d chunks, want 3", c)
+	}
+	// The cascade alone: the input is deleted without its chunks first.
+	third := record()
+	var left int
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO raw_prune (raw_id) VALUES (?)`, third); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM raw_inputs WHERE id = ?`, third); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id = ?`, third).Scan(&left); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatalf("delete of a chunked raw input: %v", err)
+	}
+	if left != 0 {
+		t.Fatalf("%d chunks left after their raw input was deleted", left)
+	}
+	if c := countRows(t, s, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id = ?`, third); c != 3 {
+		t.Fatalf("after the rollback: %d chunks, want 3", c)
 	}
 }
