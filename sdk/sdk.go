@@ -320,6 +320,19 @@ type DownloadRequest struct {
 	Function string // "psr", "hac", "ptk", "statement", ...
 	From, To time.Time
 	Params   map[string]string
+	// SpoolDir is a directory the daemon created for this call only (mode
+	// 0700, removed after the call's documents are stored). A plugin writes
+	// each document it returns as a new regular file directly in it (not
+	// in a sub-directory, not a symlink), syncs it, and returns its path in
+	// Document.Path: documents of any size then go to the daemon without
+	// crossing the RPC or being held in memory. Empty when the caller
+	// offers no directory (a test calling the plugin directly): use
+	// Document.Content then.
+	SpoolDir string
+	// MaxSize is the largest document the daemon stores (0: no limit). A
+	// plugin should stop writing and fail a download that grows past it,
+	// rather than fill the disk: the daemon refuses it anyway.
+	MaxSize int64
 }
 
 // DownloadResult carries what the bank delivered; NoData is set when the
@@ -329,7 +342,21 @@ type DownloadResult struct {
 	Documents []Document
 }
 
-// Document is one downloaded file.
+// Document is one downloaded file. It comes either as a file (Path, with
+// Size and SHA256) or as bytes (Content), never both:
+//
+//   - Path: the rule for documents of any size. The file must be a regular
+//     file written directly in DownloadRequest.SpoolDir and synced; the
+//     daemon refuses a path anywhere else, a symlink, or a file whose size
+//     or SHA-256 differ from Size and SHA256 (it then confirms the download
+//     negatively, so the bank delivers it again).
+//   - Content: for small documents only. The whole DownloadResult travels
+//     as one RPC message of at most 64 MiB (pluginrpc.MaxMessageSize), so a
+//     larger document fails every time it is fetched. Plugins written
+//     before SpoolDir existed keep working this way.
+//
+// The daemon owns the file once Download returns: it reads it, stores it
+// and removes it; the plugin must not touch it afterwards.
 type Document struct {
 	DownloadID string // pass to Confirm
 	Function   string
@@ -337,6 +364,13 @@ type Document struct {
 	Name       string
 	Content    []byte
 	Meta       map[string]string
+	// Path is the document's file in DownloadRequest.SpoolDir.
+	Path string
+	// Size is the file's length in bytes (required with Path).
+	Size int64
+	// SHA256 is the file's SHA-256, hex (required with Path; optional with
+	// Content, checked when set).
+	SHA256 string
 }
 
 // KeyAction names a key-management operation of BankTransport.Keys. The

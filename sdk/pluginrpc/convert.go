@@ -224,7 +224,8 @@ func uploadResultFromWire(r *pluginv1.UploadResult) *sdk.UploadResult {
 }
 
 func downloadRequestToWire(r sdk.DownloadRequest) *pluginv1.DownloadRequest {
-	return &pluginv1.DownloadRequest{Bank: r.Bank, Function: r.Function, From: tsFrom(r.From), To: tsFrom(r.To), Params: r.Params}
+	return &pluginv1.DownloadRequest{Bank: r.Bank, Function: r.Function, From: tsFrom(r.From), To: tsFrom(r.To), Params: r.Params,
+		SpoolDir: r.SpoolDir, MaxSize: r.MaxSize}
 }
 
 func downloadRequestFromWire(r *pluginv1.DownloadRequest) (sdk.DownloadRequest, error) {
@@ -236,7 +237,8 @@ func downloadRequestFromWire(r *pluginv1.DownloadRequest) (sdk.DownloadRequest, 
 	if err != nil {
 		return sdk.DownloadRequest{}, fmt.Errorf("download to: %w", err)
 	}
-	return sdk.DownloadRequest{Bank: r.GetBank(), Function: r.GetFunction(), From: from, To: to, Params: r.GetParams()}, nil
+	return sdk.DownloadRequest{Bank: r.GetBank(), Function: r.GetFunction(), From: from, To: to, Params: r.GetParams(),
+		SpoolDir: r.GetSpoolDir(), MaxSize: r.GetMaxSize()}, nil
 }
 
 func downloadResultToWire(r *sdk.DownloadResult) *pluginv1.DownloadResult {
@@ -244,7 +246,7 @@ func downloadResultToWire(r *sdk.DownloadResult) *pluginv1.DownloadResult {
 	for _, d := range r.Documents {
 		out.Documents = append(out.Documents, &pluginv1.Document{
 			DownloadId: d.DownloadID, Function: d.Function, Format: d.Format, Name: d.Name,
-			Content: d.Content, Meta: d.Meta,
+			Content: d.Content, Meta: d.Meta, Path: d.Path, Size: d.Size, Sha256: d.SHA256,
 		})
 	}
 	return out
@@ -255,7 +257,7 @@ func downloadResultFromWire(r *pluginv1.DownloadResult) *sdk.DownloadResult {
 	for _, d := range r.GetDocuments() {
 		out.Documents = append(out.Documents, sdk.Document{
 			DownloadID: d.GetDownloadId(), Function: d.GetFunction(), Format: d.GetFormat(), Name: d.GetName(),
-			Content: d.GetContent(), Meta: d.GetMeta(),
+			Content: d.GetContent(), Meta: d.GetMeta(), Path: d.GetPath(), Size: d.GetSize(), SHA256: d.GetSha256(),
 		})
 	}
 	return out

@@ -2,10 +2,14 @@ package plugintest_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +34,7 @@ type faults struct {
 	progressBackwards  bool
 	acceptUnknownBank  string // "download", "confirm" or "keys": that call accepts any bank
 	unknownOpNotTyped  bool   // Keys answers a plain error for an unknown operation
+	spool              string // "outside": the document's file is not in the spool dir; "digest": its SHA-256 is not the one announced
 }
 
 type fakeSettings struct {
@@ -143,10 +148,40 @@ func (tr fakeTransport) Download(ctx context.Context, req sdk.DownloadRequest) (
 	if req.Bank != "b1" {
 		return &sdk.DownloadResult{NoData: true}, nil // the broken promise
 	}
+	if req.Function == "doc" { // the document of DownloadBySpool
+		return tr.spooled(req)
+	}
 	if err := tr.ask(ctx); err != nil {
 		return nil, err
 	}
 	return &sdk.DownloadResult{NoData: true}, nil
+}
+
+// spooled writes one document in req.SpoolDir, as the sdk asks, unless a
+// fault says otherwise.
+func (tr fakeTransport) spooled(req sdk.DownloadRequest) (*sdk.DownloadResult, error) {
+	body := []byte("<Document>spooled</Document>")
+	dir := req.SpoolDir
+	if tr.faults.spool == "outside" {
+		dir = filepath.Dir(dir)
+	}
+	f, err := os.CreateTemp(dir, "doc-*.xml")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.Write(body); err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	if tr.faults.spool == "digest" {
+		sum[0] ^= 1
+	}
+	return &sdk.DownloadResult{Documents: []sdk.Document{{DownloadID: "D1", Function: req.Function, Format: "xml", Name: "doc.xml",
+		Path: f.Name(), Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}}}, nil
 }
 
 func (tr fakeTransport) Confirm(_ context.Context, bank, _ string, _ bool) error {
@@ -185,6 +220,7 @@ func runTransport(t *testing.T, f func() *fake) {
 		Upload:          &sdk.UploadRequest{Bank: "b1", TransmissionID: "t1", Function: "sct", Path: "/dev/null"},
 		Rejected:        &sdk.UploadRequest{Bank: "b1", TransmissionID: "t2", Function: "sct", Path: "/dev/null", SHA256: "bad"},
 		HangingSettings: settingsFor,
+		Download:        &sdk.DownloadRequest{Bank: "b1", Function: "doc"},
 	})
 }
 
@@ -207,6 +243,8 @@ var broken = map[string]struct {
 	"confirm-accepts-any-bank":    {faults: faults{acceptUnknownBank: "confirm"}, failing: "ConfirmUnknownBank"},
 	"keys-accepts-any-bank":       {faults: faults{acceptUnknownBank: "keys"}, failing: "Keys"},
 	"keys-unknown-op-plain-error": {faults: faults{unknownOpNotTyped: true}, failing: "Keys"},
+	"download-outside-spool":      {faults: faults{spool: "outside"}, failing: "DownloadBySpool"},
+	"download-wrong-digest":       {faults: faults{spool: "digest"}, failing: "DownloadBySpool"},
 }
 
 // Each check of the kit fails on a plugin that breaks its promise, and

@@ -4,6 +4,7 @@
 // socket) and checked for what the daemon relies on: a sane Describe,
 // refusal of bad settings, Health, *sdk.RejectError surviving the wire,
 // idempotent uploads, Download/Confirm/Keys refusing what they do not know,
+// documents handed over by path as the daemon accepts them (DownloadBySpool),
 // and a call cancelled while the plugin waits on its provider abandoning
 // the provider request. A check needing an option the plugin's test does
 // not give is not run (and logged), not skipped. CheckBroken shows that the
@@ -14,8 +15,14 @@ package plugintest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	plugin "github.com/hashicorp/go-plugin"
@@ -124,6 +131,13 @@ type TransportOptions struct {
 	// HangingDownload is the download sent to the hanging bank; zero means
 	// {Bank: Bank, Function: "psr"}.
 	HangingDownload sdk.DownloadRequest
+	// Download, if set, is a download the bank answers with at least one
+	// document. DownloadBySpool sends it with a spool directory and checks
+	// that every document comes as the daemon accepts it: a regular file
+	// written directly in that directory whose size and SHA-256 are the
+	// ones announced (or, for a small document, Content whose SHA-256 is
+	// the one announced, when one is); then it confirms each one.
+	Download *sdk.DownloadRequest
 }
 
 // unknownBank names a bank no settings configure.
@@ -317,6 +331,11 @@ func RunTransport(t *testing.T, factory func() sdk.BankTransport, opts Transport
 	} else {
 		runBankChecks(t, configured, opts.Bank)
 	}
+	if opts.Download == nil {
+		t.Log("plugintest: DownloadBySpool not run: TransportOptions.Download not set")
+	} else {
+		t.Run("DownloadBySpool", func(t *testing.T) { checkDownloadBySpool(t, configured(t), *opts.Download) })
+	}
 	if opts.HangingSettings == nil {
 		t.Log("plugintest: ContextCancellation not run: TransportOptions.HangingSettings not set")
 		return
@@ -369,4 +388,55 @@ func runBankChecks(t *testing.T, configured func(*testing.T) sdk.BankTransport, 
 			t.Errorf("Keys with an unknown operation: got (%+v, %v), want sdk.ErrUnsupported", res, err)
 		}
 	})
+}
+
+// checkDownloadBySpool downloads req with a fresh spool directory and
+// checks every document as the daemon does (pluginrpc.OpenSpooled, then
+// the digest), then confirms it.
+func checkDownloadBySpool(t *testing.T, tr sdk.BankTransport, req sdk.DownloadRequest) {
+	t.Helper()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "spool")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	req.SpoolDir, req.MaxSize = dir, 1<<30
+	res, err := tr.Download(ctx, req)
+	if err != nil {
+		t.Fatalf("Download: %v", err)
+	}
+	if res.NoData || len(res.Documents) == 0 {
+		t.Fatalf("Download: no document (NoData %v), TransportOptions.Download must name one the bank has", res.NoData)
+	}
+	for _, d := range res.Documents {
+		var got string
+		if d.Path == "" {
+			if len(d.Content) > pluginrpc.MaxMessageSize/2 {
+				t.Errorf("document %q: %d bytes as Content with a spool directory offered; send large documents by Path", d.Name, len(d.Content))
+			}
+			sum := sha256.Sum256(d.Content)
+			got = hex.EncodeToString(sum[:])
+			if d.SHA256 != "" && !strings.EqualFold(d.SHA256, got) {
+				t.Errorf("document %q: Content has SHA-256 %s, announced %s", d.Name, got, d.SHA256)
+			}
+		} else {
+			f, err := pluginrpc.OpenSpooled(dir, d, req.MaxSize)
+			if err != nil {
+				t.Errorf("document %q: %v", d.Name, err)
+				continue
+			}
+			h := sha256.New()
+			_, err = io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got = hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(d.SHA256, got) {
+				t.Errorf("document %q: file has SHA-256 %s, announced %s", d.Name, got, d.SHA256)
+			}
+		}
+		if err := tr.Confirm(ctx, req.Bank, d.DownloadID, true); err != nil {
+			t.Errorf("Confirm %q: %v", d.DownloadID, err)
+		}
+	}
 }

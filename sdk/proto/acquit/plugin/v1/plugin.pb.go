@@ -1465,12 +1465,18 @@ func (*UploadEvent_Progress) isUploadEvent_Event() {}
 func (*UploadEvent_Result) isUploadEvent_Event() {}
 
 type DownloadRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Bank          string                 `protobuf:"bytes,1,opt,name=bank,proto3" json:"bank,omitempty"`
-	Function      string                 `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"`
-	From          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
-	To            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
-	Params        map[string]string      `protobuf:"bytes,5,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Bank     string                 `protobuf:"bytes,1,opt,name=bank,proto3" json:"bank,omitempty"`
+	Function string                 `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"`
+	From     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	To       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
+	Params   map[string]string      `protobuf:"bytes,5,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// spool_dir is a directory the daemon made for this call (mode 0700):
+	// the plugin writes each document there and names it in Document.path.
+	// Empty: the daemon takes documents as content only.
+	SpoolDir string `protobuf:"bytes,6,opt,name=spool_dir,json=spoolDir,proto3" json:"spool_dir,omitempty"`
+	// max_size is the largest document the daemon accepts (0: no limit).
+	MaxSize       int64 `protobuf:"varint,7,opt,name=max_size,json=maxSize,proto3" json:"max_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1540,14 +1546,35 @@ func (x *DownloadRequest) GetParams() map[string]string {
 	return nil
 }
 
+func (x *DownloadRequest) GetSpoolDir() string {
+	if x != nil {
+		return x.SpoolDir
+	}
+	return ""
+}
+
+func (x *DownloadRequest) GetMaxSize() int64 {
+	if x != nil {
+		return x.MaxSize
+	}
+	return 0
+}
+
 type Document struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	DownloadId    string                 `protobuf:"bytes,1,opt,name=download_id,json=downloadId,proto3" json:"download_id,omitempty"`
-	Function      string                 `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"`
-	Format        string                 `protobuf:"bytes,3,opt,name=format,proto3" json:"format,omitempty"`
-	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	Content       []byte                 `protobuf:"bytes,5,opt,name=content,proto3" json:"content,omitempty"`
-	Meta          map[string]string      `protobuf:"bytes,6,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	DownloadId string                 `protobuf:"bytes,1,opt,name=download_id,json=downloadId,proto3" json:"download_id,omitempty"`
+	Function   string                 `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"`
+	Format     string                 `protobuf:"bytes,3,opt,name=format,proto3" json:"format,omitempty"`
+	Name       string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// content carries a small document (the whole result is one message of
+	// at most 64 MiB); a document of any size goes by path.
+	Content []byte            `protobuf:"bytes,5,opt,name=content,proto3" json:"content,omitempty"`
+	Meta    map[string]string `protobuf:"bytes,6,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// path is a file the plugin wrote (and synced) directly in
+	// DownloadRequest.spool_dir; size and sha256 (hex) describe it.
+	Path          string `protobuf:"bytes,7,opt,name=path,proto3" json:"path,omitempty"`
+	Size          int64  `protobuf:"varint,8,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256        string `protobuf:"bytes,9,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1622,6 +1649,27 @@ func (x *Document) GetMeta() map[string]string {
 		return x.Meta
 	}
 	return nil
+}
+
+func (x *Document) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Document) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Document) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
 }
 
 type DownloadResult struct {
@@ -2339,16 +2387,18 @@ const file_acquit_plugin_v1_plugin_proto_rawDesc = "" +
 	"\vUploadEvent\x12>\n" +
 	"\bprogress\x18\x01 \x01(\v2 .acquit.plugin.v1.UploadProgressH\x00R\bprogress\x128\n" +
 	"\x06result\x18\x02 \x01(\v2\x1e.acquit.plugin.v1.UploadResultH\x00R\x06resultB\a\n" +
-	"\x05event\"\x9f\x02\n" +
+	"\x05event\"\xd7\x02\n" +
 	"\x0fDownloadRequest\x12\x12\n" +
 	"\x04bank\x18\x01 \x01(\tR\x04bank\x12\x1a\n" +
 	"\bfunction\x18\x02 \x01(\tR\bfunction\x12.\n" +
 	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12E\n" +
-	"\x06params\x18\x05 \x03(\v2-.acquit.plugin.v1.DownloadRequest.ParamsEntryR\x06params\x1a9\n" +
+	"\x06params\x18\x05 \x03(\v2-.acquit.plugin.v1.DownloadRequest.ParamsEntryR\x06params\x12\x1b\n" +
+	"\tspool_dir\x18\x06 \x01(\tR\bspoolDir\x12\x19\n" +
+	"\bmax_size\x18\a \x01(\x03R\amaxSize\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc0\x02\n" +
 	"\bDocument\x12\x1f\n" +
 	"\vdownload_id\x18\x01 \x01(\tR\n" +
 	"downloadId\x12\x1a\n" +
@@ -2356,7 +2406,10 @@ const file_acquit_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06format\x18\x03 \x01(\tR\x06format\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12\x18\n" +
 	"\acontent\x18\x05 \x01(\fR\acontent\x128\n" +
-	"\x04meta\x18\x06 \x03(\v2$.acquit.plugin.v1.Document.MetaEntryR\x04meta\x1a7\n" +
+	"\x04meta\x18\x06 \x03(\v2$.acquit.plugin.v1.Document.MetaEntryR\x04meta\x12\x12\n" +
+	"\x04path\x18\a \x01(\tR\x04path\x12\x12\n" +
+	"\x04size\x18\b \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\t \x01(\tR\x06sha256\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
