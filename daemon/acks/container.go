@@ -28,16 +28,34 @@ func EachDocument(data []byte, lim Limits, fn func(entry string, r io.Reader) er
 	return eachDocument(data, lim, false, fn)
 }
 
+// EachDocumentAt is EachDocument over a document read through ra (size
+// bytes), e.g. a file: a bare document is streamed, a ZIP container read
+// in place, so the download is never held in memory.
+func EachDocumentAt(ra io.ReaderAt, size int64, lim Limits, fn func(entry string, r io.Reader) error) (skipped []string, err error) {
+	return eachDocumentAt(ra, size, lim, false, fn)
+}
+
 // eachDocument is EachDocument; anyExt hands every non-archive entry to fn.
 func eachDocument(data []byte, lim Limits, anyExt bool, fn func(entry string, r io.Reader) error) (skipped []string, err error) {
+	return eachDocumentAt(bytes.NewReader(data), int64(len(data)), lim, anyExt, fn)
+}
+
+// isZipAt is IsZip on the first bytes read through ra.
+func isZipAt(ra io.ReaderAt, size int64) bool {
+	var head [4]byte
+	n, _ := ra.ReadAt(head[:min(size, 4)], 0)
+	return IsZip(head[:n])
+}
+
+func eachDocumentAt(ra io.ReaderAt, size int64, lim Limits, anyExt bool, fn func(entry string, r io.Reader) error) (skipped []string, err error) {
 	lim = lim.withDefaults()
-	if !IsZip(data) {
-		if int64(len(data)) > lim.MaxBytes {
+	if !isZipAt(ra, size) {
+		if size > lim.MaxBytes {
 			return nil, &ParseError{Kind: ErrTooLarge, Format: "psr"}
 		}
-		return nil, fn("", bytes.NewReader(data))
+		return nil, fn("", io.NewSectionReader(ra, 0, size))
 	}
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	zr, err := zip.NewReader(ra, size)
 	if err != nil {
 		return nil, &ParseError{Kind: ErrContainer, Format: "zip", Err: err}
 	}

@@ -1,6 +1,8 @@
 package acks
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -56,12 +58,25 @@ type Parsed struct {
 // by their group header (OrgnlMsgId/OrgnlMsgNmId "EBICS" is HAC), whatever
 // kind the bank delivered them as. Errors are *ParseError.
 func ParseEntries(data []byte, o ParseOptions) (*Parsed, error) {
+	return ParseEntriesAt(bytes.NewReader(data), int64(len(data)), o)
+}
+
+// MaxPTKBytes bounds a bare PTK protocol read by ParseEntriesAt (it is
+// read whole): plain text of a few lines per order never comes near it.
+const MaxPTKBytes = 64 << 20
+
+// ParseEntriesAt is ParseEntries over a download read through ra (size
+// bytes), e.g. its spool file: PSR and HAC documents are streamed and ZIP
+// containers read in place, so memory does not grow with the download (a
+// PTK protocol, plain text of a few lines per order, is read whole, up to
+// MaxPTKBytes).
+func ParseEntriesAt(ra io.ReaderAt, size int64, o ParseOptions) (*Parsed, error) {
 	lim := o.Limits.withDefaults()
 	out := &Parsed{}
 	switch o.Kind {
 	case "ptk":
-		if IsZip(data) {
-			skipped, err := eachDocument(data, lim, true, func(entry string, r io.Reader) error {
+		if isZipAt(ra, size) {
+			skipped, err := eachDocumentAt(ra, size, lim, true, func(entry string, r io.Reader) error {
 				b, err := io.ReadAll(io.LimitReader(r, lim.MaxBytes+1))
 				if err != nil {
 					return &ParseError{Kind: ErrContainer, Format: "zip", Entry: clip(entry), Err: err}
@@ -74,6 +89,13 @@ func ParseEntries(data []byte, o ParseOptions) (*Parsed, error) {
 			}
 			return out, nil
 		}
+		if size > min(lim.MaxBytes, MaxPTKBytes) {
+			return nil, &ParseError{Kind: ErrTooLarge, Format: "ptk", Detail: fmt.Sprintf("%d bytes, more than %d", size, min(lim.MaxBytes, MaxPTKBytes))}
+		}
+		data := make([]byte, size)
+		if _, err := ra.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+			return nil, &ParseError{Kind: ErrPTK, Format: "ptk", Err: err}
+		}
 		if err := out.addPTK("", data, o, lim); err != nil {
 			return nil, err
 		}
@@ -82,7 +104,7 @@ func ParseEntries(data []byte, o ParseOptions) (*Parsed, error) {
 	default:
 		return nil, &ParseError{Kind: ErrMalformed, Format: o.Kind, Detail: fmt.Sprintf("unknown acknowledgement kind %q", clip(o.Kind))}
 	}
-	skipped, err := EachDocument(data, lim, func(entry string, r io.Reader) error {
+	skipped, err := eachDocumentAt(ra, size, lim, false, func(entry string, r io.Reader) error {
 		return out.addXML(entry, r, o, lim)
 	})
 	out.Skipped = skipped

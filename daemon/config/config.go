@@ -58,6 +58,8 @@ type Config struct {
 	Payments Payments `yaml:"payments"`
 	// Banks lists the banks files are sent to (the EBICS feature).
 	Banks []Bank `yaml:"banks"`
+	// Transmissions configures what every bank's transfers share.
+	Transmissions Transmissions `yaml:"transmissions"`
 
 	// File is the absolute path the configuration was loaded from.
 	File string `yaml:"-"`
@@ -284,6 +286,17 @@ type Payments struct {
 	RefusedBodyKeep Size `yaml:"refused_body_keep"`
 }
 
+// Transmissions configures the file transfers of every bank.
+type Transmissions struct {
+	// MaxDocumentSize is the largest downloaded document (acknowledgement,
+	// statement) acquit stores (default 2GiB). A larger one is refused
+	// (the bank delivers it again) and counted in
+	// acquit_acks_rejected_input_total{reason="too_large"}. Documents go
+	// from the plugin to the store through a spool file, so the limit is
+	// the disk, not memory.
+	MaxDocumentSize Size `yaml:"max_document_size"`
+}
+
 // Bank is one bank files are sent to.
 type Bank struct {
 	// Name is unique ("demo", "bnp").
@@ -338,6 +351,7 @@ func defaults(lookup func(string) (string, bool), hostname func() (string, error
 	c.Scripts = Scripts{Dir: "scripts", Timeout: 5 * time.Second, PoolSize: 4, MemoryBudget: 256 * MiB}
 	c.Events = Events{Workers: 4, MaxAttempts: 20, PoisonAfter: 3, MaxAge: 72 * time.Hour, BackoffBase: time.Second,
 		BackoffMax: time.Hour, PollInterval: time.Second, Retention: 720 * time.Hour, Lease: 30 * time.Second}
+	c.Transmissions = Transmissions{MaxDocumentSize: 2 * GiB}
 	c.Payments = Payments{ReconcileAfter: 15 * time.Minute, FinalDeadline: 24 * time.Hour, RecheckEvery: 5 * time.Minute,
 		NotifyRate: 20, NotifyBurst: 200, RefusedBodyKeep: 4 * KiB}
 	return c

@@ -45,7 +45,7 @@ func TestLoadBad(t *testing.T) {
 	}{
 		{"bad_unknown_key.yaml", []string{
 			`3: unknown key "adr" in listen.public (known: addr, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, trusted_proxies, base_url)`,
-			`6: unknown key "lisen" (known: instance, state, listen, log, scripts, hooks, events, plugins, schedules, payments, banks)`,
+			`6: unknown key "lisen" (known: instance, state, listen, log, scripts, hooks, events, plugins, schedules, payments, banks, transmissions)`,
 			`10: unknown key "sha" in plugins[0] (known: name, path, sha256, settings, max_procs)`,
 		}},
 		{"bad_cron.yaml", []string{
@@ -139,7 +139,7 @@ func TestLoadBad(t *testing.T) {
 		{"bad_multi_doc.yaml", []string{`4: only one YAML document is allowed`}},
 		{"bad_root.yaml", []string{`1: the document must be a mapping, not a list`}},
 		{"bad_merge.yaml", []string{
-			`1: unknown key "base" (known: instance, state, listen, log, scripts, hooks, events, plugins, schedules, payments, banks)`,
+			`1: unknown key "base" (known: instance, state, listen, log, scripts, hooks, events, plugins, schedules, payments, banks, transmissions)`,
 			`4: merge keys (<<) are not supported`,
 		}},
 		{"bad_alias_bomb.yaml", []string{
@@ -374,7 +374,7 @@ func TestHostileFiles(t *testing.T) {
 	if !errors.As(err, &errs) || len(errs.List) != 101 {
 		t.Fatalf("many unknown keys: %v", err)
 	}
-	if got := errs.List[99].Error(); got != many+`:103: unknown key "unknown99" (known: instance, state, listen, log, scripts, hooks, events, plugins, schedules, payments, banks)` {
+	if got := errs.List[99].Error(); got != many+`:103: unknown key "unknown99" (known: instance, state, listen, log, scripts, hooks, events, plugins, schedules, payments, banks, transmissions)` {
 		t.Errorf("100th error = %s", got)
 	}
 	if got := errs.List[100].Error(); got != many+": 4900 more problems not shown" {

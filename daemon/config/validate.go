@@ -254,6 +254,10 @@ func (d *decoder) validate(c *Config) {
 		}
 	}
 
+	if c.Transmissions.MaxDocumentSize < 1 {
+		d.at("transmissions.max_document_size", "must be at least 1 byte")
+	}
+
 	pay := c.Payments
 	d.positive("payments.reconcile_after", pay.ReconcileAfter)
 	d.positive("payments.final_deadline", pay.FinalDeadline)

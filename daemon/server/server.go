@@ -119,8 +119,9 @@ func (d *Daemon) PublicAddr() string { return d.publicL.Addr().String() }
 // AdminAddr is the admin listener's address.
 func (d *Daemon) AdminAddr() string { return d.adminL.Addr().String() }
 
-// maxRawBody is the largest raw input stored: a downloaded bank document
-// can be as large as the plugin channel carries (pluginrpc.MaxMessageSize).
+// maxRawBody is the largest raw input stored whole (store.RecordRaw).
+// Downloaded documents do not go through it: they are streamed into
+// raw_chunks (store.RecordRawStream), up to transmissions.max_document_size.
 const maxRawBody = pluginrpc.MaxMessageSize
 
 // Migrations are the schema sets the daemon applies at open beyond the
@@ -253,7 +254,8 @@ func (d *Daemon) start(ctx context.Context) error {
 		spool = filepath.Join(filepath.Dir(cfg.State.Path), "spool")
 	}
 	d.Transmissions, err = transmissions.New(transmissions.Deps{Store: d.Store, Transport: d.Plugins.Transport, Banks: banks(cfg),
-		SpoolDir: spool, Logger: d.log.With().Str("component", "transmissions").Logger(), Registerer: d.reg})
+		SpoolDir: spool, MaxDocumentSize: cfg.Transmissions.MaxDocumentSize.Bytes(),
+		Logger: d.log.With().Str("component", "transmissions").Logger(), Registerer: d.reg})
 	if err != nil {
 		return err
 	}

@@ -46,9 +46,9 @@ type finding struct {
 	Amount, Currency            string
 }
 
-// apply parses doc, matches its entries and applies them inside tx.
-func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, rawID int64, res *IngestResult, doc sdk.Document) error {
-	fs, perr := s.parse(bank, kind, doc)
+// apply matches the entries parsed from doc (fs, or the parse error perr)
+// and applies them inside tx.
+func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, rawID int64, res *IngestResult, doc sdk.Document, fs []finding, perr error) error {
 	if perr != nil {
 		res.ParseError = perr.Error()
 		s.m.rejected.WithLabelValues(bank, "parse").Inc()

@@ -1,17 +1,21 @@
 package transmissions
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/pluginrpc"
 )
 
 // FetchAcks is the schedule job `ebics.fetch_acks`: for the bank named in
@@ -91,40 +95,9 @@ func (s *Service) fetchKind(ctx context.Context, b Bank, kind string, from, to t
 	}
 	seen := map[string]bool{} // a document offered again in this run (receipt refused): stop
 	for round := 0; round < MaxDocsPerFetch; round++ {
-		res, err := tr.Download(ctx, sdk.DownloadRequest{Bank: b.Name, Function: kind, From: from, To: to})
-		if err != nil {
-			return st, fmt.Errorf("download: %w", err)
-		}
-		if res.NoData || len(res.Documents) == 0 {
-			st.noData = round == 0
-			return st, nil
-		}
-		again := false
-		for _, doc := range res.Documents {
-			r, err := s.Ingest(ctx, b.Name, kind, doc)
-			if err != nil {
-				// Not stored: tell the bank so it delivers the document again.
-				_ = tr.Confirm(ctx, b.Name, doc.DownloadID, false)
-				return st, fmt.Errorf("ingest %s: %w", doc.Name, err)
-			}
-			if err := tr.Confirm(ctx, b.Name, doc.DownloadID, true); err != nil {
-				// Stored already: a redelivery is deduplicated by content.
-				s.d.Logger.Warn().Err(err).Str("bank", b.Name).Str("kind", kind).Msg("receipt not accepted; the document may come again")
-			}
-			if seen[r.AckID] {
-				again = true
-			}
-			seen[r.AckID] = true
-			switch {
-			case r.Duplicate:
-				st.dup++
-			case r.ParseError != "":
-				st.bad++
-			default:
-				st.docs++
-			}
-			st.entries += r.Entries
-			st.unmatched += r.Unmatched
+		again, done, err := s.fetchRound(ctx, tr, b, kind, from, to, round, seen, &st)
+		if err != nil || done {
+			return st, err
 		}
 		// A date-range download returns the same documents each time, and
 		// a bank that did not take the receipt offers the same one again.
@@ -133,6 +106,52 @@ func (s *Service) fetchKind(ctx context.Context, b Bank, kind string, from, to t
 		}
 	}
 	return st, nil
+}
+
+// fetchRound downloads once into a spool directory of its own, which it
+// removes once every document is stored (or refused).
+func (s *Service) fetchRound(ctx context.Context, tr sdk.BankTransport, b Bank, kind string, from, to time.Time, round int,
+	seen map[string]bool, st *fetchStats) (again, done bool, err error) {
+	dir, err := os.MkdirTemp(s.downloads, "fetch-*") // mode 0700
+	if err != nil {
+		return false, true, fmt.Errorf("download spool: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	res, err := tr.Download(ctx, sdk.DownloadRequest{Bank: b.Name, Function: kind, From: from, To: to, SpoolDir: dir, MaxSize: s.maxDoc})
+	if err != nil {
+		return false, true, fmt.Errorf("download: %w", err)
+	}
+	if res.NoData || len(res.Documents) == 0 {
+		st.noData = round == 0
+		return false, true, nil
+	}
+	for _, doc := range res.Documents {
+		r, err := s.ingestIn(ctx, b.Name, kind, doc, dir)
+		if err != nil {
+			// Not stored: tell the bank so it delivers the document again.
+			_ = tr.Confirm(ctx, b.Name, doc.DownloadID, false)
+			return false, true, fmt.Errorf("ingest %s: %w", doc.Name, err)
+		}
+		if err := tr.Confirm(ctx, b.Name, doc.DownloadID, true); err != nil {
+			// Stored already: a redelivery is deduplicated by content.
+			s.d.Logger.Warn().Err(err).Str("bank", b.Name).Str("kind", kind).Msg("receipt not accepted; the document may come again")
+		}
+		if seen[r.AckID] {
+			again = true
+		}
+		seen[r.AckID] = true
+		switch {
+		case r.Duplicate:
+			st.dup++
+		case r.ParseError != "":
+			st.bad++
+		default:
+			st.docs++
+		}
+		st.entries += r.Entries
+		st.unmatched += r.Unmatched
+	}
+	return again, false, nil
 }
 
 // IngestResult says what one downloaded document did.
@@ -146,19 +165,91 @@ type IngestResult struct {
 	Changed    []string // transmission ids whose state changed
 }
 
+// ErrDocumentRefused is returned for a downloaded document that is not
+// what its plugin announced, or too large: nothing is stored, the download
+// is confirmed negatively so the bank delivers it again.
+var ErrDocumentRefused = errors.New("downloaded document refused")
+
+// DefaultMaxDocumentSize is the largest downloaded document stored when
+// Deps.MaxDocumentSize is 0.
+const DefaultMaxDocumentSize = 2 << 30
+
 // Ingest stores a downloaded acknowledgement raw, then (once per content)
 // parses it, matches its entries to transmissions and applies them, all in
-// one transaction with the events they raise.
+// one transaction with the events they raise. doc carries its Content (a
+// document handed over by Path is taken only by FetchAcks, from the spool
+// directory it made for the download).
 func (s *Service) Ingest(ctx context.Context, bank, kind string, doc sdk.Document) (*IngestResult, error) {
-	sumB := sha256.Sum256(doc.Content)
-	sum := hex.EncodeToString(sumB[:])
-	rawID, err := s.d.Store.RecordRaw(ctx, store.RawInput{Source: "bank:" + bank, Channel: "download:" + kind,
-		Method: "DOWNLOAD", Path: doc.Name, Body: doc.Content, ReceivedAt: s.d.Now(), SHA256: sum,
-		Headers: map[string][]string{"format": {doc.Format}, "download_id": {doc.DownloadID}}})
+	return s.ingestIn(ctx, bank, kind, doc, "")
+}
+
+// ingestIn checks a delivered document, from its spool file in dir or its
+// content, and ingests it without holding it: the store takes it in
+// chunks, hashing as it goes, the parser streams it.
+func (s *Service) ingestIn(ctx context.Context, bank, kind string, doc sdk.Document, dir string) (*IngestResult, error) {
+	if doc.Path == "" {
+		sumB := sha256.Sum256(doc.Content)
+		sum := hex.EncodeToString(sumB[:])
+		if doc.SHA256 != "" && !strings.EqualFold(doc.SHA256, sum) {
+			return nil, s.refuse(bank, kind, doc, pluginrpc.SpoolDigest, fmt.Errorf("content has sha256 %s, the plugin announced %.80s", sum, doc.SHA256))
+		}
+		if int64(len(doc.Content)) > s.maxDoc {
+			return nil, s.refuse(bank, kind, doc, pluginrpc.SpoolTooLarge, fmt.Errorf("%d bytes, the limit is %d", len(doc.Content), s.maxDoc))
+		}
+		return s.ingest(ctx, bank, kind, doc, bytes.NewReader(doc.Content), int64(len(doc.Content)), sum)
+	}
+	if dir == "" {
+		return nil, s.refuse(bank, kind, doc, pluginrpc.SpoolNotInDir, errors.New("a document by path outside a download"))
+	}
+	f, err := pluginrpc.OpenSpooled(dir, doc, s.maxDoc)
+	if err != nil {
+		if reason, ok := pluginrpc.IsSpoolError(err); ok {
+			return nil, s.refuse(bank, kind, doc, reason, err)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	return s.ingest(ctx, bank, kind, doc, f, doc.Size, strings.ToLower(doc.SHA256))
+}
+
+// refuse counts, logs and returns the refusal of a delivered document.
+func (s *Service) refuse(bank, kind string, doc sdk.Document, reason string, err error) error {
+	s.m.rejected.WithLabelValues(bank, reason).Inc()
+	s.m.acks.WithLabelValues(bank, kind, "refused").Inc()
+	s.d.Logger.Warn().Err(err).Str("bank", bank).Str("kind", kind).Str("download_id", doc.DownloadID).Str("name", doc.Name).
+		Str("reason", reason).Msg("downloaded document refused: not stored, the bank will deliver it again")
+	return fmt.Errorf("%w (%s): %w", ErrDocumentRefused, reason, err)
+}
+
+// ingest stores the document read through src (size bytes, announced
+// SHA-256 sum) and, unless its content was ingested before, parses and
+// applies it.
+func (s *Service) ingest(ctx context.Context, bank, kind string, doc sdk.Document, src io.ReaderAt, size int64, sum string) (*IngestResult, error) {
+	rawID, err := s.d.Store.RecordRawStream(ctx, store.RawInput{Source: "bank:" + bank, Channel: "download:" + kind,
+		Method: "DOWNLOAD", Path: doc.Name, ReceivedAt: s.d.Now(), SHA256: sum, Size: size,
+		Headers: map[string][]string{"format": {doc.Format}, "download_id": {doc.DownloadID}}}, io.NewSectionReader(src, 0, size))
+	if errors.Is(err, store.ErrInvalid) {
+		// The bytes are not what the plugin announced (the size was
+		// checked when the file was opened: the digest, or a file changed
+		// while it was read). Nothing was stored.
+		return nil, s.refuse(bank, kind, doc, pluginrpc.SpoolDigest, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("record raw: %w", err)
 	}
 	res := &IngestResult{RawID: rawID}
+	dup, err := s.ackBySHA(ctx, bank, kind, sum)
+	if err != nil {
+		return nil, err
+	}
+	// Parsed outside the transaction (a large document takes seconds,
+	// which would hold SQLite's one writer); not parsed again when this
+	// content was ingested before.
+	var fs []finding
+	var perr error
+	if dup == "" {
+		fs, perr = s.parse(bank, kind, src, size)
+	}
 	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
 		var existing string
 		err := tx.QueryRow(ctx, `SELECT id FROM acks WHERE bank = ? AND kind = ? AND sha256 = ?`, bank, kind, sum).Scan(&existing)
@@ -169,12 +260,17 @@ func (s *Service) Ingest(ctx context.Context, bank, kind string, doc sdk.Documen
 		if notFound(err) != store.ErrNotFound {
 			return err
 		}
+		if dup != "" {
+			// Its ack row vanished in between (never: acks are kept):
+			// parse now rather than record it unparsed.
+			fs, perr = s.parse(bank, kind, src, size)
+		}
 		res.AckID = newID("A")
 		if _, err := tx.Exec(ctx, `INSERT INTO acks (id, bank, kind, format, name, raw_id, sha256, received_ms) VALUES (?,?,?,?,?,?,?,?)`,
 			res.AckID, bank, kind, doc.Format, doc.Name, rawID, sum, s.d.Now().UnixMilli()); err != nil {
 			return err
 		}
-		return s.apply(ctx, tx, bank, kind, rawID, res, doc)
+		return s.apply(ctx, tx, bank, kind, rawID, res, doc, fs, perr)
 	})
 	if err != nil {
 		return nil, err
@@ -187,4 +283,17 @@ func (s *Service) Ingest(ctx context.Context, bank, kind string, doc sdk.Documen
 	}
 	s.m.acks.WithLabelValues(bank, kind, result).Inc()
 	return res, nil
+}
+
+// ackBySHA returns the id of the acknowledgement already ingested with
+// this content, or "".
+func (s *Service) ackBySHA(ctx context.Context, bank, kind, sum string) (string, error) {
+	var id string
+	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		return tx.QueryRow(ctx, `SELECT id FROM acks WHERE bank = ? AND kind = ? AND sha256 = ?`, bank, kind, sum).Scan(&id)
+	})
+	if notFound(err) == store.ErrNotFound {
+		return "", nil
+	}
+	return id, err
 }

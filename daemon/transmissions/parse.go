@@ -2,10 +2,10 @@ package transmissions
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/acquit/acquit/daemon/acks"
-	"github.com/acquit/acquit/sdk"
 )
 
 // downloadOrderTypes are order types whose HAC/PTK entries report downloads
@@ -17,11 +17,14 @@ var downloadOrderTypes = map[string]bool{
 	"FDL": true, "BTD": true, "Z01": true, "Z52": true, "Z53": true, "Z54": true, "CDZ": true, "CRZ": true,
 }
 
-// parse turns a downloaded document into findings with daemon/acks'
-// ParseEntries (PSR, HAC and PTK flattened alike, ZIP containers opened, a
-// HAC delivered as PSR recognised), keeping what matters for tracking.
-func (s *Service) parse(bank, kind string, doc sdk.Document) ([]finding, error) {
-	o := acks.ParseOptions{Kind: kind, Ref: s.d.Now()}
+// parse turns a downloaded document, read through ra (size bytes: its
+// spool file, or its content), into findings with daemon/acks'
+// ParseEntriesAt (PSR, HAC and PTK flattened alike, ZIP containers opened,
+// a HAC delivered as PSR recognised), keeping what matters for tracking.
+// The document is streamed: memory grows with the entries kept (rejected
+// transactions, at most acks.Limits.MaxCollect), not with its size.
+func (s *Service) parse(bank, kind string, ra io.ReaderAt, size int64) ([]finding, error) {
+	o := acks.ParseOptions{Kind: kind, Ref: s.d.Now(), Limits: acks.Limits{MaxBytes: max(s.maxDoc, acks.DefaultLimits.MaxBytes)}}
 	if kind == "ptk" {
 		name := s.banks[bank].PTKProfile
 		if name == "" {
@@ -33,7 +36,7 @@ func (s *Service) parse(bank, kind string, doc sdk.Document) ([]finding, error) 
 		}
 		o.PTK = prof
 	}
-	p, err := acks.ParseEntries(doc.Content, o)
+	p, err := acks.ParseEntriesAt(ra, size, o)
 	if err != nil {
 		return nil, err
 	}

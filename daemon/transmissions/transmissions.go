@@ -8,6 +8,7 @@
 package transmissions
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -110,22 +111,27 @@ type Bank struct {
 
 // Deps are the service's collaborators.
 type Deps struct {
-	Store      store.Store
-	Transport  func(plugin string) (sdk.BankTransport, error)
-	Banks      []Bank
-	SpoolDir   string // durable copies of the files to send
-	Logger     zerolog.Logger
-	Registerer prometheus.Registerer
-	Now        func() time.Time
+	Store     store.Store
+	Transport func(plugin string) (sdk.BankTransport, error)
+	Banks     []Bank
+	SpoolDir  string // durable copies of the files to send; downloads/ holds documents being downloaded
+	// MaxDocumentSize is the largest downloaded document stored
+	// (0: DefaultMaxDocumentSize).
+	MaxDocumentSize int64
+	Logger          zerolog.Logger
+	Registerer      prometheus.Registerer
+	Now             func() time.Time
 }
 
 // Service is the transmission tracker.
 type Service struct {
-	d       Deps
-	banks   map[string]Bank
-	m       metrics
-	nonce   string   // this process, in upload lease owners
-	sending sync.Map // transmission id -> *inflight upload in this process
+	d         Deps
+	downloads string // SpoolDir/downloads: one 0700 directory per download call
+	maxDoc    int64
+	banks     map[string]Bank
+	m         metrics
+	nonce     string   // this process, in upload lease owners
+	sending   sync.Map // transmission id -> *inflight upload in this process
 }
 
 type metrics struct {
@@ -160,10 +166,19 @@ func New(d Deps) (*Service, error) {
 	if err := os.MkdirAll(d.SpoolDir, 0o750); err != nil {
 		return nil, fmt.Errorf("transmissions: spool: %w", err)
 	}
+	s.maxDoc = cmp.Or(d.MaxDocumentSize, DefaultMaxDocumentSize)
+	s.downloads = filepath.Join(d.SpoolDir, "downloads")
+	if err := os.MkdirAll(s.downloads, 0o700); err != nil {
+		return nil, fmt.Errorf("transmissions: download spool: %w", err)
+	}
+	if err := os.Chmod(s.downloads, 0o700); err != nil {
+		return nil, fmt.Errorf("transmissions: download spool: %w", err)
+	}
+	s.sweepDownloads()
 	s.m = metrics{
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquit_transmission_transitions_total", Help: "Transmission state changes by bank and new state."}, []string{"bank", "state"}),
 		uploads:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquit_transmission_uploads_total", Help: "Upload attempts by bank and result."}, []string{"bank", "result"}),
-		acks:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquit_acks_downloaded_total", Help: "Acknowledgement documents by bank, kind and result (new, duplicate, bad)."}, []string{"bank", "kind", "result"}),
+		acks:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquit_acks_downloaded_total", Help: "Acknowledgement documents by bank, kind and result (new, duplicate, bad, refused)."}, []string{"bank", "kind", "result"}),
 		unmatched:   prometheus.NewCounter(prometheus.CounterOpts{Name: "acquit_acks_unmatched_total", Help: "Acknowledgement entries that matched no transmission."}),
 		rejected:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquit_acks_rejected_input_total", Help: "Downloaded documents refused as hostile or malformed, by reason."}, []string{"bank", "reason"}),
 		waiters:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "acquit_transmission_upload_waiters", Help: "Callers waiting for an upload in progress by another uploader (wait=true)."}),
@@ -641,4 +656,24 @@ func (s *Service) transition(ctx context.Context, tx store.Tx, t *Transmission, 
 	}
 	s.m.transitions.WithLabelValues(t.Bank, string(to)).Inc()
 	return nil
+}
+
+// sweepDownloads removes download directories left by a process that died
+// during a download (not confirmed: the bank delivers those documents
+// again). Only directories older than a day go: another process on the
+// same spool (a second instance) may be downloading now.
+func (s *Service) sweepDownloads() {
+	entries, err := os.ReadDir(s.downloads)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || !strings.HasPrefix(e.Name(), "fetch-") || time.Since(fi.ModTime()) < 24*time.Hour {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(s.downloads, e.Name())); err == nil {
+			s.d.Logger.Info().Str("dir", e.Name()).Msg("removed a download directory left by an earlier process")
+		}
+	}
 }

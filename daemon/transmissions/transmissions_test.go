@@ -38,6 +38,10 @@ type recordingBank struct {
 	onePerCall bool
 	bigDetails string
 	during     func() // called inside Upload, lock released
+	// byPath, when set, hands each document over as the file it returns
+	// (written in the call's spool directory, or wherever a test wants).
+	byPath   func(t sdk.DownloadRequest, d sdk.Document) sdk.Document
+	requests []sdk.DownloadRequest
 }
 
 func (b *recordingBank) Describe(context.Context) (sdk.Info, error) {
@@ -74,9 +78,13 @@ func (b *recordingBank) Upload(ctx context.Context, req sdk.UploadRequest, progr
 func (b *recordingBank) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.DownloadResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.requests = append(b.requests, req)
 	var out []sdk.Document
 	for _, d := range b.docs {
 		if d.Function == req.Function && !b.confirm[d.DownloadID] {
+			if b.byPath != nil {
+				d = b.byPath(req, d)
+			}
 			out = append(out, d)
 			if b.onePerCall {
 				break

@@ -1,0 +1,217 @@
+package transmissions
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+
+	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/pluginrpc"
+)
+
+// spoolFile writes d's content as a file in dir and returns d handed over
+// by path, as the sdk asks.
+func spoolFile(t *testing.T, dir string, d sdk.Document) sdk.Document {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "doc-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(d.Content); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(d.Content)
+	d.Path, d.Size, d.SHA256 = f.Name(), int64(len(d.Content)), hex.EncodeToString(sum[:])
+	d.Content = nil
+	return d
+}
+
+// syncBuffer is a log sink shared by the service's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func rawCount(t *testing.T, st store.Store) (raws, chunks, acks int) {
+	t.Helper()
+	err := st.InTx(context.Background(), func(tx store.Tx) error {
+		return tx.QueryRow(context.Background(), `SELECT (SELECT COUNT(*) FROM raw_inputs), (SELECT COUNT(*) FROM raw_chunks), (SELECT COUNT(*) FROM acks)`).
+			Scan(&raws, &chunks, &acks)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+// A document handed over by path is read from the call's spool directory,
+// stored in chunks, parsed and confirmed; the directory is gone afterwards,
+// and the stored body is the document byte for byte.
+func TestFetchAcksByPath(t *testing.T) {
+	f := newFixture(t)
+	tr := f.submitAndSend(t)
+	b, _ := os.ReadFile("testdata/psr_tx_rjct.xml")
+	f.bank.docs = []sdk.Document{{DownloadID: "d1", Function: "psr", Name: "psr.xml", Content: b}}
+	f.bank.byPath = func(req sdk.DownloadRequest, d sdk.Document) sdk.Document { return spoolFile(t, req.SpoolDir, d) }
+	if _, err := f.svc.FetchAcks(context.Background(), map[string]string{"bank": "demo"}); err != nil {
+		t.Fatal(err)
+	}
+	if !f.bank.confirm["d1"] {
+		t.Fatal("not confirmed")
+	}
+	cur, _ := f.svc.Get(context.Background(), tr.ID)
+	if cur.State != StatePartial {
+		t.Fatalf("state %s after the PSR", cur.State)
+	}
+	req := f.bank.requests[0]
+	fi, err := os.Stat(filepath.Dir(req.SpoolDir))
+	if err != nil || fi.Mode().Perm() != 0o700 || req.MaxSize != DefaultMaxDocumentSize {
+		t.Fatalf("download spool %v (%v), max %d", fi.Mode(), err, req.MaxSize)
+	}
+	if _, err := os.Stat(req.SpoolDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the call's spool directory is still there: %v", err)
+	}
+	acks, err := f.svc.AcksOf(context.Background(), tr.ID)
+	if err != nil || len(acks) != 1 {
+		t.Fatalf("acks %v %v", acks, err)
+	}
+	raw, err := f.st.GetRaw(context.Background(), acks[0].RawID)
+	if err != nil || !raw.Chunked || raw.Size != int64(len(b)) {
+		t.Fatalf("raw %+v %v", raw, err)
+	}
+	rc, _, err := f.st.OpenRawBody(context.Background(), raw.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back bytes.Buffer
+	back.ReadFrom(rc)
+	if !bytes.Equal(back.Bytes(), b) {
+		t.Fatal("stored body differs from the document")
+	}
+}
+
+// Every way a plugin can hand over a document other than the sdk says is
+// refused: a clear error, a log line, a metric, a negative receipt (the
+// bank delivers it again), nothing stored, and what was stored before is
+// untouched.
+func TestFetchAcksRefusesHostileDocuments(t *testing.T) {
+	good, _ := os.ReadFile("testdata/psr_tx_rjct.xml")
+	for _, c := range []struct {
+		name, reason string
+		max          int64
+		hand         func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document
+	}{
+		{"path outside the spool dir", pluginrpc.SpoolNotInDir, 0, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			return spoolFile(t, t.TempDir(), d)
+		}},
+		{"path in the daemon's downloads dir, not the call's", pluginrpc.SpoolNotInDir, 0, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			return spoolFile(t, filepath.Dir(req.SpoolDir), d)
+		}},
+		{"dot-dot out of the spool dir", pluginrpc.SpoolNotInDir, 0, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			d = spoolFile(t, filepath.Dir(req.SpoolDir), d)
+			d.Path = filepath.Join(req.SpoolDir, "..") + "/./" + filepath.Base(d.Path)
+			return d
+		}},
+		{"symlink in the spool dir", pluginrpc.SpoolNotRegular, 0, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			d = spoolFile(t, t.TempDir(), d)
+			link := filepath.Join(req.SpoolDir, "link.xml")
+			if err := os.Symlink(d.Path, link); err != nil {
+				t.Fatal(err)
+			}
+			d.Path = link
+			return d
+		}},
+		{"size announced wrong", pluginrpc.SpoolSize, 0, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			d = spoolFile(t, req.SpoolDir, d)
+			d.Size++
+			return d
+		}},
+		{"truncated file", pluginrpc.SpoolSize, 0, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			d = spoolFile(t, req.SpoolDir, d)
+			if err := os.Truncate(d.Path, d.Size/2); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}},
+		{"sha256 mismatch", pluginrpc.SpoolDigest, 0, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			d = spoolFile(t, req.SpoolDir, d)
+			d.SHA256 = strings.Repeat("ab", 32)
+			return d
+		}},
+		{"content with a wrong sha256", pluginrpc.SpoolDigest, 0, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			d.SHA256 = strings.Repeat("ab", 32)
+			return d
+		}},
+		{"above max_document_size", pluginrpc.SpoolTooLarge, 100, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			return spoolFile(t, req.SpoolDir, d)
+		}},
+		{"content above max_document_size", pluginrpc.SpoolTooLarge, 100, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			return d
+		}},
+		{"path and content", pluginrpc.SpoolBadFields, 0, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			p := spoolFile(t, req.SpoolDir, d)
+			p.Content = d.Content
+			return p
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			var logs syncBuffer
+			f.svc.d.Logger = zerolog.New(&logs)
+			if c.max > 0 {
+				f.svc.maxDoc = c.max
+			}
+			tr := f.submitAndSend(t)
+			// Something stored before, which the refusal must not touch.
+			if _, err := f.svc.Ingest(context.Background(), "demo", "psr", sdk.Document{DownloadID: "d0", Function: "psr", Name: "before.xml",
+				Content: []byte(`<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"/>`)}); err != nil {
+				t.Fatal(err)
+			}
+			raws, chunks, acks := rawCount(t, f.st)
+			f.bank.docs = []sdk.Document{{DownloadID: "d1", Function: "psr", Name: "psr.xml", Content: good}}
+			f.bank.byPath = func(req sdk.DownloadRequest, d sdk.Document) sdk.Document { return c.hand(t, req, d) }
+			_, err := f.svc.FetchAcks(context.Background(), map[string]string{"bank": "demo"})
+			if !errors.Is(err, ErrDocumentRefused) || !strings.Contains(err.Error(), c.reason) {
+				t.Fatalf("FetchAcks error = %v, want ErrDocumentRefused (%s)", err, c.reason)
+			}
+			if ok, seen := f.bank.confirm["d1"]; !seen || ok {
+				t.Fatalf("receipt: seen %v ok %v, want a negative receipt", seen, ok)
+			}
+			if r2, c2, a2 := rawCount(t, f.st); r2 != raws || c2 != chunks || a2 != acks {
+				t.Fatalf("stored after a refusal: raw %d->%d chunks %d->%d acks %d->%d", raws, r2, chunks, c2, acks, a2)
+			}
+			if got := testutil.ToFloat64(f.svc.m.rejected.WithLabelValues("demo", c.reason)); got != 1 {
+				t.Fatalf("acquit_acks_rejected_input_total{reason=%q} = %v", c.reason, got)
+			}
+			if l := logs.String(); !strings.Contains(l, "downloaded document refused") || !strings.Contains(l, `"reason":"`+c.reason+`"`) {
+				t.Fatalf("log: %s", l)
+			}
+			cur, _ := f.svc.Get(context.Background(), tr.ID)
+			if cur.State != StateSubmitted {
+				t.Fatalf("state %s after a refused document", cur.State)
+			}
+			if before, err := f.svc.d.Store.GetRaw(context.Background(), 1); err != nil || before.Path != "before.xml" {
+				t.Fatalf("the earlier raw input: %+v %v", before, err)
+			}
+		})
+	}
+}
