@@ -89,6 +89,21 @@ func verdict(ok bool) string {
 	return "**not met**"
 }
 
+// uploadVerdict judges the upload target: the wall-clock ratio when the
+// machine is quiet, and per CPU-second (the client's MB per CPU-second
+// against the limit's), which the load of other jobs disturbs much less.
+func uploadVerdict(wall, cpu, rss float64, ok, okCPU bool) string {
+	switch {
+	case !ok || rss > 64:
+		return "**not met**"
+	case wall >= 0.7:
+		return "met"
+	case okCPU && cpu >= 0.7:
+		return "met per CPU-second, **not met** wall-clock under this load"
+	}
+	return "**not met**"
+}
+
 // psrVerdict judges the parsing target on wall-clock MB/s and, since a
 // loaded machine slows the wall clock, also says when it is met per
 // CPU-second.
@@ -139,9 +154,11 @@ func main() {
 	rss, okr := m.get("BenchmarkUpload100MBExternalSim", "client-peak-rss-MB")
 	size, _ := m.get("BenchmarkUpload100MBExternalSim", "file-MB")
 	lim, okl := m.get("BenchmarkDeflateAES", "MB/s")
-	fmt.Printf("| EBICS upload, %.0f MiB pain.001 to the simulator in its own process | %s MB/s, client %s CPU-s, client peak heap %s MB, peak RSS %s MB | deflate+E002+base64 alone: %s MB/s | %s | >= 70%% of the limit; client peak RSS <= 64 MB | %s |\n",
-		size, f(up, oku, "%.1f"), f(cpu, oku, "%.1f"), f(heap, oku, "%.0f"), f(rss, okr, "%.0f"), f(lim, okl, "%.0f"),
-		f(100*up/lim, oku && okl, "%.0f%%"), verdict(oku && okl && okr && up/lim >= 0.7 && rss <= 64))
+	upc, okuc := m.get("BenchmarkUpload100MBExternalSim", "MB/client-cpu-s")
+	limc, oklc := m.get("BenchmarkDeflateAES", "MB/cpu-s")
+	fmt.Printf("| EBICS upload, %.0f MiB pain.001 to the simulator in its own process | %s MB/s, client %s CPU-s (%s MB per CPU-s), client peak heap %s MB, peak RSS %s MB | deflate+E002+base64 alone: %s MB/s (%s MB per CPU-s) | %s wall, %s per CPU-s | >= 70%% of the limit; client peak RSS <= 64 MB | %s |\n",
+		size, f(up, oku, "%.1f"), f(cpu, oku, "%.1f"), f(upc, okuc, "%.0f"), f(heap, oku, "%.0f"), f(rss, okr, "%.0f"), f(lim, okl, "%.0f"), f(limc, oklc, "%.0f"),
+		f(100*up/lim, oku && okl, "%.0f%%"), f(100*upc/limc, okuc && oklc, "%.0f%%"), uploadVerdict(up/lim, upc/limc, rss, oku && okl && okr, okuc && oklc))
 
 	// PSR parsing.
 	const psr = "BenchmarkParsePSR100k/streamed"
