@@ -3,10 +3,14 @@ package payments
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/acquit/acquit/sdk"
 )
 
 // TestNotifyRateLimit (issue 9, item 13): one client address sending more
@@ -63,5 +67,39 @@ func TestRefusedBodyCapped(t *testing.T) {
 		if c.rej != "" && (code != c.rej || !strings.Contains(raw.Verdicts[0].Message, "first 4096 bytes kept")) {
 			t.Fatalf("%s: verdict %q %q", c.name, code, raw.Verdicts[0].Message)
 		}
+	}
+}
+
+// slowGateway is the test provider with a verification that outlives the
+// request's time budget, as a hung plugin call does.
+type slowGateway struct{ *simGateway }
+
+func (g slowGateway) VerifyNotification(ctx context.Context, _ sdk.Notification) (*sdk.PaymentResult, error) {
+	<-ctx.Done()
+	return nil, fmt.Errorf("plugin call: %w", ctx.Err())
+}
+
+// TestVerdictStoredWhenVerificationTimesOut: a notification whose
+// verification outlives AutomaticTimeout still gets its verdict
+// (verify_error): the verdict is not written with the expired request
+// context. Before, the raw input stayed without any verdict ("verdict not
+// stored: context deadline exceeded"), indistinguishable from one whose
+// process died mid-way; raw retention (issue 9 item 13) prunes both, but
+// the operator should see why.
+func TestVerdictStoredWhenVerificationTimesOut(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.AutomaticTimeout = 200 * time.Millisecond })
+	e.gateways["slow"] = slowGateway{e.gw}
+	resp, err := e.client.Post(e.pub.URL+"/notify/slow/automatic", "application/x-www-form-urlencoded",
+		strings.NewReader("Data=x&Seal=y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("HTTP %d, want 503 (stored, retry)", resp.StatusCode)
+	}
+	rawID, code := e.lastVerdict(t)
+	if code != "verify_error" {
+		t.Fatalf("raw %d: verdict %q, want verify_error", rawID, code)
 	}
 }

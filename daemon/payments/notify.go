@@ -196,7 +196,16 @@ func (s *Service) reject(ctx context.Context, res *NotificationResult, rej *sdk.
 	return res
 }
 
+// verdictTimeout bounds the writing of a verdict, which does not stop with
+// the request's own budget.
+const verdictTimeout = 10 * time.Second
+
+// addVerdict appends a verdict in its own transaction. The request's
+// context may be over (a verification that took the whole budget): the
+// verdict is written anyway, so the raw input says why it was not applied.
 func (s *Service) addVerdict(ctx context.Context, rawID int64, v store.Verdict) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), verdictTimeout)
+	defer cancel()
 	err := s.st.InTx(ctx, func(tx store.Tx) error { return tx.AddVerdict(ctx, rawID, v) })
 	if err != nil {
 		s.log.Error().Err(err).Int64("raw_id", rawID).Str("code", v.Code).Msg("verdict not stored")
