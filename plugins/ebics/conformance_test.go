@@ -65,8 +65,10 @@ func TestConformance(t *testing.T) {
 	f, _ := os.Create(file)
 	painfile.Generate(f, painfile.GenOptions{MsgID: "CONF-1", N: 30, Seed: 5, Debtor: "ACME", Date: time.Now()})
 	f.Close()
+	s.AddDocument("P1", "PSR", "pain.002.001.03", []byte(`<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"/>`))
 	plugintest.RunTransport(t, func() sdk.BankTransport { return ebics.New().WithLogger(zerolog.Nop()) }, plugintest.TransportOptions{
 		Name: "ebics", Settings: settings, Host: host, Bank: "sim", HangingSettings: settingsAt,
+		Download: &sdk.DownloadRequest{Bank: "sim", Function: "psr"},
 		Upload:   &sdk.UploadRequest{Bank: "sim", TransmissionID: "conf-1", Function: "sct", Path: file},
 		Rejected: &sdk.UploadRequest{Bank: "sim", TransmissionID: "conf-2", Function: "sct", Path: file, SHA256: "00ff"},
 	})

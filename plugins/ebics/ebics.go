@@ -242,7 +242,17 @@ func (p *Plugin) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.Do
 	if err != nil {
 		return nil, err
 	}
-	d, err := b.client.Download(ctx, req.Function, req.From, req.To)
+	// With a spool directory (the daemon's), the document is decoded
+	// segment by segment into a file there and handed over by path: any
+	// size, bounded by req.MaxSize and the disk. Without one (a caller
+	// predating SpoolDir), it comes as Content, in memory and within one
+	// RPC message.
+	var d *client.Downloaded
+	if req.SpoolDir != "" {
+		d, err = b.client.DownloadFile(ctx, req.Function, req.From, req.To, req.SpoolDir, req.MaxSize)
+	} else {
+		d, err = b.client.Download(ctx, req.Function, req.From, req.To)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +261,7 @@ func (p *Plugin) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.Do
 	}
 	name := fmt.Sprintf("%s-%s-%s", req.Bank, req.Function, d.TransactionID)
 	return &sdk.DownloadResult{Documents: []sdk.Document{{DownloadID: d.TransactionID, Function: d.Function, Format: d.Format, Name: name,
-		Content: d.Content, Meta: p.docMeta(b, d)}}}, nil
+		Content: d.Content, Path: d.Path, Size: d.Size, SHA256: d.SHA256, Meta: p.docMeta(b, d)}}}, nil
 }
 
 func (p *Plugin) docMeta(b *configuredBank, d *client.Downloaded) map[string]string {

@@ -217,14 +217,48 @@ func (t *Transport) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk
 		if !e.Type().IsRegular() || !downloadNameRE.MatchString(e.Name()) {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(s.BankDir, "inbox", e.Name()))
+		d := sdk.Document{DownloadID: e.Name(), Function: req.Function, Format: "raw", Name: e.Name()}
+		if req.SpoolDir != "" {
+			// The sdk's way for any size: a synced file in the daemon's
+			// spool directory.
+			d.Path, d.Size, d.SHA256, err = spool(filepath.Join(s.BankDir, "inbox", e.Name()), req.SpoolDir)
+		} else {
+			d.Content, err = os.ReadFile(filepath.Join(s.BankDir, "inbox", e.Name()))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("test transport download: %w", err)
 		}
-		res.Documents = append(res.Documents, sdk.Document{DownloadID: e.Name(), Function: req.Function, Format: "raw", Name: e.Name(), Content: b})
+		res.Documents = append(res.Documents, d)
 	}
 	res.NoData = len(res.Documents) == 0
 	return res, ctx.Err()
+}
+
+// spool copies the file src into a new file of dir, synced, and returns
+// its path, size and SHA-256.
+func spool(src, dir string) (string, int64, string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", 0, "", err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(dir, "doc-*")
+	if err != nil {
+		return "", 0, "", err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, h), in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(out.Name())
+		return "", 0, "", err
+	}
+	return out.Name(), n, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Confirm implements sdk.BankTransport.

@@ -34,6 +34,9 @@ type brokenTransport struct {
 
 func (b brokenTransport) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.DownloadResult, error) {
 	switch b.variant {
+	case "download-outside-spool":
+		// Writes its files beside the directory it was given.
+		req.SpoolDir = filepath.Dir(req.SpoolDir)
 	case "download-ignores-ctx":
 		ctx = context.WithoutCancel(ctx)
 	case "download-accepts-any-bank":
@@ -73,6 +76,12 @@ func TestTransportConformance(t *testing.T) {
 		return []byte(`{"bank_dir":` + strconv.Quote(bank) + `,"bank":"` + name + `"` + extra + `}`)
 	}
 	factory := func() sdk.BankTransport { return testplugin.NewTransport(testplugin.Misbehaviour{}) }
+	if err := os.MkdirAll(filepath.Join(bank, "inbox"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bank, "inbox", "psr-1.xml"), []byte("<Document>report</Document>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if v := plugintest.BrokenVariant(); v != "" {
 		factory = func() sdk.BankTransport {
 			return brokenTransport{BankTransport: testplugin.NewTransport(testplugin.Misbehaviour{}), variant: v, bank: name}
@@ -87,6 +96,7 @@ func TestTransportConformance(t *testing.T) {
 		Rejected:        &sdk.UploadRequest{Bank: name, TransmissionID: "T2", Path: path, SHA256: sum, Size: 30},
 		Bank:            name,
 		HangingSettings: func(url string) []byte { return settings(`,"provider_url":` + strconv.Quote(url)) },
+		Download:        &sdk.DownloadRequest{Bank: name, Function: "psr"},
 	})
 	if plugintest.BrokenVariant() != "" {
 		return
@@ -97,6 +107,7 @@ func TestTransportConformance(t *testing.T) {
 		"confirm-accepts-any-bank":    "ConfirmUnknownBank",
 		"keys-accepts-any-bank":       "Keys",
 		"keys-unknown-op-plain-error": "Keys",
+		"download-outside-spool":      "DownloadBySpool",
 	})
 }
 

@@ -49,7 +49,8 @@ type Options struct {
 	Retries int
 	// RetryWait is the wait between retries (default 500 ms).
 	RetryWait time.Duration
-	// MaxDownload caps a decompressed download (default 512 MiB).
+	// MaxDownload caps a decompressed download held in memory (Download,
+	// default 512 MiB) and a DownloadFile given no limit of its own.
 	MaxDownload int64
 }
 

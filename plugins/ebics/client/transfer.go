@@ -460,23 +460,69 @@ type Downloaded struct {
 	OrderID       string
 	Function      string
 	Format        string
-	Content       []byte
+	Content       []byte // Download only
+	Path          string // DownloadFile only: the file written
+	Size          int64  // decompressed length
 	Segments      int
 	SHA256        string
 }
 
 // Download fetches one document of a business function (nil, nil when the
-// bank has nothing: 090005). The bank considers it delivered only after
-// Receipt(ok=true).
+// bank has nothing: 090005) into memory, up to Options.MaxDownload: for
+// small documents (bank parameters, HAA, HTD). The bank considers it
+// delivered only after Receipt(ok=true).
 func (c *Client) Download(ctx context.Context, function string, from, to time.Time) (*Downloaded, error) {
 	fn, ok := c.bank.Profile.Functions[function]
 	if !ok {
 		return nil, fmt.Errorf("ebics download: function %q not in profile %s", function, c.bank.Profile.Name)
 	}
-	return c.download(ctx, function, fn, from, to)
+	return c.downloadBytes(ctx, function, fn, from, to)
 }
 
-func (c *Client) download(ctx context.Context, function string, fn Function, from, to time.Time) (*Downloaded, error) {
+// DownloadFile is Download into a new file in dir, synced before it
+// returns: each segment is decoded as it arrives (base64 -> E002 ->
+// inflate) and written out, so memory does not grow with the document.
+// More than max decompressed bytes (max <= 0: Options.MaxDownload) fail
+// the download and remove the file; so does any other failure.
+func (c *Client) DownloadFile(ctx context.Context, function string, from, to time.Time, dir string, max int64) (*Downloaded, error) {
+	fn, ok := c.bank.Profile.Functions[function]
+	if !ok {
+		return nil, fmt.Errorf("ebics download: function %q not in profile %s", function, c.bank.Profile.Name)
+	}
+	if max <= 0 {
+		max = c.o.MaxDownload
+	}
+	f, err := os.CreateTemp(dir, "ebics-"+function+"-*.doc")
+	if err != nil {
+		return nil, fmt.Errorf("ebics download %s: %w", function, err)
+	}
+	d, err := c.download(ctx, function, fn, from, to, f, max)
+	if err == nil && d != nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || d == nil {
+		os.Remove(f.Name())
+		return nil, err
+	}
+	d.Path = f.Name()
+	return d, nil
+}
+
+func (c *Client) downloadBytes(ctx context.Context, function string, fn Function, from, to time.Time) (*Downloaded, error) {
+	var b bytes.Buffer
+	d, err := c.download(ctx, function, fn, from, to, &b, c.o.MaxDownload)
+	if d != nil {
+		d.Content = b.Bytes()
+	}
+	return d, err
+}
+
+// download runs one download transaction, writing the decoded document to
+// w as its segments arrive.
+func (c *Client) download(ctx context.Context, function string, fn Function, from, to time.Time, w io.Writer, max int64) (*Downloaded, error) {
 	if _, err := c.LoadBankKeys(ctx); err != nil {
 		return nil, fmt.Errorf("ebics download %s: %w", function, err)
 	}
@@ -500,40 +546,81 @@ func (c *Client) download(ctx context.Context, function string, fn Function, fro
 	if resp.TransactionID == "" || resp.NumSegments < 1 || resp.NumSegments > 100000 || resp.TransactionKey == nil {
 		return nil, fmt.Errorf("ebics download %s: init response lacks TransactionID/NumSegments/TransactionKey", function)
 	}
-	segs := []string{resp.OrderData}
-	total := len(resp.OrderData)
-	for n := 2; n <= resp.NumSegments; n++ {
+	key, err := protocol.UnwrapKey(c.keys.Enc.Private, resp.TransactionKey)
+	if err != nil {
+		return nil, fmt.Errorf("ebics download %s: %w", function, err)
+	}
+	// The segments are decoded as one stream (they are cut in the base64
+	// text, not in the binary data), each fetched when the decoder has
+	// used the one before: one segment in memory at a time.
+	segs := &segmentReader{cur: resp.OrderData, n: 1, total: resp.NumSegments, next: func(n int) (string, error) {
 		tr := &protocol.Request{Version: c.version, Kind: protocol.KindRequest, HostID: c.bank.HostID, TransactionID: resp.TransactionID,
 			Phase: protocol.PhaseTransfer, SegmentNumber: n, LastSegment: n == resp.NumSegments}
 		sr, err := c.retry(ctx, "download segment", func() (*protocol.Response, error) { return c.exchange(ctx, fn.OrderType+" transfer", tr) })
 		if err != nil {
-			return nil, fmt.Errorf("ebics download %s segment %d: %w", function, n, err)
+			return "", fmt.Errorf("segment %d: %w", n, err)
 		}
 		if sr.SegmentNumber != n || sr.TransactionID != "" && sr.TransactionID != resp.TransactionID {
-			return nil, fmt.Errorf("ebics download %s: got segment %d of %s, want %d", function, sr.SegmentNumber, sr.TransactionID, n)
+			return "", fmt.Errorf("got segment %d of %s, want %d", sr.SegmentNumber, sr.TransactionID, n)
 		}
-		total += len(sr.OrderData)
-		if int64(total) > c.o.MaxDownload {
-			return nil, fmt.Errorf("ebics download %s: %w", function, protocol.ErrTooLarge)
-		}
-		segs = append(segs, sr.OrderData)
-	}
-	// All segments are decoded as one stream: they are cut in the base64
-	// text, not in the binary data.
-	plain, err := c.decryptOrderData(fn.OrderType, resp.TransactionKey, segs...)
+		return sr.OrderData, nil
+	}}
+	dec, err := protocol.NewOrderDataDecoder(segs, key, max)
 	if err != nil {
 		return nil, fmt.Errorf("ebics download %s: %w", function, err)
+	}
+	h := sha256.New()
+	size, err := io.Copy(io.MultiWriter(w, h), dec)
+	if err != nil {
+		if segs.err != nil {
+			err = segs.err
+		}
+		return nil, fmt.Errorf("ebics download %s: %w", function, err)
+	}
+	if segs.n != segs.total {
+		return nil, fmt.Errorf("ebics download %s: the document ended at segment %d of %d", function, segs.n, segs.total)
 	}
 	format := fn.Format
 	if fn.Container != "" {
 		format = strings.ToLower(fn.Container) // e.g. "zip": the daemon unpacks
 	}
 	d := &Downloaded{TransactionID: resp.TransactionID, OrderID: resp.OrderID, Function: function, Format: format,
-		Content: plain, Segments: resp.NumSegments, SHA256: sha256hex(plain)}
+		Size: size, Segments: resp.NumSegments, SHA256: hex.EncodeToString(h.Sum(nil))}
 	if err := c.putJSON(ctx, c.stateKey("download", d.TransactionID), map[string]string{"function": function, "sha256": d.SHA256}); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// segmentReader reads the order data of a download's segments in order,
+// fetching segment n+1 (next) once segment n is used up.
+type segmentReader struct {
+	cur      string
+	n, total int
+	next     func(n int) (string, error)
+	err      error // the fetch error, kept for the message
+}
+
+// Read implements io.Reader.
+func (s *segmentReader) Read(p []byte) (int, error) {
+	for s.cur == "" {
+		if s.err != nil {
+			return 0, s.err
+		}
+		if s.n >= s.total {
+			return 0, io.EOF
+		}
+		d, err := s.next(s.n + 1)
+		if err != nil {
+			s.err = err
+			return 0, err
+		}
+		s.n++
+		s.cur = d
+	}
+	n := copy(p, s.cur)
+	s.cur = s.cur[n:]
+	return n, nil
 }
 
 // Receipt sends the transfer receipt of a download: ok=true (code 0) once
@@ -558,7 +645,7 @@ func (c *Client) Receipt(ctx context.Context, transactionID string, ok bool) err
 // HAA asks the bank which order types (2.5) or BTF services (3.0) it
 // offers, and sends the receipt at once.
 func (c *Client) HAA(ctx context.Context) ([]string, []protocol.OrderParams, error) {
-	d, err := c.download(ctx, "haa", Function{OrderType: "HAA"}, time.Time{}, time.Time{})
+	d, err := c.downloadBytes(ctx, "haa", Function{OrderType: "HAA"}, time.Time{}, time.Time{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -582,7 +669,7 @@ func (c *Client) PartnerData(ctx context.Context, orderType string) (*protocol.P
 	if orderType != "HTD" && orderType != "HKD" {
 		return nil, fmt.Errorf("ebics: %s is neither HTD nor HKD", orderType)
 	}
-	d, err := c.download(ctx, strings.ToLower(orderType), Function{OrderType: orderType}, time.Time{}, time.Time{})
+	d, err := c.downloadBytes(ctx, strings.ToLower(orderType), Function{OrderType: orderType}, time.Time{}, time.Time{})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"bufio"
+	"compress/zlib"
 	"crypto/aes"
 	"crypto/cipher"
 	"errors"
@@ -98,4 +100,84 @@ func DecodeOrderData(segments []string, key []byte, max int64) ([]byte, error) {
 		return nil, err
 	}
 	return inflateReader(dec, max)
+}
+
+// OrderDataDecoder streams order data as it arrives: base64 text (of any
+// number of segments, read from r in order) -> E002 -> zlib inflate. Only a
+// buffer of each stage is held, never the document.
+type OrderDataDecoder struct {
+	dec io.Reader // E002 plaintext (the compressed stream)
+	zr  io.ReadCloser
+	max int64
+	n   int64
+	err error
+}
+
+// NewOrderDataDecoder returns a reader of the decompressed order data read
+// through r with the transaction key. More than max bytes of output fail
+// with ErrInflateLimit (max <= 0: no limit). Once the compressed stream
+// ends, Read drains the rest of the input (so every segment is fetched and
+// the padding checked) and fails if anything follows the stream. Errors
+// are *CryptoError.
+func NewOrderDataDecoder(r io.Reader, key []byte, max int64) (*OrderDataDecoder, error) {
+	dec, err := NewE002Reader(newBase64Reader(r), key)
+	if err != nil {
+		return nil, err
+	}
+	// A ByteReader, so that inflate reads no further than its stream's end
+	// and what follows it can be seen.
+	return &OrderDataDecoder{dec: bufio.NewReaderSize(dec, 64<<10), max: max}, nil
+}
+
+// Read implements io.Reader.
+func (o *OrderDataDecoder) Read(p []byte) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
+	if o.zr == nil {
+		zr, err := zlib.NewReader(o.dec)
+		if err != nil {
+			o.err = asCrypto("inflate", err)
+			return 0, o.err
+		}
+		o.zr = zr
+	}
+	n, err := o.zr.Read(p)
+	o.n += int64(n)
+	if o.max > 0 && o.n > o.max {
+		o.err = &CryptoError{Op: "inflate", Err: ErrInflateLimit}
+		return 0, o.err
+	}
+	if errors.Is(err, io.EOF) {
+		// The compressed stream ended: what follows must be nothing but
+		// the E002 padding, checked by reading to the end.
+		var one [1]byte
+		m, derr := io.ReadFull(o.dec, one[:])
+		switch {
+		case m > 0:
+			o.err = &CryptoError{Op: "inflate", Err: fmt.Errorf("data after the end of the compressed stream")}
+		case errors.Is(derr, io.EOF):
+			o.err = io.EOF
+		default:
+			o.err = asCrypto("decrypt", derr)
+		}
+		if o.err != io.EOF {
+			return n, nil
+		}
+		return n, io.EOF
+	}
+	if err != nil {
+		o.err = asCrypto("inflate", err)
+		return n, nil
+	}
+	return n, nil
+}
+
+// asCrypto keeps a *CryptoError as it is and wraps anything else.
+func asCrypto(op string, err error) error {
+	var ce *CryptoError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &CryptoError{Op: op, Err: err}
 }

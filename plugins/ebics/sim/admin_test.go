@@ -39,6 +39,24 @@ func TestAdminEndpoints(t *testing.T) {
 	if !strings.Contains(string(b), `"OrderID":"A001"`) || !strings.Contains(string(b), `"Bytes":3`) {
 		t.Fatalf("orders: %s", b)
 	}
+	resp, _ = http.Post(base+"/admin/documents?partner=P&kind=PSR&format=pain.002.001.03", "application/xml", strings.NewReader("<Document/>"))
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	id := strings.TrimSpace(string(b))
+	if resp.StatusCode != http.StatusOK || len(s.Docs()) != 1 || s.Docs()[0].ID != id || string(s.Docs()[0].Content) != "<Document/>" {
+		t.Fatalf("offer a document: %d %q %+v", resp.StatusCode, b, s.Docs())
+	}
+	resp, _ = http.Get(base + "/admin/documents")
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"ID":"`+id+`"`) || !strings.Contains(string(b), `"Bytes":11,"Delivered":false`) {
+		t.Fatalf("documents: %s", b)
+	}
+	resp, _ = http.Post(base+"/admin/documents?kind=PSR", "application/xml", strings.NewReader("<Document/>"))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a document for no partner: %d", resp.StatusCode)
+	}
 	resp, _ = http.Get(url) // EBICS endpoint: POST only
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {

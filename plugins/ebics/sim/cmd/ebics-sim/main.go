@@ -12,7 +12,9 @@
 //
 // Admin endpoints on the same port: POST /admin/activate?partner=P&user=U
 // (with -manual: the bank has checked the letter), GET /admin/orders (what
-// the bank recorded, JSON).
+// the bank recorded, JSON), POST /admin/documents?partner=P&kind=PSR&format=F
+// (offers the request body for download; answers its id), GET
+// /admin/documents (the documents offered and whether each was delivered).
 //
 // It prints the EBICS URL and the bank key hashes (for H004 and H005) to
 // put in the plugin settings, then serves until interrupted.
