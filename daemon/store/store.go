@@ -69,7 +69,9 @@ type Store interface {
 	// input whose verification never finished (nothing verifies a raw
 	// input again: the sender retries, reconciliation asks). It works in
 	// transactions of at most batch inputs examined (0: 500), so that it
-	// never holds the writer long, until done or ctx ends.
+	// never holds the writer long, until done or ctx ends. An
+	// implementation may resume where its previous call stopped (what it
+	// walked past was deleted or is kept for good).
 	PruneRaw(ctx context.Context, before time.Time, batch int) (int, error)
 	// OpenRawBody streams the body of raw input id, chunked or not, and
 	// returns its size. The reader fails if a chunk is missing.

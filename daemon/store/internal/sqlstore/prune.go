@@ -7,6 +7,7 @@ import (
 	"math"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -81,9 +82,20 @@ func (s *DB) rawColumns(ctx context.Context) ([]rawColumn, error) {
 	return out, nil
 }
 
+// pruneCursor is where PruneRaw stopped walking the old inputs, in
+// (received_at, id) order.
+type pruneCursor struct {
+	mu     sync.Mutex
+	walked bool
+	at, id int64
+}
+
 // PruneRaw deletes the raw inputs received before before that no verdict
 // verified and no other table names, with their verdicts and parts, in
-// transactions of at most batch inputs examined (see store.Store).
+// transactions of at most batch inputs examined (see store.Store). Calls
+// of one DB run one at a time and each resumes where the previous one
+// stopped; an input recorded with a ReceivedAt older than that point (only
+// tests backdate inputs) waits for the next process.
 func (s *DB) PruneRaw(ctx context.Context, before time.Time, batch int) (int, error) {
 	if batch <= 0 {
 		batch = defaultPruneBatch
@@ -103,7 +115,16 @@ func (s *DB) PruneRaw(ctx context.Context, before time.Time, batch int) (int, er
 		WHERE (r.received_at, r.id) > (?, ?) AND (r.received_at, r.id) <= (?, ?) AND r.received_at < ?` +
 		keep.String() + ` ON CONFLICT (raw_id) DO NOTHING`
 	cut := toNS(before)
+	// Resume after the inputs an earlier call of this process walked past:
+	// each was deleted or kept for good (a verified verdict, a history row
+	// or a domain row naming it never goes away), so a steady-state run
+	// examines only the inputs that aged past the retention since.
+	s.prune.mu.Lock()
+	defer s.prune.mu.Unlock()
 	atCur, idCur := int64(math.MinInt64), int64(0)
+	if s.prune.walked {
+		atCur, idCur = s.prune.at, s.prune.id
+	}
 	total := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -158,6 +179,9 @@ func (s *DB) PruneRaw(ctx context.Context, before time.Time, batch int) (int, er
 			return total, fmt.Errorf("prune raw inputs before %s: %w", before.UTC().Format(time.RFC3339), err)
 		}
 		total += n
+		if seen > 0 {
+			s.prune.walked, s.prune.at, s.prune.id = true, atLast, idLast
+		}
 		if seen < batch {
 			return total, nil
 		}

@@ -73,6 +73,8 @@ type DB struct {
 	kvSets      atomic.Int64
 	stmts       stmtCache
 
+	prune pruneCursor // where PruneRaw resumes
+
 	grpOnce sync.Once
 	grp     *grouper
 	groups  atomic.Int64 // group commits made
