@@ -46,11 +46,12 @@ func (s *DB) RecordRaw(ctx context.Context, in store.RawInput) (int64, error) {
 	}
 	var id int64
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.txQueryRow(ctx, tx, `INSERT INTO raw_inputs
+		var err error
+		if id, err = s.insertID(ctx, tx, `INSERT INTO raw_inputs
 			(source, channel, remote_addr, method, path, headers, body, received_at, sha256)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, "id",
 			in.Source, truncate(in.Channel, maxName), truncate(in.RemoteAddr, maxName), truncate(in.Method, 32),
-			truncate(in.Path, 4096), string(headers), body, toNS(in.ReceivedAt), computed).Scan(&id); err != nil {
+			truncate(in.Path, 4096), string(headers), body, toNS(in.ReceivedAt), computed); err != nil {
 			return err
 		}
 		for _, v := range in.Verdicts {

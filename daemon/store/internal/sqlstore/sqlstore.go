@@ -225,6 +225,25 @@ func (s *DB) txQuery(ctx context.Context, tx *sql.Tx, query string, args ...any)
 	return tx.QueryContext(s.stmtCtx(ctx), query, args...)
 }
 
+// insertID runs an INSERT into a table whose key is an integer primary key
+// named col and returns the new row's key. PostgreSQL: INSERT ...
+// RETURNING col. SQLite: the same key is the rowid, read from the
+// statement's result (sqlite3_last_insert_rowid of the writer, which a
+// trigger cannot change once it ended) without a result set to step and
+// scan on the single writer.
+func (s *DB) insertID(ctx context.Context, tx *sql.Tx, insert, col string, args ...any) (int64, error) {
+	if s.WriterSlots == nil {
+		var id int64
+		err := s.txQueryRow(ctx, tx, insert+" RETURNING "+col, args...).Scan(&id)
+		return id, err
+	}
+	res, err := s.txExec(ctx, tx, insert, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
 // writerWait is WriterWait or its default.
 func (s *DB) writerWait() time.Duration {
 	if s.WriterWait > 0 {

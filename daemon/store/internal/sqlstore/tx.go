@@ -47,10 +47,11 @@ func (t *Tx) Emit(ctx context.Context, ev store.NewEvent) (store.Event, error) {
 		ID: NewID(now), Type: ev.Type, Subject: ev.Subject, Payload: payload,
 		State: store.EventPending, NextAttempt: now, CreatedAt: now, UpdatedAt: now,
 	}
-	err := t.s.txQueryRow(ctx, t.tx, `INSERT INTO events
+	var err error
+	e.Seq, err = t.s.insertID(ctx, t.tx, `INSERT INTO events
 		(id, type, subject, payload, state, attempts, next_attempt, last_error, created_at, updated_at, locked_by, locked_until)
-		VALUES (?, ?, ?, ?, 'pending', 0, ?, '', ?, ?, '', 0) RETURNING seq`,
-		e.ID, e.Type, e.Subject, string(payload), toNS(now), toNS(now), toNS(now)).Scan(&e.Seq)
+		VALUES (?, ?, ?, ?, 'pending', 0, ?, '', ?, ?, '', 0)`, "seq",
+		e.ID, e.Type, e.Subject, string(payload), toNS(now), toNS(now), toNS(now))
 	if err != nil {
 		return store.Event{}, fmt.Errorf("emit %s: %w", ev.Type, t.s.conflict(err))
 	}
