@@ -296,9 +296,12 @@ type UploadRequest struct {
 	TransmissionID string // the daemon's stable id for this file
 	Function       string // business function in the bank profile: "sct", "sdd", ...
 	Path           string // file on local disk, readable by the plugin
-	SHA256         string // hex digest of the file
+	SHA256         string // hex digest of the file; a plugin refuses (Reject) a file that differs, before sending
 	Size           int64
-	Params         map[string]string
+	// Params carries what the daemon read from the file at submission, so
+	// a plugin need not parse it again: "msg_id", "nb_of_txs" (the number
+	// of transactions found) and "ctrl_sum".
+	Params map[string]string
 }
 
 // UploadResult says what the bank recorded.
