@@ -76,3 +76,37 @@ func TestRawReferencesOfTheDaemonSchema(t *testing.T) {
 		})
 	})
 }
+
+// TestPruneRawProbesUseIndexes: on SQLite (the default store), the query
+// selecting prunable inputs probes raw_verdicts and every referencing
+// table through an index, never by scanning it once per input. The
+// referencing columns have partial indexes (WHERE raw_id <> 0): the query
+// must say so for them to be usable.
+func TestPruneRawProbesUseIndexes(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "acquit.db"), store.WithMigrations(Migrations()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	plan, err := s.ExplainPruneRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range append([]string{"raw_inputs", "raw_verdicts"}, wantRawRefs...) {
+		table, _, _ = strings.Cut(table, ".")
+		searched := false
+		for _, step := range plan {
+			if strings.HasPrefix(step, "SCAN "+table) || strings.HasPrefix(step, "SCAN r") || strings.HasPrefix(step, "SCAN v") {
+				t.Errorf("plan scans a whole table: %q\n%s", step, strings.Join(plan, "\n"))
+			}
+			if strings.Contains(step, "INDEX") && (strings.HasPrefix(step, "SEARCH "+table) ||
+				table == "raw_inputs" && strings.HasPrefix(step, "SEARCH r") || table == "raw_verdicts" && strings.HasPrefix(step, "SEARCH v")) {
+				searched = true
+			}
+		}
+		if !searched {
+			t.Errorf("no index search of %s in the plan:\n%s", table, strings.Join(plan, "\n"))
+		}
+	}
+}

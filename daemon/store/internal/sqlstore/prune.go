@@ -82,6 +82,59 @@ func (s *DB) rawColumns(ctx context.Context) ([]rawColumn, error) {
 	return out, nil
 }
 
+// permitQuery lists in raw_prune the inputs of the window (cursor, last]
+// received before the cut that nothing keeps. Each reference is probed
+// with "col <> 0" besides "col = r.id" (no raw input has id 0, and NULL
+// never matches): the partial indexes of the referencing columns (WHERE
+// raw_id <> 0, WHERE raw_id IS NOT NULL) are then usable for the probe.
+func permitQuery(refs []string) string {
+	var keep strings.Builder
+	keep.WriteString(` AND NOT EXISTS (SELECT 1 FROM raw_verdicts v WHERE v.raw_id = r.id AND v.verified <> 0)`)
+	for _, ref := range refs {
+		t, c, _ := strings.Cut(ref, ".")
+		fmt.Fprintf(&keep, ` AND NOT EXISTS (SELECT 1 FROM %s WHERE %s.%s = r.id AND %s.%s <> 0)`, t, t, c, t, c)
+	}
+	return `INSERT INTO raw_prune (raw_id) SELECT r.id FROM raw_inputs r
+		WHERE (r.received_at, r.id) > (?, ?) AND (r.received_at, r.id) <= (?, ?) AND r.received_at < ?` +
+		keep.String() + ` ON CONFLICT (raw_id) DO NOTHING`
+}
+
+// ExplainPruneRaw returns the database's plan of the query that selects
+// the prunable inputs (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN),
+// one line per step, for tests that check every probe uses an index.
+func (s *DB) ExplainPruneRaw(ctx context.Context) ([]string, error) {
+	refs, _, err := s.RawReferences(ctx)
+	if err != nil {
+		return nil, err
+	}
+	prefix := "EXPLAIN "
+	if s.D.Name == "sqlite" {
+		prefix = "EXPLAIN QUERY PLAN "
+	}
+	rows, err := s.R.QueryContext(ctx, s.q(prefix+permitQuery(refs)), 0, 0, 1, 1, 1)
+	if err != nil {
+		return nil, fmt.Errorf("explain prune: %w", err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, fmt.Errorf("explain prune: %w", err)
+	}
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("explain prune: %w", err)
+		}
+		out = append(out, fmt.Sprint(vals[len(vals)-1]))
+	}
+	return out, rows.Err()
+}
+
 // pruneCursor is where PruneRaw stopped walking the old inputs, in
 // (received_at, id) order.
 type pruneCursor struct {
@@ -104,16 +157,7 @@ func (s *DB) PruneRaw(ctx context.Context, before time.Time, batch int) (int, er
 	if err != nil {
 		return 0, fmt.Errorf("prune raw inputs: %w", err)
 	}
-	// Which inputs of the window (cursor, last] nothing keeps.
-	var keep strings.Builder
-	keep.WriteString(` AND NOT EXISTS (SELECT 1 FROM raw_verdicts v WHERE v.raw_id = r.id AND v.verified <> 0)`)
-	for _, ref := range refs {
-		t, c, _ := strings.Cut(ref, ".")
-		fmt.Fprintf(&keep, ` AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.%s = r.id)`, t, c)
-	}
-	permit := `INSERT INTO raw_prune (raw_id) SELECT r.id FROM raw_inputs r
-		WHERE (r.received_at, r.id) > (?, ?) AND (r.received_at, r.id) <= (?, ?) AND r.received_at < ?` +
-		keep.String() + ` ON CONFLICT (raw_id) DO NOTHING`
+	permit := permitQuery(refs)
 	cut := toNS(before)
 	// Resume after the inputs an earlier call of this process walked past:
 	// each was deleted or kept for good (a verified verdict, a history row
