@@ -7,6 +7,7 @@
 package painfile
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -92,7 +93,10 @@ func scan(r io.Reader, fn func(Tx) error, pmtInfIDs, headerOnly bool) (*Info, er
 	var cur *Tx
 	var pmtInf string
 	sum := new(big.Rat)
-	var text strings.Builder
+	var text []byte // the current element's character data (up to 4 KiB)
+	val := func() string { return string(bytes.TrimSpace(text)) }
+	var amt big.Rat // the current transaction's amount, parsed once
+	haveAmt := false
 	inParty := ""   // "Cdtr"/"Dbtr" while inside the counterparty of a tx
 	currencies := 0 // 0: none seen, 1: one (info.Currency), 2: several
 	for {
@@ -125,7 +129,7 @@ func scan(r io.Reader, fn func(Tx) error, pmtInfIDs, headerOnly bool) (*Info, er
 				return nil, errors.New("painfile: elements nested too deep")
 			}
 			path = append(path, t.Name.Local)
-			text.Reset()
+			text = text[:0]
 			if headerOnly && t.Name.Local == "PmtInf" {
 				return finish(info, sum, true)
 			}
@@ -135,6 +139,7 @@ func scan(r io.Reader, fn func(Tx) error, pmtInfIDs, headerOnly bool) (*Info, er
 					return nil, fmt.Errorf("painfile: more than %d transactions", MaxTxs)
 				}
 				cur = &Tx{PmtInfID: pmtInf}
+				haveAmt = false
 			case "InstdAmt":
 				if cur != nil {
 					for _, a := range t.Attr {
@@ -149,11 +154,10 @@ func scan(r io.Reader, fn func(Tx) error, pmtInfIDs, headerOnly bool) (*Info, er
 				}
 			}
 		case xml.CharData:
-			if text.Len() < 4096 {
-				text.Write(t)
+			if len(text) < 4096 {
+				text = append(text, t...)
 			}
 		case xml.EndElement:
-			v := strings.TrimSpace(text.String())
 			name := t.Name.Local
 			parent := ""
 			if len(path) >= 2 {
@@ -161,36 +165,36 @@ func scan(r io.Reader, fn func(Tx) error, pmtInfIDs, headerOnly bool) (*Info, er
 			}
 			switch {
 			case name == "MsgId" && parent == "GrpHdr":
-				info.MsgID = v
+				info.MsgID = val()
 			case name == "NbOfTxs" && parent == "GrpHdr":
-				info.NbOfTxs = v
+				info.NbOfTxs = val()
 			case name == "CtrlSum" && parent == "GrpHdr":
-				info.CtrlSum = v
+				info.CtrlSum = val()
 			case name == "PmtInfId":
-				pmtInf = v
+				pmtInf = val()
 				if pmtInfIDs {
-					info.PmtInfIDs = append(info.PmtInfIDs, v)
+					info.PmtInfIDs = append(info.PmtInfIDs, pmtInf)
 				}
 			case cur != nil && name == "InstrId" && parent == "PmtId":
-				cur.InstrID = v
+				cur.InstrID = val()
 			case cur != nil && name == "EndToEndId" && parent == "PmtId":
-				cur.EndToEndID = v
+				cur.EndToEndID = val()
 			case cur != nil && name == "InstdAmt":
-				cur.Amount = v
-				if _, ok := new(big.Rat).SetString(v); !ok {
-					return nil, fmt.Errorf("painfile: transaction %q: bad amount %q", cur.EndToEndID, v)
+				cur.Amount = val()
+				if _, ok := amt.SetString(cur.Amount); !ok {
+					return nil, fmt.Errorf("painfile: transaction %q: bad amount %q", cur.EndToEndID, cur.Amount)
 				}
+				haveAmt = true
 			case cur != nil && name == "Nm" && parent == inParty && inParty != "":
-				cur.Name = v
+				cur.Name = val()
 			case cur != nil && name == "IBAN" && inParty == "" && (parent == "Id") && len(path) >= 3 && (path[len(path)-3] == "CdtrAcct" || path[len(path)-3] == "DbtrAcct"):
-				cur.IBAN = v
+				cur.IBAN = val()
 			case name == "Cdtr" || name == "Dbtr":
 				inParty = ""
 			case name == "CdtTrfTxInf" || name == "DrctDbtTxInf":
 				if cur != nil {
-					a, _ := new(big.Rat).SetString(cur.Amount)
-					if a != nil {
-						sum.Add(sum, a)
+					if haveAmt {
+						sum.Add(sum, &amt)
 					}
 					info.Count++
 					switch {
@@ -208,7 +212,7 @@ func scan(r io.Reader, fn func(Tx) error, pmtInfIDs, headerOnly bool) (*Info, er
 				cur = nil
 			}
 			path = path[:len(path)-1]
-			text.Reset()
+			text = text[:0]
 		}
 	}
 	return finish(info, sum, false)
