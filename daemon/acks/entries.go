@@ -43,14 +43,32 @@ type ParseOptions struct {
 	// (by default only the non-accepted ones are, with their effective
 	// status; the group and PmtInf entries carry the match keys).
 	KeepAcceptedTxs bool
+	// OnEntry, when set, receives each entry as it is parsed instead of
+	// Parsed.Entries collecting them (a caller converting entries keeps
+	// one copy, not two); its error stops the parse and is returned.
+	OnEntry func(Entry) error
 }
 
 // Parsed is the result of ParseEntries.
 type Parsed struct {
-	Entries   []Entry
+	Entries []Entry // empty when ParseOptions.OnEntry took them
+	// Count is the number of entries parsed.
+	Count     int
 	Unmatched []PTKLine // PTK lines no pattern matched (never dropped)
 	Skipped   []string  // ZIP entries that are not XML documents
 	Raw       string    // PTK text as decoded
+
+	onEntry func(Entry) error
+}
+
+// add keeps e, or hands it to ParseOptions.OnEntry.
+func (out *Parsed) add(e Entry) error {
+	out.Count++
+	if out.onEntry != nil {
+		return out.onEntry(e)
+	}
+	out.Entries = append(out.Entries, e)
+	return nil
 }
 
 // ParseEntries parses one downloaded acknowledgement (a bare document or a
@@ -72,7 +90,7 @@ const MaxPTKBytes = 64 << 20
 // MaxPTKBytes).
 func ParseEntriesAt(ra io.ReaderAt, size int64, o ParseOptions) (*Parsed, error) {
 	lim := o.Limits.withDefaults()
-	out := &Parsed{}
+	out := &Parsed{onEntry: o.OnEntry}
 	switch o.Kind {
 	case "ptk":
 		if isZipAt(ra, size) {
@@ -138,7 +156,9 @@ func (out *Parsed) addPTK(doc string, data []byte, o ParseOptions, lim Limits) e
 		if en.Status == StatusNone && en.Stage >= StageReceived {
 			en.Status = StatusRCVD
 		}
-		out.Entries = append(out.Entries, en)
+		if err := out.add(en); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -151,8 +171,7 @@ func (out *Parsed) addXML(doc string, r io.Reader, o ParseOptions, lim Limits) e
 			if hac {
 				return nil
 			}
-			out.Entries = append(out.Entries, psrEntry(doc, "group", g.OrgnlMsgId, g, "", g.GrpSts, g.Reasons))
-			return nil
+			return out.add(psrEntry(doc, "group", g.OrgnlMsgId, g, "", g.GrpSts, g.Reasons))
 		},
 		OnPmtInf: func(g *PSRGroup, p *PSRPmtInf) error {
 			if hac {
@@ -162,13 +181,14 @@ func (out *Parsed) addXML(doc string, r io.Reader, o ParseOptions, lim Limits) e
 				}
 				for _, rs := range reasons {
 					e := hacEntry(p.OrgnlPmtInfId, rs)
-					out.Entries = append(out.Entries, entryFromHAC(doc, e))
+					if err := out.add(entryFromHAC(doc, e)); err != nil {
+						return err
+					}
 				}
 				return nil
 			}
 			e := psrEntry(doc, "pmtinf", p.OrgnlPmtInfId, g, p.OrgnlPmtInfId, p.PmtInfSts, p.Reasons)
-			out.Entries = append(out.Entries, e)
-			return nil
+			return out.add(e)
 		},
 		OnTx: func(g *PSRGroup, p *PSRPmtInf, tx *PSRTx) error {
 			if hac {
@@ -178,7 +198,7 @@ func (out *Parsed) addXML(doc string, r io.Reader, o ParseOptions, lim Limits) e
 			if eff.Status.Positive() && !o.KeepAcceptedTxs {
 				return nil
 			}
-			if len(out.Entries) >= lim.MaxCollect {
+			if out.Count >= lim.MaxCollect {
 				return &ParseError{Kind: ErrTooMany, Format: "psr", Entry: doc, Detail: fmt.Sprintf("more than %d entries", lim.MaxCollect)}
 			}
 			e := psrEntry(doc, "tx", tx.OrgnlEndToEndId, g, tx.OrgnlPmtInfId, eff.Status, eff.Reasons)
@@ -186,8 +206,7 @@ func (out *Parsed) addXML(doc string, r io.Reader, o ParseOptions, lim Limits) e
 			if e.Ref == "" {
 				e.Ref = tx.OrgnlInstrId
 			}
-			out.Entries = append(out.Entries, e)
-			return nil
+			return out.add(e)
 		},
 	}
 	_, err := ParsePSR(r, lim, h)

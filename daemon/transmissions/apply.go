@@ -74,6 +74,7 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, raw
 	byTransmission := map[string][]finding{}
 	var order []string
 	var unmatched []finding
+	unmatchedN := 0
 	memo := map[string]*Transmission{}
 	rows := make([]any, 0, entryBatch*entryCols)
 	flush := func() error {
@@ -100,7 +101,12 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, raw
 			}
 			byTransmission[tid] = append(byTransmission[tid], f)
 		} else {
-			unmatched = append(unmatched, f)
+			// Only the listed ones are kept (the event names at most
+			// MaxRejectedInEvent); the rest are counted.
+			if len(unmatched) < MaxRejectedInEvent {
+				unmatched = append(unmatched, f)
+			}
+			unmatchedN++
 		}
 		sum, _ := json.Marshal(f)
 		var at int64
@@ -117,8 +123,8 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, raw
 	if err := flush(); err != nil {
 		return err
 	}
-	res.Entries, res.Unmatched = len(fs), len(unmatched)
-	if _, err := tx.Exec(ctx, `UPDATE acks SET entries = ?, unmatched = ? WHERE id = ?`, len(fs), len(unmatched), res.AckID); err != nil {
+	res.Entries, res.Unmatched = len(fs), unmatchedN
+	if _, err := tx.Exec(ctx, `UPDATE acks SET entries = ?, unmatched = ? WHERE id = ?`, len(fs), unmatchedN, res.AckID); err != nil {
 		return err
 	}
 	subject := ""
@@ -126,7 +132,7 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, raw
 		subject = order[0]
 	}
 	if err := tx.AddVerdict(ctx, rawID, store.Verdict{Verified: true, Code: "ok",
-		Message: fmt.Sprintf("%d entries, %d unmatched", len(fs), len(unmatched)), Subject: subject, At: s.d.Now()}); err != nil {
+		Message: fmt.Sprintf("%d entries, %d unmatched", len(fs), unmatchedN), Subject: subject, At: s.d.Now()}); err != nil {
 		return err
 	}
 	for _, tid := range order {
@@ -138,22 +144,24 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, bank, kind string, raw
 			res.Changed = append(res.Changed, tid)
 		}
 	}
-	if len(unmatched) > 0 {
-		s.m.unmatched.Add(float64(len(unmatched)))
-		s.d.Logger.Warn().Str("bank", bank).Str("kind", kind).Str("ack", res.AckID).Int("entries", len(unmatched)).
+	if unmatchedN > 0 {
+		s.m.unmatched.Add(float64(unmatchedN))
+		s.d.Logger.Warn().Str("bank", bank).Str("kind", kind).Str("ack", res.AckID).Int("entries", unmatchedN).
 			Msg("acknowledgement entries match no transmission")
 		listed := unmatched
-		if len(listed) > MaxRejectedInEvent {
-			listed = listed[:MaxRejectedInEvent]
-		}
 		payload, _ := json.Marshal(map[string]any{"ack_id": res.AckID, "bank": bank, "kind": kind, "name": doc.Name,
-			"raw_id": rawID, "entries": listed, "unmatched_count": len(unmatched), "entries_truncated": len(listed) < len(unmatched)})
+			"raw_id": rawID, "entries": listed, "unmatched_count": unmatchedN, "entries_truncated": len(listed) < unmatchedN})
 		if _, err := tx.Emit(ctx, store.NewEvent{Type: "ack.unmatched", Subject: "ack:" + res.AckID, Payload: payload}); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// maxMatchMemo bounds the lookups match remembers for one document: the
+// few message and payment-group ids come first and repeat; a report of
+// many rejected transactions would otherwise keep one key per EndToEndId.
+const maxMatchMemo = 4096
 
 // entryBatch rows of entryCols values go in one INSERT INTO ack_entries
 // (1 000 values: far below the placeholder limits of SQLite and PostgreSQL).
@@ -175,7 +183,7 @@ func (s *Service) match(ctx context.Context, tx store.Tx, bank string, f finding
 		if notFound(err) == store.ErrNotFound {
 			t, err = nil, nil
 		}
-		if err == nil {
+		if err == nil && len(memo) < maxMatchMemo {
 			memo[key] = t
 		}
 		return t, err

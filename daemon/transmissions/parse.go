@@ -36,17 +36,15 @@ func (s *Service) parse(bank, kind string, ra io.ReaderAt, size int64) ([]findin
 		}
 		o.PTK = prof
 	}
-	p, err := acks.ParseEntriesAt(ra, size, o)
-	if err != nil {
-		return nil, err
-	}
 	var out []finding
 	groupAt := map[string]int{} // document -> index of its group finding
 	pmtPositive, pmtRejected := map[string]int{}, map[string]int{}
-	for _, e := range p.Entries {
+	// Each entry becomes a finding as it is parsed: one copy is held, not
+	// the parser's entries and the findings both.
+	o.OnEntry = func(e acks.Entry) error {
 		if e.Level == "hac" || e.Level == "ptk" {
 			if downloadOrderTypes[strings.ToUpper(e.OrderType)] || e.Ref == "FILE_DOWNLOAD" {
-				continue
+				return nil
 			}
 		}
 		f := finding{Level: e.Level, Ref: e.Ref, Status: string(e.Status), ReasonCode: e.ReasonCode, ReasonText: e.ReasonText,
@@ -75,6 +73,11 @@ func (s *Service) parse(bank, kind string, ra io.ReaderAt, size int64) ([]findin
 			}
 		}
 		out = append(out, f)
+		return nil
+	}
+	p, err := acks.ParseEntriesAt(ra, size, o)
+	if err != nil {
+		return nil, err
 	}
 	// A report with no group status whose PmtInfs are all accepted accepts
 	// the file.
