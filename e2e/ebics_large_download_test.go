@@ -159,6 +159,23 @@ func vmHWM(t *testing.T, pid int) int64 {
 	return 0
 }
 
+// cpuSeconds is a process's user + system CPU time so far, from /proc
+// (clock ticks of 1/100 s), or 0 when unreadable.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100
+}
+
 // ebicsPluginPid is the daemon's EBICS plugin process.
 func ebicsPluginPid(t *testing.T, h *demo.Harness) int {
 	t.Helper()
@@ -221,6 +238,8 @@ func TestEbicsLargeDownloadBoundedMemory(t *testing.T) {
 		t.Fatalf("document of %d bytes: not above the 64 MiB message limit", docSize)
 	}
 
+	plugin := ebicsPluginPid(t, h)
+	cpuDaemon, cpuPlugin := cpuSeconds(h.Pid()), cpuSeconds(plugin)
 	start := time.Now()
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -229,6 +248,7 @@ func TestEbicsLargeDownloadBoundedMemory(t *testing.T) {
 		t.Fatalf("fetch-acks: %v", err)
 	}
 	took := time.Since(start)
+	cpuDaemon, cpuPlugin = cpuSeconds(h.Pid())-cpuDaemon, cpuSeconds(plugin)-cpuPlugin
 
 	// Delivered: the receipt went to the bank after the daemon stored it.
 	resp, err = http.Get(base + "/admin/documents")
@@ -268,9 +288,9 @@ func TestEbicsLargeDownloadBoundedMemory(t *testing.T) {
 			parseErr, sum, docSHA, chunked, chunks, chunkBytes, docSize, entries, wantEntries)
 	}
 
-	daemonRSS, pluginRSS := vmHWM(t, h.Pid()), vmHWM(t, ebicsPluginPid(t, h))
-	t.Logf("%.1f MB document (%d transactions) fetched, stored and parsed in %s; peak RSS: daemon %.1f MB, EBICS plugin %.1f MB",
-		float64(docSize)/1e6, n, took.Round(time.Millisecond), float64(daemonRSS)/(1<<20), float64(pluginRSS)/(1<<20))
+	daemonRSS, pluginRSS := vmHWM(t, h.Pid()), vmHWM(t, plugin)
+	t.Logf("%.1f MB document (%d transactions) fetched, stored and parsed in %s; CPU: daemon %.2f s, EBICS plugin %.2f s; peak RSS: daemon %.1f MB, EBICS plugin %.1f MB",
+		float64(docSize)/1e6, n, took.Round(time.Millisecond), cpuDaemon, cpuPlugin, float64(daemonRSS)/(1<<20), float64(pluginRSS)/(1<<20))
 	if daemonRSS > largeDaemonRSSMax {
 		t.Errorf("daemon peak RSS %d MB > %d MB", daemonRSS>>20, largeDaemonRSSMax>>20)
 	}
