@@ -72,7 +72,7 @@ type env struct {
 // transmission service, a scheduler, and fills them.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "acquit.db"), store.WithMigrations(payments.Migrations, transmissions.Migrations))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "acquit.db"), store.WithMigrations(payments.Migrations(), transmissions.Migrations()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,7 +557,7 @@ func TestOverviewNeedsAPerson(t *testing.T) { checkOverview(t, newEnv(t)) }
 // TestPagesOnPostgres renders the overview and every page with PostgreSQL
 // as the store (the queries the dashboard reads through are portable).
 func TestPagesOnPostgres(t *testing.T) {
-	st, err := postgres.Open(context.Background(), pgtest.DSN(t), store.WithMigrations(payments.Migrations, transmissions.Migrations))
+	st, err := postgres.Open(context.Background(), pgtest.DSN(t), store.WithMigrations(payments.Migrations(), transmissions.Migrations()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("helper process for TestKill9")
 	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, os.Getenv("CRASH_DB"), store.WithMigrations(Migrations))
+	st, err := sqlite.Open(ctx, os.Getenv("CRASH_DB"), store.WithMigrations(Migrations()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestKill9(t *testing.T) {
 
 	// The parent takes over the file and reconciles.
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, dbPath, store.WithMigrations(Migrations))
+	st, err := sqlite.Open(ctx, dbPath, store.WithMigrations(Migrations()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,14 +85,14 @@ func newEnvOn(t testing.TB, driver string, mod func(*Config)) *env {
 	ctx := context.Background()
 	switch driver {
 	case "sqlite":
-		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "acquit.db"), store.WithMigrations(Migrations))
+		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "acquit.db"), store.WithMigrations(Migrations()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		e.st, e.db, e.rebind = st, st.W, func(q string) string { return q }
 	case "postgres":
 		e.dsn = pgtest.DSN(t)
-		st, err := postgres.Open(ctx, e.dsn, store.WithMigrations(Migrations))
+		st, err := postgres.Open(ctx, e.dsn, store.WithMigrations(Migrations()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func nextOrder(prefix string) string { return fmt.Sprintf("%s-%d", prefix, order
 // reopen opens a second store on e's PostgreSQL schema: another daemon.
 func reopen(t testing.TB, e *env) store.Store {
 	t.Helper()
-	st, err := postgres.Open(context.Background(), e.dsn, store.WithMigrations(Migrations))
+	st, err := postgres.Open(context.Background(), e.dsn, store.WithMigrations(Migrations()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,11 +61,14 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Migrations is the package's schema (numbers 100-199, files under
-// migrations/). Nothing applies it on import: whoever opens the store
-// passes it (store.WithMigrations), as the daemon's composition root
-// (daemon/server) does.
-var Migrations = store.MigrationSet{Name: "payments", FS: mustSub(migrationFiles, "migrations"), Min: 100, Max: 199}
+// Migrations returns the package's schema (numbers 100-199, files under
+// migrations/; times in Unix milliseconds, internal/unixms). Nothing
+// applies it on import: whoever opens the store passes it
+// (store.WithMigrations), as the daemon's composition root (daemon/server)
+// does. A function, not a variable: no importer can swap the set.
+func Migrations() store.MigrationSet {
+	return store.MigrationSet{Name: "payments", FS: mustSub(migrationFiles, "migrations"), Min: 100, Max: 199}
+}
 
 func mustSub(fsys fs.FS, dir string) fs.FS {
 	sub, err := fs.Sub(fsys, dir)

@@ -605,7 +605,7 @@ func testReconcile(t *testing.T, driver string) {
 
 func TestMigrationsAreNumbered(t *testing.T) {
 	for _, driver := range []string{"sqlite", "postgres"} {
-		migs, err := store.CollectMigrations(driver, []store.MigrationSet{Migrations}) // refuses numbers outside 100-199
+		migs, err := store.CollectMigrations(driver, []store.MigrationSet{Migrations()}) // refuses numbers outside 100-199
 		if err != nil || len(migs) == 0 {
 			t.Fatalf("%s: %d migrations: %v", driver, len(migs), err)
 		}

@@ -19,7 +19,7 @@ import (
 // notification names the client address (as the stored raw input does),
 // so an operator can tell a probing client from a misconfigured bank.
 func TestRejectionLogCarriesRemoteAddr(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "acquit.db"), store.WithMigrations(Migrations))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "acquit.db"), store.WithMigrations(Migrations()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/acquit/acquit/daemon/payments"
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/daemon/transmissions"
+	"github.com/acquit/acquit/internal/unixms"
 )
 
 // Names of the gauges read from the store at scrape time.
@@ -103,7 +104,7 @@ func (g *storeGauges) Collect(ch chan<- prometheus.Metric) {
 }
 
 // lastSuccessfulRuns returns when the last successful run of each schedule
-// finished (schedule_runs stores nanoseconds).
+// finished (schedule_runs stores Unix milliseconds).
 func lastSuccessfulRuns(ctx context.Context, st store.Store) (map[string]time.Time, error) {
 	out := map[string]time.Time{}
 	err := st.InTx(ctx, func(tx store.Tx) error {
@@ -115,11 +116,11 @@ func lastSuccessfulRuns(ctx context.Context, st store.Store) (map[string]time.Ti
 		defer rows.Close()
 		for rows.Next() {
 			var name string
-			var ns int64
-			if err := rows.Scan(&name, &ns); err != nil {
+			var ms int64
+			if err := rows.Scan(&name, &ms); err != nil {
 				return err
 			}
-			out[name] = time.Unix(0, ns)
+			out[name] = unixms.Time(ms)
 		}
 		return rows.Err()
 	})

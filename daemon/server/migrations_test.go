@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/acquit/acquit/daemon/config"
 	"github.com/acquit/acquit/daemon/store"
@@ -101,7 +103,10 @@ func TestStoreHasTheTablesOfTheSetsGiven(t *testing.T) {
 // init() (with a payment, a transmission and an event in it). The daemon's
 // explicit sets recognise every version it records (same set names and
 // numbers): none is applied again or refused, the recorded rows and the
-// data are as they were, and only versions added since are applied.
+// data are as they were, and only versions added since are applied. The
+// fixture's times were Unix nanoseconds: migration 7 made them the same
+// instants in Unix milliseconds (applied_at, the event's times), and the
+// append-only triggers still refuse UPDATE and DELETE afterwards.
 func TestOldDatabaseOpensUnchanged(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "acquit.db")
@@ -127,6 +132,7 @@ func TestOldDatabaseOpensUnchanged(t *testing.T) {
 	s := st.(*sqlite.Store)
 	after := migrationRows(t, s.W)
 	for v, r := range before {
+		r.appliedAt /= 1e6 // nanoseconds made milliseconds, the same instant
 		if after[v] != r {
 			t.Errorf("version %d: recorded %+v, now %+v", v, r, after[v])
 		}
@@ -156,6 +162,38 @@ func TestOldDatabaseOpensUnchanged(t *testing.T) {
 	}
 	if err := s.W.QueryRowContext(ctx, `SELECT type FROM events`).Scan(&typ); err != nil || typ != "fixture.created" {
 		t.Errorf("event %q: %v", typ, err)
+	}
+	// The fixture's event was created at 1796374302250056244 ns.
+	created := time.Unix(0, 1796374302250056244).UTC().Truncate(time.Millisecond)
+	evs, err := s.ListEvents(ctx, store.EventFilter{})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("events %v: %v", evs, err)
+	}
+	if e := evs[0]; !e.CreatedAt.Equal(created) || !e.UpdatedAt.Equal(created) || !e.NextAttempt.Equal(created) || !e.LockedUntil.IsZero() {
+		t.Errorf("event times %v %v %v %v, want %v", e.CreatedAt, e.UpdatedAt, e.NextAttempt, e.LockedUntil, created)
+	}
+	// Due for the store's clock: claimed.
+	if got, err := s.ClaimEvents(ctx, "w", 10, time.Minute, time.Now()); err != nil || len(got) != 1 {
+		t.Errorf("claim the fixture's due event: %v, %v", got, err)
+	}
+	id, err := s.RecordRaw(ctx, store.RawInput{Source: "atos", Body: []byte("x"), Verdicts: []store.Verdict{{Code: "received"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`UPDATE raw_inputs SET received_at = 0 WHERE id = ?`, `DELETE FROM raw_inputs WHERE id = ?`,
+		`UPDATE raw_verdicts SET at = 0 WHERE raw_id = ?`, `UPDATE history SET at = 0 WHERE raw_id = ?`, `DELETE FROM history WHERE raw_id = ?`,
+	} {
+		if strings.Contains(q, "history") {
+			if err := s.InTx(ctx, func(tx store.Tx) error {
+				return tx.RecordHistory(ctx, store.History{Entity: "payment", ID: "P-FIXTURE", To: "x", RawID: id})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.W.ExecContext(ctx, q, id); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: %v, want append-only refusal", q, err)
+		}
 	}
 }
 

@@ -128,7 +128,7 @@ const maxRawBody = pluginrpc.MaxMessageSize
 // core set: one per domain package it runs. A package the daemon does not
 // list here has no tables.
 func Migrations() []store.MigrationSet {
-	return []store.MigrationSet{payments.Migrations, transmissions.Migrations}
+	return []store.MigrationSet{payments.Migrations(), transmissions.Migrations()}
 }
 
 func (d *Daemon) openStore(ctx context.Context) (store.Store, error) {

@@ -10,11 +10,13 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/acquit/acquit/internal/unixms"
 )
 
 // MigrationSet is a numbered set of SQL migrations owned by one package.
-// The package exports it as a value (payments.Migrations,
-// transmissions.Migrations) and the daemon's composition root passes the
+// The package returns it from a function (payments.Migrations(),
+// transmissions.Migrations()) and the daemon's composition root passes the
 // sets it needs to Open with WithMigrations; nothing registers itself, so
 // a store opened with only the core set has only the core tables.
 //
@@ -31,8 +33,11 @@ import (
 // given), ON CONFLICT upserts, RETURNING, partial indexes; put what differs
 // (auto-increment keys: INTEGER PRIMARY KEY AUTOINCREMENT vs BIGSERIAL,
 // triggers) in .sqlite.sql / .postgres.sql twins with the same number.
-// Store times as BIGINT Unix nanoseconds (as the core does) to compare and
-// sort them the same way in both.
+// Store times as BIGINT Unix milliseconds, 0 for no time, converted with
+// internal/unixms (unixms.From, unixms.Time) as the core and the domain
+// sets do: one unit compares and sorts the same way in both databases and
+// across tables. Times equal to the millisecond are ties: order by (time,
+// id) where the order matters.
 type MigrationSet struct {
 	Name     string
 	FS       fs.FS
@@ -243,7 +248,7 @@ func applyOne(ctx context.Context, db *sql.DB, opts MigrateOptions, q func(strin
 		return false, err
 	}
 	if _, err := tx.ExecContext(ctx, q(`INSERT INTO schema_migrations(version, set_name, name, applied_at) VALUES (?, ?, ?, ?)`),
-		m.Version, m.Set, m.Name, time.Now().UnixNano()); err != nil {
+		m.Version, m.Set, m.Name, unixms.From(time.Now())); err != nil {
 		return false, err
 	}
 	return true, tx.Commit()
@@ -264,8 +269,8 @@ type Options struct {
 type Option func(*Options)
 
 // WithMigrations adds migration sets (beyond the core set) to apply at
-// Open, e.g. store.WithMigrations(payments.Migrations,
-// transmissions.Migrations). Sets with the same name or overlapping
+// Open, e.g. store.WithMigrations(payments.Migrations(),
+// transmissions.Migrations()). Sets with the same name or overlapping
 // ranges make Open fail with ErrConflict.
 func WithMigrations(sets ...MigrationSet) Option {
 	return func(o *Options) { o.Migrations = append(o.Migrations, sets...) }

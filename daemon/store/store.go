@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/acquit/acquit/internal/unixms"
 )
 
 // ErrNotFound is returned when a looked-up row does not exist.
@@ -311,7 +313,8 @@ type Schedules interface {
 
 // ReadHistory returns the state transitions recorded for one entity
 // ("payment", "transmission") inside tx, oldest first. RawID is 0 when no
-// raw input caused the transition; At is read from unix nanoseconds.
+// raw input caused the transition; At is read from Unix milliseconds
+// (internal/unixms).
 func ReadHistory(ctx context.Context, tx Tx, entity, id string) ([]History, error) {
 	rows, err := tx.Query(ctx, `SELECT from_state, to_state, cause, COALESCE(raw_id, 0), details, at FROM history
 		WHERE entity = ? AND entity_id = ? ORDER BY id`, entity, id)
@@ -327,7 +330,7 @@ func ReadHistory(ctx context.Context, tx Tx, entity, id string) ([]History, erro
 		if err := rows.Scan(&h.From, &h.To, &h.Cause, &h.RawID, &details, &at); err != nil {
 			return nil, fmt.Errorf("history of %s %s: %w", entity, id, err)
 		}
-		h.Details, h.At = json.RawMessage(details), time.Unix(0, at).UTC()
+		h.Details, h.At = json.RawMessage(details), unixms.Time(at)
 		out = append(out, h)
 	}
 	if err := rows.Err(); err != nil {

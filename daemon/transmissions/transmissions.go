@@ -37,11 +37,14 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Migrations is the package's schema (numbers 200-299, files under
-// migrations/). Nothing applies it on import: whoever opens the store
-// passes it (store.WithMigrations), as the daemon's composition root
-// (daemon/server) does.
-var Migrations = store.MigrationSet{Name: "transmissions", FS: mustSub(migrationFiles, "migrations"), Min: 200, Max: 299}
+// Migrations returns the package's schema (numbers 200-299, files under
+// migrations/; times in Unix milliseconds, internal/unixms). Nothing
+// applies it on import: whoever opens the store passes it
+// (store.WithMigrations), as the daemon's composition root (daemon/server)
+// does. A function, not a variable: no importer can swap the set.
+func Migrations() store.MigrationSet {
+	return store.MigrationSet{Name: "transmissions", FS: mustSub(migrationFiles, "migrations"), Min: 200, Max: 299}
+}
 
 func mustSub(fsys fs.FS, dir string) fs.FS {
 	sub, err := fs.Sub(fsys, dir)

@@ -125,9 +125,9 @@ func newFixtureOn(t testing.TB, driver string) *fixture {
 	var st store.Store
 	var err error
 	if driver == "postgres" {
-		st, err = postgres.Open(ctx, pgtest.DSN(t), store.WithMigrations(Migrations))
+		st, err = postgres.Open(ctx, pgtest.DSN(t), store.WithMigrations(Migrations()))
 	} else {
-		st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "acquit.db"), store.WithMigrations(Migrations))
+		st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "acquit.db"), store.WithMigrations(Migrations()))
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -19,3 +19,17 @@ func Time(v int64) time.Time {
 	}
 	return time.UnixMilli(v).UTC()
 }
+
+// Ceil returns t as Unix milliseconds rounded up (0 for the zero time): a
+// deadline (a lease's end, an expiry) stored this way is never earlier than
+// t, where From would cut up to a millisecond off it.
+func Ceil(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	ms := t.UnixMilli()
+	if t.Sub(time.UnixMilli(ms)) > 0 {
+		ms++
+	}
+	return ms
+}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"sync"
@@ -266,4 +267,20 @@ func TestEmitOrderIsCommitOrderPerSubject(t *testing.T) {
 	if second.Seq <= first.Seq {
 		t.Fatalf("seq second %d <= first %d", second.Seq, first.Seq)
 	}
+}
+
+// TestTimeUnitMigration: a schema with the core tables and rows of an
+// acquit older than migration 7 (Unix nanoseconds) reads back the same
+// instants to the millisecond and keeps its append-only triggers.
+func TestTimeUnitMigration(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.RunTimeUnitMigration(t, storetest.TimeUnitMigration{
+		Driver: "postgres", Core: postgres.CoreMigrations(), DB: db, Rebind: postgres.Rebind,
+		Open: func() (store.Store, error) { return postgres.Open(context.Background(), dsn) },
+	})
 }

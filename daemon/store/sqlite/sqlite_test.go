@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -228,4 +229,21 @@ func TestNestedWriteFailsInsteadOfHanging(t *testing.T) {
 	if _, err := s.RecordRaw(ctx, store.RawInput{Source: "atos"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTimeUnitMigration: a database with the core schema and rows of an
+// acquit older than migration 7 (Unix nanoseconds) reads back the same
+// instants to the millisecond and keeps its append-only triggers.
+func TestTimeUnitMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "acquit.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	storetest.RunTimeUnitMigration(t, storetest.TimeUnitMigration{
+		Driver: "sqlite", Core: sqlite.CoreMigrations(), DB: db,
+		Open: func() (store.Store, error) { return sqlite.Open(context.Background(), path) },
+	})
 }

@@ -61,6 +61,7 @@ func Run(t *testing.T, open Opener) {
 		{"Schedules", testSchedules},
 		{"SchedulesConcurrentStart", testSchedulesConcurrent},
 		{"TxExecQuery", testTxExecQuery},
+		{"TimesInMilliseconds", testTimesInMilliseconds},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

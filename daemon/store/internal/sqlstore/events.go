@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/unixms"
 )
 
 const eventCols = `seq, id, type, subject, payload, state, attempts, next_attempt, last_error, created_at, updated_at, locked_by, locked_until`
@@ -28,7 +29,7 @@ func scanEvent(r scanner) (store.Event, error) {
 	}
 	e.Payload = json.RawMessage(payload)
 	e.State = store.EventState(state)
-	e.NextAttempt, e.CreatedAt, e.UpdatedAt, e.LockedUntil = fromNS(next), fromNS(cre), fromNS(upd), fromNS(lockedU)
+	e.NextAttempt, e.CreatedAt, e.UpdatedAt, e.LockedUntil = unixms.Time(next), unixms.Time(cre), unixms.Time(upd), unixms.Time(lockedU)
 	return e, nil
 }
 
@@ -45,8 +46,8 @@ func (s *DB) ClaimEvents(ctx context.Context, worker string, limit int, lease ti
 	if lease <= 0 {
 		return nil, fmt.Errorf("claim events: %w: lease %s", store.ErrInvalid, lease)
 	}
-	nowNS := toNS(now)
-	until := toNS(now.Add(lease))
+	nowMS := unixms.From(now)
+	until := unixms.Ceil(now.Add(lease))
 	var out []store.Event
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		type cand struct {
@@ -65,7 +66,7 @@ func (s *DB) ClaimEvents(ctx context.Context, worker string, limit int, lease ti
 				WHERE `+cond+`
 				  AND (e.subject = '' OR NOT EXISTS (SELECT 1 FROM events p
 				        WHERE p.subject = e.subject AND p.seq < e.seq AND p.state <> 'delivered'))
-				ORDER BY e.seq LIMIT ?`+s.D.ClaimLock, nowNS, limit)
+				ORDER BY e.seq LIMIT ?`+s.D.ClaimLock, nowMS, limit)
 			if err != nil {
 				return err
 			}
@@ -88,18 +89,18 @@ func (s *DB) ClaimEvents(ctx context.Context, worker string, limit int, lease ti
 		}
 		for _, c := range cands {
 			e, err := scanEvent(s.txQueryRow(ctx, tx, `UPDATE events SET state = 'running', attempts = attempts + 1,
-				locked_by = ?, locked_until = ?, updated_at = ? WHERE seq = ? RETURNING `+eventCols, worker, until, nowNS, c.seq))
+				locked_by = ?, locked_until = ?, updated_at = ? WHERE seq = ? RETURNING `+eventCols, worker, until, nowMS, c.seq))
 			if err != nil {
 				return err
 			}
 			if c.state == string(store.EventRunning) {
 				if _, err := s.txExec(ctx, tx, `UPDATE event_attempts SET finished = ?, ok = 0, error = ?
-					WHERE event_id = ? AND finished = 0`, nowNS, store.AttemptLeaseExpired, e.ID); err != nil {
+					WHERE event_id = ? AND finished = 0`, nowMS, store.AttemptLeaseExpired, e.ID); err != nil {
 					return err
 				}
 			}
 			if _, err := s.txExec(ctx, tx, `INSERT INTO event_attempts (event_id, n, worker, started, finished, ok, error)
-				VALUES (?, ?, ?, ?, 0, 0, '')`, e.ID, e.Attempts, worker, nowNS); err != nil {
+				VALUES (?, ?, ?, ?, 0, 0, '')`, e.ID, e.Attempts, worker, nowMS); err != nil {
 				return err
 			}
 			out = append(out, e)
@@ -128,7 +129,7 @@ func (s *DB) heldBy(ctx context.Context, tx *sql.Tx, id, worker string) error {
 
 // CompleteEvent marks a leased event delivered.
 func (s *DB) CompleteEvent(ctx context.Context, id, worker string) error {
-	now := toNS(time.Now())
+	now := unixms.From(time.Now())
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.txExec(ctx, tx, `UPDATE events SET state = 'delivered', locked_by = '', locked_until = 0, last_error = '', updated_at = ?
 			WHERE id = ? AND state = 'running' AND locked_by = ?`, now, id, worker)
@@ -149,7 +150,7 @@ func (s *DB) CompleteEvent(ctx context.Context, id, worker string) error {
 
 // CompleteEvents marks several leased events delivered in one transaction.
 func (s *DB) CompleteEvents(ctx context.Context, worker string, ids []string) ([]error, error) {
-	now := toNS(time.Now())
+	now := unixms.From(time.Now())
 	var errs []error
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		errs = make([]error, len(ids))
@@ -177,7 +178,7 @@ func (s *DB) CompleteEvents(ctx context.Context, worker string, ids []string) ([
 
 // FailEvent records a failed attempt.
 func (s *DB) FailEvent(ctx context.Context, id, worker, errText string, next time.Time, dead bool) error {
-	now := toNS(time.Now())
+	now := unixms.From(time.Now())
 	state := store.EventPending
 	if dead {
 		state = store.EventDead
@@ -185,7 +186,7 @@ func (s *DB) FailEvent(ctx context.Context, id, worker, errText string, next tim
 	errText = truncate(errText, maxErrorText)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.txExec(ctx, tx, `UPDATE events SET state = ?, next_attempt = ?, last_error = ?, locked_by = '', locked_until = 0, updated_at = ?
-			WHERE id = ? AND state = 'running' AND locked_by = ?`, string(state), toNS(next), errText, now, id, worker)
+			WHERE id = ? AND state = 'running' AND locked_by = ?`, string(state), unixms.From(next), errText, now, id, worker)
 		if err != nil {
 			return err
 		}
@@ -205,7 +206,7 @@ func (s *DB) FailEvent(ctx context.Context, id, worker, errText string, next tim
 func (s *DB) ExtendLease(ctx context.Context, id, worker string, until time.Time) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.txExec(ctx, tx, `UPDATE events SET locked_until = ? WHERE id = ? AND state = 'running' AND locked_by = ?`,
-			toNS(until), id, worker)
+			unixms.Ceil(until), id, worker)
 		if err != nil {
 			return err
 		}
@@ -229,7 +230,7 @@ func (s *DB) ExpireLeases(ctx context.Context, prefix, keep string, now time.Tim
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.txExec(ctx, tx, `UPDATE events SET locked_until = ? WHERE state = 'running' AND locked_by <> ?
-			AND substr(locked_by, 1, ?) = ? AND locked_until > ?`, toNS(now), keep, len(prefix), prefix, toNS(now))
+			AND substr(locked_by, 1, ?) = ? AND locked_until > ?`, unixms.From(now), keep, len(prefix), prefix, unixms.From(now))
 		if err != nil {
 			return err
 		}
@@ -244,7 +245,7 @@ func (s *DB) ExpireLeases(ctx context.Context, prefix, keep string, now time.Tim
 
 // ReplayEvent puts a dead or delivered event back to pending.
 func (s *DB) ReplayEvent(ctx context.Context, id string) error {
-	now := toNS(time.Now())
+	now := unixms.From(time.Now())
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.txExec(ctx, tx, `UPDATE events SET state = 'pending', attempts = 0, next_attempt = ?, last_error = '',
 			locked_by = '', locked_until = 0, updated_at = ? WHERE id = ? AND state IN ('dead', 'delivered')`, now, now, id)
@@ -348,7 +349,7 @@ func (s *DB) CountEvents(ctx context.Context, state store.EventState) (int64, er
 func (s *DB) PruneEvents(ctx context.Context, deliveredBefore time.Time) (int, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		cut := toNS(deliveredBefore)
+		cut := unixms.From(deliveredBefore)
 		if _, err := s.txExec(ctx, tx, `DELETE FROM event_attempts WHERE event_id IN
 			(SELECT id FROM events WHERE state = 'delivered' AND updated_at < ?)`, cut); err != nil {
 			return err
@@ -381,7 +382,7 @@ func (s *DB) EventAttempts(ctx context.Context, id string) ([]store.Attempt, err
 		if err := rows.Scan(&a.EventID, &a.N, &a.Worker, &st, &fin, &ok, &a.Error); err != nil {
 			return nil, fmt.Errorf("attempts of event %s: %w", id, err)
 		}
-		a.Started, a.Finished, a.OK = fromNS(st), fromNS(fin), ok != 0
+		a.Started, a.Finished, a.OK = unixms.Time(st), unixms.Time(fin), ok != 0
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {

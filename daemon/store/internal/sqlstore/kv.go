@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/unixms"
 )
 
 func checkKV(ns, key string) error {
@@ -28,7 +29,7 @@ func (s *DB) KVGet(ctx context.Context, ns, key string) (string, bool, error) {
 	}
 	var v string
 	err := s.R.QueryRowContext(ctx, s.q(`SELECT value FROM kv WHERE ns = ? AND k = ? AND (expires_at = 0 OR expires_at > ?)`),
-		ns, key, toNS(time.Now())).Scan(&v)
+		ns, key, unixms.From(time.Now())).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
@@ -54,7 +55,7 @@ func (s *DB) KVSet(ctx context.Context, ns, key, value string, ttl time.Duration
 	}
 	var exp int64
 	if ttl > 0 {
-		exp = toNS(time.Now().Add(ttl))
+		exp = unixms.Ceil(time.Now().Add(ttl))
 	}
 	sweep := s.kvSets.Add(1)%kvSweepEvery == 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -62,7 +63,7 @@ func (s *DB) KVSet(ctx context.Context, ns, key, value string, ttl time.Duration
 			ON CONFLICT (ns, k) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`, ns, key, value, exp)
 		if err == nil && sweep {
 			// Expired entries are invisible already; now and then delete them.
-			_, err = s.txExec(ctx, tx, `DELETE FROM kv WHERE expires_at <> 0 AND expires_at <= ?`, toNS(time.Now()))
+			_, err = s.txExec(ctx, tx, `DELETE FROM kv WHERE expires_at <> 0 AND expires_at <= ?`, unixms.From(time.Now()))
 		}
 		return err
 	})
@@ -103,7 +104,7 @@ func (s *DB) KVIncr(ctx context.Context, ns, key string, delta int64) (int64, er
 		if err := s.txQueryRow(ctx, tx, `SELECT value, expires_at FROM kv WHERE ns = ? AND k = ?`+s.D.RowLock, ns, key).Scan(&v, &exp); err != nil {
 			return err
 		}
-		now := toNS(time.Now())
+		now := unixms.From(time.Now())
 		var cur int64
 		if exp != 0 && exp <= now {
 			exp = 0

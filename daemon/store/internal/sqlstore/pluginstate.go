@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/unixms"
 )
 
 // StateGet returns a plugin's value and version; missing is (nil, 0, nil).
@@ -54,11 +55,11 @@ func (s *DB) StatePut(ctx context.Context, plugin, key string, value []byte, ver
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if version == 0 {
 			_, err := s.txExec(ctx, tx, `INSERT INTO plugin_state (plugin, k, value, version, updated_at) VALUES (?, ?, ?, 1, ?)`,
-				plugin, key, value, toNS(time.Now()))
+				plugin, key, value, unixms.From(time.Now()))
 			return s.conflict(err)
 		}
 		res, err := s.txExec(ctx, tx, `UPDATE plugin_state SET value = ?, version = version + 1, updated_at = ?
-			WHERE plugin = ? AND k = ? AND version = ?`, value, toNS(time.Now()), plugin, key, version)
+			WHERE plugin = ? AND k = ? AND version = ?`, value, unixms.From(time.Now()), plugin, key, version)
 		if err != nil {
 			return err
 		}

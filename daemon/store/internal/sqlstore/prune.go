@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/acquit/acquit/internal/unixms"
 )
 
 // defaultPruneBatch is how many raw inputs one PruneRaw transaction
@@ -158,7 +160,7 @@ func (s *DB) PruneRaw(ctx context.Context, before time.Time, batch int) (int, er
 		return 0, fmt.Errorf("prune raw inputs: %w", err)
 	}
 	permit := permitQuery(refs)
-	cut := toNS(before)
+	cut := unixms.From(before)
 	// Resume after the inputs an earlier call of this process walked past:
 	// each was deleted or kept for good (a verified verdict, a history row
 	// or a domain row naming it never goes away), so a steady-state run

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/unixms"
 )
 
 // RecordRaw stores one raw input in its own transaction.
@@ -51,7 +52,7 @@ func (s *DB) RecordRaw(ctx context.Context, in store.RawInput) (int64, error) {
 			(source, channel, remote_addr, method, path, headers, body, received_at, sha256)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, "id",
 			in.Source, truncate(in.Channel, maxName), truncate(in.RemoteAddr, maxName), truncate(in.Method, 32),
-			truncate(in.Path, 4096), string(headers), body, toNS(in.ReceivedAt), computed); err != nil {
+			truncate(in.Path, 4096), string(headers), body, unixms.From(in.ReceivedAt), computed); err != nil {
 			return err
 		}
 		for _, v := range in.Verdicts {
@@ -84,7 +85,7 @@ func (s *DB) GetRaw(ctx context.Context, id int64) (*store.RawInput, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw %d: %w", id, err)
 	}
-	in.ReceivedAt = fromNS(at)
+	in.ReceivedAt = unixms.Time(at)
 	if headers != "" && headers != "null" {
 		if err := json.Unmarshal([]byte(headers), &in.Headers); err != nil {
 			return nil, fmt.Errorf("raw %d: headers: %w", id, err)
@@ -109,7 +110,7 @@ func (s *DB) GetRaw(ctx context.Context, id int64) (*store.RawInput, error) {
 			return nil, fmt.Errorf("raw %d verdicts: %w", id, err)
 		}
 		v.Verified = ok != 0
-		v.At = fromNS(at)
+		v.At = unixms.Time(at)
 		in.Verdicts = append(in.Verdicts, v)
 	}
 	if err := rows.Err(); err != nil {
@@ -151,7 +152,7 @@ func (s *DB) RecordRawStream(ctx context.Context, in store.RawInput, body io.Rea
 			(source, channel, remote_addr, method, path, headers, body, received_at, sha256, chunked_size)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			in.Source, truncate(in.Channel, maxName), truncate(in.RemoteAddr, maxName), truncate(in.Method, 32),
-			truncate(in.Path, 4096), string(headers), []byte{}, toNS(in.ReceivedAt), want, in.Size).Scan(&id); err != nil {
+			truncate(in.Path, 4096), string(headers), []byte{}, unixms.From(in.ReceivedAt), want, in.Size).Scan(&id); err != nil {
 			return err
 		}
 		h := sha256.New()

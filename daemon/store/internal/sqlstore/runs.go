@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/unixms"
 )
 
 // StartRun records a run; store.ErrConflict when that due time already has
@@ -22,7 +23,7 @@ func (s *DB) StartRun(ctx context.Context, schedule string, scheduled time.Time,
 	var id int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		return s.txQueryRow(ctx, tx, `INSERT INTO schedule_runs (schedule, scheduled, started, finished, ok, summary, error, instance)
-			VALUES (?, ?, ?, 0, 0, '', '', ?) RETURNING id`, schedule, toNS(scheduled), toNS(now), truncate(instance, maxName)).Scan(&id)
+			VALUES (?, ?, ?, 0, 0, '', '', ?) RETURNING id`, schedule, unixms.From(scheduled), unixms.From(now), truncate(instance, maxName)).Scan(&id)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("start run %s at %s: %w", schedule, scheduled.Format(time.RFC3339), s.conflict(err))
@@ -37,7 +38,7 @@ func (s *DB) FinishRun(ctx context.Context, id int64, ok bool, summary, errText 
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.txExec(ctx, tx, `UPDATE schedule_runs SET finished = ?, ok = ?, summary = ?, error = ? WHERE id = ? AND finished = 0`,
-			toNS(now), b2i(ok), truncate(summary, maxErrorText), truncate(errText, maxErrorText), id)
+			unixms.From(now), b2i(ok), truncate(summary, maxErrorText), truncate(errText, maxErrorText), id)
 		if err != nil {
 			return err
 		}
@@ -66,7 +67,7 @@ func scanRun(r scanner) (store.Run, error) {
 	var sch, st, fin int64
 	var ok int
 	err := r.Scan(&run.ID, &run.Schedule, &sch, &st, &fin, &ok, &run.Summary, &run.Error, &run.Instance)
-	run.Scheduled, run.Started, run.Finished, run.OK = fromNS(sch), fromNS(st), fromNS(fin), ok != 0
+	run.Scheduled, run.Started, run.Finished, run.OK = unixms.Time(sch), unixms.Time(st), unixms.Time(fin), ok != 0
 	return run, err
 }
 
@@ -119,7 +120,7 @@ func (s *DB) AbandonRuns(ctx context.Context, before time.Time) (int, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.txExec(ctx, tx, `UPDATE schedule_runs SET finished = ?, ok = 0, error = 'abandoned: the instance running it stopped'
-			WHERE finished = 0 AND started < ?`, toNS(time.Now()), toNS(before))
+			WHERE finished = 0 AND started < ?`, unixms.From(time.Now()), unixms.From(before))
 		if err != nil {
 			return err
 		}
@@ -139,7 +140,7 @@ func (s *DB) AbandonInstanceRuns(ctx context.Context, instance string) (int, err
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.txExec(ctx, tx, `UPDATE schedule_runs SET finished = ?, ok = 0, error = 'abandoned: the process running it died'
-			WHERE finished = 0 AND instance = ?`, toNS(time.Now()), instance)
+			WHERE finished = 0 AND instance = ?`, unixms.From(time.Now()), instance)
 		if err != nil {
 			return err
 		}

@@ -279,20 +279,6 @@ func (s *DB) begin(ctx context.Context) (*sql.Tx, func(), error) {
 
 func (s *DB) q(query string) string { return s.D.Rebind(query) }
 
-func toNS(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNS(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
 func b2i(b bool) int {
 	if b {
 		return 1

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/unixms"
 )
 
 // Tx is store.Tx on a database/sql transaction.
@@ -51,7 +52,7 @@ func (t *Tx) Emit(ctx context.Context, ev store.NewEvent) (store.Event, error) {
 	e.Seq, err = t.s.insertID(ctx, t.tx, `INSERT INTO events
 		(id, type, subject, payload, state, attempts, next_attempt, last_error, created_at, updated_at, locked_by, locked_until)
 		VALUES (?, ?, ?, ?, 'pending', 0, ?, '', ?, ?, '', 0)`, "seq",
-		e.ID, e.Type, e.Subject, string(payload), toNS(now), toNS(now), toNS(now))
+		e.ID, e.Type, e.Subject, string(payload), unixms.From(now), unixms.From(now), unixms.From(now))
 	if err != nil {
 		return store.Event{}, fmt.Errorf("emit %s: %w", ev.Type, t.s.conflict(err))
 	}
@@ -80,7 +81,7 @@ func addVerdict(ctx context.Context, s *DB, tx *sql.Tx, rawID int64, v store.Ver
 		}
 	}
 	_, err := s.txExec(ctx, tx, `INSERT INTO raw_verdicts (raw_id, verified, code, message, subject, at)
-		VALUES (?, ?, ?, ?, ?, ?)`, rawID, b2i(v.Verified), v.Code, truncate(v.Message, maxErrorText), truncate(v.Subject, maxName), toNS(v.At))
+		VALUES (?, ?, ?, ?, ?, ?)`, rawID, b2i(v.Verified), v.Code, truncate(v.Message, maxErrorText), truncate(v.Subject, maxName), unixms.From(v.At))
 	if err != nil {
 		if s.D.IsForeignKey != nil && s.D.IsForeignKey(err) {
 			// raw_verdicts.raw_id is the table's only foreign key.
@@ -113,7 +114,7 @@ func (t *Tx) RecordHistory(ctx context.Context, h store.History) error {
 		raw = h.RawID
 	}
 	_, err := t.s.txExec(ctx, t.tx, `INSERT INTO history (entity, entity_id, from_state, to_state, cause, raw_id, details, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, h.Entity, h.ID, h.From, h.To, h.Cause, raw, string(h.Details), toNS(h.At))
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, h.Entity, h.ID, h.From, h.To, h.Cause, raw, string(h.Details), unixms.From(h.At))
 	if err != nil {
 		return fmt.Errorf("history %s %s: %w", h.Entity, h.ID, err)
 	}

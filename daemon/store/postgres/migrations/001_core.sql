@@ -1,4 +1,4 @@
--- acquit core schema (PostgreSQL). Times are Unix nanoseconds, 0 = unset.
+-- acquit core schema (PostgreSQL). Times were Unix nanoseconds, 0 = unset; 007_times_in_ms made them Unix milliseconds.
 CREATE TABLE raw_inputs (
   id          BIGSERIAL PRIMARY KEY,
   source      TEXT NOT NULL,

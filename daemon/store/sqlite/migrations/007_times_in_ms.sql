@@ -1,0 +1,42 @@
+-- One time unit (issue 10 item 5): the core tables stored Unix nanoseconds,
+-- the domain tables (payments, transmissions: columns named *_ms) Unix
+-- milliseconds. Every core time becomes Unix milliseconds (internal/unixms),
+-- 0 still meaning "no time". Instants are cut to the millisecond (x / 1e6);
+-- deadlines (a lease's end, a kv expiry) are rounded up so that none comes
+-- earlier than it did. An acquit older than this migration refuses the
+-- converted database (schema_migrations records version 7, which it lacks).
+--
+-- raw_inputs, raw_verdicts and history refuse UPDATE (001_core, 004): their
+-- UPDATE triggers are dropped for the conversion and recreated identically,
+-- in this migration's one transaction. Their DELETE triggers (004) stay.
+DROP TRIGGER raw_inputs_append_only_u;
+DROP TRIGGER raw_verdicts_append_only_u;
+DROP TRIGGER history_append_only_u;
+
+UPDATE raw_inputs SET received_at = received_at / 1000000;
+UPDATE raw_verdicts SET at = at / 1000000;
+UPDATE history SET at = at / 1000000;
+
+CREATE TRIGGER raw_inputs_append_only_u BEFORE UPDATE ON raw_inputs BEGIN SELECT RAISE(ABORT, 'raw_inputs is append-only'); END;
+CREATE TRIGGER raw_verdicts_append_only_u BEFORE UPDATE ON raw_verdicts BEGIN SELECT RAISE(ABORT, 'raw_verdicts is append-only'); END;
+CREATE TRIGGER history_append_only_u BEFORE UPDATE ON history BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+
+UPDATE events SET next_attempt = next_attempt / 1000000,
+  created_at = created_at / 1000000,
+  updated_at = updated_at / 1000000,
+  locked_until = (locked_until + 999999) / 1000000;
+UPDATE event_attempts SET started = started / 1000000, finished = finished / 1000000;
+UPDATE kv SET expires_at = (expires_at + 999999) / 1000000 WHERE expires_at <> 0;
+UPDATE plugin_state SET updated_at = updated_at / 1000000;
+-- (schedule, scheduled) is unique: two runs of a schedule due within the
+-- same millisecond (manual runs only: planned ones fall on whole seconds)
+-- would collide once cut, so the later ones move 1 ms apart.
+UPDATE schedule_runs SET scheduled = c.v, started = started / 1000000, finished = finished / 1000000
+FROM (SELECT id, scheduled / 1000000
+        + ROW_NUMBER() OVER (PARTITION BY schedule, scheduled / 1000000 ORDER BY scheduled, id) - 1 AS v
+      FROM schedule_runs) AS c
+WHERE c.id = schedule_runs.id;
+-- On a new database the earlier migrations were just recorded by this
+-- acquit, in milliseconds already: only nanosecond values (any instant after
+-- 1973 is above 1e17 ns, any before year 5138 below 1e14 ms) are cut.
+UPDATE schema_migrations SET applied_at = applied_at / 1000000 WHERE applied_at >= 100000000000000;
