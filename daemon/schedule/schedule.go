@@ -419,7 +419,11 @@ func (s *Scheduler) trigger(e *entry, flag *atomic.Bool, scheduled time.Time) {
 }
 
 // RunNow runs a schedule at once (due time: now) and waits for it; it is
-// refused with store.ErrConflict if a run is going.
+// refused with store.ErrConflict if a run is going. Due times are stored
+// in Unix milliseconds and unique per schedule: a manual run due within
+// the millisecond of the latest run (or before it) is due 1 ms after it,
+// so two manual runs in a row, or one at the very start of a planned
+// run's second, are both recorded.
 func (s *Scheduler) RunNow(ctx context.Context, name string) (*store.Run, error) {
 	s.mu.Lock()
 	e, ok := s.entries[name]
@@ -442,7 +446,11 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (*store.Run, error)
 	defer flag.Store(false)
 	s.jobs.Add(1)
 	defer s.jobs.Done()
-	run, err := s.run(e, s.clock.Now())
+	due := s.clock.Now()
+	if last, err := s.opts.Store.LastRun(ctx, name); err == nil && !due.Truncate(time.Millisecond).After(last.Scheduled) {
+		due = last.Scheduled.Add(time.Millisecond)
+	}
+	run, err := s.run(e, due)
 	if err != nil {
 		return nil, err
 	}

@@ -402,6 +402,13 @@ func TestListRunNowReloadStop(t *testing.T) {
 	if err != nil || !run.OK || run.Summary != "a ran" {
 		t.Fatalf("RunNow = %+v, %v", run, err)
 	}
+	// Another manual run within the same millisecond (the fake clock has
+	// not moved): recorded too, due 1 ms later (due times are unique per
+	// schedule, in Unix ms).
+	again, err := h.s.RunNow(context.Background(), "a")
+	if err != nil || !again.OK || !again.Scheduled.Equal(run.Scheduled.Truncate(time.Millisecond).Add(time.Millisecond)) {
+		t.Fatalf("second RunNow in the same ms = %+v, %v; want due %v", again, err, run.Scheduled.Add(time.Millisecond))
+	}
 	if _, err := h.s.RunNow(context.Background(), "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("RunNow unknown: %v", err)
 	}
