@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"io/fs"
+	"maps"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,11 +140,15 @@ func RunTimeUnitMigration(t *testing.T, m TimeUnitMigration) {
 	// The old code wrote nanoseconds into schema_migrations too.
 	exec(`UPDATE schema_migrations SET applied_at = applied_at * 1000000`)
 
+	triggersBefore := triggerDefs(t, m)
 	s, err := m.Open()
 	if err != nil {
 		t.Fatalf("open the old database: %v", err)
 	}
 	defer s.Close()
+	if after := triggerDefs(t, m); !maps.Equal(after, triggersBefore) {
+		t.Errorf("triggers changed by the conversion:\nbefore %q\nafter  %q", triggersBefore, after)
+	}
 
 	got, err := s.GetRaw(ctx, rawID)
 	must(t, err)
@@ -274,4 +279,35 @@ func RunTimeUnitMigration(t *testing.T, m TimeUnitMigration) {
 	if !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "newer acquit") {
 		t.Errorf("older core set on the converted database: %v, want ErrConflict (migrated by a newer acquit)", err)
 	}
+}
+
+// triggerDefs returns the definition of every trigger of the schema, by
+// name, as the database prints it.
+func triggerDefs(t *testing.T, m TimeUnitMigration) map[string]string {
+	t.Helper()
+	query := `SELECT name, sql FROM sqlite_master WHERE type = 'trigger'`
+	if m.Driver == "postgres" {
+		query = `SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+			WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace`
+	}
+	rows, err := m.DB.QueryContext(context.Background(), query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = def
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) < 3 {
+		t.Fatalf("triggers %v: want at least the append-only ones", out)
+	}
+	return out
 }
