@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -213,5 +214,72 @@ func TestFetchAcksRefusesHostileDocuments(t *testing.T) {
 				t.Fatalf("the earlier raw input: %+v %v", before, err)
 			}
 		})
+	}
+}
+
+// A document delivered again (a date-range download returns the same
+// documents on every fetch) is not stored a second time: the redelivery
+// is a bodiless raw row naming the first acknowledgement, so a scheduled
+// fetch of a large report does not add its size to the store each run.
+// A file whose announced digest names a known document but whose bytes
+// differ is refused, not taken for the duplicate.
+func TestRedeliveredDocumentNotStoredAgain(t *testing.T) {
+	f := newFixture(t)
+	f.submitAndSend(t)
+	b, _ := os.ReadFile("testdata/psr_tx_rjct.xml")
+	f.bank.docs = []sdk.Document{{DownloadID: "d1", Function: "psr", Name: "psr.xml", Content: b}}
+	f.bank.byPath = func(req sdk.DownloadRequest, d sdk.Document) sdk.Document { return spoolFile(t, req.SpoolDir, d) }
+	if _, err := f.svc.FetchAcks(context.Background(), map[string]string{"bank": "demo"}); err != nil {
+		t.Fatal(err)
+	}
+	raws, chunks, acks := rawCount(t, f.st)
+	if chunks == 0 || acks != 1 {
+		t.Fatalf("first delivery: raw %d chunks %d acks %d", raws, chunks, acks)
+	}
+	for i := 0; i < 3; i++ {
+		f.bank.docs = []sdk.Document{{DownloadID: "again" + strconv.Itoa(i), Function: "psr", Name: "psr.xml", Content: b}}
+		if _, err := f.svc.FetchAcks(context.Background(), map[string]string{"bank": "demo"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r2, c2, a2 := rawCount(t, f.st)
+	if c2 != chunks || a2 != acks || r2 != raws+3 {
+		t.Fatalf("after 3 redeliveries: raw %d->%d chunks %d->%d acks %d->%d (want 3 bodiless raw rows, no chunk, no ack)", raws, r2, chunks, c2, acks, a2)
+	}
+	if !f.bank.confirm["again2"] {
+		t.Fatal("the redelivery was not confirmed")
+	}
+	last, err := f.st.GetRaw(context.Background(), int64(r2))
+	if err != nil || last.Size != 0 || len(last.Headers["duplicate_of"]) != 1 || last.Headers["document_size"][0] != strconv.Itoa(len(b)) {
+		t.Fatalf("redelivery raw row %+v %v", last, err)
+	}
+	if len(last.Verdicts) != 1 || last.Verdicts[0].Code != "duplicate" {
+		t.Fatalf("verdicts %+v", last.Verdicts)
+	}
+	if n := testutil.ToFloat64(f.svc.m.acks.WithLabelValues("demo", "psr", "duplicate")); n != 3 {
+		t.Fatalf("duplicate metric %v", n)
+	}
+
+	// Announced as the known document, but other bytes of the same size.
+	forged := bytes.Replace(b, []byte("AC01"), []byte("AC04"), 1)
+	if bytes.Equal(forged, b) {
+		t.Fatal("fixture has no AC01")
+	}
+	f.bank.docs = []sdk.Document{{DownloadID: "forged", Function: "psr", Name: "psr.xml", Content: forged}}
+	f.bank.byPath = func(req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+		p := spoolFile(t, req.SpoolDir, d)
+		sum := sha256.Sum256(b)
+		p.SHA256 = hex.EncodeToString(sum[:])
+		return p
+	}
+	_, err = f.svc.FetchAcks(context.Background(), map[string]string{"bank": "demo"})
+	if !errors.Is(err, ErrDocumentRefused) || !strings.Contains(err.Error(), pluginrpc.SpoolDigest) {
+		t.Fatalf("forged redelivery: %v", err)
+	}
+	if ok, seen := f.bank.confirm["forged"]; !seen || ok {
+		t.Fatalf("forged redelivery receipt: seen %v ok %v", seen, ok)
+	}
+	if r3, c3, a3 := rawCount(t, f.st); r3 != r2 || c3 != c2 || a3 != a2 {
+		t.Fatalf("stored after the forged redelivery: raw %d->%d chunks %d->%d acks %d->%d", r2, r3, c2, c3, a2, a3)
 	}
 }

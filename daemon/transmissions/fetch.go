@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -225,6 +226,17 @@ func (s *Service) refuse(bank, kind string, doc sdk.Document, reason string, err
 // SHA-256 sum) and, unless its content was ingested before, parses and
 // applies it.
 func (s *Service) ingest(ctx context.Context, bank, kind string, doc sdk.Document, src io.ReaderAt, size int64, sum string) (*IngestResult, error) {
+	// A document ingested before (a date-range download returns the same
+	// documents each time; a bank that missed the receipt delivers again)
+	// is not stored a second time: its bytes are checked against the
+	// digest, then only a bodiless raw row naming the first records the
+	// delivery. Without this every scheduled fetch of a large report
+	// added its full size to raw_chunks, kept forever (verified).
+	if first, err := s.ackBySHA(ctx, bank, kind, sum); err != nil {
+		return nil, err
+	} else if first != "" {
+		return s.ingestKnown(ctx, bank, kind, doc, src, size, sum, first)
+	}
 	rawID, err := s.d.Store.RecordRawStream(ctx, store.RawInput{Source: "bank:" + bank, Channel: "download:" + kind,
 		Method: "DOWNLOAD", Path: doc.Name, ReceivedAt: s.d.Now(), SHA256: sum, Size: size,
 		Headers: map[string][]string{"format": {doc.Format}, "download_id": {doc.DownloadID}}}, io.NewSectionReader(src, 0, size))
@@ -282,6 +294,39 @@ func (s *Service) ingest(ctx context.Context, bank, kind string, doc sdk.Documen
 		result = "bad"
 	}
 	s.m.acks.WithLabelValues(bank, kind, result).Inc()
+	return res, nil
+}
+
+// ingestKnown records the delivery of a document whose content was
+// ingested before as ack first: the bytes are hashed (not trusting the
+// plugin's announced digest), and the raw row keeps no body, only the
+// document's size and digest and the acknowledgement that holds it.
+func (s *Service) ingestKnown(ctx context.Context, bank, kind string, doc sdk.Document, src io.ReaderAt, size int64, sum, first string) (*IngestResult, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, io.NewSectionReader(src, 0, size))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", doc.Name, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); n != size || got != sum {
+		return nil, s.refuse(bank, kind, doc, pluginrpc.SpoolDigest, fmt.Errorf("%d bytes with sha256 %s, announced %d bytes with %.80s", n, got, size, sum))
+	}
+	res := &IngestResult{AckID: first, Duplicate: true}
+	rawID, err := s.d.Store.RecordRaw(ctx, store.RawInput{Source: "bank:" + bank, Channel: "download:" + kind,
+		Method: "DOWNLOAD", Path: doc.Name, ReceivedAt: s.d.Now(),
+		Headers: map[string][]string{"format": {doc.Format}, "download_id": {doc.DownloadID},
+			"document_sha256": {sum}, "document_size": {strconv.FormatInt(size, 10)}, "duplicate_of": {first}}})
+	if err != nil {
+		return nil, fmt.Errorf("record raw: %w", err)
+	}
+	res.RawID = rawID
+	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		return tx.AddVerdict(ctx, rawID, store.Verdict{Verified: true, Code: "duplicate",
+			Message: "already ingested as " + first + "; body not stored again", At: s.d.Now()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.m.acks.WithLabelValues(bank, kind, "duplicate").Inc()
 	return res, nil
 }
 
