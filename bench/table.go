@@ -187,9 +187,13 @@ func main() {
 	v0, _ := rpc("BenchmarkPluginRPC", "0", "p50-µs")
 	hc0, _ := rpc("BenchmarkPluginRPCHealth", "0", "cpu-µs/op")
 	vc0, _ := rpc("BenchmarkPluginRPC", "0", "cpu-µs/op")
-	fmt.Printf("| plugin RPC, bare Health round trip | plugin max_procs 1: p50 %s µs (%s CPU-µs both processes); VerifyNotification (test plugin, 2 Host calls inside) p50 %s µs (%s CPU-µs). Go's default GOMAXPROCS: %s µs (%s), %s µs (%s) | — | — | Health p50 <= 100 µs; VerifyNotification <= 250 µs | %s |\n",
-		f(h, okh, "%.0f"), f(hc, okhc, "%.0f"), f(v, okv, "%.0f"), f(vc, okhc, "%.0f"),
-		f(h0, okh0, "%.0f"), f(hc0, okh0, "%.0f"), f(v0, okh0, "%.0f"), f(vc0, okh0, "%.0f"), verdict(okh && okv && h <= 100 && v <= 250))
+	// The real Atos plugin's VerifyNotification (the production automatic
+	// response path: no Host call inside).
+	a, oka := rpc("BenchmarkPluginRPCAtos", "1", "p50-µs")
+	ac, _ := rpc("BenchmarkPluginRPCAtos", "1", "cpu-µs/op")
+	fmt.Printf("| plugin RPC, bare Health round trip | plugin max_procs 1: p50 %s µs (%s CPU-µs both processes); VerifyNotification (test plugin, 2 Host calls inside) p50 %s µs (%s CPU-µs); real Atos plugin's VerifyNotification (no Host call) p50 %s µs (%s CPU-µs). Go's default GOMAXPROCS: %s µs (%s), %s µs (%s) | — | — | Health p50 <= 100 µs; VerifyNotification <= 250 µs | %s |\n",
+		f(h, okh, "%.0f"), f(hc, okhc, "%.0f"), f(v, okv, "%.0f"), f(vc, okhc, "%.0f"), f(a, oka, "%.0f"), f(ac, oka, "%.0f"),
+		f(h0, okh0, "%.0f"), f(hc0, okh0, "%.0f"), f(v0, okh0, "%.0f"), f(vc0, okh0, "%.0f"), rpcVerdict(okh && okv, h, v, oka, a))
 
 	// Idle daemon.
 	d, okd := m.get("BenchmarkIdleDaemon", "daemon-rss-MB")
@@ -198,4 +202,15 @@ func main() {
 	rd, _ := m.get("BenchmarkIdleDaemon", "ready-s")
 	fmt.Printf("| idle daemon + 2 plugins | %s + %s MB RSS (%s MB together), ready in %s s | — | — | <= 60 MB together, ready <= 0.5 s | %s |\n",
 		f(d, okd, "%.0f"), f(pl, okd, "%.0f"), f(tot, okd, "%.0f"), f(rd, okd, "%.2f"), verdict(okd && tot <= 60 && rd <= 0.5))
+}
+
+// rpcVerdict judges the plugin RPC row: Health and the test plugin's
+// VerifyNotification against their targets, and says separately when the
+// real Atos plugin's VerifyNotification meets the 250 µs target.
+func rpcVerdict(ok bool, health, verify float64, okAtos bool, atos float64) string {
+	v := verdict(ok && health <= 100 && verify <= 250)
+	if okAtos && atos <= 250 && !(ok && health <= 100 && verify <= 250) {
+		v += "; VerifyNotification met for the real Atos plugin"
+	}
+	return v
 }

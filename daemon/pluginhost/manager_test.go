@@ -479,6 +479,11 @@ func BenchmarkPluginRPC(b *testing.B) {
 // benchRPC runs call against a fresh test plugin, once per max_procs value,
 // reporting the median round trip and the CPU of both processes.
 func benchRPC(b *testing.B, call func(context.Context, sdk.PaymentGateway) error) {
+	benchRPCSpec(b, gatewaySpec("bench"), call)
+}
+
+// benchRPCSpec is benchRPC for the gateway plugin spec describes.
+func benchRPCSpec(b *testing.B, spec Spec, call func(context.Context, sdk.PaymentGateway) error) {
 	for _, procs := range []int{0, 1} {
 		b.Run(fmt.Sprintf("max_procs=%d", procs), func(b *testing.B) {
 			m, err := New(Options{State: newMemState(), Logger: zerolog.Nop(), HealthInterval: time.Hour})
@@ -486,7 +491,7 @@ func benchRPC(b *testing.B, call func(context.Context, sdk.PaymentGateway) error
 				b.Fatal(err)
 			}
 			defer func() { _ = m.Stop(context.Background()) }()
-			spec := gatewaySpec("bench")
+			spec := spec
 			spec.MaxProcs = procs
 			if p := os.Getenv(benchProfileEnv); p != "" {
 				spec.Env = append(spec.Env, testplugin.EnvCPUProfile+"="+fmt.Sprintf("%s.max_procs=%d", p, procs))
@@ -494,10 +499,10 @@ func benchRPC(b *testing.B, call func(context.Context, sdk.PaymentGateway) error
 			if err := m.Start(context.Background(), spec); err != nil {
 				b.Fatal(err)
 			}
-			g, _ := m.Gateway("bench")
+			g, _ := m.Gateway(spec.Name)
 			ctx := context.Background()
 			lat := make([]time.Duration, 0, 1024)
-			cpu := rpcCPU(b, m, "bench")
+			cpu := rpcCPU(b, m, spec.Name)
 			for b.Loop() {
 				t0 := time.Now()
 				if err := call(ctx, g); err != nil {
