@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
@@ -281,5 +282,37 @@ func TestRedeliveredDocumentNotStoredAgain(t *testing.T) {
 	}
 	if r3, c3, a3 := rawCount(t, f.st); r3 != r2 || c3 != c2 || a3 != a2 {
 		t.Fatalf("stored after the forged redelivery: raw %d->%d chunks %d->%d acks %d->%d", r2, r3, c2, c3, a2, a3)
+	}
+}
+
+// A download directory left by a killed process (a document of up to
+// transmissions.max_document_size in it) is removed once a day old by the
+// running daemon's next fetch, not only by a restart a day later: a
+// daemon killed during a large download and restarted at once kept the
+// file for as long as it then ran. A recent directory is left alone.
+func TestFetchAcksSweepsOldDownloadDirs(t *testing.T) {
+	f := newFixture(t)
+	old := filepath.Join(f.svc.downloads, "fetch-killed")
+	recent := filepath.Join(f.svc.downloads, "fetch-recent")
+	for _, d := range []string{old, recent} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "ebics-psr-1.doc"), []byte("partial document"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day := time.Now().Add(-25 * time.Hour)
+	if err := os.Chtimes(old, day, day); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.FetchAcks(context.Background(), map[string]string{"bank": "demo"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a day-old download directory is still there after a fetch: %v", err)
+	}
+	if _, err := os.Stat(recent); err != nil {
+		t.Fatalf("a recent download directory was removed: %v", err)
 	}
 }

@@ -26,6 +26,10 @@ import (
 // once stored, then parses, matches and applies it. "No data" is normal.
 // params["from"], params["to"] (YYYY-MM-DD) ask for a date range.
 func (s *Service) FetchAcks(ctx context.Context, params map[string]string) (string, error) {
+	// A process killed during a download left its directory (up to
+	// max_document_size in it): remove those a day old now, not only at
+	// the next start.
+	s.sweepDownloads()
 	var banks []Bank
 	if name := params["bank"]; name != "" {
 		b, ok := s.banks[name]
