@@ -290,7 +290,9 @@ type Payments struct {
 type Transmissions struct {
 	// MaxDocumentSize is the largest downloaded document (acknowledgement,
 	// statement) acquit stores (default 2GiB). A larger one is refused
-	// (the bank delivers it again) and counted in
+	// (the bank delivers it again): the EBICS plugin fails the download
+	// (it is given the limit in sdk.DownloadRequest.MaxSize); one a plugin
+	// hands over anyway is counted in
 	// acquit_acks_rejected_input_total{reason="too_large"}. Documents go
 	// from the plugin to the store through a spool file, so the limit is
 	// the disk, not memory.
