@@ -65,8 +65,8 @@ func coreBefore(t *testing.T, set store.MigrationSet, v int) store.MigrationSet 
 // this build on it and checks: every time reads back as the same instant
 // to the millisecond (deadlines rounded up), comparisons with the store's
 // clock work (a due event is claimed, a leased one is not, a kv entry is
-// alive), two manual runs of a schedule within one millisecond both
-// survive, and raw_inputs, raw_verdicts and history still refuse UPDATE
+// alive), three manual runs of a schedule within two milliseconds (two
+// in the first) all survive in order, and raw_inputs, raw_verdicts and history still refuse UPDATE
 // and DELETE.
 func RunTimeUnitMigration(t *testing.T, m TimeUnitMigration) {
 	ctx := context.Background()
@@ -116,7 +116,9 @@ func RunTimeUnitMigration(t *testing.T, m TimeUnitMigration) {
 	exec(`INSERT INTO kv (ns, k, value, expires_at) VALUES ('old', 'k', 'v', ?)`, kvEnd.UnixNano())
 	exec(`INSERT INTO kv (ns, k, value, expires_at) VALUES ('old', 'forever', 'v', 0)`)
 	exec(`INSERT INTO plugin_state (plugin, k, value, version, updated_at) VALUES ('old', 'k', ?, 3, ?)`, []byte("s"), at.UnixNano())
-	for i, d := range []time.Duration{0, 300 * time.Microsecond} {
+	// run0 and run1 share a millisecond; run2 falls in the next one, where
+	// run1 has to move: all three must stay apart.
+	for i, d := range []time.Duration{0, 300 * time.Microsecond, 900 * time.Microsecond} {
 		insert(`INSERT INTO schedule_runs (schedule, scheduled, started, finished, ok, summary, error, instance)
 			VALUES ('manual', ?, ?, ?, 1, ?, '', 'old') RETURNING id`,
 			manual.Add(d).UnixNano(), manual.Add(d).UnixNano(), manual.Add(d+100*time.Microsecond).UnixNano(), "run"+strconv.Itoa(i))
@@ -203,10 +205,11 @@ func RunTimeUnitMigration(t *testing.T, m TimeUnitMigration) {
 	}
 	runs, err := s.ListRuns(ctx, "manual", 10)
 	must(t, err)
-	if len(runs) != 2 || runs[1].Summary != "run0" || !runs[1].Scheduled.Equal(ms(manual)) ||
-		runs[0].Summary != "run1" || !runs[0].Scheduled.Equal(ms(manual).Add(time.Millisecond)) ||
-		!runs[1].Finished.Equal(ms(manual.Add(100*time.Microsecond))) || !runs[0].Started.Equal(ms(manual.Add(300*time.Microsecond))) {
-		t.Errorf("manual runs %+v: want both, 1 ms apart", runs)
+	if len(runs) != 3 || runs[2].Summary != "run0" || !runs[2].Scheduled.Equal(ms(manual)) ||
+		runs[1].Summary != "run1" || !runs[1].Scheduled.Equal(ms(manual).Add(time.Millisecond)) ||
+		runs[0].Summary != "run2" || !runs[0].Scheduled.Equal(ms(manual).Add(2*time.Millisecond)) ||
+		!runs[2].Finished.Equal(ms(manual.Add(100*time.Microsecond))) || !runs[1].Started.Equal(ms(manual.Add(300*time.Microsecond))) {
+		t.Errorf("manual runs %+v: want all three, 1 ms apart, in order", runs)
 	}
 
 	must(t, s.InTx(ctx, func(tx store.Tx) error {

@@ -32,11 +32,15 @@ UPDATE kv SET expires_at = (expires_at + 999999) / 1000000 WHERE expires_at <> 0
 UPDATE plugin_state SET updated_at = updated_at / 1000000;
 -- (schedule, scheduled) is unique: two runs of a schedule due within the
 -- same millisecond (manual runs only: planned ones fall on whole seconds)
--- would collide once cut, so the later ones move 1 ms apart.
+-- would collide once cut, so each run is due at its millisecond or 1 ms
+-- after the run before it, whichever is later (a run moved into the next
+-- millisecond pushes a run of that millisecond on): in (scheduled, id)
+-- order, v(n) = max(ms(n), v(n-1) + 1) = n + max over k <= n of (ms(k) - k).
 UPDATE schedule_runs SET scheduled = c.v, started = started / 1000000, finished = finished / 1000000
-FROM (SELECT id, scheduled / 1000000
-        + ROW_NUMBER() OVER (PARTITION BY schedule, scheduled / 1000000 ORDER BY scheduled, id) - 1 AS v
-      FROM schedule_runs) AS c
+FROM (SELECT id, rn + MAX(ms - rn) OVER (PARTITION BY schedule ORDER BY scheduled, id ROWS UNBOUNDED PRECEDING) AS v
+      FROM (SELECT id, schedule, scheduled, scheduled / 1000000 AS ms,
+                   ROW_NUMBER() OVER (PARTITION BY schedule ORDER BY scheduled, id) AS rn
+            FROM schedule_runs) AS r) AS c
 WHERE c.id = schedule_runs.id;
 -- On a new database the earlier migrations were just recorded by this
 -- acquit, in milliseconds already: only nanosecond values (any instant after
