@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -587,12 +588,8 @@ func (d *Daemon) Reload(ctx context.Context) error {
 			}
 		}
 	}
-	// state.raw_retention applies at the next pruning run; the rest of
-	// state needs a restart.
-	oldState, newState := old.State, cfg.State
-	oldState.RawRetention, newState.RawRetention = 0, 0
-	if !reflect.DeepEqual(old.Listen, cfg.Listen) || !reflect.DeepEqual(oldState, newState) || !reflect.DeepEqual(pluginPaths(old), pluginPaths(cfg)) {
-		d.log.Warn().Msg("reload: listener, state or plugin list changes take effect at the next restart")
+	if restartNeeded(old, cfg) {
+		d.log.Warn().Msg("reload: listener, state, transmissions or plugin list changes take effect at the next restart")
 	}
 	if l, err := zerolog.ParseLevel(cfg.Log.Level); err == nil {
 		d.log = d.log.Level(l)
@@ -604,10 +601,21 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	return nil
 }
 
+// restartNeeded reports whether cfg changes settings that Reload does not
+// apply: listeners, state (but state.raw_retention, read at each pruning
+// run), the transmissions block (transmissions.New reads it once) and the
+// plugin processes (path, digest, max_procs).
+func restartNeeded(old, cfg *config.Config) bool {
+	oldState, newState := old.State, cfg.State
+	oldState.RawRetention, newState.RawRetention = 0, 0
+	return !reflect.DeepEqual(old.Listen, cfg.Listen) || !reflect.DeepEqual(oldState, newState) ||
+		!reflect.DeepEqual(old.Transmissions, cfg.Transmissions) || !reflect.DeepEqual(pluginPaths(old), pluginPaths(cfg))
+}
+
 func pluginPaths(c *config.Config) []string {
 	var out []string
 	for _, p := range c.Plugins {
-		out = append(out, p.Name+"="+p.Path+"@"+p.SHA256)
+		out = append(out, p.Name+"="+p.Path+"@"+p.SHA256+"/"+strconv.Itoa(p.MaxProcs))
 	}
 	return out
 }
