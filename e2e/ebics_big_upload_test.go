@@ -13,30 +13,18 @@ import (
 	"github.com/acquit/acquit/daemon/transmissions"
 	"github.com/acquit/acquit/internal/demo"
 	"github.com/acquit/acquit/internal/painfile"
+	"github.com/acquit/acquit/internal/procstat"
 )
 
 // procStats returns a process's CPU seconds (user+system) and peak RSS
 // (VmHWM) in MB, from /proc.
 func procStats(t *testing.T, pid int) (cpu, hwmMB float64) {
 	t.Helper()
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	cpu, err := procstat.CPU(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64) // fields 14 and 15 of stat(5)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
-			hwmMB = kb / 1024
-		}
-	}
-	return (ut + st) / 100, hwmMB // USER_HZ is 100 on Linux
+	return cpu, float64(vmHWM(t, pid)) / (1 << 20)
 }
 
 // TestEbicsBigUpload sends a big pain.001 end to end: POST
@@ -108,15 +96,7 @@ func TestEbicsBigUpload(t *testing.T) {
 	}
 	f.Close()
 	fi, _ := os.Stat(path)
-	var ebicsPid int
-	for _, pid := range h.PluginPids() {
-		if cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); strings.Contains(string(cmd), "acquit-plugin-ebics") {
-			ebicsPid = pid
-		}
-	}
-	if ebicsPid == 0 {
-		t.Fatal("no EBICS plugin process")
-	}
+	ebicsPid := ebicsPluginPid(t, h)
 	dCPU0, _ := procStats(t, h.Pid())
 	pCPU0, _ := procStats(t, ebicsPid)
 	sCPU0, _ := procStats(t, simCmd.Process.Pid)

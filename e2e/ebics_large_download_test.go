@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	_ "modernc.org/sqlite" // read the daemon's database after the fetch
 
 	"github.com/acquit/acquit/internal/demo"
+	"github.com/acquit/acquit/internal/procstat"
 )
 
 // Memory bounds of TestEbicsLargeDownloadBoundedMemory: the peak resident
@@ -145,35 +145,18 @@ func (g *bigPSR) Read(p []byte) (int, error) {
 // vmHWM is a process's peak resident set (bytes) from /proc.
 func vmHWM(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	hwm, err := procstat.PeakRSS(pid)
 	if err != nil {
-		t.Fatalf("peak RSS of %d: %v", pid, err)
+		t.Fatal(err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			kb, _ := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatalf("no VmHWM for %d", pid)
-	return 0
+	return hwm
 }
 
 // cpuSeconds is a process's user + system CPU time so far, from /proc
 // (clock ticks of 1/100 s), or 0 when unreadable.
 func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The fields after the command name, which is in parentheses.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100
+	s, _ := procstat.CPU(pid)
+	return s
 }
 
 // ebicsPluginPid is the daemon's EBICS plugin process.

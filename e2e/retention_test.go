@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,17 +53,7 @@ func TestRawRetention(t *testing.T) {
 	if err := h.Start(c); err != nil {
 		t.Fatal(err)
 	}
-	metrics := func() string {
-		req, _ := http.NewRequestWithContext(c, "GET", "http://"+h.AdminAddr+"/metrics", nil)
-		req.Header.Set("Authorization", "Bearer "+h.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	metrics := func() string { return scrape(t, h) }
 	waitFor(t, time.Minute, "the first pruning run", func() bool {
 		return metricValue(metrics(), "acquit_raw_prune_last_success_timestamp_seconds") > 0
 	})

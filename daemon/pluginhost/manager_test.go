@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
+	"github.com/acquit/acquit/internal/procstat"
 	"github.com/acquit/acquit/plugins/testplugin"
 	"github.com/acquit/acquit/sdk"
 )
@@ -545,11 +546,8 @@ func rpcCPU(b *testing.B, m *Manager, name string) (report func()) {
 		var ru syscall.Rusage
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 		d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
-			ut, _ := strconv.ParseInt(f[11], 10, 64) // utime, clock ticks (100 Hz)
-			stt, _ := strconv.ParseInt(f[12], 10, 64)
-			d += time.Duration(ut+stt) * 10 * time.Millisecond
+		if s, err := procstat.CPU(pid); err == nil {
+			d += time.Duration(s * float64(time.Second))
 		}
 		return d
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/acquit/acquit/internal/painfile"
 	"github.com/acquit/acquit/plugins/ebics"
-	"github.com/acquit/acquit/plugins/ebics/keys"
 	"github.com/acquit/acquit/plugins/ebics/protocol"
 	"github.com/acquit/acquit/plugins/ebics/sim"
 	"github.com/acquit/acquit/sdk"
@@ -22,20 +21,7 @@ import (
 // The plugin served through the real go-plugin gRPC path passes the sdk
 // conformance kit, against the simulator.
 func TestConformance(t *testing.T) {
-	bankKeys, err := keys.Generate("BANK", "SIMBANK", keys.Options{SelfSigned: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := sim.New(sim.Config{HostID: "SIMBANK", BankKeys: bankKeys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	url, err := s.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.AddSubscriber("P1", "U1")
+	s, url := startSim(t, sim.Config{})
 	dir := t.TempDir()
 	ah, eh := s.BankKeyHashes(protocol.H004)
 	settingsAt := func(url string) []byte {

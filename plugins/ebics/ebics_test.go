@@ -28,16 +28,7 @@ func TestPluginLifecycle(t *testing.T) {
 	}
 	for _, prof := range []string{"de", "v3"} {
 		t.Run(prof, func(t *testing.T) {
-			s, err := sim.New(sim.Config{HostID: "SIMBANK", ManualActivation: true, BankKeys: bankKeys})
-			if err != nil {
-				t.Fatal(err)
-			}
-			url, err := s.Start("")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			s.AddSubscriber("P1", "U1")
+			s, url := startSim(t, sim.Config{ManualActivation: true, BankKeys: bankKeys})
 			dir := t.TempDir()
 			pass := filepath.Join(dir, "pass")
 			os.WriteFile(pass, []byte("correct horse battery\n"), 0o600)

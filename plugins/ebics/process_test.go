@@ -50,6 +50,42 @@ func startPlugin(t *testing.T, bin string) (*pluginrpc.TransportGRPCClient, *plu
 	return tr, pc
 }
 
+// buildPlugin builds cmd/acquit-plugin-ebics into dir and returns its path.
+func buildPlugin(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "acquit-plugin-ebics")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/acquit-plugin-ebics").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startSim starts the EBICS simulator (host SIMBANK, with fresh bank keys
+// unless cfg has some) with subscriber P1/U1, closed when the test ends,
+// and returns it and its URL.
+func startSim(t *testing.T, cfg sim.Config) (*sim.Sim, string) {
+	t.Helper()
+	if cfg.BankKeys == nil {
+		bankKeys, err := keys.Generate("BANK", "SIMBANK", keys.Options{SelfSigned: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.BankKeys = bankKeys
+	}
+	cfg.HostID = "SIMBANK"
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := s.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.AddSubscriber("P1", "U1")
+	return s, url
+}
+
 // TestPluginProcessKill9 builds cmd/acquit-plugin-ebics, onboards through
 // it, SIGKILLs the plugin process in the middle of a multi-segment upload,
 // starts a new one on the same daemon state: exactly one order.
@@ -58,24 +94,8 @@ func TestPluginProcessKill9(t *testing.T) {
 		t.Skip("builds and runs the plugin executable")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "acquit-plugin-ebics")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/acquit-plugin-ebics").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	bankKeys, err := keys.Generate("BANK", "SIMBANK", keys.Options{SelfSigned: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := sim.New(sim.Config{HostID: "SIMBANK", BankKeys: bankKeys, Faults: sim.Faults{NeverAck: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	url, err := s.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.AddSubscriber("P1", "U1")
+	bin := buildPlugin(t, dir)
+	s, url := startSim(t, sim.Config{Faults: sim.Faults{NeverAck: true}})
 	ah, eh := s.BankKeyHashes(protocol.H005)
 	bs := ebics.BankSettings{URL: url, HostID: "SIMBANK", PartnerID: "P1", UserID: "U1", Profile: "v3", KeysPassphrase: "process passphrase",
 		BankAuthHash: protocol.FormatHash(ah), BankEncHash: protocol.FormatHash(eh)}

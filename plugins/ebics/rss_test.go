@@ -4,16 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/acquit/acquit/internal/painfile"
+	"github.com/acquit/acquit/internal/procstat"
 	"github.com/acquit/acquit/plugins/ebics"
-	"github.com/acquit/acquit/plugins/ebics/keys"
 	"github.com/acquit/acquit/plugins/ebics/protocol"
 	"github.com/acquit/acquit/plugins/ebics/sim"
 	"github.com/acquit/acquit/sdk"
@@ -38,25 +35,8 @@ func TestPluginUploadPeakRSS(t *testing.T) {
 		n = 1_170_000 // about 500 MB
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "acquit-plugin-ebics")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/acquit-plugin-ebics").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	bankKeys, err := keys.Generate("BANK", "SIMBANK", keys.Options{SelfSigned: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := sim.New(sim.Config{HostID: "SIMBANK", BankKeys: bankKeys, SpoolDir: t.TempDir(), SchemaDir: "off",
-		Faults: sim.Faults{NeverAck: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	url, err := s.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.AddSubscriber("P1", "U1")
+	bin := buildPlugin(t, dir)
+	s, url := startSim(t, sim.Config{SpoolDir: t.TempDir(), SchemaDir: "off", Faults: sim.Faults{NeverAck: true}})
 	ah, eh := s.BankKeyHashes(protocol.H005)
 	bs := ebics.BankSettings{URL: url, HostID: "SIMBANK", PartnerID: "P1", UserID: "U1", Profile: "v3", KeysPassphrase: "rss passphrase",
 		BankAuthHash: protocol.FormatHash(ah), BankEncHash: protocol.FormatHash(eh)}
@@ -105,19 +85,9 @@ func TestPluginUploadPeakRSS(t *testing.T) {
 // vmHWM returns a process's peak resident set size in bytes.
 func vmHWM(t *testing.T, pid int) int64 {
 	t.Helper()
-	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	hwm, err := procstat.PeakRSS(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range strings.Split(string(st), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			kb, err := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM")
-	return 0
+	return hwm
 }

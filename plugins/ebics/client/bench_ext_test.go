@@ -8,11 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/acquit/acquit/internal/procstat"
 	"github.com/acquit/acquit/plugins/ebics/client"
 	"github.com/acquit/acquit/sdk/plugintest"
 )
@@ -104,8 +104,7 @@ func BenchmarkUpload100MBExternalSim(b *testing.B) {
 	path, size := writeBenchFile(b, dir, "BENCH-EXT", n)
 	peak, stop := watchPeakHeap()
 	runtime.GC()
-	simStat := fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid)
-	sim0 := procCPU(simStat)
+	sim0, err0 := procstat.CPUWithChildren(cmd.Process.Pid)
 	cpu0 := cpuSeconds()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -125,53 +124,15 @@ func BenchmarkUpload100MBExternalSim(b *testing.B) {
 	b.ReportMetric(float64(size)/(1<<20), "file-MB")
 	// The simulator's CPU (with its xmllint children, which it waits for):
 	// most of the wall clock the client spends waiting.
-	if s := procCPU(simStat); s >= 0 && sim0 >= 0 {
+	if s, err := procstat.CPUWithChildren(cmd.Process.Pid); err == nil && err0 == nil {
 		b.ReportMetric((s-sim0)/float64(b.N), "sim-cpu-s/op")
 	}
-	if kb := peakRSSKB(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)); kb > 0 {
-		b.ReportMetric(float64(kb)/1024, "sim-peak-rss-MB")
+	if hwm, err := procstat.PeakRSS(cmd.Process.Pid); err == nil {
+		b.ReportMetric(float64(hwm)/(1<<20), "sim-peak-rss-MB")
 	}
 	// The test process's high-water mark: the client plus the benchmark's
 	// own setup (the file is generated streaming), so a ceiling.
-	if kb := peakRSSKB("/proc/self/status"); kb > 0 {
-		b.ReportMetric(float64(kb)/1024, "client-peak-rss-MB")
+	if hwm, err := procstat.PeakRSS(os.Getpid()); err == nil {
+		b.ReportMetric(float64(hwm)/(1<<20), "client-peak-rss-MB")
 	}
-}
-
-// procCPU reads a process's CPU seconds, its waited-for children's
-// included (utime, stime, cutime, cstime of /proc/<pid>/stat), or -1.
-func procCPU(stat string) float64 {
-	b, err := os.ReadFile(stat)
-	if err != nil {
-		return -1
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(string(b[i+2:]))
-	if len(f) < 15 {
-		return -1
-	}
-	var ticks float64
-	for _, k := range f[11:15] { // fields 14 to 17 of proc(5)
-		v, _ := strconv.ParseFloat(k, 64)
-		ticks += v
-	}
-	return ticks / 100 // USER_HZ
-}
-
-// peakRSSKB reads VmHWM (kB) from a /proc/<pid>/status file (0 if absent).
-func peakRSSKB(status string) int {
-	st, err := os.ReadFile(status)
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(st), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			kb, _ := strconv.Atoi(strings.Fields(l)[1])
-			return kb
-		}
-	}
-	return 0
 }

@@ -127,16 +127,8 @@ func TestWireVerifiedIndependently(t *testing.T) {
 				e.bank.Profile.ESStripCRLF = &no
 			}
 			e.cl = e.newClient(t)
+			e.onboard(t)
 			ctx := context.Background()
-			if err := e.cl.INI(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.cl.HIA(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.cl.HPB(ctx); err != nil {
-				t.Fatal(err)
-			}
 			path := writePain(t, e.tmp, "MSG-INDEP-"+c.prof, 120)
 			file, _ := os.ReadFile(path)
 			if !bytes.Contains(file, []byte("\n")) {

@@ -61,16 +61,8 @@ func TestClientOrderIDBankAssigned(t *testing.T) {
 	e.bank.URL = rec.start(t, e.url)
 	e.bank.Profile.ClientOrderID = &no
 	e.cl = e.newClient(t)
+	e.onboard(t)
 	ctx := context.Background()
-	if err := e.cl.INI(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.cl.HIA(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.cl.HPB(ctx); err != nil {
-		t.Fatal(err)
-	}
 	rec.take()
 	path := writePain(t, e.tmp, "MSG-OID", 20)
 	res, err := e.cl.Upload(ctx, client.UploadSpec{ID: "OID1", Function: "sct", Path: path})

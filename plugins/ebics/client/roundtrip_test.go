@@ -91,18 +91,24 @@ func newEnv(t testing.TB, v protocol.Version, prof string, cfg sim.Config, onboa
 		BankAuthHash: protocol.FormatHash(ah), BankEncHash: protocol.FormatHash(eh)}
 	e.cl = e.newClient(t)
 	if onboard {
-		ctx := context.Background()
-		if err := e.cl.INI(ctx); err != nil {
-			t.Fatalf("INI: %v", err)
-		}
-		if err := e.cl.HIA(ctx); err != nil {
-			t.Fatalf("HIA: %v", err)
-		}
-		if _, err := e.cl.HPB(ctx); err != nil {
-			t.Fatalf("HPB: %v", err)
-		}
+		e.onboard(t)
 	}
 	return e
+}
+
+// onboard sends the client's keys (INI, HIA) and fetches the bank's (HPB).
+func (e *env) onboard(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.cl.INI(ctx); err != nil {
+		t.Fatalf("INI: %v", err)
+	}
+	if err := e.cl.HIA(ctx); err != nil {
+		t.Fatalf("HIA: %v", err)
+	}
+	if _, err := e.cl.HPB(ctx); err != nil {
+		t.Fatalf("HPB: %v", err)
+	}
 }
 
 func (e *env) newClient(t testing.TB) *client.Client {
