@@ -11,6 +11,7 @@ need_apt=()
 command -v xmllint >/dev/null 2>&1 || need_apt+=(libxml2-utils)
 command -v xmlsec1 >/dev/null 2>&1 || need_apt+=(xmlsec1)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # Headless Chromium for the dashboard's browser tests (e2e/dashboard_test.go).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # promtool checks and unit-tests configs/alerts.yaml (configs/monitoring_test.go).
