@@ -25,12 +25,23 @@ func startExternalSim(tb testing.TB, dir string, args ...string) (*client.Client
 	if out, err := exec.Command("go", "build", "-o", bin, "../sim/cmd/ebics-sim").CombinedOutput(); err != nil {
 		tb.Fatalf("build sim: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, append([]string{"-subscriber", "PARTNER1/USER1"}, args...)...)
+	args = append([]string{"-subscriber", "PARTNER1/USER1"}, args...)
+	if extra := os.Getenv("EBICS_SIM_ARGS"); extra != "" {
+		// e.g. EBICS_SIM_ARGS="-cpuprofile /tmp/sim.pprof" or "-xsd off"
+		args = append(args, strings.Fields(extra)...)
+	}
+	cmd := exec.Command(bin, args...)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	tb.Cleanup(func() {
+		// Interrupt first, so that the simulator writes its -cpuprofile.
+		cmd.Process.Signal(os.Interrupt)
+		t := time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
+		cmd.Wait()
+		t.Stop()
+	})
 	vals := map[string]string{}
 	sc := bufio.NewScanner(stdout)
 	for len(vals) < 6 && sc.Scan() {

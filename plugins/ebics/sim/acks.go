@@ -40,6 +40,9 @@ func (s *Sim) acknowledge(idx int, f Faults) {
 		bad[e] = true
 	}
 	var r io.Reader = bytes.NewReader(o.Data)
+	if o.chunks != nil {
+		r = chunksReader(o.chunks)
+	}
 	if o.DataPath != "" {
 		df, err := os.Open(o.DataPath)
 		if err != nil {

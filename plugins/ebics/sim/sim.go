@@ -67,11 +67,13 @@ type Config struct {
 	MaxSegments int
 	// MaxOrderSize caps the decompressed order data; default 512 MiB.
 	MaxOrderSize int64
-	// SpoolDir, when set, makes the bank keep upload segments and the
-	// decoded order data in files there instead of memory (orders of any
-	// size: Order.DataPath instead of Order.Data); the checks are the same
-	// (segment order and content, order data size, the ES over the whole
-	// order data, the file's validation for the acknowledgements).
+	// SpoolDir, when set, makes the bank write the decoded order data to a
+	// file there instead of memory (orders of any size: Order.DataPath
+	// instead of Order.Data); the checks are the same (segment order and
+	// content, order data size, the ES over the whole order data, the
+	// file's validation for the acknowledgements). Either way, upload
+	// segments are decoded as they arrive (decode.go) and only their
+	// digests are kept.
 	SpoolDir string
 	// RequireCertificates refuses INI/HIA keys without X.509 certificates
 	// with 091217 (French banks; always the case in H005).
@@ -162,6 +164,9 @@ type Order struct {
 	// over Data, as the bank verified it (for independent re-checks).
 	SignatureVersion string
 	Signature        []byte
+	// chunks hold Data as it was decoded, until Orders joins them (memory
+	// mode): the bank's answer does not wait for an order-sized copy.
+	chunks [][]byte
 }
 
 // Doc is a document offered for download.
@@ -285,6 +290,11 @@ func (s *Sim) Close() error {
 		err = s.srv.Close()
 		s.wg.Wait()
 	}
+	s.mu.Lock()
+	for _, t := range s.txs { // stop the decoders of unfinished uploads
+		t.dropUpload()
+	}
+	s.mu.Unlock()
 	s.ackWG.Wait()
 	return err
 }
@@ -299,6 +309,11 @@ func (s *Sim) SetFaults(f Faults) { s.mu.Lock(); s.faults = f; s.mu.Unlock() }
 func (s *Sim) Orders() []Order {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for i := range s.orders {
+		if o := &s.orders[i]; o.chunks != nil {
+			o.Data, o.chunks = joinChunks(o.chunks, o.Size), nil
+		}
+	}
 	return append([]Order(nil), s.orders...)
 }
 

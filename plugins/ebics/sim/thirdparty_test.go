@@ -53,6 +53,14 @@ type thirdParty struct {
 	h    http.Handler
 	// esRaw signs the order data as is even when the bank strips CR/LF.
 	esRaw bool
+	// damage, when set, changes the E002 ciphertext of the order data (or
+	// the wrapped transaction key) before it is sent.
+	damage, damageKey func([]byte) []byte
+	// stopAfter > 0 sends only that many segments (an abandoned upload).
+	stopAfter int
+	// segmentCodes are the return codes of the transfer segments of the
+	// last upload, in order.
+	segmentCodes []string
 }
 
 // newThirdParty starts a simulator (schemas required) with a subscriber
@@ -178,6 +186,13 @@ func (c *thirdParty) upload(data []byte, segments int, orderID string) *protocol
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c.damage != nil {
+		enc = c.damage(enc)
+	}
+	if c.damageKey != nil {
+		wrapped = c.damageKey(wrapped)
+	}
+	c.segmentCodes = nil
 	text := base64.StdEncoding.EncodeToString(enc)
 	// Each segment must be base64 on its own (xs:base64Binary).
 	size := ((len(text)+segments-1)/segments + 3) / 4 * 4
@@ -199,9 +214,13 @@ func (c *thirdParty) upload(data []byte, segments int, orderID string) *protocol
 		return resp
 	}
 	for i, seg := range segs {
+		if c.stopAfter > 0 && i == c.stopAfter {
+			return nil
+		}
 		tr := &protocol.Request{Version: c.v, Kind: protocol.KindRequest, HostID: "SIM", TransactionID: resp.TransactionID,
 			Phase: protocol.PhaseTransfer, SegmentNumber: i + 1, LastSegment: i == len(segs)-1, OrderData: seg}
 		sr := c.post(c.signed(tr, nil))
+		c.segmentCodes = append(c.segmentCodes, code(sr))
 		if code(sr) != protocol.CodeOK || i == len(segs)-1 {
 			if sr.OrderID == "" {
 				sr.OrderID = resp.OrderID

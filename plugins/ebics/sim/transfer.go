@@ -4,14 +4,11 @@ package sim
 // segments, receipts, recovery and expiry.
 
 import (
-	"bufio"
 	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -28,11 +25,13 @@ type tx struct {
 	orderID   string
 	params    protocol.OrderParams
 	numSeg    int
-	segments  []string
-	// With Config.SpoolDir, upload segments go to spool (a file) and only
-	// their SHA-256 stay in memory, to tell a resent segment's content.
-	spool      *os.File
+	segments  []string // download segments
+	// Upload segments are decoded as they arrive (dec, decode.go); only
+	// their SHA-256 stay, to tell a resent segment's content.
 	segSums    [][32]byte
+	dec        *orderDecoder
+	key        []byte // the unwrapped transaction key (first segment)
+	keyErr     error  // the key could not be unwrapped: refused at the end
 	wrappedKey []byte
 	sigData    []byte
 	dataDigest []byte
@@ -44,39 +43,34 @@ type tx struct {
 }
 
 // received is the number of upload segments the bank holds.
-func (t *tx) received() int {
-	if t.spool != nil {
-		return len(t.segSums)
-	}
-	return len(t.segments)
-}
+func (t *tx) received() int { return len(t.segSums) }
 
 // sameSegment reports whether data is the content of held segment n.
 func (t *tx) sameSegment(n int, data string) bool {
-	if t.spool != nil {
-		return sha256.Sum256([]byte(data)) == t.segSums[n-1]
-	}
-	return t.segments[n-1] == data
+	return sha256.Sum256([]byte(data)) == t.segSums[n-1]
 }
 
-// addSegment holds the next upload segment.
-func (t *tx) addSegment(data string) error {
-	if t.spool != nil {
-		if _, err := io.WriteString(t.spool, data); err != nil {
-			return err
+// addSegment takes the next upload segment: its digest is kept and it goes
+// to the upload's decoder (started with the first segment, once the
+// transaction key is unwrapped).
+func (s *Sim) addSegment(t *tx, data string) {
+	if len(t.segSums) == 0 {
+		t.key, t.keyErr = protocol.UnwrapKey(s.encKey.Private, t.wrappedKey)
+		if t.keyErr == nil {
+			t.dec = s.startDecoder(t, t.key)
 		}
-		t.segSums = append(t.segSums, sha256.Sum256([]byte(data)))
-		return nil
 	}
-	t.segments = append(t.segments, data)
-	return nil
+	t.segSums = append(t.segSums, sha256.Sum256([]byte(data)))
+	if t.dec != nil {
+		t.dec.feed(data)
+	}
 }
 
-// dropSpool removes the segment spool of an upload (done or abandoned).
-func (t *tx) dropSpool() {
-	if t.spool != nil {
-		t.spool.Close()
-		os.Remove(t.spool.Name())
+// dropUpload stops the decoding of an unfinished upload (done, refused or
+// abandoned) and removes what it wrote.
+func (t *tx) dropUpload() {
+	if t.dec != nil && !t.done {
+		t.dec.abort()
 	}
 }
 
@@ -121,7 +115,7 @@ func (s *Sim) expireLocked(now time.Time) {
 		if t.doc != nil && t.doc.inFlight == id {
 			t.doc.inFlight = ""
 		}
-		t.dropSpool()
+		t.dropUpload()
 		delete(s.txs, id)
 		s.log.Info().Str("tx", id).Bool("upload", t.upload).Bool("complete", t.done).Dur("idle", now.Sub(t.lastSeen)).Msg("ebics sim: transaction expired")
 	}
@@ -137,6 +131,7 @@ func (s *Sim) ExpireTransactions() {
 			if t.doc != nil && t.doc.inFlight == id {
 				t.doc.inFlight = ""
 			}
+			t.dropUpload()
 			delete(s.txs, id)
 		}
 	}
@@ -247,13 +242,6 @@ func (s *Sim) initialise(req *protocol.Request, tree *xnode) []byte {
 			t.orderID = s.assignOrderID(sub)
 		}
 		t.numSeg, t.wrappedKey, t.sigData, t.dataDigest = req.NumSegments, req.TransactionKey, req.SignatureData, req.DataDigest
-		if s.cfg.SpoolDir != "" {
-			f, err := os.CreateTemp(s.cfg.SpoolDir, "upload-*.b64")
-			if err != nil {
-				return s.errorResponse(v, rk, protocol.CodeInternalError, "spool: "+err.Error())
-			}
-			t.spool = f
-		}
 		s.txs[t.id] = t
 		s.log.Info().Str("tx", t.id).Str("order", t.orderID).Str("kind", kind).Int("segments", t.numSeg).Msg("ebics sim: upload initialised")
 		resp := &protocol.Response{Version: v, Kind: rk, TransactionID: t.id, Phase: protocol.PhaseInitialisation, OrderID: t.orderID}
@@ -398,9 +386,7 @@ func (s *Sim) transfer(req *protocol.Request, tree *xnode) ([]byte, error) {
 			return s.errorResponse(v, rk, protocol.CodeTxAbort, "segment resent with other content"), nil
 		}
 	case n == t.received()+1:
-		if err := t.addSegment(req.OrderData); err != nil {
-			return s.errorResponse(v, rk, protocol.CodeInternalError, "spool: "+err.Error()), nil
-		}
+		s.addSegment(t, req.OrderData)
 	default:
 		r := base
 		r.TechCode, r.SegmentNumber, r.LastSegment = protocol.CodeTxRecoverySync, max(t.received(), 1), false
@@ -409,6 +395,7 @@ func (s *Sim) transfer(req *protocol.Request, tree *xnode) ([]byte, error) {
 		return b, nil
 	}
 	if req.LastSegment != (n == t.numSeg) {
+		t.dropUpload()
 		delete(s.txs, t.id)
 		return s.errorResponse(v, rk, "011101", "lastSegment flag does not match NumSegments"), nil
 	}
@@ -426,29 +413,27 @@ func (s *Sim) transfer(req *protocol.Request, tree *xnode) ([]byte, error) {
 	return s.complete(t, base), nil
 }
 
-// complete decodes, checks and records an upload whose segments are all in.
+// complete checks and records an upload whose segments are all in: it
+// waits for the decoding of the order data (fed segment by segment), then
+// checks the ES over it.
 func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	v := t.version
-	defer t.dropSpool()
+	var dataPath string
 	fail := func(code, report string) []byte {
+		t.dropUpload()
+		if dataPath != "" {
+			os.Remove(dataPath)
+		}
 		delete(s.txs, t.id)
 		s.log.Warn().Str("tx", t.id).Str("code", code).Str("report", report).Msg("ebics sim: upload refused")
 		return s.errorResponse(v, protocol.KindResponse, code, report)
 	}
-	key, err := protocol.UnwrapKey(s.encKey.Private, t.wrappedKey)
-	if err != nil {
-		return fail(protocol.CodeInvalidRequestContnt, err.Error())
+	if t.keyErr != nil {
+		return fail(protocol.CodeInvalidRequestContnt, t.keyErr.Error())
 	}
-	var plain []byte
-	var digest []byte
-	var dataPath string
-	var size int64
-	if t.spool != nil {
-		dataPath, size, digest, err = s.decodeSpool(t, key)
-	} else {
-		plain, err = protocol.DecodeOrderData(t.segments, key, s.cfg.MaxOrderSize)
-		size = int64(len(plain))
-	}
+	key := t.key
+	t.dec.finish()
+	size, digest, err := t.dec.size, t.dec.digest, t.dec.err
 	var ce *protocol.CryptoError
 	switch {
 	case errors.As(err, &ce) && ce.Op == "inflate":
@@ -456,6 +441,7 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	case err != nil:
 		return fail(protocol.CodeInvalidRequestContnt, err.Error())
 	}
+	dataPath = t.dec.path
 	sigComp, err := protocol.DecryptE002(key, t.sigData)
 	if err != nil {
 		return fail(protocol.CodeInvalidRequestContnt, "SignatureData: "+err.Error())
@@ -467,9 +453,6 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	sigs, err := protocol.ParseUserSignatureData(sigXML)
 	if err != nil {
 		return fail("091111", err.Error())
-	}
-	if t.spool == nil {
-		digest = s.orderDigest(plain)
 	}
 	if v == protocol.H005 && !bytesEq(digest, t.dataDigest) {
 		return fail(protocol.CodeSignatureFailed, "DataDigest does not match the order data")
@@ -488,8 +471,9 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	t.sub.orderIDs[t.orderID] = true
 	kind, _, _ := orderKind(&protocol.Request{OrderType: t.orderType, Params: t.params})
 	o := Order{OrderID: t.orderID, TransactionID: t.id, OrderType: kind, PartnerID: t.sub.partner, UserID: t.sub.user,
-		Version: v, FileFormat: cmp.Or(t.params.FileFormat, t.params.MsgName), Data: plain, DataPath: dataPath, Size: size, Received: time.Now().UTC(),
-		SignatureVersion: sg.Version, Signature: sg.Value}
+		Version: v, FileFormat: cmp.Or(t.params.FileFormat, t.params.MsgName), DataPath: dataPath, Size: size, Received: time.Now().UTC(),
+		SignatureVersion: sg.Version, Signature: sg.Value, chunks: t.dec.chunks}
+
 	s.orders = append(s.orders, o)
 	idx := len(s.orders) - 1
 	s.log.Info().Str("tx", t.id).Str("order", t.orderID).Int64("bytes", size).Msg("ebics sim: order recorded")
@@ -502,45 +486,8 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	base.OrderID = t.orderID
 	b, _ := base.Marshal(s.signKey())
 	t.response = b
-	t.segments = nil
+	t.segSums, t.dec, t.key = nil, nil, nil
 	return b
-}
-
-// decodeSpool decodes the spooled segments of an upload into a data file
-// beside them (base64 -> E002 -> inflate, bounded by MaxOrderSize),
-// computing the order data digest as the data passes: the bank verifies
-// the ES over the whole order data without holding it.
-func (s *Sim) decodeSpool(t *tx, key []byte) (path string, size int64, digest []byte, err error) {
-	if _, err := t.spool.Seek(0, io.SeekStart); err != nil {
-		return "", 0, nil, err
-	}
-	zr, err := protocol.NewOrderDataReader(bufio.NewReaderSize(t.spool, 256<<10), key)
-	if err != nil {
-		return "", 0, nil, err
-	}
-	defer zr.Close()
-	path = filepath.Join(s.cfg.SpoolDir, "order-"+t.id+".xml")
-	out, err := os.Create(path)
-	if err != nil {
-		return "", 0, nil, err
-	}
-	h := s.orderHash()
-	bw := bufio.NewWriterSize(out, 256<<10)
-	size, err = io.Copy(io.MultiWriter(bw, h), io.LimitReader(zr, s.cfg.MaxOrderSize+1))
-	if err == nil && size > s.cfg.MaxOrderSize {
-		err = &protocol.CryptoError{Op: "inflate", Err: protocol.ErrInflateLimit}
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return "", 0, nil, err
-	}
-	return path, size, h.Sum(nil), nil
 }
 
 func validOrderID(id string) bool {

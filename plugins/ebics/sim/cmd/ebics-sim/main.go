@@ -3,7 +3,7 @@
 //	ebics-sim -addr 127.0.0.1:8090 -host SIMBANK -subscriber PARTNER1/USER1 [-certs] [-manual]
 //	          [-segment-size 1048576] [-reject-file] [-reject-tx E2E1,E2E2] [-never-ack] [-ack-delay 30s]
 //	          [-drop-at N] [-drop-after N] [-internal-error-at N] [-recovery-sync-at N]
-//	          [-xsd DIR|off] [-capture DIR] [-tx-timeout 10m] [-es-raw-digest]
+//	          [-xsd DIR|off] [-capture DIR] [-tx-timeout 10m] [-es-raw-digest] [-cpuprofile FILE]
 //
 // Every request is validated against the official EBICS schemas with
 // xmllint (-xsd, default $EBICS_XSD_DIR or shared/fixtures/ebics/ebics-xsd
@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -61,7 +62,19 @@ func main() {
 	raw := flag.Bool("es-raw-digest", false, "hash order data as received for the ES (default: without CR, LF and Ctrl-Z, as the specification says)")
 	spool := flag.String("spool", "", "keep upload segments and order data in files in this folder, not in memory (orders of any size)")
 	maxOrder := flag.Int64("max-order-size", 512<<20, "largest decompressed order data accepted (bytes)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (pprof) to this file until interrupted")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339}).With().Timestamp().Logger()
 	var rej []string
 	if *rejectTx != "" {
