@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,10 +83,12 @@ func TestIncrementalDecodingRefusals(t *testing.T) {
 func TestAbandonedUploadDecoderStops(t *testing.T) {
 	dir := t.TempDir()
 	c := newThirdParty(t, protocol.H004, "A006", StateReady, Config{MaxSegmentSize: 4096, SpoolDir: dir, TxTimeout: time.Minute})
-	before := runtime.NumGoroutine()
 	// Send the init and the first two of four segments only.
 	c.stopAfter = 2
 	c.upload(painWithNewlines(), 4, "")
+	if n := decoders(); n != 1 {
+		t.Fatalf("%d decoder goroutines during the upload, want 1", n)
+	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Fatalf("spool folder holds %d files during the upload, want the order data file", len(ents))
 	}
@@ -96,10 +99,17 @@ func TestAbandonedUploadDecoderStops(t *testing.T) {
 		t.Fatalf("spool folder holds %d files after expiry", len(ents))
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+	for decoders() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines, %d before the upload: the decoder did not stop", n, before)
+	if n := decoders(); n > 0 {
+		t.Fatalf("%d decoder goroutines still running after expiry", n)
 	}
+}
+
+// decoders counts the running upload decoder goroutines.
+func decoders() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "created by github.com/acquit/acquit/plugins/ebics/sim.(*Sim).startDecoder")
 }

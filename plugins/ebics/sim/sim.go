@@ -295,6 +295,9 @@ func (s *Sim) Close() error {
 		t.dropUpload()
 	}
 	s.mu.Unlock()
+	if s.schema != nil {
+		s.schema.close()
+	}
 	s.ackWG.Wait()
 	return err
 }
@@ -469,8 +472,21 @@ func (s *Sim) handle(body []byte) ([]byte, error) {
 		}
 		return s.errorResponse(v, kindOfRoot(body), protocol.CodeInvalidXML, err.Error()), nil
 	}
+	// The schema check (an xmllint process) runs while the request is
+	// parsed; its verdict still comes first, and nothing is acted on
+	// before both are in.
+	var schemaErr chan error
 	if s.schema != nil {
-		if err := s.schema.validate(body, tree); err != nil {
+		schemaErr = make(chan error, 1)
+		go func() { schemaErr <- s.schema.validate(body, tree) }()
+	}
+	var req *protocol.Request
+	var perr error
+	if tree.local != "ebicsHEVRequest" {
+		req, _, perr = protocol.ParseRequest(body, int(s.cfg.MaxSegmentSize)+256<<10)
+	}
+	if schemaErr != nil {
+		if err := <-schemaErr; err != nil {
 			var se *errSchema
 			if !errors.As(err, &se) {
 				s.log.Error().Err(err).Msg("ebics sim: schema validation failed to run")
@@ -486,10 +502,9 @@ func (s *Sim) handle(body []byte) ([]byte, error) {
 	if tree.local == "ebicsHEVRequest" {
 		return s.hev(body), nil
 	}
-	req, _, err := protocol.ParseRequest(body, int(s.cfg.MaxSegmentSize)+256<<10)
-	if err != nil {
-		s.log.Warn().Err(err).Msg("ebics sim: unparseable request")
-		return s.errorResponse(v, protocol.KindResponse, protocol.CodeInvalidXML, err.Error()), nil
+	if perr != nil {
+		s.log.Warn().Err(perr).Msg("ebics sim: unparseable request")
+		return s.errorResponse(v, protocol.KindResponse, protocol.CodeInvalidXML, perr.Error()), nil
 	}
 	v = req.Version
 	if req.HostID != s.cfg.HostID {
