@@ -541,8 +541,26 @@ func (m *Manager) Stop(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		m.removeSocketDir()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("plugin host stop: %w", ctx.Err())
+	}
+}
+
+// removeSocketDir removes Options.SocketDir once every plugin is stopped,
+// if nothing is left in it: go-plugin removes each per-process folder when
+// it stops that process, and the folder itself is made again at the next
+// start. Without this, the short fallback folder in the system temporary
+// directory (shortSocketDir in the server) outlived every daemon whose
+// state folder was too deep for unix socket paths. A folder still holding
+// anything (another daemon's live sockets) is kept.
+func (m *Manager) removeSocketDir() {
+	dir := m.opts.SocketDir
+	if dir == "" {
+		return
+	}
+	if err := os.Remove(dir); err == nil {
+		m.log.Debug().Str("dir", dir).Msg("plugin socket directory removed")
 	}
 }

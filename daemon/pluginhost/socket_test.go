@@ -129,6 +129,9 @@ func TestNoSocketInSystemTemp(t *testing.T) {
 	if got := entriesUnder(t, run); len(got) != 0 {
 		t.Fatalf("left in the socket dir after Stop: %v", got)
 	}
+	if _, err := os.Lstat(run); !os.IsNotExist(err) {
+		t.Fatalf("the emptied socket dir outlives Stop: %v", err)
+	}
 }
 
 // TestFailedStartLeavesNoSocketFolder: a plugin that cannot be executed,
@@ -251,5 +254,29 @@ func TestSocketDirMustBePrivate(t *testing.T) {
 	}
 	if _, err := New(Options{State: newMemState(), SocketDir: foreign}); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
 		t.Fatalf("socket dir of another user: %v", err)
+	}
+}
+
+// TestStopKeepsSocketDirInUse: Stop removes the socket dir only when it is
+// empty; anything another daemon keeps there (its live plugin folders) stays.
+func TestStopKeepsSocketDirInUse(t *testing.T) {
+	ctx := context.Background()
+	run := filepath.Join(t.TempDir(), "run")
+	e := newEnv(t, func(o *Options) { o.SocketDir = run })
+	other := filepath.Join(run, pluginSocketDirPrefix+"42")
+	if err := os.Mkdir(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, "marker"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start(ctx, gatewaySpec("atos")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := entriesUnder(t, run); len(got) != 2 {
+		t.Fatalf("socket dir after Stop: %v, want the other daemon's folder and its file", got)
 	}
 }
