@@ -34,11 +34,16 @@ func TestPluginProcess(t *testing.T) {
 	if err := build.Run(); err != nil {
 		t.Fatalf("go build: %v", err)
 	}
+	// The plugin's socket goes in the test's own folder, not the system
+	// temporary directory (go-plugin tells the plugin only with a RunnerFunc).
+	sockDir := t.TempDir()
 	cmd := exec.Command(bin)
+	cmd.Env = []string{plugin.EnvUnixSocketDir + "=" + sockDir}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  pluginrpc.Handshake,
 		Plugins:          pluginrpc.PluginMap(),
 		Cmd:              cmd,
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: sockDir},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     30 * time.Second,

@@ -27,10 +27,16 @@ import (
 // (go-plugin handshake, gRPC) and returns the transport and the process.
 func startPlugin(t *testing.T, bin string) (*pluginrpc.TransportGRPCClient, *plugin.Client) {
 	t.Helper()
+	// The plugin's socket goes in the test's own folder, not the system
+	// temporary directory (go-plugin tells the plugin only with a RunnerFunc).
+	sockDir := t.TempDir()
+	cmd := exec.Command(bin)
+	cmd.Env = []string{plugin.EnvUnixSocketDir + "=" + sockDir}
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  pluginrpc.Handshake,
 		Plugins:          pluginrpc.PluginMap(),
-		Cmd:              exec.Command(bin),
+		Cmd:              cmd,
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: sockDir},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           hclog.NewNullLogger(),
 	})
