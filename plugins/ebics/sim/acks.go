@@ -40,8 +40,14 @@ func (s *Sim) acknowledge(idx int, f Faults) {
 		bad[e] = true
 	}
 	var r io.Reader = bytes.NewReader(o.Data)
-	if o.chunks != nil {
-		r = chunksReader(o.chunks)
+	if o.segments != nil {
+		sr, err := segmentsReader(o.segments, o.key)
+		if err != nil {
+			s.log.Error().Err(err).Str("order", o.OrderID).Msg("ebics sim: order data no longer decodes")
+			return
+		}
+		defer sr.Close()
+		r = bufio.NewReaderSize(sr, 256<<10)
 	}
 	if o.DataPath != "" {
 		df, err := os.Open(o.DataPath)

@@ -8,9 +8,10 @@ package sim
 // that holds at most one segment ahead, so the bank answers segment n while
 // segment n-1 is still being decoded, with bounded memory. The last
 // segment's answer waits for the decoder (complete): it carries the result
-// of every check, as before. A decoding failure is kept and reported with
-// the same return code at the last segment, where the whole-order decoding
-// used to report it.
+// of every check, as before. Without Config.SpoolDir the decoded data is
+// not held: the order is kept as its segments (Order.segments). A
+// decoding failure is kept and reported with the same return code at the
+// last segment, where the whole-order decoding used to report it.
 
 import (
 	"bufio"
@@ -18,13 +19,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/acquit/acquit/plugins/ebics/protocol"
 )
-
-// decodeChunk is the size of the pieces decoded order data is held in
-// (memory mode): no buffer is grown and copied as the order grows.
-const decodeChunk = 1 << 20
 
 // orderDecoder decodes one upload's segments as they arrive.
 type orderDecoder struct {
@@ -36,8 +34,7 @@ type orderDecoder struct {
 	size   int64
 	digest []byte
 	err    error
-	chunks [][]byte // memory mode: the order data
-	path   string   // spool mode: the order data file
+	path   string // spool mode: the order data file
 }
 
 // startDecoder starts decoding an upload's order data with the (unwrapped)
@@ -75,7 +72,10 @@ func (d *orderDecoder) run(s *Sim, txID string, key []byte) {
 		bw = bufio.NewWriterSize(out, 256<<10)
 		sink = bw
 	} else {
-		sink = (*chunkWriter)(&d.chunks)
+		// Memory mode keeps the order as it arrived (its segments, see
+		// Order.segments), 10 to 20 times smaller than the order data:
+		// the decoded data is only counted and hashed here.
+		sink = io.Discard
 	}
 	d.size, err = io.Copy(io.MultiWriter(sink, h), io.LimitReader(zr, s.cfg.MaxOrderSize+1))
 	if err == nil && d.size > s.cfg.MaxOrderSize {
@@ -90,7 +90,7 @@ func (d *orderDecoder) run(s *Sim, txID string, key []byte) {
 		}
 	}
 	if err != nil {
-		d.err, d.chunks = err, nil
+		d.err = err
 		if d.path != "" {
 			os.Remove(d.path)
 			d.path = ""
@@ -128,25 +128,29 @@ func (d *orderDecoder) abort() {
 		os.Remove(d.path)
 		d.path = ""
 	}
-	d.chunks = nil
 }
 
-// joinChunks joins decoded order data held in chunks.
-func joinChunks(chunks [][]byte, size int64) []byte {
+// decodeSegments decodes an order kept as its segments (memory mode),
+// already verified at reception.
+func decodeSegments(segs []string, key []byte, size int64) ([]byte, error) {
+	r, err := segmentsReader(segs, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
 	b := make([]byte, 0, size)
-	for _, c := range chunks {
-		b = append(b, c...)
-	}
-	return b
+	buf := bytes.NewBuffer(b)
+	_, err = io.Copy(buf, io.LimitReader(r, size))
+	return buf.Bytes(), err
 }
 
-// chunksReader reads decoded order data held in chunks.
-func chunksReader(chunks [][]byte) io.Reader {
-	rs := make([]io.Reader, len(chunks))
-	for i, c := range chunks {
-		rs[i] = bytes.NewReader(c)
+// segmentsReader reads the order data of an order kept as its segments.
+func segmentsReader(segs []string, key []byte) (io.ReadCloser, error) {
+	rs := make([]io.Reader, len(segs))
+	for i, s := range segs {
+		rs[i] = strings.NewReader(s)
 	}
-	return io.MultiReader(rs...)
+	return protocol.NewOrderDataReader(io.MultiReader(rs...), key)
 }
 
 // segmentReader reads the segments fed to a decoder, in order; EOF once
@@ -166,22 +170,5 @@ func (r *segmentReader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
-	return n, nil
-}
-
-// chunkWriter holds what is written in chunks of decodeChunk bytes.
-type chunkWriter [][]byte
-
-func (w *chunkWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		if len(*w) == 0 || len((*w)[len(*w)-1]) == decodeChunk {
-			*w = append(*w, make([]byte, 0, decodeChunk))
-		}
-		last := &(*w)[len(*w)-1]
-		m := copy((*last)[len(*last):decodeChunk], p)
-		*last = (*last)[:len(*last)+m]
-		p = p[m:]
-	}
 	return n, nil
 }

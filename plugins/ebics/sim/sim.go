@@ -72,8 +72,10 @@ type Config struct {
 	// instead of Order.Data); the checks are the same (segment order and
 	// content, order data size, the ES over the whole order data, the
 	// file's validation for the acknowledgements). Either way, upload
-	// segments are decoded as they arrive (decode.go) and only their
-	// digests are kept.
+	// segments are decoded and checked as they arrive (decode.go); without
+	// SpoolDir the bank keeps the order as it arrived (its segments, 10 to
+	// 20 times smaller than a pain.001) and decodes it again for the
+	// acknowledgement and Orders.
 	SpoolDir string
 	// RequireCertificates refuses INI/HIA keys without X.509 certificates
 	// with 091217 (French banks; always the case in H005).
@@ -164,9 +166,11 @@ type Order struct {
 	// over Data, as the bank verified it (for independent re-checks).
 	SignatureVersion string
 	Signature        []byte
-	// chunks hold Data as it was decoded, until Orders joins them (memory
-	// mode): the bank's answer does not wait for an order-sized copy.
-	chunks [][]byte
+	// segments and key keep the order as it arrived (memory mode): it was
+	// decoded and verified then; Data is decoded from them again when
+	// Orders is called, the acknowledgement reads them streaming.
+	segments []string
+	key      []byte
 }
 
 // Doc is a document offered for download.
@@ -313,8 +317,13 @@ func (s *Sim) Orders() []Order {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.orders {
-		if o := &s.orders[i]; o.chunks != nil {
-			o.Data, o.chunks = joinChunks(o.chunks, o.Size), nil
+		if o := &s.orders[i]; o.segments != nil {
+			data, err := decodeSegments(o.segments, o.key, o.Size)
+			if err != nil { // it was decoded once already: not expected
+				s.log.Error().Err(err).Str("order", o.OrderID).Msg("ebics sim: order data no longer decodes")
+				continue
+			}
+			o.Data, o.segments, o.key = data, nil, nil
 		}
 	}
 	return append([]Order(nil), s.orders...)

@@ -25,9 +25,9 @@ type tx struct {
 	orderID   string
 	params    protocol.OrderParams
 	numSeg    int
-	segments  []string // download segments
-	// Upload segments are decoded as they arrive (dec, decode.go); only
-	// their SHA-256 stay, to tell a resent segment's content.
+	segments  []string // download segments; upload segments in memory mode
+	// Upload segments are decoded as they arrive (dec, decode.go); their
+	// SHA-256 tell a resent segment's content.
 	segSums    [][32]byte
 	dec        *orderDecoder
 	key        []byte // the unwrapped transaction key (first segment)
@@ -61,6 +61,9 @@ func (s *Sim) addSegment(t *tx, data string) {
 		}
 	}
 	t.segSums = append(t.segSums, sha256.Sum256([]byte(data)))
+	if s.cfg.SpoolDir == "" {
+		t.segments = append(t.segments, data)
+	}
 	if t.dec != nil {
 		t.dec.feed(data)
 	}
@@ -472,7 +475,10 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	kind, _, _ := orderKind(&protocol.Request{OrderType: t.orderType, Params: t.params})
 	o := Order{OrderID: t.orderID, TransactionID: t.id, OrderType: kind, PartnerID: t.sub.partner, UserID: t.sub.user,
 		Version: v, FileFormat: cmp.Or(t.params.FileFormat, t.params.MsgName), DataPath: dataPath, Size: size, Received: time.Now().UTC(),
-		SignatureVersion: sg.Version, Signature: sg.Value, chunks: t.dec.chunks}
+		SignatureVersion: sg.Version, Signature: sg.Value}
+	if dataPath == "" && size > 0 {
+		o.segments, o.key = t.segments, key
+	}
 
 	s.orders = append(s.orders, o)
 	idx := len(s.orders) - 1
@@ -486,7 +492,7 @@ func (s *Sim) complete(t *tx, base protocol.Response) []byte {
 	base.OrderID = t.orderID
 	b, _ := base.Marshal(s.signKey())
 	t.response = b
-	t.segSums, t.dec, t.key = nil, nil, nil
+	t.segSums, t.segments, t.dec, t.key = nil, nil, nil, nil
 	return b
 }
 
