@@ -204,14 +204,53 @@ type strippedHash struct {
 }
 
 func (h *strippedHash) Write(p []byte) (int, error) {
-	h.buf = h.buf[:0]
-	for _, c := range p {
-		if c != '\r' && c != '\n' && c != 0x1a {
-			h.buf = append(h.buf, c)
+	n := len(p)
+	// The runs between the bytes left out are hashed as they are, with no
+	// per-byte loop: the next CR, LF and Ctrl-Z are each found with the
+	// vectorised IndexByte, and each position is searched again only once
+	// passed; short runs are gathered so the hash is not called per line.
+	next := [3]int{-2, -2, -2} // per byte left out: its next index in p (-1: none; -2: to search)
+	off := 0
+	for off < len(p) {
+		cut := len(p)
+		for k, c := range [3]byte{'\r', '\n', 0x1a} {
+			if next[k] == -2 || (next[k] >= 0 && next[k] < off) {
+				next[k] = -1
+				if i := bytes.IndexByte(p[off:], c); i >= 0 {
+					next[k] = off + i
+				}
+			}
+			if next[k] >= 0 && next[k] < cut {
+				cut = next[k]
+			}
+		}
+		h.add(p[off:cut])
+		off = cut + 1
+	}
+	h.flush()
+	return n, nil
+}
+
+// add queues a run of kept bytes; long runs go to the hash directly.
+func (h *strippedHash) add(run []byte) {
+	if len(h.buf)+len(run) > cap(h.buf) {
+		h.flush()
+		if h.buf == nil {
+			h.buf = make([]byte, 0, 32<<10)
+		}
+		if len(run) >= cap(h.buf) {
+			h.Hash.Write(run)
+			return
 		}
 	}
-	h.Hash.Write(h.buf)
-	return len(p), nil
+	h.buf = append(h.buf, run...)
+}
+
+func (h *strippedHash) flush() {
+	if len(h.buf) > 0 {
+		h.Hash.Write(h.buf)
+		h.buf = h.buf[:0]
+	}
 }
 
 // pssSalt is the A006 salt length (the length of the SHA-256 digest).
