@@ -234,6 +234,9 @@ func RunTimeUnitMigration(t *testing.T, m TimeUnitMigration) {
 			if err := rows.Scan(&v, &a); err != nil {
 				return err
 			}
+			if v > timeUnitVersion {
+				continue // a later migration, applied by the same Open
+			}
 			seen[v] = true
 			if a < unixms.From(now.Add(-time.Hour)) || a > unixms.From(time.Now())+1 {
 				t.Errorf("schema_migrations version %d applied_at %d: not Unix ms of this test", v, a)
