@@ -249,6 +249,41 @@ type applied struct {
 	verdict Verdict
 	payment *Payment // state after, when the payment is known
 	reason  string
+	enc     *encodedResult  // made before the transaction; nil: encode inside
+	event   *store.NewEvent // the decision's event, made before the transaction
+}
+
+// encodedResult holds the JSON a verified result gives every transaction
+// applying it, encoded before the transaction begins: on SQLite the
+// transaction runs on the single writer goroutine, which should only run
+// statements.
+type encodedResult struct {
+	fields  json.RawMessage // pr.Fields (nil when empty)
+	history json.RawMessage // the decision's history details
+	record  json.RawMessage // the timeline details when there is no reason
+}
+
+func encodeResult(pr *sdk.PaymentResult) *encodedResult {
+	if pr == nil {
+		return nil
+	}
+	e := &encodedResult{}
+	if len(pr.Fields) > 0 {
+		b, err := json.Marshal(pr.Fields)
+		if err != nil {
+			return nil // encoded again inside, where the error is reported
+		}
+		e.fields = b
+	}
+	e.history = decisionDetails(pr)
+	e.record = responseDetails(pr, "")
+	return e
+}
+
+// decisionDetails is the details of the history row of a decision.
+func decisionDetails(pr *sdk.PaymentResult) json.RawMessage {
+	det, _ := json.Marshal(map[string]string{"response_code": pr.ResponseCode, "acquirer_response_code": pr.AcquirerResponseCode})
+	return det
 }
 
 const paymentCols = `reference, gateway, merchant, provider_reference, transaction_date, order_id,
@@ -298,11 +333,18 @@ func isNoRows(err error) bool {
 // provider's reference, narrowed by transaction date when both sides have
 // one (legacy references are unique per day only).
 func findByProvider(ctx context.Context, tx store.Tx, gateway string, pr *sdk.PaymentResult) (*Payment, string, error) {
-	rows, err := tx.Query(ctx, `SELECT `+paymentCols+` FROM payments WHERE gateway = ? AND provider_reference = ?
-		ORDER BY created_at DESC`, gateway, pr.Reference)
+	// No ORDER BY: one candidate is the payment, several are ambiguous.
+	rows, err := tx.Query(ctx, `SELECT `+paymentCols+` FROM payments WHERE gateway = ? AND provider_reference = ?`,
+		gateway, pr.Reference)
 	if err != nil {
 		return nil, "", fmt.Errorf("find %s: %w", pr.Reference, err)
 	}
+	return providerCandidate(rows, pr)
+}
+
+// providerCandidate reads the payments of a provider reference (rows, which
+// it closes) and returns the one pr names, as findByProvider.
+func providerCandidate(rows store.Rows, pr *sdk.PaymentResult) (*Payment, string, error) {
 	defer rows.Close()
 	var cands []*Payment
 	for rows.Next() {
@@ -347,9 +389,15 @@ func mismatch(p *Payment, pr *sdk.PaymentResult) string {
 // otherwise the payment is found by the provider's reference.
 func (s *Service) apply(ctx context.Context, gateway string, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, ref string) (*applied, error) {
 	var out *applied
+	now := s.now().UTC()
+	enc := encodeResult(pr)
+	var pre *prepared
+	if s.serialWriter && ref == "" {
+		pre = s.prepare(ctx, gateway, channel, rawID, pr, enc, now)
+	}
 	err := s.st.InTx(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = s.applyTx(ctx, tx, gateway, channel, rawID, pr, ref)
+		out, err = s.applyTx(ctx, tx, gateway, channel, rawID, pr, ref, enc, pre, now)
 		return err
 	})
 	if err != nil {
@@ -364,9 +412,15 @@ func (s *Service) apply(ctx context.Context, gateway string, channel sdk.Channel
 	return out, nil
 }
 
-func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, ref string) (*applied, error) {
-	now := s.now().UTC()
-	out := &applied{}
+func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, ref string, enc *encodedResult, pre *prepared, now time.Time) (*applied, error) {
+	out := &applied{enc: enc}
+	if pre != nil {
+		ok, err := s.decidePrepared(ctx, tx, out, gateway, channel, rawID, pr, pre, now)
+		if err != nil || ok {
+			return out, err
+		}
+		// The payment changed since it was read: the general path.
+	}
 	var p *Payment
 	var err error
 	if ref != "" {
@@ -434,19 +488,7 @@ func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, chan
 			p.State, p.DecidedChannel, p.DecidedAt, p.DecidedRawID = newState, string(channel), now, rawID
 			p.ResponseCode, p.AcquirerResponseCode, p.AuthorisationID, p.Explanation = pr.ResponseCode, pr.AcquirerResponseCode, pr.AuthorisationID, pr.Explanation
 			p.UpdatedAt, p.Version = now, p.Version+1
-			det, _ := json.Marshal(map[string]string{"response_code": pr.ResponseCode, "acquirer_response_code": pr.AcquirerResponseCode})
-			if err := tx.RecordHistory(ctx, store.History{Entity: "payment", ID: p.Reference, From: string(from),
-				To: string(newState), Cause: string(channel), RawID: rawID, Details: det, At: now}); err != nil {
-				return nil, fmt.Errorf("payment %s: history: %w", p.Reference, err)
-			}
-			if err := s.emit(ctx, tx, "payment."+string(newState), p, channel, rawID, pr, ""); err != nil {
-				return nil, err
-			}
-			out.verdict = VerdictDecided
-			if _, err := s.applyOperation(ctx, tx, p, channel, rawID, pr, now); err != nil {
-				return nil, err
-			}
-			return out, s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
+			return out, s.decided(ctx, tx, out, gateway, channel, rawID, pr, now)
 		}
 		// Another transaction decided it between our read and our update
 		// (PostgreSQL, read committed): read what it decided.
@@ -485,6 +527,103 @@ func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, chan
 		out.reason += " (already raised)"
 	}
 	return out, s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
+}
+
+// decided records what follows a decision of out.payment (already
+// updated, out.from its previous state): its history row, its event, a
+// later operation the result reports, its timeline row and raw verdict.
+func (s *Service) decided(ctx context.Context, tx store.Tx, out *applied, gateway string, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, now time.Time) error {
+	p := out.payment
+	var det json.RawMessage
+	if out.enc != nil {
+		det = out.enc.history
+	} else {
+		det = decisionDetails(pr)
+	}
+	if err := tx.RecordHistory(ctx, store.History{Entity: "payment", ID: p.Reference, From: string(out.from),
+		To: string(p.State), Cause: string(channel), RawID: rawID, Details: det, At: now}); err != nil {
+		return fmt.Errorf("payment %s: history: %w", p.Reference, err)
+	}
+	if out.event != nil {
+		if _, err := tx.Emit(ctx, *out.event); err != nil {
+			return fmt.Errorf("payment %s: emit %s: %w", p.Reference, out.event.Type, err)
+		}
+	} else if err := s.emitEncoded(ctx, tx, "payment."+string(p.State), p, channel, rawID, pr, "", out.enc); err != nil {
+		return err
+	}
+	out.verdict = VerdictDecided
+	if _, err := s.applyOperation(ctx, tx, p, channel, rawID, pr, now); err != nil {
+		return err
+	}
+	return s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
+}
+
+// prepared is a decision read and encoded before its transaction: on
+// SQLite the payment is read on a reader connection and the event encoded
+// while the single writer runs other transactions; the writer then only
+// checks that the payment did not change and writes.
+type prepared struct {
+	before Payment // as read
+	after  Payment // as decided
+	event  store.NewEvent
+}
+
+// prepare reads, off the writer, the payment a final verified result
+// names, and when the result would decide it (the only candidate, pending,
+// no mismatch) returns the decision with its event encoded; nil otherwise
+// (the general path inside the transaction decides what to do).
+func (s *Service) prepare(ctx context.Context, gateway string, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, enc *encodedResult, now time.Time) *prepared {
+	if !pr.Outcome.Final() || pr.AskLater || enc == nil {
+		return nil
+	}
+	rows, err := s.st.ReadQuery(ctx, `SELECT `+paymentCols+` FROM payments WHERE gateway = ? AND provider_reference = ?`,
+		gateway, pr.Reference)
+	if err != nil {
+		return nil
+	}
+	p, _, err := providerCandidate(rows, pr)
+	if err != nil || p.State != StatePending || mismatch(p, pr) != "" {
+		return nil
+	}
+	pre := &prepared{before: *p, after: *p}
+	q := &pre.after
+	q.State, q.DecidedChannel, q.DecidedAt, q.DecidedRawID = State(pr.Outcome), string(channel), now, rawID
+	q.ResponseCode, q.AcquirerResponseCode, q.AuthorisationID, q.Explanation = pr.ResponseCode, pr.AcquirerResponseCode, pr.AuthorisationID, pr.Explanation
+	q.UpdatedAt, q.Version = now, p.Version+1
+	pl := eventPayload{Payment: *q, Channel: string(channel), RawID: rawID,
+		Outcome: string(pr.Outcome), ResponseCode: pr.ResponseCode, AcquirerResponseCode: pr.AcquirerResponseCode,
+		AuthorisationID: pr.AuthorisationID, Explanation: pr.Explanation, Fields: enc.fields}
+	b, err := json.Marshal(pl)
+	if err != nil {
+		return nil
+	}
+	pre.event = store.NewEvent{Type: "payment." + string(q.State), Subject: "payment:" + q.Reference, Payload: b}
+	return pre
+}
+
+// decidePrepared applies a prepared decision if the payment is still as
+// it was read (every column that changes after a start compared) and still
+// the only candidate for the result; false, nothing written, otherwise.
+func (s *Service) decidePrepared(ctx context.Context, tx store.Tx, out *applied, gateway string, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, pre *prepared, now time.Time) (bool, error) {
+	p, q := &pre.before, &pre.after
+	n, err := tx.Exec(ctx, `UPDATE payments SET state = ?, decided_channel = ?, decided_at = ?, decided_raw_id = ?,
+		response_code = ?, acquirer_response_code = ?, authorisation_id = ?, explanation = ?, updated_at = ?,
+		version = version + 1
+		WHERE reference = ? AND state = 'pending' AND version = ? AND updated_at = ? AND next_check_at = ? AND check_count = ?
+		  AND (SELECT COUNT(*) FROM payments c WHERE c.gateway = ? AND c.provider_reference = ?
+		       AND (? = '' OR c.transaction_date = '' OR c.transaction_date = ?)) = 1`,
+		string(q.State), q.DecidedChannel, unixms.From(now), rawID, pr.ResponseCode, pr.AcquirerResponseCode,
+		pr.AuthorisationID, pr.Explanation, unixms.From(now),
+		p.Reference, p.Version, unixms.From(p.UpdatedAt), unixms.From(p.NextCheckAt), p.CheckCount,
+		gateway, pr.Reference, pr.TransactionDate, pr.TransactionDate)
+	if err != nil {
+		return false, fmt.Errorf("payment %s: decide: %w", p.Reference, err)
+	}
+	if n != 1 {
+		return false, nil
+	}
+	out.payment, out.from, out.event = q, StatePending, &pre.event
+	return true, s.decided(ctx, tx, out, gateway, channel, rawID, pr, now)
 }
 
 // operationEvents names the event of each operation kind once done; a
@@ -538,15 +677,49 @@ func (s *Service) applyOperation(ctx context.Context, tx store.Tx, p *Payment, c
 
 // emit adds a payment event to the outbox.
 func (s *Service) emit(ctx context.Context, tx store.Tx, typ string, p *Payment, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, reason string) error {
-	pl := EventPayload{Payment: *p, Channel: string(channel), RawID: rawID, Reason: reason}
-	if pr != nil {
-		pl.Outcome, pl.ResponseCode, pl.AcquirerResponseCode = string(pr.Outcome), pr.ResponseCode, pr.AcquirerResponseCode
-		pl.AuthorisationID, pl.Explanation, pl.Fields = pr.AuthorisationID, pr.Explanation, pr.Fields
+	return s.emitEncoded(ctx, tx, typ, p, channel, rawID, pr, reason, nil)
+}
+
+// eventPayload is EventPayload with its Fields already encoded (the same
+// JSON: the field names, order and omitempty are EventPayload's).
+type eventPayload struct {
+	Payment              Payment         `json:"payment"`
+	Channel              string          `json:"channel"`
+	RawID                int64           `json:"raw_id,omitempty"`
+	Outcome              string          `json:"outcome,omitempty"`
+	ResponseCode         string          `json:"response_code,omitempty"`
+	AcquirerResponseCode string          `json:"acquirer_response_code,omitempty"`
+	AuthorisationID      string          `json:"authorisation_id,omitempty"`
+	Explanation          string          `json:"explanation,omitempty"`
+	Reason               string          `json:"reason,omitempty"`
+	Fields               json.RawMessage `json:"fields,omitempty"`
+	Operation            *OperationInfo  `json:"operation,omitempty"`
+}
+
+// emitEncoded is emit with pr's Fields given already encoded (enc, when
+// not nil, from encodeResult).
+func (s *Service) emitEncoded(ctx context.Context, tx store.Tx, typ string, p *Payment, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, reason string, enc *encodedResult) error {
+	var b []byte
+	var err error
+	if enc != nil && pr != nil {
+		pl := eventPayload{Payment: *p, Channel: string(channel), RawID: rawID, Reason: reason,
+			Outcome: string(pr.Outcome), ResponseCode: pr.ResponseCode, AcquirerResponseCode: pr.AcquirerResponseCode,
+			AuthorisationID: pr.AuthorisationID, Explanation: pr.Explanation, Fields: enc.fields}
 		if op := pr.Operation; op != nil && isOperationEvent(typ) {
 			pl.Operation = &OperationInfo{ID: op.ID, Kind: op.Kind, Status: op.Status, Amount: op.Amount, Currency: op.Currency}
 		}
+		b, err = json.Marshal(pl)
+	} else {
+		pl := EventPayload{Payment: *p, Channel: string(channel), RawID: rawID, Reason: reason}
+		if pr != nil {
+			pl.Outcome, pl.ResponseCode, pl.AcquirerResponseCode = string(pr.Outcome), pr.ResponseCode, pr.AcquirerResponseCode
+			pl.AuthorisationID, pl.Explanation, pl.Fields = pr.AuthorisationID, pr.Explanation, pr.Fields
+			if op := pr.Operation; op != nil && isOperationEvent(typ) {
+				pl.Operation = &OperationInfo{ID: op.ID, Kind: op.Kind, Status: op.Status, Amount: op.Amount, Currency: op.Currency}
+			}
+		}
+		b, err = json.Marshal(pl)
 	}
-	b, err := json.Marshal(pl)
 	if err != nil {
 		return fmt.Errorf("payment %s: event %s: %w", p.Reference, typ, err)
 	}
@@ -571,34 +744,22 @@ func isOperationEvent(typ string) bool {
 // record appends the timeline row and the raw verdict.
 func (s *Service) record(ctx context.Context, tx store.Tx, ref, gateway string, rawID int64, channel sdk.Channel, pr *sdk.PaymentResult, out *applied, now time.Time) error {
 	var outcome, code, acq string
-	det := map[string]any{}
 	if pr != nil {
 		outcome, code, acq = string(pr.Outcome), pr.ResponseCode, pr.AcquirerResponseCode
-		if pr.AskLater {
-			det["ask_later"] = true
-		}
-		if pr.Explanation != "" {
-			det["explanation"] = pr.Explanation
-		}
-		if pr.Amount != 0 {
-			det["amount"] = pr.Amount
-			det["currency"] = pr.Currency
-		}
 	}
-	if out.reason != "" {
-		det["reason"] = out.reason
+	var b json.RawMessage
+	if out.enc != nil && out.reason == "" {
+		b = out.enc.record
+	} else {
+		b = responseDetails(pr, out.reason)
 	}
-	if pr != nil && pr.Operation != nil {
-		det["operation"] = map[string]any{"id": pr.Operation.ID, "kind": pr.Operation.Kind, "status": pr.Operation.Status}
-	}
-	b, _ := json.Marshal(det)
 	if len(ref) > 64 {
 		ref = ref[:64]
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO payment_responses (id, reference, n, gateway, raw_id, channel, outcome,
 		response_code, acquirer_response_code, verdict, at, details) VALUES (?, ?,
 		(SELECT COALESCE(MAX(n), 0) + 1 FROM payment_responses WHERE reference = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		NewReference(now), ref, ref, gateway, rawID, string(channel), outcome, code, acq, string(out.verdict), unixms.From(now), string(b)); err != nil {
+		newResponseID(now), ref, ref, gateway, rawID, string(channel), outcome, code, acq, string(out.verdict), unixms.From(now), string(b)); err != nil {
 		return fmt.Errorf("payment %s: timeline: %w", ref, err)
 	}
 	if rawID == 0 {
@@ -619,4 +780,29 @@ func (s *Service) record(ctx context.Context, tx store.Tx, ref, gateway string, 
 		return fmt.Errorf("payment %s: raw verdict: %w", ref, err)
 	}
 	return nil
+}
+
+// responseDetails is the details of a timeline row.
+func responseDetails(pr *sdk.PaymentResult, reason string) json.RawMessage {
+	det := map[string]any{}
+	if pr != nil {
+		if pr.AskLater {
+			det["ask_later"] = true
+		}
+		if pr.Explanation != "" {
+			det["explanation"] = pr.Explanation
+		}
+		if pr.Amount != 0 {
+			det["amount"] = pr.Amount
+			det["currency"] = pr.Currency
+		}
+	}
+	if reason != "" {
+		det["reason"] = reason
+	}
+	if pr != nil && pr.Operation != nil {
+		det["operation"] = map[string]any{"id": pr.Operation.ID, "kind": pr.Operation.Kind, "status": pr.Operation.Status}
+	}
+	b, _ := json.Marshal(det)
+	return b
 }
