@@ -60,7 +60,7 @@ func main() {
 	capture := flag.String("capture", "", "write every request and response to this folder")
 	txTimeout := flag.Duration("tx-timeout", 10*time.Minute, "expire idle transactions after this long (negative: never)")
 	raw := flag.Bool("es-raw-digest", false, "hash order data as received for the ES (default: without CR, LF and Ctrl-Z, as the specification says)")
-	spool := flag.String("spool", "", "keep upload segments and order data in files in this folder, not in memory (orders of any size)")
+	spool := flag.String("spool", "", "write the decoded order data to files in this folder, not memory (orders of any size)")
 	maxOrder := flag.Int64("max-order-size", 512<<20, "largest decompressed order data accepted (bytes)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (pprof) to this file until interrupted")
 	flag.Parse()
