@@ -15,14 +15,17 @@ import (
 
 // idleRSSBoundMB is what TestIdleDaemonMemory allows the daemon and its
 // two plugins together, resident after two idle seconds. Issue 12 asks for
-// 60 MB; 65-67 MB is measured with `make build` (CGO_ENABLED=0, grpcnotrace),
-// of which about 50 MB are the three binaries' own code and read-only data
-// mapped from the file (clean pages shared with the page cache), and the
-// Go heaps, stacks and runtime 16 MB: see docs/benchmarks.md, "idle
-// daemon". The bound catches a regression (a table built at start, a
-// state pool filled eagerly, a dependency that doubles a binary) without
-// claiming the target.
-const idleRSSBoundMB = 70
+// 60 MB; 62.4-62.7 MB is measured with `make build` (CGO_ENABLED=0,
+// grpcnotrace) since the dashboard and payment-page templates are parsed
+// at first use and the config patterns lost their bounded repetitions
+// (64.2-64.8 MB before), of which about 48 MB are the three binaries' own
+// code and read-only data mapped from the file (clean pages shared with
+// the page cache), and the Go heaps, stacks, runtime and SQLite 14.5 MB:
+// see docs/benchmarks.md, "idle daemon". The bound (about 2 MB above)
+// catches a regression (a table built at start, a state pool filled
+// eagerly, a dependency that doubles a binary) without claiming the
+// target.
+const idleRSSBoundMB = 65
 
 // idleFigures are one idle start's measurements.
 type idleFigures struct {

@@ -70,8 +70,14 @@ func (db *Dashboard) render(w http.ResponseWriter, r *http.Request, code int, pa
 	if v.Flash == "" {
 		v.Flash, v.FlashBad = flashText(r.URL.Query())
 	}
+	pages, err := db.pages()
+	if err != nil {
+		db.log.Error().Err(err).Str("page", page).Msg("dashboard templates failed to parse")
+		http.Error(w, "page failed to render (see the daemon log)", http.StatusInternalServerError)
+		return
+	}
 	var buf bytes.Buffer
-	if err := db.pages[page].ExecuteTemplate(&buf, "layout", v); err != nil {
+	if err := pages[page].ExecuteTemplate(&buf, "layout", v); err != nil {
 		db.log.Error().Err(err).Str("page", page).Msg("dashboard page failed to render")
 		http.Error(w, "page failed to render (see the daemon log)", http.StatusInternalServerError)
 		return

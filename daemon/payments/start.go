@@ -255,7 +255,15 @@ func (s *Service) StartIdempotent(ctx context.Context, req StartRequest, key str
 	return answer, nil
 }
 
-var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+// pageTmpl is parsed at the first payment start, not at package
+// initialisation: a daemon that starts no payment does not run
+// html/template's parser (issue 12, idle daemon). The text is a constant,
+// so Must cannot fail at run time once a test has rendered a page.
+var pageTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Parse(pageText))
+})
+
+const pageText = `<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Payment</title></head>
 <body onload="document.forms[0].submit()">
 <form method="{{.Method}}" action="{{.Action}}">
@@ -264,7 +272,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <button type="submit">Continue to payment</button>
 </form>
 </body></html>
-`))
+`
 
 type field struct{ Name, Value string }
 
@@ -279,7 +287,7 @@ func renderPage(method, action string, fields map[string]string) (string, error)
 		fs = append(fs, field{n, fields[n]})
 	}
 	var buf bytes.Buffer
-	if err := pageTmpl.Execute(&buf, struct {
+	if err := pageTmpl().Execute(&buf, struct {
 		Method, Action string
 		Fields         []field
 	}{method, action, fs}); err != nil {
