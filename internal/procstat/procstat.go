@@ -45,6 +45,50 @@ func CPU(pid int) (float64, error) { return cpu(pid, 2) }
 // waited for (cutime and cstime of /proc/<pid>/stat).
 func CPUWithChildren(pid int) (float64, error) { return cpu(pid, 4) }
 
+// CPUWithLiveChildren is CPUWithChildren plus the CPUWithChildren of the
+// children of pid that are still running (a helper process that lives as
+// long as its parent shows up in neither figure until it is waited for).
+func CPUWithLiveChildren(pid int) (float64, error) {
+	total, err := CPUWithChildren(pid)
+	if err != nil {
+		return 0, err
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("children of %d: %w", pid, err)
+	}
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		if ppid, err := parent(child); err != nil || ppid != pid {
+			continue // gone meanwhile, or not a child
+		}
+		if c, err := CPUWithChildren(child); err == nil {
+			total += c
+		}
+	}
+	return total, nil
+}
+
+// parent is the parent process id of pid (field 4 of /proc/<pid>/stat).
+func parent(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	return strconv.Atoi(f[1])
+}
+
 // cpu sums n clock-tick fields of /proc/<pid>/stat from utime on.
 func cpu(pid, n int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

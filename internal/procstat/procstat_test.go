@@ -2,6 +2,7 @@ package procstat
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -51,5 +52,35 @@ func TestMissing(t *testing.T) {
 	}
 	if _, err := CPU(1 << 30); err == nil {
 		t.Fatal("no error for a missing process")
+	}
+}
+
+// TestLiveChildren: the CPU of a child still running counts in
+// CPUWithLiveChildren, not in CPUWithChildren.
+func TestLiveChildren(t *testing.T) {
+	cmd := exec.Command("sh", "-c", `i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 30`)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := os.Getpid()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		own, _ := CPUWithChildren(pid)
+		live, err := CPUWithLiveChildren(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		child, _ := CPU(cmd.Process.Pid)
+		if child >= 0.1 {
+			if live < own+child-0.02 {
+				t.Fatalf("with live children %.2f s, own and waited-for %.2f s, child %.2f s", live, own, child)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child used %.2f s", child)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -41,9 +41,17 @@ type schemaValidator struct {
 	xmllint string
 	dir     string
 
-	mu     sync.Mutex
-	warm   map[string]*lintProc // schema file -> a started xmllint waiting for its input
-	closed bool
+	mu       sync.Mutex
+	warm     map[string]*lintProc // schema file -> a started xmllint waiting for its input
+	sessions map[string]*sessionSlot
+	closed   bool
+}
+
+// sessionSlot holds the running xmllint session of a schema
+// (lintsession.go); a request that finds it busy runs its own xmllint.
+type sessionSlot struct {
+	mu sync.Mutex
+	s  *lintSession
 }
 
 // lintProc is a started xmllint reading the document from its stdin.
@@ -92,7 +100,7 @@ func newSchemaValidator(dir string) (*schemaValidator, error) {
 			return nil, fmt.Errorf("schema %s: %w", f, err)
 		}
 	}
-	return &schemaValidator{xmllint: x, dir: dir, warm: map[string]*lintProc{}}, nil
+	return &schemaValidator{xmllint: x, dir: dir, warm: map[string]*lintProc{}, sessions: map[string]*sessionSlot{}}, nil
 }
 
 // start starts xmllint with a schema; it waits for the document on stdin.
@@ -154,10 +162,59 @@ func (v *schemaValidator) close() {
 	v.closed = true
 	warm := v.warm
 	v.warm = map[string]*lintProc{}
+	slots := v.sessions
+	v.sessions = map[string]*sessionSlot{}
 	v.mu.Unlock()
 	for _, p := range warm {
 		p.kill()
 	}
+	for _, sl := range slots {
+		sl.mu.Lock()
+		if sl.s != nil {
+			sl.s.end()
+			sl.s = nil
+		}
+		sl.mu.Unlock()
+	}
+}
+
+// sessionCheck validates body in the schema's xmllint session; used is
+// false when no session could do it (busy, not startable, broken), and the
+// caller then runs xmllint for this request alone.
+func (v *schemaValidator) sessionCheck(schema string, body []byte, deadline time.Time) (ok bool, report string, used bool) {
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		return false, "", false
+	}
+	sl := v.sessions[schema]
+	if sl == nil {
+		sl = &sessionSlot{}
+		v.sessions[schema] = sl
+	}
+	v.mu.Unlock()
+	if !sl.mu.TryLock() {
+		return false, "", false
+	}
+	defer sl.mu.Unlock()
+	if sl.s != nil && sl.s.full() {
+		sl.s.end()
+		sl.s = nil
+	}
+	if sl.s == nil {
+		s, err := startSession(v.xmllint, filepath.Join(v.dir, schema))
+		if err != nil {
+			return false, "", false
+		}
+		sl.s = s
+	}
+	ok, lines, err := sl.s.check(body, deadline)
+	if err != nil {
+		sl.s.end()
+		sl.s = nil
+		return false, "", false
+	}
+	return ok, strings.Join(lines, "\n"), true
 }
 
 // errSchema is a request the schemas refuse.
@@ -178,6 +235,20 @@ func (v *schemaValidator) validate(body []byte, root *xnode) error {
 	default:
 		return &errSchema{fmt.Sprintf("unknown namespace %q", ns)}
 	}
+	// Validated in the schema's xmllint session when it is free, else by
+	// an xmllint run of its own: the same validator over the same bytes.
+	deadline := time.Now().Add(30 * time.Second)
+	if ok, report, used := v.sessionCheck(schema, body, deadline); used {
+		if ok {
+			return nil
+		}
+		return &errSchema{firstLines(report, 3)}
+	}
+	return v.runOwn(schema, body)
+}
+
+// runOwn validates body with an xmllint run of its own (the warm one).
+func (v *schemaValidator) runOwn(schema string, body []byte) error {
 	p, err := v.take(schema)
 	if err != nil {
 		return fmt.Errorf("xmllint: %w", err)
