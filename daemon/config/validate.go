@@ -18,34 +18,19 @@ import (
 	"time"
 
 	"github.com/acquit/acquit/daemon/schedule"
+	"github.com/acquit/acquit/internal/boundedre"
 )
 
-// The length bounds are checked apart from the patterns: Go's regexp
-// compiles x{0,127} into 127 copies of x, and the bounded forms of these
-// five patterns held about 290 KB of heap (4,000 allocations at package
-// initialisation, GODEBUG=inittrace=1) for the daemon's lifetime (issue 12,
-// idle daemon). The character classes are ASCII, so a length in bytes is
-// a length in characters for every string the pattern accepts.
+// The length bounds are checked apart from the patterns (boundedre): the
+// bounded forms held about 290 KB of heap for the daemon's lifetime.
 var (
-	nameRE     = boundedRE{regexp.MustCompile(`^[a-z][a-z0-9_-]*$`), 1, 63}
-	schedRE    = boundedRE{regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`), 1, 128}
-	instanceRE = boundedRE{regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`), 1, 63}
+	nameRE     = boundedre.MustCompile(`^[a-z][a-z0-9_-]*$`, 1, 63)
+	schedRE    = boundedre.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`, 1, 128)
+	instanceRE = boundedre.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`, 1, 63)
 	luaIdentRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
-	hexRE      = boundedRE{regexp.MustCompile(`^[0-9a-fA-F]*$`), 64, 64}
-	funcRE     = boundedRE{regexp.MustCompile(`^[A-Za-z0-9_.-]*$`), 1, 32}
+	hexRE      = boundedre.MustCompile(`^[0-9a-fA-F]*$`, 64, 64)
+	funcRE     = boundedre.MustCompile(`^[A-Za-z0-9_.-]*$`, 1, 32)
 )
-
-// boundedRE is a pattern without a length bound of its own and the bounds
-// (in bytes) a matching string must respect.
-type boundedRE struct {
-	re       *regexp.Regexp
-	min, max int
-}
-
-// MatchString reports whether s is min to max bytes long and matches re.
-func (b boundedRE) MatchString(s string) bool {
-	return len(s) >= b.min && len(s) <= b.max && b.re.MatchString(s)
-}
 
 // maxPluginProcs bounds plugins[].max_procs.
 const maxPluginProcs = 1024

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/boundedre"
 	"github.com/acquit/acquit/sdk"
 )
 
@@ -55,8 +56,8 @@ type Started struct {
 
 var (
 	reCurrency = regexp.MustCompile(`^[A-Z]{3}$`)
-	reGateway  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-	reOrderID  = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,64}$`)
+	reGateway  = boundedre.MustCompile(`^[a-z0-9][a-z0-9_-]*$`, 1, 32)
+	reOrderID  = boundedre.MustCompile(`^[A-Za-z0-9._:/-]*$`, 1, 64)
 )
 
 // validate checks a StartRequest; every error is a *ValidationError.
@@ -370,7 +371,7 @@ func encodeReference(t uint64, r [10]byte) string {
 	return string(b[:])
 }
 
-var reReference = regexp.MustCompile(`^[0-9A-Za-z]{1,35}$`)
+var reReference = boundedre.MustCompile(`^[0-9A-Za-z]*$`, 1, 35)
 
 // ValidReference reports whether ref has the shape of a reference
 // (1-35 alphanumerics).

@@ -17,7 +17,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -28,6 +27,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/boundedre"
 	"github.com/acquit/acquit/sdk"
 	"github.com/acquit/acquit/sdk/pluginrpc"
 )
@@ -307,7 +307,7 @@ func removeStaleSocket(p string) bool {
 	return os.Remove(p) == nil
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+var nameRE = boundedre.MustCompile(`^[a-z0-9][a-z0-9_-]*$`, 1, 63)
 
 func (s Spec) validate() error {
 	if !nameRE.MatchString(s.Name) {

@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/acquit/acquit/internal/boundedre"
 	"github.com/acquit/acquit/plugins/atos/sips"
 )
 
@@ -83,10 +83,10 @@ const (
 )
 
 var (
-	reName       = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-	reMerchantID = regexp.MustCompile(`^[0-9A-Za-z]{1,32}$`)
-	reKeyVersion = regexp.MustCompile(`^[0-9A-Za-z]{1,10}$`)
-	reBrand      = regexp.MustCompile(`^[A-Z0-9_]{1,32}$`)
+	reName       = boundedre.MustCompile(`^[a-z0-9][a-z0-9_-]*$`, 1, 64)
+	reMerchantID = boundedre.MustCompile(`^[0-9A-Za-z]*$`, 1, 32)
+	reKeyVersion = boundedre.MustCompile(`^[0-9A-Za-z]*$`, 1, 10)
+	reBrand      = boundedre.MustCompile(`^[A-Z0-9_]*$`, 1, 32)
 )
 
 // merchant is one validated account.
