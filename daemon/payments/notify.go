@@ -392,7 +392,9 @@ func (s *Service) apply(ctx context.Context, gateway string, channel sdk.Channel
 	now := s.now().UTC()
 	enc := encodeResult(pr)
 	var pre *prepared
-	if s.serialWriter && ref == "" {
+	busy := s.applying.Add(1) > prepareFrom
+	defer s.applying.Add(-1)
+	if s.serialWriter && ref == "" && busy {
 		pre = s.prepare(ctx, gateway, channel, rawID, pr, enc, now)
 	}
 	err := s.st.InTx(ctx, func(tx store.Tx) error {
@@ -557,6 +559,12 @@ func (s *Service) decided(ctx context.Context, tx store.Tx, out *applied, gatewa
 	}
 	return s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
 }
+
+// prepareFrom is how many responses must be applying at once before a
+// decision is prepared off the writer: with fewer the writer is not the
+// bottleneck, and the read on a reader connection (whose page cache every
+// commit empties) would only add CPU per response.
+const prepareFrom = 4
 
 // prepared is a decision read and encoded before its transaction: on
 // SQLite the payment is read on a reader connection and the event encoded
