@@ -25,6 +25,10 @@ func TestMain(m *testing.M) {
 		runHelperDaemon()
 		return
 	}
+	if os.Getenv(floorServerEnv) != "" {
+		runFloorServer()
+		return
+	}
 	dir, err := os.MkdirTemp("", "acquit-pluginhost-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

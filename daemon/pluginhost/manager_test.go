@@ -542,6 +542,11 @@ func rpcCPU(b *testing.B, m *Manager, name string) (report func()) {
 			pid = s.PID
 		}
 	}
+	return pidCPU(b, pid)
+}
+
+// pidCPU is rpcCPU for the other process pid.
+func pidCPU(b *testing.B, pid int) (report func()) {
 	both := func() time.Duration {
 		var ru syscall.Rusage
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
