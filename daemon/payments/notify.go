@@ -249,8 +249,7 @@ type applied struct {
 	verdict Verdict
 	payment *Payment // state after, when the payment is known
 	reason  string
-	enc     *encodedResult  // made before the transaction; nil: encode inside
-	event   *store.NewEvent // the decision's event, made before the transaction
+	enc     *encodedResult // made before the transaction; nil: encode inside
 }
 
 // encodedResult holds the JSON a verified result gives every transaction
@@ -391,15 +390,9 @@ func (s *Service) apply(ctx context.Context, gateway string, channel sdk.Channel
 	var out *applied
 	now := s.now().UTC()
 	enc := encodeResult(pr)
-	var pre *prepared
-	busy := s.applying.Add(1) > prepareFrom
-	defer s.applying.Add(-1)
-	if s.serialWriter && ref == "" && busy {
-		pre = s.prepare(ctx, gateway, channel, rawID, pr, enc, now)
-	}
 	err := s.st.InTx(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = s.applyTx(ctx, tx, gateway, channel, rawID, pr, ref, enc, pre, now)
+		out, err = s.applyTx(ctx, tx, gateway, channel, rawID, pr, ref, enc, now)
 		return err
 	})
 	if err != nil {
@@ -414,15 +407,8 @@ func (s *Service) apply(ctx context.Context, gateway string, channel sdk.Channel
 	return out, nil
 }
 
-func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, ref string, enc *encodedResult, pre *prepared, now time.Time) (*applied, error) {
+func (s *Service) applyTx(ctx context.Context, tx store.Tx, gateway string, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, ref string, enc *encodedResult, now time.Time) (*applied, error) {
 	out := &applied{enc: enc}
-	if pre != nil {
-		ok, err := s.decidePrepared(ctx, tx, out, gateway, channel, rawID, pr, pre, now)
-		if err != nil || ok {
-			return out, err
-		}
-		// The payment changed since it was read: the general path.
-	}
 	var p *Payment
 	var err error
 	if ref != "" {
@@ -546,11 +532,7 @@ func (s *Service) decided(ctx context.Context, tx store.Tx, out *applied, gatewa
 		To: string(p.State), Cause: string(channel), RawID: rawID, Details: det, At: now}); err != nil {
 		return fmt.Errorf("payment %s: history: %w", p.Reference, err)
 	}
-	if out.event != nil {
-		if _, err := tx.Emit(ctx, *out.event); err != nil {
-			return fmt.Errorf("payment %s: emit %s: %w", p.Reference, out.event.Type, err)
-		}
-	} else if err := s.emitEncoded(ctx, tx, "payment."+string(p.State), p, channel, rawID, pr, "", out.enc); err != nil {
+	if err := s.emitEncoded(ctx, tx, "payment."+string(p.State), p, channel, rawID, pr, "", out.enc); err != nil {
 		return err
 	}
 	out.verdict = VerdictDecided
@@ -558,80 +540,6 @@ func (s *Service) decided(ctx context.Context, tx store.Tx, out *applied, gatewa
 		return err
 	}
 	return s.record(ctx, tx, p.Reference, gateway, rawID, channel, pr, out, now)
-}
-
-// prepareFrom is how many responses must be applying at once before a
-// decision is prepared off the writer: with fewer the writer is not the
-// bottleneck, and the read on a reader connection (whose page cache every
-// commit empties) would only add CPU per response.
-const prepareFrom = 4
-
-// prepared is a decision read and encoded before its transaction: on
-// SQLite the payment is read on a reader connection and the event encoded
-// while the single writer runs other transactions; the writer then only
-// checks that the payment did not change and writes.
-type prepared struct {
-	before Payment // as read
-	after  Payment // as decided
-	event  store.NewEvent
-}
-
-// prepare reads, off the writer, the payment a final verified result
-// names, and when the result would decide it (the only candidate, pending,
-// no mismatch) returns the decision with its event encoded; nil otherwise
-// (the general path inside the transaction decides what to do).
-func (s *Service) prepare(ctx context.Context, gateway string, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, enc *encodedResult, now time.Time) *prepared {
-	if !pr.Outcome.Final() || pr.AskLater || enc == nil {
-		return nil
-	}
-	rows, err := s.st.ReadQuery(ctx, `SELECT `+paymentCols+` FROM payments WHERE gateway = ? AND provider_reference = ?`,
-		gateway, pr.Reference)
-	if err != nil {
-		return nil
-	}
-	p, _, err := providerCandidate(rows, pr)
-	if err != nil || p.State != StatePending || mismatch(p, pr) != "" {
-		return nil
-	}
-	pre := &prepared{before: *p, after: *p}
-	q := &pre.after
-	q.State, q.DecidedChannel, q.DecidedAt, q.DecidedRawID = State(pr.Outcome), string(channel), now, rawID
-	q.ResponseCode, q.AcquirerResponseCode, q.AuthorisationID, q.Explanation = pr.ResponseCode, pr.AcquirerResponseCode, pr.AuthorisationID, pr.Explanation
-	q.UpdatedAt, q.Version = now, p.Version+1
-	pl := eventPayload{Payment: *q, Channel: string(channel), RawID: rawID,
-		Outcome: string(pr.Outcome), ResponseCode: pr.ResponseCode, AcquirerResponseCode: pr.AcquirerResponseCode,
-		AuthorisationID: pr.AuthorisationID, Explanation: pr.Explanation, Fields: enc.fields}
-	b, err := json.Marshal(pl)
-	if err != nil {
-		return nil
-	}
-	pre.event = store.NewEvent{Type: "payment." + string(q.State), Subject: "payment:" + q.Reference, Payload: b}
-	return pre
-}
-
-// decidePrepared applies a prepared decision if the payment is still as
-// it was read (every column that changes after a start compared) and still
-// the only candidate for the result; false, nothing written, otherwise.
-func (s *Service) decidePrepared(ctx context.Context, tx store.Tx, out *applied, gateway string, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, pre *prepared, now time.Time) (bool, error) {
-	p, q := &pre.before, &pre.after
-	n, err := tx.Exec(ctx, `UPDATE payments SET state = ?, decided_channel = ?, decided_at = ?, decided_raw_id = ?,
-		response_code = ?, acquirer_response_code = ?, authorisation_id = ?, explanation = ?, updated_at = ?,
-		version = version + 1
-		WHERE reference = ? AND state = 'pending' AND version = ? AND updated_at = ? AND next_check_at = ? AND check_count = ?
-		  AND (SELECT COUNT(*) FROM payments c WHERE c.gateway = ? AND c.provider_reference = ?
-		       AND (? = '' OR c.transaction_date = '' OR c.transaction_date = ?)) = 1`,
-		string(q.State), q.DecidedChannel, unixms.From(now), rawID, pr.ResponseCode, pr.AcquirerResponseCode,
-		pr.AuthorisationID, pr.Explanation, unixms.From(now),
-		p.Reference, p.Version, unixms.From(p.UpdatedAt), unixms.From(p.NextCheckAt), p.CheckCount,
-		gateway, pr.Reference, pr.TransactionDate, pr.TransactionDate)
-	if err != nil {
-		return false, fmt.Errorf("payment %s: decide: %w", p.Reference, err)
-	}
-	if n != 1 {
-		return false, nil
-	}
-	out.payment, out.from, out.event = q, StatePending, &pre.event
-	return true, s.decided(ctx, tx, out, gateway, channel, rawID, pr, now)
 }
 
 // operationEvents names the event of each operation kind once done; a

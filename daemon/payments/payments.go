@@ -48,7 +48,6 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -182,8 +181,6 @@ type Service struct {
 	// serialWriter: the store runs every write transaction on one writer
 	// (SQLite), so a row read inside one is current until its commit.
 	serialWriter bool
-	// applying counts the apply calls under way (prepareFrom).
-	applying atomic.Int64
 }
 
 // New builds a Service; defaults fill unset Config durations.

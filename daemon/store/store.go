@@ -48,12 +48,6 @@ var ErrNotInteger = errors.New("value is not an integer")
 type Store interface {
 	// InTx runs fn in one transaction; it commits when fn returns nil.
 	InTx(ctx context.Context, fn func(tx Tx) error) error
-	// ReadQuery runs one read-only query (? placeholders) off the writer:
-	// on SQLite on a reader connection, with its statement kept prepared,
-	// while the single writer goes on. It sees what was committed when it
-	// ran; a decision taken from it must be checked again in the
-	// transaction that writes it (a conditional UPDATE).
-	ReadQuery(ctx context.Context, query string, args ...any) (Rows, error)
 
 	// RecordRaw stores one raw input as received and returns its id. It is
 	// its own transaction, committed before the input is acted on.

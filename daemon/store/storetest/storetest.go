@@ -36,7 +36,6 @@ func Run(t *testing.T, open Opener) {
 		{"RawStreamHostile", testRawStreamHostile},
 		{"RawChunksGoWithTheirInput", testRawChunksCascade},
 		{"History", testHistory},
-		{"ReadQuery", testReadQuery},
 		{"AppendOnly", testAppendOnly},
 		{"PruneRaw", testPruneRaw},
 		{"PruneRawBatches", testPruneRawBatches},
@@ -1599,44 +1598,5 @@ func testRawChunksCascade(t *testing.T, s store.Store) {
 	}
 	if c := countRows(t, s, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id = ?`, third); c != 3 {
 		t.Fatalf("after the rollback: %d chunks, want 3", c)
-	}
-}
-
-// testReadQuery: ReadQuery sees what was committed, again and again (its
-// statement kept prepared), and rebinds ? placeholders.
-func testReadQuery(t *testing.T, s store.Store) {
-	ctx := context.Background()
-	count := func(source string) int {
-		t.Helper()
-		rows, err := s.ReadQuery(ctx, `SELECT COUNT(*) FROM raw_inputs WHERE source = ? AND channel = ?`, source, "readquery")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var n int
-		if !rows.Next() {
-			t.Fatalf("no row: %v", rows.Err())
-		}
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if rows.Next() {
-			t.Fatal("two rows")
-		}
-		return n
-	}
-	for i := 1; i <= 3; i++ {
-		if _, err := s.RecordRaw(ctx, store.RawInput{Source: "rq", Channel: "readquery", Body: []byte("x")}); err != nil {
-			t.Fatal(err)
-		}
-		if n := count("rq"); n != i {
-			t.Fatalf("after %d committed inputs ReadQuery counts %d", i, n)
-		}
-	}
-	if n := count("other"); n != 0 {
-		t.Fatalf("other source: %d", n)
-	}
-	if _, err := s.ReadQuery(ctx, `SELECT nope FROM raw_inputs`); err == nil {
-		t.Fatal("a bad query did not fail")
 	}
 }

@@ -72,10 +72,6 @@ type DB struct {
 	closeErr    error
 	kvSets      atomic.Int64
 	stmts       stmtCache
-	readStmts   struct {
-		mu sync.Mutex
-		m  map[string]*sql.Stmt // ReadQuery's statements on R
-	}
 
 	prune pruneCursor // where PruneRaw resumes
 
@@ -338,12 +334,6 @@ func (s *DB) Close() error {
 		}
 		s.stmts.prepared = nil
 		s.stmts.mu.Unlock()
-		s.readStmts.mu.Lock()
-		for _, st := range s.readStmts.m {
-			st.Close()
-		}
-		s.readStmts.m = nil
-		s.readStmts.mu.Unlock()
 		err := s.W.Close()
 		if s.R != s.W {
 			if e := s.R.Close(); err == nil {
@@ -367,48 +357,6 @@ func (s *DB) Driver() string { return s.D.Name }
 // inside a savepoint, and its statements ignore ctx's cancellation.
 func (s *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, s: s}) })
-}
-
-// ReadQuery runs one read-only query on the reader pool (see
-// store.Store), its statement prepared once (database/sql then keeps it
-// prepared on each reader connection it runs on).
-func (s *DB) ReadQuery(ctx context.Context, query string, args ...any) (store.Rows, error) {
-	query = s.q(query)
-	st := s.readStmt(ctx, query)
-	var rows *sql.Rows
-	var err error
-	if st != nil {
-		rows, err = st.QueryContext(ctx, args...)
-	} else {
-		rows, err = s.R.QueryContext(ctx, query, args...)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return rows, nil
-}
-
-// readStmt returns query prepared on the reader pool, or nil past
-// maxCachedStmts distinct queries (or on an error: the query then runs
-// unprepared and reports it).
-func (s *DB) readStmt(ctx context.Context, query string) *sql.Stmt {
-	s.readStmts.mu.Lock()
-	defer s.readStmts.mu.Unlock()
-	if st := s.readStmts.m[query]; st != nil {
-		return st
-	}
-	if len(s.readStmts.m) >= maxCachedStmts {
-		return nil
-	}
-	st, err := s.R.PrepareContext(ctx, query)
-	if err != nil {
-		return nil
-	}
-	if s.readStmts.m == nil {
-		s.readStmts.m = map[string]*sql.Stmt{}
-	}
-	s.readStmts.m[query] = st
-	return st
 }
 
 // inTx is InTx for the store's own use.
