@@ -259,7 +259,7 @@ func TestEbicsLargeDownloadBoundedMemory(t *testing.T) {
 	var parseErr, sum string
 	var chunked, chunks, chunkBytes, entries int64
 	err = db.QueryRow(`SELECT a.parse_error, r.sha256, r.chunked_size,
-		(SELECT COUNT(*) FROM raw_chunks c WHERE c.raw_id = r.id), (SELECT COALESCE(SUM(length(c.data)), 0) FROM raw_chunks c WHERE c.raw_id = r.id),
+		(SELECT COUNT(*) FROM raw_body_chunks c WHERE c.body_id = r.body_id), (SELECT COALESCE(SUM(length(c.data)), 0) FROM raw_body_chunks c WHERE c.body_id = r.body_id),
 		(SELECT COUNT(*) FROM ack_entries e WHERE e.ack_id = a.id)
 		FROM acks a JOIN raw_inputs r ON r.id = a.raw_id WHERE a.kind = 'psr'`).Scan(&parseErr, &sum, &chunked, &chunks, &chunkBytes, &entries)
 	if err != nil {

@@ -122,7 +122,7 @@ func (d *Daemon) AdminAddr() string { return d.adminL.Addr().String() }
 
 // maxRawBody is the largest raw input stored whole (store.RecordRaw).
 // Downloaded documents do not go through it: they are streamed into
-// raw_chunks (store.RecordRawStream), up to transmissions.max_document_size.
+// raw_body_chunks (store.RecordRawStream), up to transmissions.max_document_size.
 const maxRawBody = pluginrpc.MaxMessageSize
 
 // Migrations are the schema sets the daemon applies at open beyond the

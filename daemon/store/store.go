@@ -53,11 +53,14 @@ type Store interface {
 	// its own transaction, committed before the input is acted on.
 	RecordRaw(ctx context.Context, in RawInput) (int64, error)
 	// RecordRawStream stores one raw input whose body, of any size, is read
-	// from body: in 1 MiB rows of raw_chunks (RawChunkSize), all in the raw
-	// input's own transaction, so the body is never held in memory. in.Body
-	// must be empty; in.SHA256 and in.Size are required and checked against
-	// what body yields (a mismatch, a short or a longer body store nothing
-	// and return ErrInvalid). Committed before it returns, like RecordRaw.
+	// from body, so the body is never held in memory. in.Body must be
+	// empty; in.SHA256 and in.Size are required and checked against what
+	// body yields (a mismatch, a short or a longer body store nothing and
+	// return ErrInvalid). The body is written first in RawChunkSize chunks,
+	// each in its own short transaction (other writers go in between), then
+	// the raw input naming it is committed in one short transaction: a body
+	// no raw input names is never a stored document, and SweepRawBodies
+	// deletes it once idle. Committed before it returns, like RecordRaw.
 	RecordRawStream(ctx context.Context, in RawInput, body io.Reader) (int64, error)
 	// GetRaw returns one raw input with its verdicts. The body of a chunked
 	// input (RawInput.Chunked) is not loaded: read it with OpenRawBody.
@@ -75,6 +78,13 @@ type Store interface {
 	// implementation may resume where its previous call stopped (what it
 	// walked past was deleted or is kept for good).
 	PruneRaw(ctx context.Context, before time.Time, batch int) (int, error)
+	// SweepRawBodies deletes the bodies RecordRawStream started that no
+	// raw input names and that nobody wrote to since idleBefore (their
+	// writer died: kill -9, or an error whose own cleanup failed), with
+	// their chunks, a few chunks per transaction, and returns how many it
+	// deleted. Call it with idleBefore at least RawBodyIdle ago, so that
+	// the bodies being written by any instance are left alone.
+	SweepRawBodies(ctx context.Context, idleBefore time.Time) (int, error)
 	// OpenRawBody streams the body of raw input id, chunked or not, and
 	// returns its size. The reader fails if a chunk is missing.
 	OpenRawBody(ctx context.Context, id int64) (io.ReadCloser, int64, error)
@@ -133,13 +143,18 @@ type RawInput struct {
 	// Size is the body's length (set by GetRaw; required by
 	// RecordRawStream).
 	Size int64
-	// Chunked is set by GetRaw when the body is stored in raw_chunks
+	// Chunked is set by GetRaw when the body is stored in chunks
 	// (RecordRawStream): Body is then empty, read it with OpenRawBody.
 	Chunked  bool
 	Verdicts []Verdict
 }
 
-// RawChunkSize is the size of one raw_chunks row written by
+// RawBodyIdle is how long a body RecordRawStream is writing may go
+// without a new chunk before SweepRawBodies may take it for an orphan:
+// a chunk is written every few milliseconds while a body streams.
+const RawBodyIdle = 10 * time.Minute
+
+// RawChunkSize is the size of one raw_body_chunks row written by
 // RecordRawStream (the last one may be shorter).
 const RawChunkSize = 1 << 20
 

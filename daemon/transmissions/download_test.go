@@ -56,7 +56,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func rawCount(t *testing.T, st store.Store) (raws, chunks, acks int) {
 	t.Helper()
 	err := st.InTx(context.Background(), func(tx store.Tx) error {
-		return tx.QueryRow(context.Background(), `SELECT (SELECT COUNT(*) FROM raw_inputs), (SELECT COUNT(*) FROM raw_chunks), (SELECT COUNT(*) FROM acks)`).
+		return tx.QueryRow(context.Background(), `SELECT (SELECT COUNT(*) FROM raw_inputs), (SELECT COUNT(*) FROM raw_body_chunks), (SELECT COUNT(*) FROM acks)`).
 			Scan(&raws, &chunks, &acks)
 	})
 	if err != nil {

@@ -73,8 +73,8 @@ func BenchmarkClaimComplete(b *testing.B) {
 	}
 }
 
-// BenchmarkRecordRawStream stores a 64 MiB body streamed into raw_chunks
-// (one transaction, 64 rows of 1 MiB, SHA-256 checked on the way): the
+// BenchmarkRecordRawStream stores a 64 MiB body streamed into raw_body_chunks
+// (64 rows of 1 MiB, one short transaction each, SHA-256 checked on the way): the
 // store's share of a large download, and how long it holds the writer.
 func BenchmarkRecordRawStream(b *testing.B) {
 	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))

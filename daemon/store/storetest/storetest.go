@@ -1434,7 +1434,7 @@ func testRawStream(t *testing.T, s store.Store) {
 			len(got.Verdicts) != 1 || got.Verdicts[0].Code != "stored" {
 			t.Fatalf("%d bytes: GetRaw = chunked %v size %d body %d sha %s verdicts %+v", n, got.Chunked, got.Size, len(got.Body), got.SHA256, got.Verdicts)
 		}
-		if rows, want := countRows(t, s, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id = ?`, id), (n+store.RawChunkSize-1)/store.RawChunkSize; rows != want {
+		if rows, want := countRows(t, s, `SELECT COUNT(*) FROM raw_body_chunks WHERE body_id = (SELECT body_id FROM raw_inputs WHERE id = ?)`, id), (n+store.RawChunkSize-1)/store.RawChunkSize; rows != want {
 			t.Fatalf("%d bytes in %d chunk rows, want %d", n, rows, want)
 		}
 		rc, size, err := s.OpenRawBody(ctx, id)
@@ -1520,14 +1520,18 @@ func testRawStreamHostile(t *testing.T, s store.Store) {
 			if after := countRows(t, s, `SELECT COUNT(*) FROM raw_inputs`); after != before {
 				t.Fatalf("raw inputs %d -> %d after a refusal", before, after)
 			}
-			if n := countRows(t, s, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id NOT IN (SELECT id FROM raw_inputs)`); n != 0 {
-				t.Fatalf("%d orphan chunks", n)
+			if n := countRows(t, s, `SELECT COUNT(*) FROM raw_bodies WHERE id NOT IN (SELECT body_id FROM raw_inputs WHERE body_id IS NOT NULL)`); n != 0 {
+				t.Fatalf("%d orphan bodies left by a refusal", n)
+			}
+			if n := countRows(t, s, `SELECT COUNT(*) FROM raw_body_chunks WHERE body_id NOT IN (SELECT body_id FROM raw_inputs WHERE body_id IS NOT NULL)`); n != 0 {
+				t.Fatalf("%d orphan chunks left by a refusal", n)
 			}
 		})
 	}
 	id, err := s.RecordRawStream(ctx, in(func(*store.RawInput) {}), bytes.NewReader(body))
 	must(t, err)
-	for _, q := range []string{`UPDATE raw_chunks SET data = ? WHERE raw_id = ?`, `DELETE FROM raw_chunks WHERE raw_id = ?`} {
+	for _, q := range []string{`UPDATE raw_body_chunks SET data = ? WHERE body_id = (SELECT body_id FROM raw_inputs WHERE id = ?)`,
+		`DELETE FROM raw_body_chunks WHERE body_id = (SELECT body_id FROM raw_inputs WHERE id = ?)`} {
 		args := []any{id}
 		if strings.HasPrefix(q, "UPDATE") {
 			args = []any{[]byte("forged"), id}
@@ -1546,10 +1550,11 @@ func testRawStreamHostile(t *testing.T, s store.Store) {
 	}
 }
 
-// A chunked raw input nothing keeps is pruned with its chunks (PruneRaw
-// deletes the raw_* parts of what it prunes); one a history row names
-// keeps them. Deleting a raw input by any way the triggers allow deletes
-// its chunks (ON DELETE CASCADE), shown in a transaction rolled back.
+// A chunked raw input nothing keeps is pruned; its body, then named by no
+// raw input, is deleted with its chunks by SweepRawBodies. One a history
+// row names keeps them, whatever the sweep. A body no raw input names (a
+// writer killed between its chunks and its raw input) is swept once idle
+// for the time given, never before, and is never a stored document.
 func testRawChunksCascade(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
 	body := rawBody(2*store.RawChunkSize + 1)
@@ -1559,44 +1564,74 @@ func testRawChunksCascade(t *testing.T, s store.Store) {
 		must(t, err)
 		return id
 	}
+	chunksOf := `SELECT COUNT(*) FROM raw_body_chunks WHERE body_id = ?`
+	bodyOf := func(id int64) int64 {
+		var b int64
+		must(t, s.InTx(ctx, func(tx store.Tx) error {
+			return tx.QueryRow(ctx, `SELECT body_id FROM raw_inputs WHERE id = ?`, id).Scan(&b)
+		}))
+		return b
+	}
 	pruned, kept := record(), record()
+	prunedBody, keptBody := bodyOf(pruned), bodyOf(kept)
 	must(t, s.InTx(ctx, func(tx store.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO history (entity, entity_id, raw_id, at) VALUES ('ack', 'A1', ?, 1)`, kept)
 		return err
+	}))
+	// An orphan as a killed writer leaves it: a body and two chunks,
+	// last written an hour ago, that no raw input names.
+	var orphan int64
+	hourAgo := time.Now().Add(-time.Hour).UnixMilli()
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO raw_bodies (started_at, touched_at) VALUES (?, ?) RETURNING id`, hourAgo, hourAgo).Scan(&orphan); err != nil {
+			return err
+		}
+		for seq := 1; seq <= 2; seq++ {
+			if _, err := tx.Exec(ctx, `INSERT INTO raw_body_chunks (body_id, seq, data) VALUES (?, ?, ?)`, orphan, seq, body[:store.RawChunkSize]); err != nil {
+				return err
+			}
+		}
+		return nil
 	}))
 	n, err := s.PruneRaw(ctx, time.Now().Add(-time.Hour), 0)
 	must(t, err)
 	if n != 1 {
 		t.Fatalf("PruneRaw deleted %d inputs, want 1", n)
 	}
-	if c := countRows(t, s, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id = ?`, pruned); c != 0 {
-		t.Fatalf("%d chunks left after their raw input was pruned", c)
+	// Idle for less than 2 hours: the orphan (1 hour) is left alone, as a
+	// body being written would be.
+	swept, err := s.SweepRawBodies(ctx, time.Now().Add(-2*time.Hour))
+	must(t, err)
+	if swept != 0 || countRows(t, s, chunksOf, orphan) != 2 {
+		t.Fatalf("sweep of bodies idle 2 hours: swept %d, orphan chunks %d; want 0 and 2", swept, countRows(t, s, chunksOf, orphan))
 	}
-	if c := countRows(t, s, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id = ?`, kept); c != 3 {
+	swept, err = s.SweepRawBodies(ctx, time.Now().Add(time.Minute))
+	must(t, err)
+	if swept != 2 {
+		t.Fatalf("SweepRawBodies = %d, want 2 (the orphan and the pruned input's body)", swept)
+	}
+	for _, b := range []int64{orphan, prunedBody} {
+		if c := countRows(t, s, chunksOf, b); c != 0 {
+			t.Fatalf("body %d: %d chunks left after the sweep", b, c)
+		}
+		if c := countRows(t, s, `SELECT COUNT(*) FROM raw_bodies WHERE id = ?`, b); c != 0 {
+			t.Fatalf("body %d left after the sweep", b)
+		}
+	}
+	if c := countRows(t, s, chunksOf, keptBody); c != 3 {
 		t.Fatalf("the kept input has %d chunks, want 3", c)
 	}
-	// The cascade alone: the input is deleted without its chunks first.
-	third := record()
-	var left int
-	err = s.InTx(ctx, func(tx store.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO raw_prune (raw_id) VALUES (?)`, third); err != nil {
-			return err
+	// The body of a stored input cannot be deleted by hand either.
+	for _, q := range []string{`DELETE FROM raw_bodies WHERE id = ?`, `DELETE FROM raw_body_chunks WHERE body_id = ?`} {
+		if err := s.InTx(ctx, func(tx store.Tx) error { _, err := tx.Exec(ctx, q, keptBody); return err }); err == nil {
+			t.Errorf("%s of a stored input's body: accepted", q)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM raw_inputs WHERE id = ?`, third); err != nil {
-			return err
-		}
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id = ?`, third).Scan(&left); err != nil {
-			return err
-		}
-		return errRollback
-	})
-	if !errors.Is(err, errRollback) {
-		t.Fatalf("delete of a chunked raw input: %v", err)
 	}
-	if left != 0 {
-		t.Fatalf("%d chunks left after their raw input was deleted", left)
-	}
-	if c := countRows(t, s, `SELECT COUNT(*) FROM raw_chunks WHERE raw_id = ?`, third); c != 3 {
-		t.Fatalf("after the rollback: %d chunks, want 3", c)
+	rc, size, err := s.OpenRawBody(ctx, kept)
+	must(t, err)
+	back, err := io.ReadAll(rc)
+	must(t, err)
+	if size != int64(len(body)) || !bytes.Equal(back, body) {
+		t.Fatal("the kept input's body changed")
 	}
 }

@@ -148,7 +148,12 @@ func RunTimeUnitMigration(t *testing.T, m TimeUnitMigration) {
 		t.Fatalf("open the old database: %v", err)
 	}
 	defer s.Close()
-	if after := triggerDefs(t, m); !maps.Equal(after, triggersBefore) {
+	// Later migrations may add triggers (008: raw_body_chunks); those the
+	// old database had must come through the conversion unchanged.
+	after := triggerDefs(t, m)
+	kept := maps.Clone(after)
+	maps.DeleteFunc(kept, func(name, _ string) bool { _, ok := triggersBefore[name]; return !ok })
+	if !maps.Equal(kept, triggersBefore) {
 		t.Errorf("triggers changed by the conversion:\nbefore %q\nafter  %q", triggersBefore, after)
 	}
 
