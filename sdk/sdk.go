@@ -336,6 +336,10 @@ type DownloadRequest struct {
 	// plugin should stop writing and fail a download that grows past it,
 	// rather than fill the disk: the daemon refuses it anyway.
 	MaxSize int64
+	// ReportTooLarge says the caller understands Document.TooLarge: a
+	// plugin then reports a document over MaxSize as such instead of
+	// failing the download (which a caller without it still gets).
+	ReportTooLarge bool
 }
 
 // DownloadResult carries what the bank delivered; NoData is set when the
@@ -374,6 +378,13 @@ type Document struct {
 	// SHA256 is the file's SHA-256, hex (required with Path; optional with
 	// Content, checked when set).
 	SHA256 string
+	// TooLarge reports a document over DownloadRequest.MaxSize (only when
+	// DownloadRequest.ReportTooLarge is set): the plugin stopped reading
+	// it and hands over no Path and no Content; Size is the bytes counted
+	// before stopping (a lower bound, over MaxSize). DownloadID, Function,
+	// Format and Meta are set, so the daemon can record the refusal and
+	// Confirm the download.
+	TooLarge bool
 }
 
 // KeyAction names a key-management operation of BankTransport.Keys. The

@@ -76,15 +76,19 @@ func (s *Service) FetchAcks(ctx context.Context, params map[string]string) (stri
 }
 
 type fetchStats struct {
-	docs, dup, entries, unmatched, bad int
-	noData                             bool
+	docs, dup, entries, unmatched, bad, tooLarge int
+	noData                                       bool
 }
 
 func (f fetchStats) String() string {
 	if f.noData {
 		return "no data"
 	}
-	return fmt.Sprintf("%d new, %d duplicate, %d bad, %d entries, %d unmatched", f.docs, f.dup, f.bad, f.entries, f.unmatched)
+	out := fmt.Sprintf("%d new, %d duplicate, %d bad, %d entries, %d unmatched", f.docs, f.dup, f.bad, f.entries, f.unmatched)
+	if f.tooLarge > 0 {
+		out += fmt.Sprintf(", %d too large (refused)", f.tooLarge)
+	}
+	return out
 }
 
 // MaxDocsPerFetch bounds the documents of one kind downloaded in one run
@@ -122,7 +126,8 @@ func (s *Service) fetchRound(ctx context.Context, tr sdk.BankTransport, b Bank, 
 		return false, true, fmt.Errorf("download spool: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	res, err := tr.Download(ctx, sdk.DownloadRequest{Bank: b.Name, Function: kind, From: from, To: to, SpoolDir: dir, MaxSize: s.maxDoc})
+	res, err := tr.Download(ctx, sdk.DownloadRequest{Bank: b.Name, Function: kind, From: from, To: to, SpoolDir: dir, MaxSize: s.maxDoc,
+		ReportTooLarge: true})
 	if err != nil {
 		return false, true, fmt.Errorf("download: %w", err)
 	}
@@ -131,6 +136,17 @@ func (s *Service) fetchRound(ctx context.Context, tr sdk.BankTransport, b Bank, 
 		return false, true, nil
 	}
 	for _, doc := range res.Documents {
+		if doc.TooLarge {
+			if err := s.refuseTooLarge(ctx, tr, b.Name, kind, doc); err != nil {
+				return false, true, err
+			}
+			st.tooLarge++
+			if seen["too_large:"+doc.DownloadID] {
+				again = true
+			}
+			seen["too_large:"+doc.DownloadID] = true
+			continue
+		}
 		r, err := s.ingestIn(ctx, b.Name, kind, doc, dir)
 		if err != nil {
 			// Not stored: tell the bank so it delivers the document again.
@@ -157,6 +173,46 @@ func (s *Service) fetchRound(ctx context.Context, tr sdk.BankTransport, b Bank, 
 		st.unmatched += r.Unmatched
 	}
 	return again, false, nil
+}
+
+// refuseTooLarge records, counts and logs a document its plugin reported
+// over max_document_size (sdk.Document.TooLarge), then confirms it to the
+// bank positively. Its body was never stored: the raw input recorded is
+// bodiless (headers: order type, size, limit, transaction) with the
+// verdict "too_large", kept like any verified download. The receipt is
+// positive on purpose: a bank offers an unconfirmed document again and
+// again, first, so a negative one would hold back every later document of
+// that kind until the limit is raised (issue 12). After raising
+// transmissions.max_document_size, fetch it again with a date range
+// (ebics.fetch_acks with from/to).
+func (s *Service) refuseTooLarge(ctx context.Context, tr sdk.BankTransport, bank, kind string, doc sdk.Document) error {
+	if doc.Size <= s.maxDoc || doc.Path != "" || len(doc.Content) != 0 || doc.DownloadID == "" {
+		return s.refuse(bank, kind, doc, pluginrpc.SpoolTooLarge, fmt.Errorf("reported too large with size %d (limit %d), path %q, %d bytes of content, download id %q: inconsistent",
+			doc.Size, s.maxDoc, doc.Path, len(doc.Content), doc.DownloadID))
+	}
+	orderType := doc.Meta["order_type"]
+	s.m.rejected.WithLabelValues(bank, pluginrpc.SpoolTooLarge).Inc()
+	s.m.acks.WithLabelValues(bank, kind, "refused").Inc()
+	msg := fmt.Sprintf("over transmissions.max_document_size (%d bytes): more than %d bytes; not stored, receipted; fetch it again with from/to once the limit is raised",
+		s.maxDoc, doc.Size-1)
+	rawID, err := s.d.Store.RecordRaw(ctx, store.RawInput{Source: "bank:" + bank, Channel: "download:" + kind,
+		Method: "DOWNLOAD", Path: doc.Name, ReceivedAt: s.d.Now(),
+		Headers: map[string][]string{"download_id": {doc.DownloadID}, "order_type": {orderType}, "order_id": {doc.Meta["order_id"]},
+			"document_size_over": {strconv.FormatInt(doc.Size-1, 10)}, "max_document_size": {strconv.FormatInt(s.maxDoc, 10)}},
+		Verdicts: []store.Verdict{{Verified: true, Code: "too_large", Message: msg, At: s.d.Now()}}})
+	if err != nil {
+		// Not recorded: leave it to the bank (negative receipt), retried.
+		_ = tr.Confirm(ctx, bank, doc.DownloadID, false)
+		return fmt.Errorf("record the refusal of %s: %w", doc.Name, err)
+	}
+	s.d.Logger.Warn().Str("bank", bank).Str("kind", kind).Str("order_type", orderType).Str("download_id", doc.DownloadID).
+		Str("name", doc.Name).Int64("size_over", doc.Size-1).Int64("limit", s.maxDoc).Int64("raw_id", rawID).
+		Str("reason", pluginrpc.SpoolTooLarge).
+		Msg("downloaded document refused: over max_document_size; not stored, receipted, recorded")
+	if err := tr.Confirm(ctx, bank, doc.DownloadID, true); err != nil {
+		s.d.Logger.Warn().Err(err).Str("bank", bank).Str("kind", kind).Msg("receipt of a refused document not accepted; it may come again")
+	}
+	return nil
 }
 
 // IngestResult says what one downloaded document did.

@@ -119,6 +119,10 @@ payments:
   notify_rate: 0
   final_deadline: {{if .FinalDeadline}}{{.FinalDeadline}}{{else}}10m{{end}}
 {{- end}}
+{{- if .MaxDocumentSize}}
+transmissions:
+  max_document_size: {{.MaxDocumentSize}}
+{{- end}}
 {{- if .Ebics}}
 banks:
   - name: {{.Ebics.BankName}}

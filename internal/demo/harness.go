@@ -54,8 +54,10 @@ type TemplateData struct {
 	Atos                    *AtosData
 	Worldline               *WorldlineData
 	// FinalDeadline is payments.final_deadline ("" = 10m).
-	FinalDeadline               string
-	Ebics                       *EbicsData
+	FinalDeadline string
+	Ebics         *EbicsData
+	// MaxDocumentSize is transmissions.max_document_size ("" = default).
+	MaxDocumentSize             string
 	ReconcileEvery, FetchEvery  string
 	ReconcileAfter, AckDeadline string
 	Hooks                       []HookData

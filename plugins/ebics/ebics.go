@@ -253,6 +253,16 @@ func (p *Plugin) Download(ctx context.Context, req sdk.DownloadRequest) (*sdk.Do
 	} else {
 		d, err = b.client.Download(ctx, req.Function, req.From, req.To)
 	}
+	var tl *client.TooLargeError
+	if errors.As(err, &tl) && req.ReportTooLarge && req.MaxSize > 0 {
+		// Over the daemon's limit: reported, not failed, so the daemon
+		// records the refusal and confirms it, and the documents after
+		// it come (sdk.Document.TooLarge).
+		return &sdk.DownloadResult{Documents: []sdk.Document{{DownloadID: tl.TransactionID, Function: req.Function,
+			Name: fmt.Sprintf("%s-%s-%s", req.Bank, req.Function, tl.TransactionID), Size: tl.Max + 1, TooLarge: true,
+			Meta: map[string]string{"order_id": tl.OrderID, "order_type": tl.OrderType, "segments": fmt.Sprint(tl.Segments),
+				"transaction_id": tl.TransactionID, "ebics_version": string(b.version), "profile": b.bank.Profile.Name}}}}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -225,7 +225,7 @@ func uploadResultFromWire(r *pluginv1.UploadResult) *sdk.UploadResult {
 
 func downloadRequestToWire(r sdk.DownloadRequest) *pluginv1.DownloadRequest {
 	return &pluginv1.DownloadRequest{Bank: r.Bank, Function: r.Function, From: tsFrom(r.From), To: tsFrom(r.To), Params: r.Params,
-		SpoolDir: r.SpoolDir, MaxSize: r.MaxSize}
+		SpoolDir: r.SpoolDir, MaxSize: r.MaxSize, ReportTooLarge: r.ReportTooLarge}
 }
 
 func downloadRequestFromWire(r *pluginv1.DownloadRequest) (sdk.DownloadRequest, error) {
@@ -238,7 +238,7 @@ func downloadRequestFromWire(r *pluginv1.DownloadRequest) (sdk.DownloadRequest, 
 		return sdk.DownloadRequest{}, fmt.Errorf("download to: %w", err)
 	}
 	return sdk.DownloadRequest{Bank: r.GetBank(), Function: r.GetFunction(), From: from, To: to, Params: r.GetParams(),
-		SpoolDir: r.GetSpoolDir(), MaxSize: r.GetMaxSize()}, nil
+		SpoolDir: r.GetSpoolDir(), MaxSize: r.GetMaxSize(), ReportTooLarge: r.GetReportTooLarge()}, nil
 }
 
 func downloadResultToWire(r *sdk.DownloadResult) *pluginv1.DownloadResult {
@@ -246,7 +246,7 @@ func downloadResultToWire(r *sdk.DownloadResult) *pluginv1.DownloadResult {
 	for _, d := range r.Documents {
 		out.Documents = append(out.Documents, &pluginv1.Document{
 			DownloadId: d.DownloadID, Function: d.Function, Format: d.Format, Name: d.Name,
-			Content: d.Content, Meta: d.Meta, Path: d.Path, Size: d.Size, Sha256: d.SHA256,
+			Content: d.Content, Meta: d.Meta, Path: d.Path, Size: d.Size, Sha256: d.SHA256, TooLarge: d.TooLarge,
 		})
 	}
 	return out
@@ -258,6 +258,7 @@ func downloadResultFromWire(r *pluginv1.DownloadResult) *sdk.DownloadResult {
 		out.Documents = append(out.Documents, sdk.Document{
 			DownloadID: d.GetDownloadId(), Function: d.GetFunction(), Format: d.GetFormat(), Name: d.GetName(),
 			Content: d.GetContent(), Meta: d.GetMeta(), Path: d.GetPath(), Size: d.GetSize(), SHA256: d.GetSha256(),
+			TooLarge: d.GetTooLarge(),
 		})
 	}
 	return out

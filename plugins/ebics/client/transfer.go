@@ -501,6 +501,24 @@ type Downloaded struct {
 	SHA256        string
 }
 
+// TooLargeError is the failure of a download whose document decompresses
+// to more than the limit: reading stopped there and nothing is kept, but
+// the transaction is known, so the caller can report the document and
+// send its Receipt.
+type TooLargeError struct {
+	TransactionID, OrderID, Function, OrderType string
+	Segments                                    int
+	Max                                         int64 // the limit, in decompressed bytes
+}
+
+// Error implements error.
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("ebics download %s (%s, transaction %s): the document is over %d bytes", e.Function, e.OrderType, e.TransactionID, e.Max)
+}
+
+// Unwrap makes a TooLargeError match protocol.ErrInflateLimit.
+func (e *TooLargeError) Unwrap() error { return protocol.ErrInflateLimit }
+
 // Download fetches one document of a business function (nil, nil when the
 // bank has nothing: 090005) into memory, up to Options.MaxDownload: for
 // small documents (bank parameters, HAA, HTD). The bank considers it
@@ -608,6 +626,9 @@ func (c *Client) download(ctx context.Context, function string, fn Function, fro
 	if err != nil {
 		if segs.err != nil {
 			err = segs.err
+		} else if errors.Is(err, protocol.ErrInflateLimit) {
+			return nil, &TooLargeError{TransactionID: resp.TransactionID, OrderID: resp.OrderID, Function: function,
+				OrderType: fn.OrderType, Segments: resp.NumSegments, Max: max}
 		}
 		return nil, fmt.Errorf("ebics download %s: %w", function, err)
 	}

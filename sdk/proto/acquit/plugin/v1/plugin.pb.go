@@ -1476,9 +1476,13 @@ type DownloadRequest struct {
 	// Empty: the daemon takes documents as content only.
 	SpoolDir string `protobuf:"bytes,6,opt,name=spool_dir,json=spoolDir,proto3" json:"spool_dir,omitempty"`
 	// max_size is the largest document the daemon accepts (0: no limit).
-	MaxSize       int64 `protobuf:"varint,7,opt,name=max_size,json=maxSize,proto3" json:"max_size,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxSize int64 `protobuf:"varint,7,opt,name=max_size,json=maxSize,proto3" json:"max_size,omitempty"`
+	// report_too_large: the daemon understands Document.too_large. Without
+	// it (an older daemon) a plugin fails the download of a document over
+	// max_size, as before.
+	ReportTooLarge bool `protobuf:"varint,8,opt,name=report_too_large,json=reportTooLarge,proto3" json:"report_too_large,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DownloadRequest) Reset() {
@@ -1560,6 +1564,13 @@ func (x *DownloadRequest) GetMaxSize() int64 {
 	return 0
 }
 
+func (x *DownloadRequest) GetReportTooLarge() bool {
+	if x != nil {
+		return x.ReportTooLarge
+	}
+	return false
+}
+
 type Document struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	DownloadId string                 `protobuf:"bytes,1,opt,name=download_id,json=downloadId,proto3" json:"download_id,omitempty"`
@@ -1572,9 +1583,14 @@ type Document struct {
 	Meta    map[string]string `protobuf:"bytes,6,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// path is a file the plugin wrote (and synced) directly in
 	// DownloadRequest.spool_dir; size and sha256 (hex) describe it.
-	Path          string `protobuf:"bytes,7,opt,name=path,proto3" json:"path,omitempty"`
-	Size          int64  `protobuf:"varint,8,opt,name=size,proto3" json:"size,omitempty"`
-	Sha256        string `protobuf:"bytes,9,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Path   string `protobuf:"bytes,7,opt,name=path,proto3" json:"path,omitempty"`
+	Size   int64  `protobuf:"varint,8,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256 string `protobuf:"bytes,9,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// too_large: the document is over DownloadRequest.max_size (sent only
+	// when report_too_large is set). The plugin stopped reading it: no path,
+	// no content; size is the bytes it counted before stopping (a lower
+	// bound, over max_size). download_id, function, format and meta are set.
+	TooLarge      bool `protobuf:"varint,10,opt,name=too_large,json=tooLarge,proto3" json:"too_large,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1670,6 +1686,13 @@ func (x *Document) GetSha256() string {
 		return x.Sha256
 	}
 	return ""
+}
+
+func (x *Document) GetTooLarge() bool {
+	if x != nil {
+		return x.TooLarge
+	}
+	return false
 }
 
 type DownloadResult struct {
@@ -2387,7 +2410,7 @@ const file_acquit_plugin_v1_plugin_proto_rawDesc = "" +
 	"\vUploadEvent\x12>\n" +
 	"\bprogress\x18\x01 \x01(\v2 .acquit.plugin.v1.UploadProgressH\x00R\bprogress\x128\n" +
 	"\x06result\x18\x02 \x01(\v2\x1e.acquit.plugin.v1.UploadResultH\x00R\x06resultB\a\n" +
-	"\x05event\"\xd7\x02\n" +
+	"\x05event\"\x81\x03\n" +
 	"\x0fDownloadRequest\x12\x12\n" +
 	"\x04bank\x18\x01 \x01(\tR\x04bank\x12\x1a\n" +
 	"\bfunction\x18\x02 \x01(\tR\bfunction\x12.\n" +
@@ -2395,10 +2418,11 @@ const file_acquit_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12E\n" +
 	"\x06params\x18\x05 \x03(\v2-.acquit.plugin.v1.DownloadRequest.ParamsEntryR\x06params\x12\x1b\n" +
 	"\tspool_dir\x18\x06 \x01(\tR\bspoolDir\x12\x19\n" +
-	"\bmax_size\x18\a \x01(\x03R\amaxSize\x1a9\n" +
+	"\bmax_size\x18\a \x01(\x03R\amaxSize\x12(\n" +
+	"\x10report_too_large\x18\b \x01(\bR\x0ereportTooLarge\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc0\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdd\x02\n" +
 	"\bDocument\x12\x1f\n" +
 	"\vdownload_id\x18\x01 \x01(\tR\n" +
 	"downloadId\x12\x1a\n" +
@@ -2409,7 +2433,9 @@ const file_acquit_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04meta\x18\x06 \x03(\v2$.acquit.plugin.v1.Document.MetaEntryR\x04meta\x12\x12\n" +
 	"\x04path\x18\a \x01(\tR\x04path\x12\x12\n" +
 	"\x04size\x18\b \x01(\x03R\x04size\x12\x16\n" +
-	"\x06sha256\x18\t \x01(\tR\x06sha256\x1a7\n" +
+	"\x06sha256\x18\t \x01(\tR\x06sha256\x12\x1b\n" +
+	"\ttoo_large\x18\n" +
+	" \x01(\bR\btooLarge\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
