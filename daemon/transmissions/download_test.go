@@ -169,6 +169,21 @@ func TestFetchAcksRefusesHostileDocuments(t *testing.T) {
 		{"content above max_document_size", pluginrpc.SpoolTooLarge, 100, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
 			return d
 		}},
+		// A plugin reporting a document too large (sdk.Document.TooLarge)
+		// gets it receipted without storing it: a report that does not
+		// hold together is an ordinary refusal instead.
+		{"reported too large, size within the limit", pluginrpc.SpoolTooLarge, 100000, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			return sdk.Document{DownloadID: d.DownloadID, Function: d.Function, Name: d.Name, TooLarge: true, Size: 50}
+		}},
+		{"reported too large with a path", pluginrpc.SpoolTooLarge, 100, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			d = spoolFile(t, req.SpoolDir, d)
+			d.TooLarge = true
+			return d
+		}},
+		{"reported too large with content", pluginrpc.SpoolTooLarge, 100, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+			d.TooLarge, d.Size = true, 101
+			return d
+		}},
 		{"path and content", pluginrpc.SpoolBadFields, 0, func(t *testing.T, req sdk.DownloadRequest, d sdk.Document) sdk.Document {
 			p := spoolFile(t, req.SpoolDir, d)
 			p.Content = d.Content

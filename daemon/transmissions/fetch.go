@@ -138,7 +138,9 @@ func (s *Service) fetchRound(ctx context.Context, tr sdk.BankTransport, b Bank, 
 	for _, doc := range res.Documents {
 		if doc.TooLarge {
 			if err := s.refuseTooLarge(ctx, tr, b.Name, kind, doc); err != nil {
-				return false, true, err
+				// Not recorded: leave it to the bank (negative receipt).
+				_ = tr.Confirm(ctx, b.Name, doc.DownloadID, false)
+				return false, true, fmt.Errorf("document reported too large %s: %w", doc.Name, err)
 			}
 			st.tooLarge++
 			if seen["too_large:"+doc.DownloadID] {
@@ -201,8 +203,6 @@ func (s *Service) refuseTooLarge(ctx context.Context, tr sdk.BankTransport, bank
 			"document_size_over": {strconv.FormatInt(doc.Size-1, 10)}, "max_document_size": {strconv.FormatInt(s.maxDoc, 10)}},
 		Verdicts: []store.Verdict{{Verified: true, Code: "too_large", Message: msg, At: s.d.Now()}}})
 	if err != nil {
-		// Not recorded: leave it to the bank (negative receipt), retried.
-		_ = tr.Confirm(ctx, bank, doc.DownloadID, false)
 		return fmt.Errorf("record the refusal of %s: %w", doc.Name, err)
 	}
 	s.d.Logger.Warn().Str("bank", bank).Str("kind", kind).Str("order_type", orderType).Str("download_id", doc.DownloadID).
