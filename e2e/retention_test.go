@@ -17,7 +17,10 @@ import (
 // database holding a month-old flood of refused POST bodies, prunes them
 // (default state.raw_retention 720h) and keeps the verified input and the
 // recent refused ones. Before raw retention nothing pruned raw inputs: the
-// metric did not exist and every row stayed.
+// metric did not exist and every row stayed. At the same start it deletes
+// the body of a large download whose writer died an hour ago before its
+// raw input was committed, and leaves one touched just now (core
+// migration 008, store.SweepRawBodies).
 func TestRawRetention(t *testing.T) {
 	c := ctx(t)
 	h := newHarness(t)
@@ -46,6 +49,25 @@ func TestRawRetention(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		recent = append(recent, rec(time.Now(), "Data=forged-today", store.Verdict{Code: "bad_seal"}))
 	}
+	// Bodies of large downloads no raw input names: one its writer left an
+	// hour ago (killed between its chunks and its raw input), swept at
+	// start whatever the retention; one touched just now (a writer could
+	// be at work), left alone.
+	orphan := func(touched time.Time) int64 {
+		t.Helper()
+		var id int64
+		if err := s.W.QueryRowContext(c, `INSERT INTO raw_bodies (started_at, touched_at) VALUES (?, ?) RETURNING id`,
+			touched.UnixMilli(), touched.UnixMilli()).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		for seq := 1; seq <= 2; seq++ {
+			if _, err := s.W.ExecContext(c, `INSERT INTO raw_body_chunks (body_id, seq, data) VALUES (?, ?, ?)`, id, seq, make([]byte, 1<<20)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return id
+	}
+	deadBody, liveBody := orphan(time.Now().Add(-time.Hour)), orphan(time.Now())
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +86,9 @@ func TestRawRetention(t *testing.T) {
 	if got := metricValue(m, "acquit_raw_prune_errors_total"); got != 0 {
 		t.Fatalf("acquit_raw_prune_errors_total = %v", got)
 	}
+	if got := metricValue(m, "acquit_raw_bodies_swept_total"); got != 1 {
+		t.Fatalf("acquit_raw_bodies_swept_total = %v, want 1 (the body left an hour ago)", got)
+	}
 	if err := h.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +100,15 @@ func TestRawRetention(t *testing.T) {
 	var left int
 	if err := s.R.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM raw_inputs`).Scan(&left); err != nil {
 		t.Fatal(err)
+	}
+	for id, want := range map[int64]int{deadBody: 0, liveBody: 2} {
+		var n int
+		if err := s.R.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM raw_body_chunks WHERE body_id = ?`, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Fatalf("body %d: %d chunks after the start, want %d", id, n, want)
+		}
 	}
 	if left != 1+len(recent) {
 		t.Fatalf("%d raw inputs left, want %d (the verified one and the recent refused ones)", left, 1+len(recent))
