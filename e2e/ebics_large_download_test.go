@@ -61,10 +61,11 @@ func ebicsSimBin(t *testing.T) string {
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // startSimProcess runs the EBICS simulator as its own process and returns
-// its EBICS URL and the H004 key hashes it prints.
-func startSimProcess(t *testing.T) (url, authHash, encHash string) {
+// its EBICS URL and the H004 key hashes it prints; extra are more flags.
+func startSimProcess(t *testing.T, extra ...string) (url, authHash, encHash string) {
 	t.Helper()
-	cmd := exec.Command(ebicsSimBin(t), "-addr", "127.0.0.1:0", "-host", ebicsHost, "-subscriber", ebicsPartner+"/"+ebicsUser, "-xsd", "off")
+	args := append([]string{"-addr", "127.0.0.1:0", "-host", ebicsHost, "-subscriber", ebicsPartner + "/" + ebicsUser, "-xsd", "off"}, extra...)
+	cmd := exec.Command(ebicsSimBin(t), args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

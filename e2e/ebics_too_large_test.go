@@ -26,7 +26,11 @@ import (
 // on it and every later document of that kind waited behind it.
 func TestEbicsDocumentTooLarge(t *testing.T) {
 	t.Parallel()
-	url, ah, eh := startSimProcess(t)
+	// Small download segments: the document over the limit spans several,
+	// and the limit is reached before its last one. The bank takes the
+	// receipt only after the last segment (the client fetches the rest
+	// without decoding it).
+	url, ah, eh := startSimProcess(t, "-download-segment-size", "16384")
 	h := newHarness(t)
 	if err := h.WriteSecret("ebics-pass", "e2e passphrase for the EBICS keys"); err != nil {
 		t.Fatal(err)

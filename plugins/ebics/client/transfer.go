@@ -502,9 +502,9 @@ type Downloaded struct {
 }
 
 // TooLargeError is the failure of a download whose document decompresses
-// to more than the limit: reading stopped there and nothing is kept, but
-// the transaction is known, so the caller can report the document and
-// send its Receipt.
+// to more than the limit: decoding stopped there and nothing is kept; the
+// remaining segments were fetched (and dropped), so the transaction is
+// ready for the Receipt the caller sends after reporting the document.
 type TooLargeError struct {
 	TransactionID, OrderID, Function, OrderType string
 	Segments                                    int
@@ -627,6 +627,13 @@ func (c *Client) download(ctx context.Context, function string, fn Function, fro
 		if segs.err != nil {
 			err = segs.err
 		} else if errors.Is(err, protocol.ErrInflateLimit) {
+			// The receipt phase follows the last segment: fetch the rest
+			// without decoding it (one segment in memory at a time), so
+			// that the caller can send the receipt the bank expects.
+			segs.cur = ""
+			if _, derr := io.Copy(io.Discard, segs); derr != nil {
+				return nil, fmt.Errorf("ebics download %s: over %d bytes, fetching the remaining segments: %w", function, max, derr)
+			}
 			return nil, &TooLargeError{TransactionID: resp.TransactionID, OrderID: resp.OrderID, Function: function,
 				OrderType: fn.OrderType, Segments: resp.NumSegments, Max: max}
 		}

@@ -471,3 +471,52 @@ func TestCapture(t *testing.T) {
 		}
 	}
 }
+
+// A download's receipt comes after its last segment: sent earlier it is
+// refused (061002) and the transaction stays open, so the client can fetch
+// the rest and confirm; then the document counts as delivered.
+func TestReceiptBeforeLastSegmentRefused(t *testing.T) {
+	c := newThirdParty(t, protocol.H004, "A006", StateReady, Config{DownloadSegmentSize: 64})
+	noise := make([]byte, 200) // incompressible: several segments
+	rand.Read(noise)
+	c.s.AddDocument("P", "HAC", "", []byte("<Document>"+base64.StdEncoding.EncodeToString(noise)+"</Document>"))
+	init := func() *protocol.Response {
+		r := c.base(protocol.KindRequest, "HAC")
+		r.OrderAttrib = "DZHNN"
+		r.BankAuthHash, r.BankEncHash = c.s.BankKeyHashes(protocol.H004)
+		return c.post(c.signed(r, nil))
+	}
+	receipt := func(txID string) *protocol.Response {
+		r := &protocol.Request{Version: protocol.H004, Kind: protocol.KindRequest, HostID: "SIM", TransactionID: txID,
+			Phase: protocol.PhaseReceipt, HasReceipt: true, ReceiptCode: 0}
+		return c.post(c.signed(r, nil))
+	}
+	first := init()
+	if code(first) != protocol.CodeOK || first.NumSegments < 3 {
+		t.Fatalf("download: %s, %d segments", code(first), first.NumSegments)
+	}
+	for n := 1; n < first.NumSegments; n++ {
+		if n > 1 {
+			tr := &protocol.Request{Version: protocol.H004, Kind: protocol.KindRequest, HostID: "SIM", TransactionID: first.TransactionID,
+				Phase: protocol.PhaseTransfer, SegmentNumber: n, LastSegment: false}
+			if r := c.post(c.signed(tr, nil)); code(r) != protocol.CodeOK {
+				t.Fatalf("segment %d: %s", n, code(r))
+			}
+		}
+		if r := receipt(first.TransactionID); r.TechCode != protocol.CodeInvalidRequest {
+			t.Fatalf("receipt after segment %d of %d: %s %s, want %s", n, first.NumSegments, code(r), r.ReportText, protocol.CodeInvalidRequest)
+		}
+	}
+	n := first.NumSegments
+	tr := &protocol.Request{Version: protocol.H004, Kind: protocol.KindRequest, HostID: "SIM", TransactionID: first.TransactionID,
+		Phase: protocol.PhaseTransfer, SegmentNumber: n, LastSegment: true}
+	if r := c.post(c.signed(tr, nil)); code(r) != protocol.CodeOK {
+		t.Fatalf("last segment: %s", code(r))
+	}
+	if r := receipt(first.TransactionID); r.TechCode != protocol.CodePostprocessDone {
+		t.Fatalf("receipt after the last segment: %s %s", code(r), r.ReportText)
+	}
+	if r := init(); code(r) != protocol.CodeNoDownloadData {
+		t.Fatalf("after the receipt: %s, want nothing more to download", code(r))
+	}
+}

@@ -37,6 +37,7 @@ type tx struct {
 	dataDigest []byte
 	done       bool
 	doc        *Doc
+	served     int // download: the highest segment number sent so far
 	created    time.Time
 	lastSeen   time.Time // last request of the transaction (expiry)
 	response   []byte    // final response of a completed upload (recovery)
@@ -271,7 +272,7 @@ func (s *Sim) initialise(req *protocol.Request, tree *xnode) []byte {
 		return s.errorResponse(v, rk, protocol.CodeInternalError, err.Error())
 	}
 	t.segments = protocol.SplitSegments(b64(enc), s.cfg.DownloadSegmentSize)
-	t.numSeg, t.doc, t.wrappedKey = len(t.segments), d, wrapped
+	t.numSeg, t.doc, t.wrappedKey, t.served = len(t.segments), d, wrapped, 1
 	d.inFlight = t.id
 	s.txs[t.id] = t
 	resp := &protocol.Response{Version: v, Kind: rk, TransactionID: t.id, NumSegments: t.numSeg, Phase: protocol.PhaseInitialisation,
@@ -330,6 +331,13 @@ func (s *Sim) transfer(req *protocol.Request, tree *xnode) ([]byte, error) {
 		if t.upload || !req.HasReceipt {
 			return s.errorResponse(v, rk, protocol.CodeInvalidRequest, "receipt without download"), nil
 		}
+		// The receipt phase follows the transfer of every segment: a
+		// client confirms (or not) a document it has received whole. The
+		// transaction stays open for the missing segments.
+		if t.served < t.numSeg {
+			s.log.Warn().Str("tx", t.id).Int("served", t.served).Int("segments", t.numSeg).Msg("ebics sim: receipt before the last segment")
+			return s.errorResponse(v, rk, protocol.CodeInvalidRequest, fmt.Sprintf("receipt after segment %d of %d", t.served, t.numSeg)), nil
+		}
 		delete(s.txs, t.id)
 		t.doc.inFlight = ""
 		base.TechCode = protocol.CodePostprocessSkipped
@@ -351,6 +359,7 @@ func (s *Sim) transfer(req *protocol.Request, tree *xnode) ([]byte, error) {
 	base.SegmentNumber, base.LastSegment = n, n == t.numSeg
 	if !t.upload {
 		base.OrderData = t.segments[n-1]
+		t.served = max(t.served, n)
 		b, _ := base.Marshal(s.signKey())
 		return b, nil
 	}
