@@ -615,27 +615,7 @@ type eventPayload struct {
 // emitEncoded is emit with pr's Fields given already encoded (enc, when
 // not nil, from encodeResult).
 func (s *Service) emitEncoded(ctx context.Context, tx store.Tx, typ string, p *Payment, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, reason string, enc *encodedResult) error {
-	var b []byte
-	var err error
-	if enc != nil && pr != nil {
-		pl := eventPayload{Payment: *p, Channel: string(channel), RawID: rawID, Reason: reason,
-			Outcome: string(pr.Outcome), ResponseCode: pr.ResponseCode, AcquirerResponseCode: pr.AcquirerResponseCode,
-			AuthorisationID: pr.AuthorisationID, Explanation: pr.Explanation, Fields: enc.fields}
-		if op := pr.Operation; op != nil && isOperationEvent(typ) {
-			pl.Operation = &OperationInfo{ID: op.ID, Kind: op.Kind, Status: op.Status, Amount: op.Amount, Currency: op.Currency}
-		}
-		b, err = json.Marshal(pl)
-	} else {
-		pl := EventPayload{Payment: *p, Channel: string(channel), RawID: rawID, Reason: reason}
-		if pr != nil {
-			pl.Outcome, pl.ResponseCode, pl.AcquirerResponseCode = string(pr.Outcome), pr.ResponseCode, pr.AcquirerResponseCode
-			pl.AuthorisationID, pl.Explanation, pl.Fields = pr.AuthorisationID, pr.Explanation, pr.Fields
-			if op := pr.Operation; op != nil && isOperationEvent(typ) {
-				pl.Operation = &OperationInfo{ID: op.ID, Kind: op.Kind, Status: op.Status, Amount: op.Amount, Currency: op.Currency}
-			}
-		}
-		b, err = json.Marshal(pl)
-	}
+	b, err := eventJSON(typ, p, channel, rawID, pr, reason, enc)
 	if err != nil {
 		return fmt.Errorf("payment %s: event %s: %w", p.Reference, typ, err)
 	}
@@ -643,6 +623,28 @@ func (s *Service) emitEncoded(ctx context.Context, tx store.Tx, typ string, p *P
 		return fmt.Errorf("payment %s: emit %s: %w", p.Reference, typ, err)
 	}
 	return nil
+}
+
+// eventJSON is the payload of a payment event: an EventPayload, or, when
+// pr's Fields are already encoded (enc), the same JSON written through
+// eventPayload without encoding them again (TestEventJSONSameEncoded).
+func eventJSON(typ string, p *Payment, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, reason string, enc *encodedResult) ([]byte, error) {
+	var op *OperationInfo
+	if pr != nil && pr.Operation != nil && isOperationEvent(typ) {
+		o := pr.Operation
+		op = &OperationInfo{ID: o.ID, Kind: o.Kind, Status: o.Status, Amount: o.Amount, Currency: o.Currency}
+	}
+	if enc != nil && pr != nil {
+		return json.Marshal(eventPayload{Payment: *p, Channel: string(channel), RawID: rawID, Reason: reason,
+			Outcome: string(pr.Outcome), ResponseCode: pr.ResponseCode, AcquirerResponseCode: pr.AcquirerResponseCode,
+			AuthorisationID: pr.AuthorisationID, Explanation: pr.Explanation, Fields: enc.fields, Operation: op})
+	}
+	pl := EventPayload{Payment: *p, Channel: string(channel), RawID: rawID, Reason: reason, Operation: op}
+	if pr != nil {
+		pl.Outcome, pl.ResponseCode, pl.AcquirerResponseCode = string(pr.Outcome), pr.ResponseCode, pr.AcquirerResponseCode
+		pl.AuthorisationID, pl.Explanation, pl.Fields = pr.AuthorisationID, pr.Explanation, pr.Fields
+	}
+	return json.Marshal(pl)
 }
 
 func isOperationEvent(typ string) bool {
