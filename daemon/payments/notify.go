@@ -15,6 +15,7 @@ import (
 
 	"github.com/acquit/acquit/daemon/httpapi"
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/ulid"
 	"github.com/acquit/acquit/sdk"
 )
 
@@ -338,12 +339,6 @@ func findByProvider(ctx context.Context, tx store.Tx, gateway string, pr *sdk.Pa
 	if err != nil {
 		return nil, "", fmt.Errorf("find %s: %w", pr.Reference, err)
 	}
-	return providerCandidate(rows, pr)
-}
-
-// providerCandidate reads the payments of a provider reference (rows, which
-// it closes) and returns the one pr names, as findByProvider.
-func providerCandidate(rows store.Rows, pr *sdk.PaymentResult) (*Payment, string, error) {
 	defer rows.Close()
 	var cands []*Payment
 	for rows.Next() {
@@ -677,7 +672,7 @@ func (s *Service) record(ctx context.Context, tx store.Tx, ref, gateway string, 
 	if _, err := tx.Exec(ctx, `INSERT INTO payment_responses (id, reference, n, gateway, raw_id, channel, outcome,
 		response_code, acquirer_response_code, verdict, at, details) VALUES (?, ?,
 		(SELECT COALESCE(MAX(n), 0) + 1 FROM payment_responses WHERE reference = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		newResponseID(now), ref, ref, gateway, rawID, string(channel), outcome, code, acq, string(out.verdict), unixms.From(now), string(b)); err != nil {
+		ulid.New(now), ref, ref, gateway, rawID, string(channel), outcome, code, acq, string(out.verdict), unixms.From(now), string(b)); err != nil {
 		return fmt.Errorf("payment %s: timeline: %w", ref, err)
 	}
 	if rawID == 0 {

@@ -306,54 +306,15 @@ const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 // base32 (upper-case alphanumerics), the first 10 encoding the time in
 // milliseconds so references sort by creation, the last 16 random (80 bits).
 func NewReference(now time.Time) string {
-	var r [10]byte
-	if _, err := rand.Read(r[:]); err != nil {
-		panic(fmt.Sprintf("crypto/rand: %v", err))
-	}
-	return encodeReference(uint64(now.UnixMilli()), r)
-}
-
-// Response ids (payment_responses.id) are increasing within the process:
-// in a millisecond already used (or a clock set back), the next id is the
-// previous one's random part plus one, so each new row's key is appended
-// at the end of the table's primary-key index instead of at a random place
-// (a fresh page written per response).
-var (
-	respMu    sync.Mutex
-	respLastT uint64
-	respLastR [10]byte
-)
-
-// newResponseID returns a new timeline row id, shaped like a reference,
-// greater than every id returned before by this process.
-func newResponseID(now time.Time) string {
-	t := uint64(now.UnixMilli())
-	respMu.Lock()
-	var r [10]byte
-	if t <= respLastT {
-		t, r = respLastT, respLastR
-		for i := 9; i >= 0; i-- {
-			r[i]++
-			if r[i] != 0 {
-				break
-			}
-		}
-	} else if _, err := rand.Read(r[:]); err != nil {
-		respMu.Unlock()
-		panic(fmt.Sprintf("crypto/rand: %v", err))
-	}
-	respLastT, respLastR = t, r
-	respMu.Unlock()
-	return encodeReference(t, r)
-}
-
-// encodeReference encodes 50 bits of milliseconds and 80 random bits as
-// 26 Crockford base32 characters.
-func encodeReference(t uint64, r [10]byte) string {
 	var b [26]byte
+	t := uint64(now.UnixMilli())
 	for i := 9; i >= 0; i-- {
 		b[i] = crockford[t&31]
 		t >>= 5
+	}
+	var r [10]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
 	}
 	// 80 random bits -> 16 characters.
 	var acc uint64

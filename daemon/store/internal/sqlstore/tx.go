@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/acquit/acquit/daemon/store"
+	"github.com/acquit/acquit/internal/ulid"
 	"github.com/acquit/acquit/internal/unixms"
 )
 
@@ -45,7 +46,7 @@ func (t *Tx) Emit(ctx context.Context, ev store.NewEvent) (store.Event, error) {
 	}
 	now := time.Now().UTC()
 	e := store.Event{
-		ID: NewID(now), Type: ev.Type, Subject: ev.Subject, Payload: payload,
+		ID: ulid.New(now), Type: ev.Type, Subject: ev.Subject, Payload: payload,
 		State: store.EventPending, NextAttempt: now, CreatedAt: now, UpdatedAt: now,
 	}
 	var err error

@@ -1,4 +1,8 @@
-package sqlstore
+// Package ulid makes the ids of rows acquit appends (events, payment
+// timeline rows): ULID-shaped, 26 Crockford base32 characters, time first
+// and increasing within one process, so each new row's key goes at the end
+// of its primary-key index instead of at a random place.
+package ulid
 
 import (
 	"crypto/rand"
@@ -15,9 +19,11 @@ var (
 	lastR  [10]byte
 )
 
-// NewID returns a 26-character ULID-style id: 48 bits of milliseconds then
-// 80 random bits, Crockford base32, monotonic within one process.
-func NewID(t time.Time) string {
+// New returns a 26-character ULID-style id: 48 bits of milliseconds then
+// 80 random bits, Crockford base32, monotonic within one process: in a
+// millisecond already used (or with a clock set back) the previous id's
+// random part plus one.
+func New(t time.Time) string {
 	ms := t.UnixMilli()
 	idMu.Lock()
 	var r [10]byte
