@@ -8,9 +8,9 @@ package sim
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,18 +31,14 @@ const SchemaOff = "off"
 // working directory: the shared fixtures beside the repository.
 var schemaRel = filepath.Join("shared", "fixtures", "ebics", "ebics-xsd")
 
-// schemaValidator runs xmllint with the schema of a request's namespace.
-// xmllint compiles the schema before it reads its input, so one process per
-// schema is kept started and waiting ("warm"): a request is validated by
-// the warm process (its input is the request), and another one is started
-// for the next request while this one is checked. Each request still gets
-// its own xmllint run over exactly its bytes, with the same exit codes.
+// schemaValidator runs xmllint with the schema of a request's namespace:
+// in the schema's long-running xmllint session (lintsession.go) when it is
+// free, else in an xmllint run of the request's own.
 type schemaValidator struct {
 	xmllint string
 	dir     string
 
 	mu       sync.Mutex
-	warm     map[string]*lintProc // schema file -> a started xmllint waiting for its input
 	sessions map[string]*sessionSlot
 	closed   bool
 }
@@ -52,13 +48,6 @@ type schemaValidator struct {
 type sessionSlot struct {
 	mu sync.Mutex
 	s  *lintSession
-}
-
-// lintProc is a started xmllint reading the document from its stdin.
-type lintProc struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   bytes.Buffer
 }
 
 // FindSchemaDir returns the schema folder to use for a Config.SchemaDir
@@ -100,74 +89,16 @@ func newSchemaValidator(dir string) (*schemaValidator, error) {
 			return nil, fmt.Errorf("schema %s: %w", f, err)
 		}
 	}
-	return &schemaValidator{xmllint: x, dir: dir, warm: map[string]*lintProc{}, sessions: map[string]*sessionSlot{}}, nil
+	return &schemaValidator{xmllint: x, dir: dir, sessions: map[string]*sessionSlot{}}, nil
 }
 
-// start starts xmllint with a schema; it waits for the document on stdin.
-func (v *schemaValidator) start(schema string) (*lintProc, error) {
-	p := &lintProc{cmd: exec.Command(v.xmllint, "--noout", "--nonet", "--schema", filepath.Join(v.dir, schema), "-")}
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	var err error
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// kill ends an unused process.
-func (p *lintProc) kill() {
-	p.cmd.Process.Kill()
-	p.stdin.Close()
-	p.cmd.Wait()
-}
-
-// take returns the warm process of a schema (or a new one) and starts the
-// next one in the background.
-func (v *schemaValidator) take(schema string) (*lintProc, error) {
-	v.mu.Lock()
-	p := v.warm[schema]
-	delete(v.warm, schema)
-	closed := v.closed
-	v.mu.Unlock()
-	if !closed {
-		go v.refill(schema)
-	}
-	if p != nil {
-		return p, nil
-	}
-	return v.start(schema)
-}
-
-func (v *schemaValidator) refill(schema string) {
-	p, err := v.start(schema)
-	if err != nil {
-		return // the next request starts its own and reports the failure
-	}
-	v.mu.Lock()
-	if v.closed || v.warm[schema] != nil {
-		v.mu.Unlock()
-		p.kill()
-		return
-	}
-	v.warm[schema] = p
-	v.mu.Unlock()
-}
-
-// close ends the warm processes.
+// close ends the xmllint sessions.
 func (v *schemaValidator) close() {
 	v.mu.Lock()
 	v.closed = true
-	warm := v.warm
-	v.warm = map[string]*lintProc{}
 	slots := v.sessions
 	v.sessions = map[string]*sessionSlot{}
 	v.mu.Unlock()
-	for _, p := range warm {
-		p.kill()
-	}
 	for _, sl := range slots {
 		sl.mu.Lock()
 		if sl.s != nil {
@@ -247,22 +178,18 @@ func (v *schemaValidator) validate(body []byte, root *xnode) error {
 	return v.runOwn(schema, body)
 }
 
-// runOwn validates body with an xmllint run of its own (the warm one).
+// runOwn validates body with an xmllint run of its own.
 func (v *schemaValidator) runOwn(schema string, body []byte) error {
-	p, err := v.take(schema)
-	if err != nil {
-		return fmt.Errorf("xmllint: %w", err)
-	}
-	timeout := time.AfterFunc(30*time.Second, func() { p.cmd.Process.Kill() })
-	defer timeout.Stop()
-	// A write error (xmllint stopped reading early) shows in its exit code.
-	p.stdin.Write(body)
-	p.stdin.Close()
-	err = p.cmd.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, v.xmllint, "--noout", "--nonet", "--schema", filepath.Join(v.dir, schema), "-")
+	cmd.Stdin = bytes.NewReader(body)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
 	if err == nil {
 		return nil
 	}
-	out := &p.out
 	// 1: not well-formed, 3: not valid. Anything else (4: the schema
 	// itself is unusable, a timeout) is the bank's problem.
 	var exit *exec.ExitError
