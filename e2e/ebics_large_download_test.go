@@ -235,19 +235,9 @@ func TestEbicsLargeDownloadBoundedMemory(t *testing.T) {
 	cpuDaemon, cpuPlugin = cpuSeconds(h.Pid())-cpuDaemon, cpuSeconds(plugin)-cpuPlugin
 
 	// Delivered: the receipt went to the bank after the daemon stored it.
-	resp, err = http.Get(base + "/admin/documents")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var docs []struct {
-		ID        string
-		Bytes     int64
-		Delivered bool
-	}
-	err = json.NewDecoder(resp.Body).Decode(&docs)
-	resp.Body.Close()
-	if err != nil || len(docs) != 1 || !docs[0].Delivered || docs[0].Bytes != docSize {
-		t.Fatalf("bank's documents after the fetch: %+v (%v); fetch said %v", docs, err, out)
+	docs := bankDocuments(t, base)
+	if len(docs) != 1 || !docs[0].Delivered || docs[0].Bytes != docSize {
+		t.Fatalf("bank's documents after the fetch: %+v; fetch said %v", docs, out)
 	}
 
 	// Stored whole (chunked, same digest and size) and parsed: one entry
@@ -291,3 +281,29 @@ func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); re
 // entry the daemon keeps while it matches the document (the daemon's
 // memory grows with those, not with the document's bytes).
 const rejectEvery = 50
+
+// simDocument is one document the simulator offers (GET /admin/documents).
+type simDocument struct {
+	ID        string
+	Bytes     int64
+	Delivered bool
+}
+
+// bankDocuments lists the documents the simulator in its own process
+// (base: its URL without /ebics) offers or delivered.
+func bankDocuments(t *testing.T, base string) []simDocument {
+	t.Helper()
+	resp, err := http.Get(base + "/admin/documents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /admin/documents: %s", resp.Status)
+	}
+	var docs []simDocument
+	if err := json.NewDecoder(resp.Body).Decode(&docs); err != nil {
+		t.Fatalf("GET /admin/documents: %v", err)
+	}
+	return docs
+}

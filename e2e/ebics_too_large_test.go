@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -77,19 +76,9 @@ func TestEbicsDocumentTooLarge(t *testing.T) {
 
 	// Every document receipted: the one over the limit too (it would
 	// otherwise be offered first again and again).
-	resp, err := http.Get(base + "/admin/documents")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bank []struct {
-		ID        string
-		Bytes     int64
-		Delivered bool
-	}
-	err = json.NewDecoder(resp.Body).Decode(&bank)
-	resp.Body.Close()
-	if err != nil || len(bank) != len(docs) {
-		t.Fatalf("bank's documents: %+v (%v)", bank, err)
+	bank := bankDocuments(t, base)
+	if len(bank) != len(docs) {
+		t.Fatalf("bank's documents: %+v", bank)
 	}
 	for i, d := range bank {
 		if !d.Delivered {
