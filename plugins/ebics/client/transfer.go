@@ -335,26 +335,6 @@ func (c *Client) runUpload(ctx context.Context, spec UploadSpec, fn Function, ke
 	defer sf.Close()
 	var last *protocol.Response
 	syncs := 0
-	// The envelope of the next segment (built and signed: an RSA
-	// operation) is prepared while the bank answers the current one; at
-	// most one ahead, and discarded if the bank makes the client resume
-	// elsewhere. Segments are still sent one at a time, in order.
-	envelope := func(n int) (prefix, suffix []byte, err error) {
-		r := &protocol.Request{Version: c.version, Kind: protocol.KindRequest, HostID: c.bank.HostID, TransactionID: st.TransactionID,
-			Phase: protocol.PhaseTransfer, SegmentNumber: n, LastSegment: n == st.NumSegments}
-		return r.MarshalEnvelope(c.keys.Auth.Private)
-	}
-	type built struct {
-		n              int
-		prefix, suffix []byte
-		err            error
-	}
-	var ahead chan built
-	defer func() {
-		if ahead != nil {
-			<-ahead
-		}
-	}()
 	for n := st.SegmentsDone + 1; n <= st.NumSegments; n++ {
 		off := int64(n-1) * int64(st.SegmentSize)
 		m := min(int64(st.SegmentSize), st.SpoolSize-off)
@@ -370,25 +350,11 @@ func (c *Client) runUpload(ctx context.Context, spec UploadSpec, fn Function, ke
 		// The envelope is built and signed once per segment (the transfer
 		// phase carries no nonce, so a retry sends the same bytes); the
 		// segment goes from the spool into the request body.
-		var b built
-		if ahead != nil {
-			b = <-ahead
-			ahead = nil
-		}
-		if b.prefix == nil || b.n != n {
-			b.n = n
-			b.prefix, b.suffix, b.err = envelope(n)
-		}
-		prefix, suffix, err := b.prefix, b.suffix, b.err
+		r := &protocol.Request{Version: c.version, Kind: protocol.KindRequest, HostID: c.bank.HostID, TransactionID: st.TransactionID,
+			Phase: protocol.PhaseTransfer, SegmentNumber: n, LastSegment: n == st.NumSegments}
+		prefix, suffix, err := r.MarshalEnvelope(c.keys.Auth.Private)
 		if err != nil {
 			return nil, fmt.Errorf("segment %d: %w", n, err)
-		}
-		if n < st.NumSegments {
-			ahead = make(chan built, 1)
-			go func(n int) {
-				p, s, err := envelope(n)
-				ahead <- built{n, p, s, err}
-			}(n + 1)
 		}
 		body := func() io.Reader {
 			return io.MultiReader(bytes.NewReader(prefix), io.NewSectionReader(sf, off, m), bytes.NewReader(suffix))
