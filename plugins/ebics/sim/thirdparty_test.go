@@ -12,6 +12,7 @@ import (
 	"compress/zlib"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
@@ -200,8 +201,12 @@ func (c *thirdParty) upload(data []byte, segments int, orderID string) *protocol
 	r := c.base(protocol.KindRequest, map[protocol.Version]string{protocol.H004: "CCT", protocol.H005: "BTU"}[c.v])
 	if c.v == protocol.H005 {
 		r.Params = protocol.OrderParams{ServiceName: "SCT", MsgName: "pain.001"}
-		h := c.s.orderDigest(data)
-		r.DataDigest, r.DigestVersion = h, c.sigV
+		dd := data
+		if !c.s.cfg.ESRawDigest {
+			dd = indep.StripCRLFEOF(data)
+		}
+		h := sha256.Sum256(dd)
+		r.DataDigest, r.DigestVersion = h[:], c.sigV
 	} else {
 		r.OrderAttrib = "OZHNN"
 	}

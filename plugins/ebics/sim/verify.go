@@ -164,30 +164,8 @@ func inMarked(e *xnode, marked map[*xnode]bool) bool {
 	return false
 }
 
-// stripCRLFEOF removes CR, LF and Ctrl-Z (0x1A) from order data, the
-// specification's data preparation before hashing (unless
-// Config.ESRawDigest).
-func stripCRLFEOF(b []byte) []byte {
-	out := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c != '\r' && c != '\n' && c != 0x1a {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// orderDigest is the SHA-256 the bank computes over received order data
-// (the ES input, and the H005 DataDigest).
-func (s *Sim) orderDigest(data []byte) []byte {
-	if !s.cfg.ESRawDigest {
-		data = stripCRLFEOF(data)
-	}
-	sum := sha256.Sum256(data)
-	return sum[:]
-}
-
-// orderHash is orderDigest as a stream: a SHA-256 fed the order data
+// orderHash is the SHA-256 the bank computes over received order data
+// (the ES input, and the H005 DataDigest), as a stream: fed the order data
 // without CR, LF and Ctrl-Z (unless ESRawDigest).
 func (s *Sim) orderHash() hash.Hash {
 	if s.cfg.ESRawDigest {

@@ -146,7 +146,9 @@ func TestOrderSignatureAgainstOpenSSL(t *testing.T) {
 		}
 	}
 	s := &Sim{}
-	if got, want := s.orderDigest([]byte("a\r\nb\n\x1a")), sha256.Sum256([]byte("ab")); !bytes.Equal(got, want[:]) {
+	oh := s.orderHash()
+	oh.Write([]byte("a\r\nb\n\x1a"))
+	if got, want := oh.Sum(nil), sha256.Sum256([]byte("ab")); !bytes.Equal(got, want[:]) {
 		t.Fatal("CR/LF/Ctrl-Z not removed before hashing")
 	}
 }
