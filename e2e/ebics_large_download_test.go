@@ -186,14 +186,7 @@ func TestEbicsLargeDownloadBoundedMemory(t *testing.T) {
 		size = 200e6
 	}
 	url, ah, eh := startSimProcess(t)
-	h := newHarness(t)
-	if err := h.WriteSecret("ebics-pass", "e2e passphrase for the EBICS keys"); err != nil {
-		t.Fatal(err)
-	}
-	h.Template().Ebics = &demo.EbicsData{URL: url, HostID: ebicsHost, PartnerID: ebicsPartner, UserID: ebicsUser,
-		PassFile: h.SecretPath("ebics-pass"), Profile: "de", SegmentSize: 1 << 20, AuthHash: ah, EncHash: eh,
-		BankName: ebicsBank, AckKinds: "[psr]", PTKProfile: "en"}
-	h.Template().FetchEvery = "@every 1h"
+	h := psrHarness(t, url, ah, eh)
 	if err := h.Start(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -306,4 +299,21 @@ func bankDocuments(t *testing.T, base string) []simDocument {
 		t.Fatalf("GET /admin/documents: %v", err)
 	}
 	return docs
+}
+
+// psrHarness is a daemon (not started yet) with the EBICS bank of the
+// simulator in its own process at url (H004 key hashes ah, eh): German
+// profile, 1 MiB upload segments, PSR acknowledgements fetched only when
+// asked (the schedule is hourly).
+func psrHarness(t *testing.T, url, ah, eh string) *demo.Harness {
+	t.Helper()
+	h := newHarness(t)
+	if err := h.WriteSecret("ebics-pass", "e2e passphrase for the EBICS keys"); err != nil {
+		t.Fatal(err)
+	}
+	h.Template().Ebics = &demo.EbicsData{URL: url, HostID: ebicsHost, PartnerID: ebicsPartner, UserID: ebicsUser,
+		PassFile: h.SecretPath("ebics-pass"), Profile: "de", SegmentSize: 1 << 20, AuthHash: ah, EncHash: eh,
+		BankName: ebicsBank, AckKinds: "[psr]", PTKProfile: "en"}
+	h.Template().FetchEvery = "@every 1h"
+	return h
 }

@@ -30,14 +30,7 @@ func TestEbicsDocumentTooLarge(t *testing.T) {
 	// receipt only after the last segment (the client fetches the rest
 	// without decoding it).
 	url, ah, eh := startSimProcess(t, "-download-segment-size", "16384")
-	h := newHarness(t)
-	if err := h.WriteSecret("ebics-pass", "e2e passphrase for the EBICS keys"); err != nil {
-		t.Fatal(err)
-	}
-	h.Template().Ebics = &demo.EbicsData{URL: url, HostID: ebicsHost, PartnerID: ebicsPartner, UserID: ebicsUser,
-		PassFile: h.SecretPath("ebics-pass"), Profile: "de", SegmentSize: 1 << 20, AuthHash: ah, EncHash: eh,
-		BankName: ebicsBank, AckKinds: "[psr]", PTKProfile: "en"}
-	h.Template().FetchEvery = "@every 1h"
+	h := psrHarness(t, url, ah, eh)
 	h.Template().MaxDocumentSize = "1MiB"
 	if err := h.Start(ctx(t)); err != nil {
 		t.Fatal(err)
