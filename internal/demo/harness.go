@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/template"
 	"time"
@@ -138,13 +140,54 @@ func (h *Harness) WriteSecret(name, value string) error {
 // SecretPath is the path of a secret written with WriteSecret.
 func (h *Harness) SecretPath(name string) string { return filepath.Join(h.Dir, "secrets", name) }
 
+// freeAddr returns a loopback address free now, for the daemon to listen
+// on once started. It is taken below the kernel's ephemeral port range:
+// a port the kernel handed out (":0") could be handed out again, to a
+// listener or an outgoing connection of another test, between this check
+// and the daemon's bind ("address already in use", seen in a full run).
+// Ports are not handed out twice by one process.
 func freeAddr() (string, error) {
+	lo := ephemeralLow()
+	addrMu.Lock()
+	defer addrMu.Unlock()
+	for range 200 {
+		port := 10000 + mrand.IntN(lo-10000)
+		if addrGiven[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		addrGiven[port] = true
+		return l.Addr().String(), nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+var (
+	addrMu    sync.Mutex
+	addrGiven = map[int]bool{}
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range
+// (/proc/sys/net/ipv4/ip_local_port_range), 32768 when unknown.
+func ephemeralLow() int {
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 11000 {
+				lo = v
+			}
+		}
+	}
+	return lo
 }
 
 // WriteConfig renders the configuration file.
