@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,13 +53,23 @@ func TestConformance(t *testing.T) {
 	painfile.Generate(f, painfile.GenOptions{MsgID: "CONF-1", N: 30, Seed: 5, Debtor: "ACME", Date: time.Now()})
 	f.Close()
 	s.AddDocument("P1", "PSR", "pain.002.001.03", []byte(`<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"/>`))
+	// DownloadTooLarge: a HAC of 8 KiB, asked for with a limit of 1 KiB.
+	big := []byte(`<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"><!--` + strings.Repeat("x", 8<<10) + `--></Document>`)
+	bigID := s.AddDocument("P1", "HAC", "pain.002.001.03", big)
 	plugintest.RunTransport(t, func() sdk.BankTransport { return ebics.New().WithLogger(zerolog.Nop()) }, plugintest.TransportOptions{
 		Name: "ebics", Settings: settings, Host: host, Bank: "sim", HangingSettings: settingsAt,
 		Download: &sdk.DownloadRequest{Bank: "sim", Function: "psr"},
+		TooLarge: &sdk.DownloadRequest{Bank: "sim", Function: "hac", MaxSize: 1 << 10},
 		Upload:   &sdk.UploadRequest{Bank: "sim", TransmissionID: "conf-1", Function: "sct", Path: file},
 		Rejected: &sdk.UploadRequest{Bank: "sim", TransmissionID: "conf-2", Function: "sct", Path: file, SHA256: "00ff"},
 	})
 	if n := len(s.Orders()); n != 1 {
 		t.Fatalf("bank has %d orders, want 1", n)
+	}
+	// The too-large document was receipted: the bank does not offer it again.
+	for _, d := range s.Docs() {
+		if d.ID == bigID && !d.Delivered {
+			t.Fatalf("the document over the limit (%s) was not receipted", bigID)
+		}
 	}
 }

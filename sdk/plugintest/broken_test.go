@@ -35,6 +35,7 @@ type faults struct {
 	acceptUnknownBank  string // "download", "confirm" or "keys": that call accepts any bank
 	unknownOpNotTyped  bool   // Keys answers a plain error for an unknown operation
 	spool              string // "outside": the document's file is not in the spool dir; "digest": its SHA-256 is not the one announced
+	tooLarge           string // a document over MaxSize: "fail": the download fails; "size": reported with Size = MaxSize; "body": reported with its content; "ignore": handed over whole, unmarked
 }
 
 type fakeSettings struct {
@@ -151,6 +152,9 @@ func (tr fakeTransport) Download(ctx context.Context, req sdk.DownloadRequest) (
 	if req.Function == "doc" { // the document of DownloadBySpool
 		return tr.spooled(req)
 	}
+	if req.Function == "big" { // the document of DownloadTooLarge
+		return tr.big(req)
+	}
 	if err := tr.ask(ctx); err != nil {
 		return nil, err
 	}
@@ -182,6 +186,27 @@ func (tr fakeTransport) spooled(req sdk.DownloadRequest) (*sdk.DownloadResult, e
 	}
 	return &sdk.DownloadResult{Documents: []sdk.Document{{DownloadID: "D1", Function: req.Function, Format: "xml", Name: "doc.xml",
 		Path: f.Name(), Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}}}, nil
+}
+
+// big answers a document of 4096 bytes, reported too large when it is
+// over req.MaxSize and the caller understands it, unless a fault says
+// otherwise.
+func (tr fakeTransport) big(req sdk.DownloadRequest) (*sdk.DownloadResult, error) {
+	body := make([]byte, 4096)
+	if req.MaxSize <= 0 || int64(len(body)) <= req.MaxSize || tr.tooLarge == "ignore" {
+		return &sdk.DownloadResult{Documents: []sdk.Document{{DownloadID: "D2", Function: req.Function, Name: "big", Content: body}}}, nil
+	}
+	if !req.ReportTooLarge || tr.tooLarge == "fail" {
+		return nil, fmt.Errorf("document over %d bytes", req.MaxSize)
+	}
+	d := sdk.Document{DownloadID: "D2", Function: req.Function, Name: "big", Size: req.MaxSize + 1, TooLarge: true}
+	switch tr.tooLarge {
+	case "size":
+		d.Size = req.MaxSize
+	case "body":
+		d.Content = body
+	}
+	return &sdk.DownloadResult{Documents: []sdk.Document{d}}, nil
 }
 
 func (tr fakeTransport) Confirm(_ context.Context, bank, _ string, _ bool) error {
@@ -221,6 +246,7 @@ func runTransport(t *testing.T, f func() *fake) {
 		Rejected:        &sdk.UploadRequest{Bank: "b1", TransmissionID: "t2", Function: "sct", Path: "/dev/null", SHA256: "bad"},
 		HangingSettings: settingsFor,
 		Download:        &sdk.DownloadRequest{Bank: "b1", Function: "doc"},
+		TooLarge:        &sdk.DownloadRequest{Bank: "b1", Function: "big", MaxSize: 1000},
 	})
 }
 
@@ -245,6 +271,10 @@ var broken = map[string]struct {
 	"keys-unknown-op-plain-error": {faults: faults{unknownOpNotTyped: true}, failing: "Keys"},
 	"download-outside-spool":      {faults: faults{spool: "outside"}, failing: "DownloadBySpool"},
 	"download-wrong-digest":       {faults: faults{spool: "digest"}, failing: "DownloadBySpool"},
+	"too-large-fails-download":    {faults: faults{tooLarge: "fail"}, failing: "DownloadTooLarge"},
+	"too-large-size-within-limit": {faults: faults{tooLarge: "size"}, failing: "DownloadTooLarge"},
+	"too-large-with-body":         {faults: faults{tooLarge: "body"}, failing: "DownloadTooLarge"},
+	"too-large-not-reported":      {faults: faults{tooLarge: "ignore"}, failing: "DownloadTooLarge"},
 }
 
 // Each check of the kit fails on a plugin that breaks its promise, and

@@ -5,6 +5,8 @@
 // refusal of bad settings, Health, *sdk.RejectError surviving the wire,
 // idempotent uploads, Download/Confirm/Keys refusing what they do not know,
 // documents handed over by path as the daemon accepts them (DownloadBySpool),
+// a document over the daemon's size limit reported, not failed
+// (DownloadTooLarge),
 // and a call cancelled while the plugin waits on its provider abandoning
 // the provider request. A check needing an option the plugin's test does
 // not give is not run (and logged), not skipped. CheckBroken shows that the
@@ -138,6 +140,14 @@ type TransportOptions struct {
 	// ones announced (or, for a small document, Content whose SHA-256 is
 	// the one announced, when one is); then it confirms each one.
 	Download *sdk.DownloadRequest
+	// TooLarge, if set, is a download the bank answers with a document
+	// larger than TooLarge.MaxSize (which must be over 0). DownloadTooLarge
+	// sends it with a spool directory and ReportTooLarge, as the daemon
+	// does, and checks that the plugin reports that document
+	// (sdk.Document.TooLarge: no Path, no Content, Size over MaxSize, a
+	// DownloadID to confirm) instead of failing the download; then it
+	// confirms it positively, as the daemon does.
+	TooLarge *sdk.DownloadRequest
 }
 
 // unknownBank names a bank no settings configure.
@@ -336,6 +346,14 @@ func RunTransport(t *testing.T, factory func() sdk.BankTransport, opts Transport
 	} else {
 		t.Run("DownloadBySpool", func(t *testing.T) { checkDownloadBySpool(t, configured(t), *opts.Download) })
 	}
+	if opts.TooLarge == nil {
+		t.Log("plugintest: DownloadTooLarge not run: TransportOptions.TooLarge not set")
+	} else {
+		if opts.TooLarge.MaxSize <= 0 {
+			t.Fatal("plugintest: TransportOptions.TooLarge needs a MaxSize over 0, under the size of the bank's document")
+		}
+		t.Run("DownloadTooLarge", func(t *testing.T) { checkDownloadTooLarge(t, configured(t), *opts.TooLarge) })
+	}
 	if opts.HangingSettings == nil {
 		t.Log("plugintest: ContextCancellation not run: TransportOptions.HangingSettings not set")
 		return
@@ -438,5 +456,48 @@ func checkDownloadBySpool(t *testing.T, tr sdk.BankTransport, req sdk.DownloadRe
 		if err := tr.Confirm(ctx, req.Bank, d.DownloadID, true); err != nil {
 			t.Errorf("Confirm %q: %v", d.DownloadID, err)
 		}
+	}
+}
+
+// checkDownloadTooLarge downloads req, whose document is over req.MaxSize,
+// with a fresh spool directory and ReportTooLarge, and checks that the
+// document is reported as the daemon accepts such a report
+// (transmissions' refuseTooLarge), then confirms it.
+func checkDownloadTooLarge(t *testing.T, tr sdk.BankTransport, req sdk.DownloadRequest) {
+	t.Helper()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "spool")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	req.SpoolDir, req.ReportTooLarge = dir, true
+	res, err := tr.Download(ctx, req)
+	if err != nil {
+		t.Fatalf("Download of a document over MaxSize %d with ReportTooLarge: %v; want the document reported (sdk.Document.TooLarge), not a failed download", req.MaxSize, err)
+	}
+	if res.NoData || len(res.Documents) == 0 {
+		t.Fatalf("Download: no document (NoData %v), TransportOptions.TooLarge must name one the bank has", res.NoData)
+	}
+	reported := 0
+	for _, d := range res.Documents {
+		switch {
+		case !d.TooLarge && (d.Size > req.MaxSize || int64(len(d.Content)) > req.MaxSize):
+			t.Errorf("document %q (size %d, %d bytes of content) over MaxSize %d, not marked TooLarge", d.Name, d.Size, len(d.Content), req.MaxSize)
+		case !d.TooLarge: // a document within the limit may come along
+		case d.Path != "" || len(d.Content) != 0:
+			t.Errorf("document %q reported too large with a body (path %q, %d bytes of content): the daemon refuses it", d.Name, d.Path, len(d.Content))
+		case d.Size <= req.MaxSize:
+			t.Errorf("document %q reported too large with size %d, not over MaxSize %d: the daemon refuses it", d.Name, d.Size, req.MaxSize)
+		case d.DownloadID == "":
+			t.Errorf("document %q reported too large without a DownloadID: the daemon cannot confirm it", d.Name)
+		default:
+			reported++
+		}
+		if err := tr.Confirm(ctx, req.Bank, d.DownloadID, true); err != nil {
+			t.Errorf("Confirm %q: %v", d.DownloadID, err)
+		}
+	}
+	if reported == 0 && !t.Failed() {
+		t.Errorf("no document reported TooLarge among %d; TransportOptions.TooLarge must name a download whose document is over MaxSize %d", len(res.Documents), req.MaxSize)
 	}
 }
