@@ -114,9 +114,15 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 		kept = kept[:s.cfg.RefusedBodyKeep]
 		refusal.Message += fmt.Sprintf("; first %d bytes kept", len(kept))
 	}
+	// DeferSync: every path below commits again (the verdict, or the
+	// transition with its timeline row) before the sender is answered, and
+	// that commit's flush covers this one; until then the raw input is safe
+	// from a kill -9 of acquit (the kernel holds the write). One fsync per
+	// notification instead of two.
 	raw := store.RawInput{
 		Source: gateway, Channel: string(channel), RemoteAddr: client, Method: r.Method,
 		Path: r.URL.RequestURI(), Headers: sanitizeHeaders(r.Header), Body: kept, ReceivedAt: now.UTC(),
+		DeferSync: true,
 	}
 	rawID, err := s.st.RecordRaw(ctx, raw)
 	if err != nil {

@@ -147,6 +147,15 @@ type RawInput struct {
 	// (RecordRawStream): Body is then empty, read it with OpenRawBody.
 	Chunked  bool
 	Verdicts []Verdict
+	// DeferSync (RecordRaw only) lets the commit skip its own flush to
+	// disk: the input is stored for good against a crash of this process
+	// (kill -9) when RecordRaw returns, and against power loss once the
+	// caller's next ordinary commit returns (SQLite WAL: that commit's
+	// fsync covers the WAL written before it; PostgreSQL: the WAL is
+	// flushed past both). Set it only when the caller always commits
+	// again before it answers the sender (payments: the verdict or the
+	// transition), so that nothing answered is ever less durable.
+	DeferSync bool
 }
 
 // RawBodyIdle is how long a body RecordRawStream is writing may go

@@ -182,3 +182,93 @@ func TestGroupCommitCancelledWhileQueued(t *testing.T) {
 		t.Fatalf("rows %v", got)
 	}
 }
+
+// TestDeferSyncGroups: a group made only of RecordRaw calls with DeferSync
+// commits without fsync (synchronous=NORMAL, counted by LazyGroups); a
+// group holding any ordinary transaction runs with synchronous=FULL, and so
+// does every ordinary transaction after a lazy one.
+func TestDeferSyncGroups(t *testing.T) {
+	ctx := context.Background()
+	s, hold := groupEnv(t)
+	raw := func(deferSync bool) store.RawInput {
+		return store.RawInput{Source: "atos", Channel: "automatic", Body: []byte("Data=x"), DeferSync: deferSync}
+	}
+	syncMode := func() (mode int) {
+		t.Helper()
+		if err := s.InTx(ctx, func(tx store.Tx) error {
+			return tx.QueryRow(ctx, "PRAGMA synchronous").Scan(&mode)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return mode
+	}
+	const full = 2 // PRAGMA synchronous: 1 is NORMAL
+
+	// Alone: lazy, and the next ordinary transaction is FULL again.
+	l0 := s.LazyGroups()
+	id, err := s.RecordRaw(ctx, raw(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetRaw(ctx, id); err != nil || string(got.Body) != "Data=x" {
+		t.Fatalf("lazy raw %d read back: %v, %v", id, got, err)
+	}
+	if d := s.LazyGroups() - l0; d != 1 {
+		t.Fatalf("a lone DeferSync RecordRaw made %d lazy groups, want 1", d)
+	}
+	if m := syncMode(); m != full {
+		t.Fatalf("ordinary transaction after a lazy one runs with synchronous=%d, want FULL (%d)", m, full)
+	}
+	if _, err := s.RecordRaw(ctx, raw(false)); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.LazyGroups() - l0; d != 1 {
+		t.Fatalf("an ordinary RecordRaw was committed lazily (%d lazy groups)", d)
+	}
+
+	// Mixed group: FULL, not lazy.
+	l1 := s.LazyGroups()
+	release := hold()
+	var wg sync.WaitGroup
+	var mode int
+	var errs [3]error
+	wg.Add(3)
+	go func() { defer wg.Done(); _, errs[0] = s.RecordRaw(ctx, raw(true)) }()
+	go func() { defer wg.Done(); _, errs[1] = s.RecordRaw(ctx, raw(true)) }()
+	go func() {
+		defer wg.Done()
+		errs[2] = s.InTx(ctx, func(tx store.Tx) error { return tx.QueryRow(ctx, "PRAGMA synchronous").Scan(&mode) })
+	}()
+	time.Sleep(200 * time.Millisecond)
+	release()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("mixed group caller %d: %v", i, err)
+		}
+	}
+	if mode != full || s.LazyGroups() != l1 {
+		t.Fatalf("mixed group ran with synchronous=%d, %d lazy groups; want FULL and none", mode, s.LazyGroups()-l1)
+	}
+
+	// Lazy callers only, queued together: one lazy group.
+	release = hold()
+	c0, _ := s.GroupStats()
+	for i := range errs[:2] {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, errs[i] = s.RecordRaw(ctx, raw(true)) }()
+	}
+	time.Sleep(200 * time.Millisecond)
+	release()
+	wg.Wait()
+	c1, _ := s.GroupStats()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs[0], errs[1])
+	}
+	if d := s.LazyGroups() - l1; d != c1-c0-1 || d < 1 {
+		t.Fatalf("two lazy callers: %d lazy groups of %d groups (one was the holder's)", d, c1-c0)
+	}
+	if m := syncMode(); m != full {
+		t.Fatalf("after lazy groups an ordinary transaction runs with synchronous=%d", m)
+	}
+}

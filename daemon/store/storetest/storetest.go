@@ -167,6 +167,28 @@ func testRawInputs(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound)
 	err = s.InTx(ctx, func(tx store.Tx) error { return tx.AddVerdict(ctx, 999999, store.Verdict{Code: "ok"}) })
 	wantErr(t, err, store.ErrNotFound)
+
+	// DeferSync: stored and read back like any other; the relaxed commit
+	// does not leak into the transactions after it.
+	for i := 0; i < 4; i++ {
+		id4, err := s.RecordRaw(ctx, store.RawInput{Source: "atos", Channel: "automatic", Body: body, DeferSync: true})
+		must(t, err)
+		got4, err := s.GetRaw(ctx, id4)
+		must(t, err)
+		if string(got4.Body) != string(body) || got4.Channel != "automatic" {
+			t.Fatalf("DeferSync raw round trip: %+v", got4)
+		}
+		if s.Driver() != "postgres" {
+			continue
+		}
+		var mode string
+		must(t, s.InTx(ctx, func(tx store.Tx) error {
+			return tx.QueryRow(ctx, "SHOW synchronous_commit").Scan(&mode)
+		}))
+		if mode != "on" {
+			t.Fatalf("synchronous_commit after a DeferSync raw = %q, want on", mode)
+		}
+	}
 }
 
 func testRawHostile(t *testing.T, s store.Store) {

@@ -40,6 +40,10 @@ var errClosed = errors.New("store closed")
 type groupReq struct {
 	ctx   context.Context
 	fn    func(tx *sql.Tx) error
+	// lazy: the caller needs its commit durable against a crash of this
+	// process only, not yet against power loss (see store.RawInput.
+	// DeferSync); a group made only of lazy callers skips the fsync.
+	lazy  bool
 	state atomic.Int32 // reqQueued, reqTaken or reqAbandoned
 	done  chan struct{}
 	err   error
@@ -154,12 +158,12 @@ func (s *DB) groupLoop() {
 }
 
 // groupRun runs fn in the next group and waits for the group's commit.
-func (s *DB) groupRun(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *DB) groupRun(ctx context.Context, lazy bool, fn func(tx *sql.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	s.grpOnce.Do(s.startGroup)
-	r := &groupReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	r := &groupReq{ctx: ctx, fn: fn, lazy: lazy, done: make(chan struct{})}
 	if s.grp == nil || !s.grp.enqueue(r) { // nil: closed before any write
 		return fmt.Errorf("begin: %w", errClosed)
 	}
@@ -208,6 +212,13 @@ func (r *groupReq) finish(err error) {
 func (s *DB) commitGroup(batch []*groupReq) {
 	bg := context.Background()
 	s.prepareWanted(bg)
+	lazy, err := s.setSync(bg, batch)
+	if err != nil {
+		for _, r := range batch {
+			r.finish(err)
+		}
+		return
+	}
 	tx, err := s.W.BeginTx(bg, nil)
 	if err != nil {
 		for _, r := range batch {
@@ -281,6 +292,9 @@ func (s *DB) commitGroup(batch []*groupReq) {
 	}
 	s.groups.Add(1)
 	s.grouped.Add(int64(len(ok)))
+	if lazy {
+		s.lazyGroups.Add(1)
+	}
 	if s.AfterCommit != nil {
 		s.AfterCommit()
 	}
@@ -289,9 +303,56 @@ func (s *DB) commitGroup(batch []*groupReq) {
 	}
 }
 
+// SQLite synchronous settings of the writer connection, as setSync last
+// set them (syncUnknown: not set since open, or a PRAGMA failed; the
+// connection then has the DSN's FULL or the last setting).
+const (
+	syncUnknown int32 = iota
+	syncFull
+	syncNormal
+)
+
+// setSync sets the writer connection's synchronous mode for the group:
+// NORMAL when every caller in it is lazy (in WAL mode the commit is then
+// written to the WAL but not fsynced: it survives a crash of this process,
+// the kernel keeps the write, and the next FULL commit's fsync of the WAL
+// covers it too), FULL otherwise. It reports whether the group runs
+// without fsync. Called on the writer, no transaction open. A failure to
+// set FULL fails the group: its callers must not be told their commit is
+// durable when it may not be.
+func (s *DB) setSync(ctx context.Context, batch []*groupReq) (lazy bool, err error) {
+	want := syncNormal
+	for _, r := range batch {
+		if !r.lazy {
+			want = syncFull
+			break
+		}
+	}
+	if want == s.syncMode {
+		return want == syncNormal, nil
+	}
+	pragma := "PRAGMA synchronous=FULL"
+	if want == syncNormal {
+		pragma = "PRAGMA synchronous=NORMAL"
+	}
+	if _, err := s.W.ExecContext(ctx, pragma); err != nil {
+		s.syncMode = syncUnknown
+		if want == syncNormal {
+			return false, nil // FULL, or unknown: syncing more is safe
+		}
+		return false, fmt.Errorf("begin: %s: %w", pragma, err)
+	}
+	s.syncMode = want
+	return want == syncNormal, nil
+}
+
 // GroupStats reports the group commits made and the transactions they
 // carried (SQLite; zero for PostgreSQL).
 func (s *DB) GroupStats() (commits, txs int64) { return s.groups.Load(), s.grouped.Load() }
+
+// LazyGroups reports the group commits made without an fsync because
+// every transaction in them was lazy (RawInput.DeferSync; SQLite only).
+func (s *DB) LazyGroups() int64 { return s.lazyGroups.Load() }
 
 // WriterBusy reports the wall-clock time the SQLite writer goroutine spent
 // running and committing groups (zero for PostgreSQL): with the number of

@@ -46,7 +46,7 @@ func (s *DB) RecordRaw(ctx context.Context, in store.RawInput) (int64, error) {
 		body = []byte{}
 	}
 	var id int64
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTxSync(ctx, in.DeferSync, func(tx *sql.Tx) error {
 		var err error
 		if id, err = s.insertID(ctx, tx, `INSERT INTO raw_inputs
 			(source, channel, remote_addr, method, path, headers, body, received_at, sha256)

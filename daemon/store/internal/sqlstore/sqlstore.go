@@ -80,6 +80,9 @@ type DB struct {
 	groups  atomic.Int64 // group commits made
 	grouped atomic.Int64 // transactions they carried
 	busy    atomic.Int64 // nanoseconds the writer spent on groups
+
+	syncMode   int32        // SQLite writer's synchronous mode (writer goroutine only)
+	lazyGroups atomic.Int64 // groups committed without fsync (all callers lazy)
 }
 
 // kvSweepEvery is how many KVSet calls pass between two sweeps of expired
@@ -361,8 +364,18 @@ func (s *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 
 // inTx is InTx for the store's own use.
 func (s *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.inTxSync(ctx, false, fn)
+}
+
+// inTxSync is inTx; lazy asks for a commit durable against a crash of this
+// process (kill -9) but whose flush to disk may wait for the next ordinary
+// commit (store.RawInput.DeferSync): SQLite then skips the fsync when the
+// whole group is lazy, PostgreSQL commits with synchronous_commit off (the
+// server has the commit; the next synchronous commit flushes the WAL past
+// it).
+func (s *DB) inTxSync(ctx context.Context, lazy bool, fn func(tx *sql.Tx) error) error {
 	if s.WriterSlots != nil {
-		return s.groupRun(ctx, fn)
+		return s.groupRun(ctx, lazy, fn)
 	}
 	sqlTx, release, err := s.begin(ctx)
 	if err != nil {
@@ -370,6 +383,11 @@ func (s *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	defer release()
 	defer sqlTx.Rollback() //nolint:errcheck // no-op after commit
+	if lazy && s.D.Name == "postgres" {
+		if _, err := sqlTx.ExecContext(ctx, "SET LOCAL synchronous_commit TO OFF"); err != nil {
+			return fmt.Errorf("set synchronous_commit: %w", err)
+		}
+	}
 	if err := fn(sqlTx); err != nil {
 		return err
 	}
