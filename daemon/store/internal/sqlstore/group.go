@@ -38,8 +38,8 @@ var errClosed = errors.New("store closed")
 
 // groupReq is one caller's transaction waiting for the writer.
 type groupReq struct {
-	ctx   context.Context
-	fn    func(tx *sql.Tx) error
+	ctx context.Context
+	fn  func(tx *sql.Tx) error
 	// lazy: the caller needs its commit durable against a crash of this
 	// process only, not yet against power loss (see store.RawInput.
 	// DeferSync); a group made only of lazy callers skips the fsync.
