@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/acquit/acquit/internal/boundedre"
 	"github.com/acquit/acquit/plugins/worldline/direct"
 )
 
@@ -65,10 +65,13 @@ const (
 	ProductionURL          = "https://payment.direct.worldline-solutions.com"
 )
 
+// The length bounds are checked apart from the patterns (boundedre): Go's
+// regexp compiles a bounded repetition into one copy of its class per
+// length.
 var (
-	reName       = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-	reMerchantID = regexp.MustCompile(`^[0-9A-Za-z_.-]{1,64}$`)
-	reKeyID      = regexp.MustCompile(`^[0-9A-Za-z_.-]{1,128}$`)
+	reName       = boundedre.MustCompile(`^[a-z0-9][a-z0-9_-]*$`, 1, 64)
+	reMerchantID = boundedre.MustCompile(`^[0-9A-Za-z_.-]*$`, 1, 64)
+	reKeyID      = boundedre.MustCompile(`^[0-9A-Za-z_.-]*$`, 1, 128)
 )
 
 // merchant is one validated account.

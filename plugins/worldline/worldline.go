@@ -27,6 +27,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/acquit/acquit/internal/boundedre"
 	"github.com/acquit/acquit/plugins/worldline/direct"
 	"github.com/acquit/acquit/sdk"
 )
@@ -160,11 +161,13 @@ type checkout struct {
 	Timeout   int    `json:"timeout"` // minutes
 }
 
+// reReference and reEventID bound their lengths apart (boundedre); the
+// few copies of reCurrency's and reLocale's classes cost little.
 var (
-	reReference = regexp.MustCompile(`^[0-9A-Za-z]{1,40}$`)
+	reReference = boundedre.MustCompile(`^[0-9A-Za-z]*$`, 1, 40)
 	reCurrency  = regexp.MustCompile(`^[A-Z]{3}$`)
 	reLocale    = regexp.MustCompile(`^([a-z]{2})(?:[-_]([A-Za-z]{2}))?$`)
-	reEventID   = regexp.MustCompile(`^[0-9A-Za-z-]{1,64}$`)
+	reEventID   = boundedre.MustCompile(`^[0-9A-Za-z-]*$`, 1, 64)
 )
 
 // locale turns "fr-FR", "en_gb", "de" into Worldline's "fr_FR", "en_GB",

@@ -2,7 +2,6 @@ package direct
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -170,15 +169,28 @@ type ErrorResponse struct {
 	Errors  []APIError `json:"errors"`
 }
 
-var rePaymentID = regexp.MustCompile(`^([0-9]{1,20})_([0-9]{1,10})$`)
-
-// SplitPaymentID splits "paymentid_operationid".
+// SplitPaymentID splits "paymentid_operationid": 1-20 digits, '_', 1-10
+// digits. (Checked without a regexp: Go's compiles each bounded
+// repetition into one copy of its class per length.)
 func SplitPaymentID(id string) (payment, operation string, err error) {
-	m := rePaymentID.FindStringSubmatch(id)
-	if m == nil {
+	payment, operation, ok := strings.Cut(id, "_")
+	if !ok || !digits(payment, 20) || !digits(operation, 10) {
 		return "", "", fmt.Errorf("payment id %q is not <digits>_<digits>", clip(id, 40))
 	}
-	return m[1], m[2], nil
+	return payment, operation, nil
+}
+
+// digits reports whether s is 1 to max ASCII digits.
+func digits(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidCheckoutID reports whether s looks like a hosted checkout id
