@@ -6,16 +6,20 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/acquit/acquit/daemon/config"
+	"github.com/acquit/acquit/daemon/server"
 	"github.com/acquit/acquit/internal/demo"
 )
 
@@ -138,6 +142,7 @@ func newHarness(t *testing.T) *demo.Harness {
 		if h.Pid() != 0 {
 			_ = h.Kill9(true)
 		}
+		removeSocketLitter(t, h)
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(h.Dir, "acquit.log")); err == nil {
 				if len(b) > 8000 {
@@ -148,6 +153,74 @@ func newHarness(t *testing.T) *demo.Harness {
 		}
 	})
 	return h
+}
+
+// harnessSocketDir is the folder h's daemon has its plugins' sockets in,
+// computed as the daemon does (server.PluginSocketDir) for the state
+// paths of the harness's configuration.
+func harnessSocketDir(h *demo.Harness) string {
+	cfg := &config.Config{}
+	cfg.State.Driver = "sqlite"
+	if h.Template().PostgresDSNFile != "" {
+		cfg.State.Driver = "postgres"
+	}
+	cfg.State.Path, cfg.State.Spool = filepath.Join(h.Dir, "acquit.db"), filepath.Join(h.Dir, "spool")
+	return server.PluginSocketDir(cfg)
+}
+
+// removeSocketLitter removes the socket folder h's daemons used when it
+// is the fallback in the system temporary directory (a state folder too
+// deep for unix socket paths), once they are all stopped or killed, if
+// all it holds is plugin-dir* folders that are empty or hold only unix
+// sockets nobody accepts on. A daemon killed with SIGKILL cannot remove
+// its plugins' folders (nor, if its plugin was killed too, their
+// sockets), and a daemon started after it keeps an empty one for a grace
+// period (it may belong to another daemon's plugin still starting), so at
+// its clean stop the folder is not empty and stays. Anything else there
+// (a file, a live socket) keeps the folder, and is logged. A socket folder
+// inside the state folder goes with t.TempDir.
+func removeSocketLitter(t testing.TB, h *demo.Harness) {
+	t.Helper()
+	if os.Getenv("RUNTIME_DIRECTORY") != "" {
+		return // shared with whatever else runs there: not the harness's
+	}
+	dir := harnessSocketDir(h)
+	if rel, err := filepath.Rel(h.Dir, dir); err == nil && !strings.HasPrefix(rel, "..") {
+		return
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return // none (the daemon removed it, or never started)
+	}
+	var sockets, folders []string
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		sub, err := os.ReadDir(p)
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "plugin-dir") || err != nil {
+			t.Logf("plugin socket folder %s kept: it holds %s (%v)", dir, e.Name(), err)
+			return
+		}
+		for _, se := range sub {
+			sp := filepath.Join(p, se.Name())
+			if se.Type()&os.ModeSocket == 0 {
+				t.Logf("plugin socket folder %s kept: %s is not a socket", dir, sp)
+				return
+			}
+			if c, err := net.DialTimeout("unix", sp, 200*time.Millisecond); err == nil {
+				c.Close()
+				t.Logf("plugin socket folder %s kept: %s is live", dir, sp)
+				return
+			}
+			sockets = append(sockets, sp)
+		}
+		folders = append(folders, p)
+	}
+	for _, p := range append(sockets, append(folders, dir)...) {
+		if err := os.Remove(p); err != nil {
+			t.Logf("plugin socket folder %s: %v", dir, err)
+			return
+		}
+	}
 }
 
 func ctx(t *testing.T) context.Context {

@@ -208,7 +208,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 
-	if d.Plugins, err = pluginhost.New(pluginhost.Options{SocketDir: pluginSocketDir(cfg), State: d.Store, Logger: d.log, Registerer: d.reg}); err != nil {
+	if d.Plugins, err = pluginhost.New(pluginhost.Options{SocketDir: PluginSocketDir(cfg), State: d.Store, Logger: d.log, Registerer: d.reg}); err != nil {
 		return err
 	}
 	if err := d.Plugins.Start(ctx, d.pluginSpecs()...); err != nil {
@@ -668,14 +668,17 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// pluginSocketDir is where plugins create their go-plugin unix sockets:
+// PluginSocketDir is where the daemon run with cfg has its plugins create
+// their go-plugin unix sockets:
 // $RUNTIME_DIRECTORY/plugins under systemd (RuntimeDirectory=acquit), else
 // "plugin-sockets" beside the SQLite file (or the spool with PostgreSQL).
 // A unix socket path is limited to 107 bytes (sun_path): when that folder
 // is too deep for go-plugin's socket names, a short folder of its own in
 // the system temporary directory is used instead, named after the state
 // folder so that a restart finds (and cleans) its predecessor's sockets.
-func pluginSocketDir(cfg *config.Config) string {
+// It is exported for the end-to-end tests, which remove what their killed
+// daemons leave there.
+func PluginSocketDir(cfg *config.Config) string {
 	if rt := os.Getenv("RUNTIME_DIRECTORY"); rt != "" {
 		return shortSocketDir(filepath.Join(strings.SplitN(rt, ":", 2)[0], "plugins"))
 	}

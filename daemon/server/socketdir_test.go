@@ -24,8 +24,8 @@ func TestPluginSocketDirFitsSunPath(t *testing.T) {
 	for _, state := range []string{filepath.Join(t.TempDir(), "acquit.db"), filepath.Join(medium, "acquit.db"), filepath.Join(deep, "acquit.db")} {
 		cfg := &config.Config{}
 		cfg.State.Driver, cfg.State.Path = "sqlite", state
-		dir := pluginSocketDir(cfg)
-		if dir != pluginSocketDir(cfg) {
+		dir := PluginSocketDir(cfg)
+		if dir != PluginSocketDir(cfg) {
 			t.Fatal("socket folder not stable across calls")
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
