@@ -331,3 +331,49 @@ func TestFetchAcksSweepsOldDownloadDirs(t *testing.T) {
 		t.Fatalf("a recent download directory was removed: %v", err)
 	}
 }
+
+// The record of a document refused as over max_document_size (reported
+// TooLarge by its plugin, receipted, never stored) outlives raw retention,
+// on both drivers: it is the only trace of a document the bank will not
+// offer again. A refused input nothing verified, recorded at the same
+// time, is pruned (so the prune did run).
+func TestTooLargeRefusalOutlivesRawRetention(t *testing.T) {
+	for _, driver := range []string{"sqlite", "postgres"} {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixtureOn(t, driver)
+			f.svc.maxDoc = 100
+			f.bank.docs = []sdk.Document{{DownloadID: "d1", Function: "psr", Name: "psr.xml"}}
+			f.bank.byPath = func(req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+				return sdk.Document{DownloadID: d.DownloadID, Function: d.Function, Name: d.Name, TooLarge: true, Size: req.MaxSize + 1}
+			}
+			if _, err := f.svc.FetchAcks(ctx, map[string]string{"bank": "demo"}); err != nil {
+				t.Fatal(err)
+			}
+			if ok := f.bank.confirm["d1"]; !ok {
+				t.Fatal("the document reported too large was not receipted positively")
+			}
+			var refusal int64
+			if err := f.st.InTx(ctx, func(tx store.Tx) error {
+				return tx.QueryRow(ctx, `SELECT raw_id FROM raw_verdicts WHERE code = 'too_large'`).Scan(&refusal)
+			}); err != nil {
+				t.Fatalf("the refusal's record: %v", err)
+			}
+			refused, err := f.st.RecordRaw(ctx, store.RawInput{Source: "bank:demo", Channel: "download:psr", Method: "DOWNLOAD", ReceivedAt: f.now,
+				Verdicts: []store.Verdict{{Verified: false, Code: "malformed", At: f.now}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.st.PruneRaw(ctx, f.now.Add(24*time.Hour), 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.st.GetRaw(ctx, refused); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("the unverified input after the prune: %v, want it pruned", err)
+			}
+			raw, err := f.st.GetRaw(ctx, refusal)
+			if err != nil || len(raw.Verdicts) != 1 || raw.Verdicts[0].Code != "too_large" || raw.Headers["max_document_size"][0] != "100" {
+				t.Fatalf("the refusal's record after the prune: %+v, %v", raw, err)
+			}
+		})
+	}
+}

@@ -181,12 +181,21 @@ func (s *Service) fetchRound(ctx context.Context, tr sdk.BankTransport, b Bank, 
 // over max_document_size (sdk.Document.TooLarge), then confirms it to the
 // bank positively. Its body was never stored: the raw input recorded is
 // bodiless (headers: order type, size, limit, transaction) with the
-// verdict "too_large", kept like any verified download. The receipt is
-// positive on purpose: a bank offers an unconfirmed document again and
-// again, first, so a negative one would hold back every later document of
-// that kind until the limit is raised (issue 12). After raising
-// transmissions.max_document_size, fetch it again with a date range
-// (ebics.fetch_acks with from/to).
+// verdict "too_large", kept like any verified download. Verified is true
+// on purpose: the document came over the plugin's authenticated channel
+// (EBICS: responses signed by the bank's X002 key), only its size is
+// refused (a "duplicate" is verified too), and raw retention keeps an
+// input on a verified verdict twice over, in PruneRaw's query and in the
+// delete triggers of each driver's migration 004. Keeping it on its code
+// instead would need those triggers migrated to guard it as well, and a
+// source test besides: unauthenticated webhooks are refused with
+// "too_large" too, and must be pruned.
+//
+// The receipt is positive on purpose: a bank offers an unconfirmed
+// document again and again, first, so a negative one would hold back
+// every later document of that kind until the limit is raised (issue 12).
+// After raising transmissions.max_document_size, fetch it again with a
+// date range (ebics.fetch_acks with from/to).
 func (s *Service) refuseTooLarge(ctx context.Context, tr sdk.BankTransport, bank, kind string, doc sdk.Document) error {
 	if doc.Size <= s.maxDoc || doc.Path != "" || len(doc.Content) != 0 || doc.DownloadID == "" {
 		return s.refuse(bank, kind, doc, pluginrpc.SpoolTooLarge, fmt.Errorf("reported too large with size %d (limit %d), path %q, %d bytes of content, download id %q: inconsistent",
