@@ -29,7 +29,7 @@ run ./daemon/payments 'BenchmarkAutomaticResponseOffered1000/sqlite' '-benchtime
 run ./plugins/ebics/protocol 'BenchmarkDeflateAES' '-benchtime 5x'
 run ./plugins/ebics/client 'BenchmarkUpload100MBExternalSim' '-benchtime 1x'
 run ./daemon/acks 'BenchmarkParsePSR100k' '-benchtime 3x'
-run ./daemon/pluginhost 'BenchmarkPluginRPC|BenchmarkGRPCFloor' '-benchtime 3000x'
+run ./daemon/pluginhost 'BenchmarkPluginRPC|BenchmarkGRPCFloor|BenchmarkSocketFloor' '-benchtime 3000x'
 ACQUIT_BIN_DIR=$PWD/bin run ./e2e 'BenchmarkIdleDaemon' '-benchtime 1x'
 if [ "$all" = 1 ]; then
 	run ./daemon/payments 'BenchmarkAutomaticResponse|BenchmarkAutomaticResponseParallel' '-benchtime 2000x'

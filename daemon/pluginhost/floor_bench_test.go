@@ -10,12 +10,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,10 +38,16 @@ const floorServerEnv = "ACQUIT_GRPC_FLOOR_SERVER"
 func runFloorServer() {
 	runtime.GOMAXPROCS(1)
 	args := filepath.SplitList(os.Getenv(floorServerEnv))
+	raw := strings.HasPrefix(args[0], "echo=")
+	args[0] = strings.TrimPrefix(args[0], "echo=")
 	lis, err := net.Listen("unix", args[0])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if raw {
+		echoFloor(lis)
+		return
 	}
 	var opts []grpc.ServerOption
 	if len(args) == 3 {
@@ -117,6 +125,76 @@ func BenchmarkGRPCFloor(b *testing.B) {
 			reportP50(b, lat)
 		})
 	}
+}
+
+// echoFloor answers each 16-byte message on each connection with the same
+// 16 bytes: the socket round trip between two Go processes, without gRPC.
+func echoFloor(lis net.Listener) {
+	for {
+		c, err := lis.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			var b [16]byte
+			for {
+				if _, err := io.ReadFull(c, b[:]); err != nil {
+					return
+				}
+				if _, err := c.Write(b[:]); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// BenchmarkSocketFloor is under BenchmarkGRPCFloor: a 16-byte message sent
+// to a second process over a unix socket and read back, with no gRPC, no
+// HTTP/2 and no TLS (the other process is the test binary re-executed,
+// GOMAXPROCS 1, as for BenchmarkGRPCFloor). What is left is the kernel,
+// the VM's wake-ups and the Go runtime's netpoller on both sides: the
+// part of a plugin call that no RPC library can remove.
+func BenchmarkSocketFloor(b *testing.B) {
+	sock := filepath.Join(b.TempDir(), "s")
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), floorServerEnv+"=echo="+sock)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var c net.Conn
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err = net.Dial("unix", sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("echo process not listening: %v", err)
+		}
+	}
+	defer c.Close()
+	var msg, got [16]byte
+	copy(msg[:], "acquit-ping-0123")
+	cpu := pidCPU(b, cmd.Process.Pid)
+	lat := make([]time.Duration, 0, 1024)
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := c.Write(msg[:]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, got[:]); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+		if got != msg {
+			b.Fatalf("echo %q, sent %q", got, msg)
+		}
+	}
+	cpu()
+	reportP50(b, lat)
 }
 
 // floorCert makes a self-signed P-256 server certificate for "floor".
