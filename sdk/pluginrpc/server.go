@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/acquit/acquit/sdk"
 	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
@@ -30,6 +31,7 @@ type PluginGRPCServer struct {
 	mu    sync.Mutex
 	srv   *grpc.Server
 	kinds map[sdk.Kind]*commonServer
+	calls map[string]callHandler // methods carried by Plugin.Calls (calls.go)
 }
 
 // add serves impl's common calls for kind on s.
@@ -43,6 +45,16 @@ func (p *PluginGRPCServer) add(s *grpc.Server, kind sdk.Kind, impl sdk.Plugin, b
 	if p.srv != s {
 		pluginv1.RegisterPluginServer(s, p)
 		p.srv = s
+	}
+	if p.calls == nil {
+		p.calls = map[string]callHandler{}
+	}
+	p.calls[callHealth] = func(ctx context.Context, b []byte) (proto.Message, error) {
+		req := &pluginv1.HealthRequest{}
+		if err := proto.Unmarshal(b, req); err != nil {
+			return nil, status.Error(codes.InvalidArgument, "HealthRequest: "+err.Error())
+		}
+		return p.Health(ctx, req)
 	}
 }
 

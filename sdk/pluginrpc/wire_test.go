@@ -106,14 +106,28 @@ func TestErrorRoundTrip(t *testing.T) {
 	}
 	p := &probe{info: goodInfo()}
 	g := plugintest.ServeGateway(t, p)
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p.err = tc.err
+	// QueryTransaction is a unary gRPC call; VerifyNotification and Health
+	// travel on Plugin.Calls: the same errors must come out of both.
+	calls := map[string]func() error{
+		"QueryTransaction (unary)": func() error {
 			_, err := g.QueryTransaction(context.Background(), sdk.TransactionQuery{})
-			if err == nil || !tc.check(err) {
-				t.Fatalf("got %v (%T)", err, err)
-			}
-		})
+			return err
+		},
+		"VerifyNotification (Calls)": func() error {
+			_, err := g.VerifyNotification(context.Background(), sdk.Notification{})
+			return err
+		},
+		"Health (Calls)": func() error { return g.Health(context.Background()) },
+	}
+	for _, tc := range tests {
+		for how, call := range calls {
+			t.Run(tc.name+"/"+how, func(t *testing.T) {
+				p.err = tc.err
+				if err := call(); err == nil || !tc.check(err) {
+					t.Fatalf("got %v (%T)", err, err)
+				}
+			})
+		}
 	}
 }
 

@@ -1,0 +1,306 @@
+package pluginrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+
+	"github.com/acquit/acquit/sdk"
+	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
+)
+
+// echoGateway answers VerifyNotification with the notification's body as
+// the reference, after the delay the body's first byte asks for (in
+// milliseconds), and counts its Health calls.
+type echoGateway struct {
+	mu     sync.Mutex
+	health int
+}
+
+func (g *echoGateway) Describe(context.Context) (sdk.Info, error) {
+	return sdk.Info{Name: "echo", Version: "1", Kind: sdk.KindPaymentGateway, ConfigSchema: `{}`}, nil
+}
+func (g *echoGateway) Configure(context.Context, []byte, sdk.Host) error { return nil }
+func (g *echoGateway) Health(context.Context) error {
+	g.mu.Lock()
+	g.health++
+	g.mu.Unlock()
+	return nil
+}
+func (g *echoGateway) InitPayment(context.Context, sdk.PaymentRequest) (*sdk.PaymentInit, error) {
+	return nil, sdk.ErrUnsupported
+}
+func (g *echoGateway) VerifyNotification(ctx context.Context, n sdk.Notification) (*sdk.PaymentResult, error) {
+	if len(n.Body) > 0 {
+		select {
+		case <-time.After(time.Duration(n.Body[0]) * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return &sdk.PaymentResult{Reference: string(n.Body[1:]), Outcome: sdk.OutcomeAccepted}, nil
+}
+func (g *echoGateway) QueryTransaction(context.Context, sdk.TransactionQuery) (*sdk.PaymentResult, error) {
+	return nil, sdk.ErrUnsupported
+}
+
+// oldPluginServer is the common service of a plugin built before
+// Plugin.Calls existed: Health only, Calls unimplemented.
+type oldPluginServer struct {
+	pluginv1.UnimplementedPluginServer
+	p *PluginGRPCServer
+}
+
+func (o oldPluginServer) Health(ctx context.Context, r *pluginv1.HealthRequest) (*pluginv1.HealthResponse, error) {
+	return o.p.Health(ctx, r)
+}
+
+// serveEcho serves an echoGateway over gRPC on a unix socket, as a plugin
+// process would (without go-plugin: no broker is needed here), and
+// returns the daemon's client for it. old serves it as a plugin without
+// Plugin.Calls.
+func serveEcho(t *testing.T, old bool) (*GatewayGRPCClient, *echoGateway) {
+	t.Helper()
+	impl := &echoGateway{}
+	sock := filepath.Join(t.TempDir(), "p.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	common := &PluginGRPCServer{}
+	if old {
+		// Register the old common service first: add then sees the
+		// server as taken and only records the kind.
+		common.srv = srv
+		pluginv1.RegisterPluginServer(srv, oldPluginServer{p: common})
+	}
+	gp := &GatewayPlugin{Impl: impl, Common: common}
+	if err := gp.GRPCServer(nil, srv); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c, err := gp.GRPCClient(context.Background(), nil, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := c.(*GatewayGRPCClient)
+	t.Cleanup(gc.Close)
+	return gc, impl
+}
+
+// TestCallsConcurrentOutOfOrder: 64 calls in flight at once on the one
+// Calls stream, answered in another order than sent (their delays differ),
+// each caller gets its own answer; a slow call does not hold up a fast one.
+func TestCallsConcurrentOutOfOrder(t *testing.T) {
+	g, _ := serveEcho(t, false)
+	ctx := context.Background()
+	const n = 64
+	errs := make([]error, n)
+	took := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			delay := byte(1)
+			if i%8 == 0 {
+				delay = 200
+			}
+			ref := fmt.Sprint("ref-", i)
+			t0 := time.Now()
+			res, err := g.VerifyNotification(ctx, sdk.Notification{Body: append([]byte{delay}, ref...)})
+			took[i] = time.Since(t0)
+			switch {
+			case err != nil:
+				errs[i] = err
+			case res.Reference != ref:
+				errs[i] = fmt.Errorf("call %d got the answer for %q", i, res.Reference)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+	for i := 1; i < n; i += 8 {
+		if took[i] >= 200*time.Millisecond {
+			t.Errorf("fast call %d took %s: held up behind a slow one", i, took[i])
+		}
+	}
+	if g.calls.off || g.calls.cur == nil {
+		t.Fatalf("the calls did not travel on Plugin.Calls (off %v)", g.calls.off)
+	}
+}
+
+// TestCallsFallBackToUnary: against a plugin built before Plugin.Calls,
+// Health and VerifyNotification still work (unary), and the daemon stops
+// trying the stream after the first refusal.
+func TestCallsFallBackToUnary(t *testing.T) {
+	g, impl := serveEcho(t, true)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if err := g.Health(ctx); err != nil {
+			t.Fatalf("Health on an old plugin: %v", err)
+		}
+		res, err := g.VerifyNotification(ctx, sdk.Notification{Body: []byte("\x00R1")})
+		if err != nil || res.Reference != "R1" {
+			t.Fatalf("VerifyNotification on an old plugin: %v, %v", res, err)
+		}
+	}
+	if !g.calls.off {
+		t.Fatal("the daemon kept trying Plugin.Calls on a plugin without it")
+	}
+	if impl.health != 3 {
+		t.Fatalf("the plugin saw %d Health calls, want 3 (each exactly once)", impl.health)
+	}
+}
+
+// TestCallsUnknownMethod: a method the plugin does not carry on Calls is
+// answered Unimplemented, which the daemon reads as sdk.ErrUnsupported,
+// and the stream stays usable.
+func TestCallsUnknownMethod(t *testing.T) {
+	g, _ := serveEcho(t, false)
+	ctx := context.Background()
+	err := g.calls.call(ctx, "PaymentGateway/Refund", &pluginv1.HealthRequest{}, &pluginv1.HealthResponse{})
+	if !errors.Is(err, sdk.ErrUnsupported) {
+		t.Fatalf("unknown method: %v, want ErrUnsupported", err)
+	}
+	if err := g.Health(ctx); err != nil || g.calls.off {
+		t.Fatalf("Health after an unknown method: %v (off %v)", err, g.calls.off)
+	}
+}
+
+// TestCallsPluginGone: when the plugin's server goes away, a call in
+// flight and the next ones fail as Unavailable (what the supervisor
+// restarts a plugin on), not as a hang or a typed plugin error.
+func TestCallsPluginGone(t *testing.T) {
+	impl := &echoGateway{}
+	sock := filepath.Join(t.TempDir(), "p.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	gp := &GatewayPlugin{Impl: impl}
+	if err := gp.GRPCServer(nil, srv); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c, _ := gp.GRPCClient(context.Background(), nil, conn)
+	g := c.(*GatewayGRPCClient)
+	defer g.Close()
+	if err := g.Health(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.VerifyNotification(context.Background(), sdk.Notification{Body: []byte("\xffslow")})
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	srv.Stop() // closes the connections: the process is gone
+	var re *RemoteError
+	select {
+	case err := <-done:
+		if !errors.As(err, &re) || !re.Unavailable() {
+			t.Fatalf("call in flight when the plugin went away: %v (%T), want Unavailable", err, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("call in flight hangs after the plugin went away")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.Health(ctx); !errors.As(err, &re) || !re.Unavailable() {
+		t.Fatalf("Health after the plugin went away: %v (%T), want Unavailable", err, err)
+	}
+}
+
+// TestCallsHostileFrames: frames a daemon would never send (an undecodable
+// payload, an id already in flight) get an error answer, and the plugin
+// keeps serving the stream.
+func TestCallsHostileFrames(t *testing.T) {
+	g, _ := serveEcho(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := g.rpc.Calls(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(f *pluginv1.CallFrame) {
+		t.Helper()
+		if err := st.Send(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An undecodable Notification.
+	send(&pluginv1.CallFrame{Id: 1, Method: callVerifyNotification, Payload: []byte{0xff, 0xff, 0xff}})
+	// A slow call, then the same id again while it runs.
+	send(&pluginv1.CallFrame{Id: 2, Method: callVerifyNotification, Payload: mustMarshal(t, &pluginv1.Notification{Body: []byte("\xc8slow")})})
+	send(&pluginv1.CallFrame{Id: 2, Method: callHealth, Payload: mustMarshal(t, &pluginv1.HealthRequest{Kind: string(sdk.KindPaymentGateway)})})
+	got := map[uint64][]codes.Code{}
+	for len(got[1])+len(got[2]) < 3 {
+		f, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := codes.OK
+		if len(f.GetStatus()) > 0 {
+			c = statusCode(t, f.GetStatus())
+		}
+		got[f.GetId()] = append(got[f.GetId()], c)
+	}
+	if len(got[1]) != 1 || got[1][0] != codes.InvalidArgument {
+		t.Errorf("undecodable payload answered %v, want InvalidArgument", got[1])
+	}
+	if len(got[2]) != 2 || got[2][0] != codes.InvalidArgument || got[2][1] != codes.OK {
+		t.Errorf("duplicate id answered %v, want InvalidArgument then the slow call's OK", got[2])
+	}
+	if err := g.Health(ctx); err != nil {
+		t.Fatalf("Health after hostile frames: %v", err)
+	}
+}
+
+func mustMarshal(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func statusCode(t *testing.T, b []byte) codes.Code {
+	t.Helper()
+	var sp spb.Status
+	if err := proto.Unmarshal(b, &sp); err != nil {
+		t.Fatal(err)
+	}
+	return status.FromProto(&sp).Code()
+}
