@@ -2,12 +2,16 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/acquit/acquit/plugins/ebics"
+	"github.com/acquit/acquit/sdk/plugintest"
 )
 
 // repoConfigs is the folder of the shipped example configuration.
@@ -91,6 +95,17 @@ func TestExampleConfigs(t *testing.T) {
 			}
 			if !cfg.Listen.Admin.Token.IsSet() {
 				t.Error("no admin token")
+			}
+			// The EBICS plugin accepts its example settings as they reach it
+			// (JSON, secrets resolved): unknown keys (a misspelt
+			// deflate_workers) and values out of range are refused there.
+			for _, p := range cfg.Plugins {
+				if p.Name != "ebics" {
+					continue
+				}
+				if err := ebics.New().Configure(context.Background(), p.Settings.JSON(), plugintest.NewMemHost()); err != nil {
+					t.Errorf("plugin ebics refuses the example settings: %v", err)
+				}
 			}
 		})
 	}

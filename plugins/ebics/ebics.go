@@ -57,6 +57,10 @@ type Settings struct {
 	Banks   map[string]BankSettings `json:"banks"`
 	// TimeoutSeconds bounds one HTTP exchange (default 120).
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	// DeflateWorkers is the number of goroutines compressing an upload
+	// (0 or absent: the plugin's GOMAXPROCS, at most 8; 1: one zlib stream,
+	// one core). See client.Options.DeflateWorkers.
+	DeflateWorkers int `json:"deflate_workers,omitempty"`
 }
 
 // configuredBank is one bank of the settings with what the plugin built for
@@ -91,7 +95,7 @@ func (p *Plugin) WithLogger(l zerolog.Logger) *Plugin { p.log = l; return p }
 
 // ConfigSchema is the JSON Schema of Settings.
 const ConfigSchema = `{"type":"object","required":["banks"],"properties":{
-"work_dir":{"type":"string"},"timeout_seconds":{"type":"integer","minimum":1},
+"work_dir":{"type":"string"},"timeout_seconds":{"type":"integer","minimum":1},"deflate_workers":{"type":"integer","minimum":0,"maximum":8},
 "banks":{"type":"object","additionalProperties":{"type":"object","required":["url","host_id","partner_id","user_id","profile"],"properties":{
 "url":{"type":"string"},"host_id":{"type":"string"},"partner_id":{"type":"string"},"user_id":{"type":"string"},"bank_name":{"type":"string"},
 "profile":{"enum":["fr","de","v3"]},"overrides":{"type":"object"},"bank_auth_hash":{"type":"string"},"bank_enc_hash":{"type":"string"},
@@ -115,6 +119,9 @@ func (p *Plugin) Configure(ctx context.Context, raw []byte, host sdk.Host) error
 	}
 	if s.TimeoutSeconds == 0 {
 		s.TimeoutSeconds = 120
+	}
+	if s.DeflateWorkers < 0 || s.DeflateWorkers > client.MaxDeflateWorkers {
+		return fmt.Errorf("ebics settings: deflate_workers %d not in 0..%d", s.DeflateWorkers, client.MaxDeflateWorkers)
 	}
 	banks := map[string]*configuredBank{}
 	for name, b := range s.Banks {
@@ -193,7 +200,7 @@ func (p *Plugin) clientFor(ctx context.Context, name string) (*configuredBank, e
 	if err != nil {
 		return nil, fmt.Errorf("ebics %s: %w", name, err)
 	}
-	cl, err := client.New(b.bank, ks, p.host, client.Options{Logger: p.log, WorkDir: p.set.WorkDir})
+	cl, err := client.New(b.bank, ks, p.host, client.Options{Logger: p.log, WorkDir: p.set.WorkDir, DeflateWorkers: p.set.DeflateWorkers})
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,12 @@ type Options struct {
 	// MaxDownload caps a decompressed download held in memory (Download,
 	// default 512 MiB) and a DownloadFile given no limit of its own.
 	MaxDownload int64
+	// DeflateWorkers is the number of goroutines compressing an upload
+	// (0: DefaultDeflateWorkers, GOMAXPROCS at most MaxDeflateWorkers; 1:
+	// one zlib stream in the reading goroutine, which also hashes the
+	// file). With more, the file is compressed in 1 MiB blocks in parallel
+	// into one zlib stream while the reading goroutine hashes it.
+	DeflateWorkers int
 }
 
 // Client talks EBICS to one bank for one subscriber.
@@ -136,6 +142,9 @@ func New(bank Bank, ks *keys.Set, host sdk.Host, o Options) (*Client, error) {
 	}
 	if bank.Profile.SegmentSize == 0 {
 		bank.Profile.SegmentSize = DefaultSegmentSize
+	}
+	if o.DeflateWorkers < 0 || o.DeflateWorkers > MaxDeflateWorkers {
+		return nil, fmt.Errorf("ebics client: deflate workers %d not in 0..%d", o.DeflateWorkers, MaxDeflateWorkers)
 	}
 	return &Client{bank: bank, version: v, keys: ks, host: host, o: o, log: o.Logger.With().Str("bank", bank.Name).Logger()}, nil
 }

@@ -212,8 +212,15 @@ func TestWireVerifiedIndependently(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(inflate(t, plain), file) {
-				t.Fatal("order data decrypted by openssl differs from the file")
+			// python3's zlib inflates what openssl decrypted: the client's
+			// zlib stream (several deflate workers here) is read by another
+			// implementation.
+			pz, err := indep.Inflate(plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(pz, file) {
+				t.Fatal("order data decrypted by openssl and inflated by python3 differs from the file")
 			}
 			// ES: openssl decrypts the container and verifies the signature.
 			sigPlain, err := indep.DecryptE002(upKey, b64d(t, sigData))
@@ -249,6 +256,68 @@ func TestWireVerifiedIndependently(t *testing.T) {
 			}
 			if !bytes.Equal(inflate(t, dplain), d.Content) {
 				t.Fatal("download decrypted by openssl differs from the client's document")
+			}
+		})
+	}
+}
+
+// An upload of several deflate blocks (a 4 MB file, 1 MiB blocks), with one
+// zlib stream (1 worker) and with parallel workers: the simulator accepts
+// it (it decodes and checks the order), and what went on the wire, unwrapped
+// and decrypted by openssl and inflated by python3's zlib, is the file.
+func TestUploadManyBlocksInflatedIndependently(t *testing.T) {
+	if err := indep.Require(); err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 2, 3} {
+		t.Run(string(rune('0'+workers)), func(t *testing.T) {
+			e := newEnv(t, protocol.H004, "de", sim.Config{}, false)
+			var rec recorder
+			e.bank.URL = rec.start(t, e.url)
+			e.bank.Profile.SegmentSize = 256 << 10
+			cl, err := client.New(e.bank, e.keys, e.host, client.Options{WorkDir: e.tmp, DeflateWorkers: workers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.cl = cl
+			e.onboard(t)
+			path := writePain(t, e.tmp, "MSG-BLOCKS", 9000)
+			file, _ := os.ReadFile(path)
+			if len(file) < 3<<20 {
+				t.Fatalf("file of %d bytes: fewer than 3 deflate blocks", len(file))
+			}
+			res, err := cl.Upload(context.Background(), client.UploadSpec{ID: "BLK", Function: "sct", Path: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ReturnCode != protocol.CodeOK {
+				t.Fatalf("bank answered %s %s", res.ReturnCode, res.ReturnText)
+			}
+			var key []byte
+			var segs []string
+			for _, x := range rec.take() {
+				if m := reTxKey.FindSubmatch(x.req); m != nil {
+					if key, err = indep.UnwrapKey(e.simCfg.BankKeys.Enc.Private, b64d(t, string(m[1]))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if m := reOrder.FindSubmatch(x.req); m != nil && key != nil {
+					segs = append(segs, string(m[1]))
+				}
+			}
+			if key == nil || len(segs) != res.Segments {
+				t.Fatalf("saw key %v and %d segments, the client sent %d", key != nil, len(segs), res.Segments)
+			}
+			plain, err := indep.DecryptE002(key, b64d(t, strings.Join(segs, "")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := indep.Inflate(plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, file) {
+				t.Fatalf("python3 inflates %d bytes, the file has %d", len(got), len(file))
 			}
 		})
 	}

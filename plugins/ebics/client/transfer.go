@@ -180,7 +180,8 @@ func (e *FileMismatchError) Error() string { return e.Code + ": " + e.Detail }
 
 // prepare reads the file ONCE: each block goes to the SHA-256 of the file,
 // the ES digest and deflate -> E002 -> base64 into a spool file; only a
-// buffer of each stage is held in memory. The file's identifiers come from
+// buffer of each stage is held in memory (with several deflate workers, a
+// few 1 MiB blocks: pzlib.go). The file's identifiers come from
 // the caller (the daemon read them at submission), else from the group
 // header alone (a few kilobytes). A file whose hash or size differ from
 // the caller's is refused before the spool is kept, so before anything is
@@ -225,9 +226,28 @@ func (c *Client) prepare(ctx context.Context, spec UploadSpec, fn Function, st *
 	bw := bufio.NewWriterSize(out, 256<<10)
 	b64 := base64.NewEncoder(base64.StdEncoding, bw)
 	enc, _ := protocol.NewE002Writer(b64, tkey)
-	zw, _ := zlib.NewWriterLevel(enc, zlib.DefaultCompression)
-	buf := make([]byte, 256<<10)
-	size, err := io.CopyBuffer(io.MultiWriter(h, esh, zw), struct{ io.Reader }{f}, buf)
+	var zw io.Closer
+	var size int64
+	if workers := c.deflateWorkers(); workers > 1 {
+		// Deflate in blocks on several cores (pzlib.go); this goroutine
+		// reads the file and hashes each block as it is read, while the
+		// workers compress the blocks before it.
+		pz, perr := newParallelZlib(enc, zlib.DefaultCompression, workers)
+		if err = perr; err == nil {
+			zw = pz
+			size, err = pz.ReadFrom(io.TeeReader(f, io.MultiWriter(h, esh)))
+		}
+	} else {
+		z, _ := zlib.NewWriterLevel(enc, zlib.DefaultCompression)
+		zw = z
+		buf := make([]byte, 256<<10)
+		size, err = io.CopyBuffer(io.MultiWriter(h, esh, z), struct{ io.Reader }{f}, buf)
+	}
+	if zw == nil {
+		zw = io.NopCloser(nil)
+	} else if err != nil {
+		zw.Close() // stops the parallel deflate's goroutines
+	}
 	for _, cl := range []func() error{zw.Close, enc.Close, b64.Close, bw.Flush, out.Sync} {
 		if err == nil {
 			err = cl()

@@ -2,7 +2,8 @@
 // not write: xmlsec1 (libxmlsec1) for the X002 authentication signature and
 // the openssl command line for the A005/A006 order signatures, the E002
 // transaction key (RSA PKCS#1 v1.5) and the E002 order data (AES-128-CBC,
-// zero IV, ANSI X9.23 padding). Both directions are offered: the tools
+// zero IV, ANSI X9.23 padding), and python3's zlib module (the C zlib) for
+// the order data's zlib stream. Both directions are offered: the tools
 // verify/decrypt what acquit produced, and sign/encrypt what acquit must
 // accept.
 //
@@ -29,15 +30,15 @@ import (
 	"strings"
 )
 
-// ErrToolMissing is returned (wrapped) when xmlsec1 or openssl is not
-// installed; tools/test.sh installs both.
-var ErrToolMissing = errors.New("independent tool not installed (apt-get install xmlsec1 openssl)")
+// ErrToolMissing is returned (wrapped) when xmlsec1, openssl or python3 is
+// not installed; tools/test.sh installs them.
+var ErrToolMissing = errors.New("independent tool not installed (apt-get install xmlsec1 openssl python3)")
 
-// Require returns an error wrapping ErrToolMissing unless xmlsec1 and
-// openssl are both on PATH. Tests call it once and fail (not skip): a
+// Require returns an error wrapping ErrToolMissing unless xmlsec1, openssl
+// and python3 are on PATH. Tests call it once and fail (not skip): a
 // missing verifier must not turn into a silent pass.
 func Require() error {
-	for _, tool := range []string{"xmlsec1", "openssl"} {
+	for _, tool := range []string{"xmlsec1", "openssl", "python3"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s: %w", tool, ErrToolMissing)
 		}
@@ -409,4 +410,23 @@ func aes(key, in []byte, op string) ([]byte, error) {
 	}
 	return runIn(map[string][]byte{"in.bin": in}, "openssl enc "+op,
 		"enc", "-aes-128-cbc", op, "-nopad", "-K", hex.EncodeToString(key), "-iv", zeroIV, "-in", "in.bin")
+}
+
+// pyInflate is python3's zlib (the C zlib) reading one whole zlib stream:
+// header, every deflate block, the Adler-32 trailer, and nothing after it.
+const pyInflate = `import sys,zlib
+d=zlib.decompressobj()
+out=d.decompress(sys.stdin.buffer.read())
+if not d.eof or d.unused_data: sys.exit("zlib stream not ended, or bytes after its end")
+sys.stdout.buffer.write(out)`
+
+// Inflate decompresses a zlib stream (RFC 1950) with python3's zlib module,
+// which checks the Adler-32 and refuses a stream that does not end or has
+// bytes after its end.
+func Inflate(z []byte) ([]byte, error) {
+	out, err := run("", z, "python3", "-c", pyInflate)
+	if err != nil {
+		return nil, fmt.Errorf("python3 zlib: %w", err)
+	}
+	return out, nil
 }

@@ -1,0 +1,251 @@
+package client
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/adler32"
+	"io"
+	"runtime"
+	"sync"
+)
+
+// The parallel deflate of an upload (pigz's method): the input is cut in
+// blocks of pzBlock bytes, each compressed by its own flate.Writer primed
+// with the previous block's last 32 KiB as dictionary (so matches reach
+// across blocks as in a single stream) and ended with a sync flush (an
+// empty stored block: the output ends on a byte boundary), the last one
+// with the final block. The outputs, in order, after one zlib header and
+// followed by the Adler-32 of the whole input (combined from the blocks'),
+// are ONE valid zlib stream (RFC 1950/1951) that any inflater reads.
+const (
+	pzBlock = 1 << 20
+	pzDict  = 32 << 10
+	// MaxDeflateWorkers caps the deflate workers: each block in flight
+	// holds its input, its output and a compressor (about 3 MiB).
+	MaxDeflateWorkers = 8
+)
+
+// DefaultDeflateWorkers is the number of deflate workers of an upload when
+// the options leave it unset: GOMAXPROCS, at most MaxDeflateWorkers.
+func DefaultDeflateWorkers() int { return min(runtime.GOMAXPROCS(0), MaxDeflateWorkers) }
+
+// deflateWorkers is the client's number of deflate workers.
+func (c *Client) deflateWorkers() int {
+	if c.o.DeflateWorkers > 0 {
+		return c.o.DeflateWorkers
+	}
+	return DefaultDeflateWorkers()
+}
+
+// pzJob is one block: compressed by a worker, written by the writer.
+type pzJob struct {
+	in    []byte
+	dict  []byte
+	last  bool
+	out   bytes.Buffer
+	sum   uint32 // Adler-32 of in
+	err   error
+	ready chan struct{}
+}
+
+// parallelZlib compresses what is read into it (ReadFrom) into one zlib
+// stream written to dst, with several workers. At most 2 x workers blocks
+// are in flight, so memory does not grow with the input.
+type parallelZlib struct {
+	dst   io.Writer
+	level int
+	dict  []byte // the last pzDict bytes of the previous block
+	work  chan *pzJob
+	order chan *pzJob
+	free  chan []byte
+	wg    sync.WaitGroup
+	wdone chan struct{}
+	mu    sync.Mutex
+	err   error // the first error of a worker or of dst
+	adler uint32
+	ended bool
+}
+
+// newParallelZlib writes the zlib header to dst and starts the workers and
+// the writer; Close (always call it) ends the stream and stops them.
+func newParallelZlib(dst io.Writer, level, workers int) (*parallelZlib, error) {
+	if workers < 1 {
+		workers = 1
+	}
+	if level != flate.DefaultCompression && (level < flate.BestSpeed || level > flate.BestCompression) {
+		return nil, fmt.Errorf("parallel zlib: invalid level %d", level)
+	}
+	if _, err := dst.Write(zlibHeader(level)); err != nil {
+		return nil, err
+	}
+	inflight := 2 * workers
+	z := &parallelZlib{dst: dst, level: level, work: make(chan *pzJob, inflight), order: make(chan *pzJob, inflight),
+		free: make(chan []byte, inflight+2), wdone: make(chan struct{}), adler: 1}
+	for range workers {
+		z.wg.Add(1)
+		go z.worker()
+	}
+	go z.writer()
+	return z, nil
+}
+
+// zlibHeader is the two bytes compress/zlib writes for level: CM 8, a 32 KiB
+// window, FLEVEL from the level, no dictionary, FCHECK.
+func zlibHeader(level int) []byte {
+	var lv byte
+	switch {
+	case level == 0 || level == 1:
+		lv = 0
+	case level >= 2 && level <= 5:
+		lv = 1
+	case level == 6 || level == flate.DefaultCompression:
+		lv = 2
+	default:
+		lv = 3
+	}
+	h := []byte{0x78, lv << 6}
+	h[1] += byte(31 - (uint16(h[0])<<8+uint16(h[1]))%31)
+	return h
+}
+
+func (z *parallelZlib) fail(err error) {
+	z.mu.Lock()
+	if z.err == nil {
+		z.err = err
+	}
+	z.mu.Unlock()
+}
+
+func (z *parallelZlib) failed() error {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.err
+}
+
+func (z *parallelZlib) worker() {
+	defer z.wg.Done()
+	for j := range z.work {
+		j.sum = adler32.Checksum(j.in)
+		fw, err := flate.NewWriterDict(&j.out, z.level, j.dict)
+		if err == nil {
+			_, err = fw.Write(j.in)
+		}
+		if err == nil {
+			if j.last {
+				err = fw.Close()
+			} else {
+				err = fw.Flush()
+			}
+		}
+		j.err = err
+		close(j.ready)
+	}
+}
+
+// writer writes the blocks' outputs in order and combines their Adler-32.
+func (z *parallelZlib) writer() {
+	defer close(z.wdone)
+	for j := range z.order {
+		<-j.ready
+		if j.err != nil {
+			z.fail(fmt.Errorf("deflate: %w", j.err))
+		} else if z.failed() == nil {
+			if _, err := z.dst.Write(j.out.Bytes()); err != nil {
+				z.fail(err)
+			}
+		}
+		z.adler = adler32Combine(z.adler, j.sum, int64(len(j.in)))
+		if cap(j.in) == pzBlock {
+			select {
+			case z.free <- j.in[:pzBlock]:
+			default:
+			}
+		}
+	}
+}
+
+func (z *parallelZlib) buffer() []byte {
+	select {
+	case b := <-z.free:
+		return b
+	default:
+		return make([]byte, pzBlock)
+	}
+}
+
+// submit hands one block to the workers, in order; it blocks while
+// 2 x workers blocks are in flight.
+func (z *parallelZlib) submit(in []byte, last bool) {
+	j := &pzJob{in: in, dict: z.dict, last: last, ready: make(chan struct{})}
+	if len(in) >= pzDict {
+		z.dict = bytes.Clone(in[len(in)-pzDict:])
+	} else if len(in) > 0 {
+		d := append(bytes.Clone(z.dict), in...)
+		z.dict = d[max(0, len(d)-pzDict):]
+	}
+	z.order <- j
+	z.work <- j
+}
+
+// ReadFrom reads r to its end in blocks and compresses them; it returns the
+// number of bytes read.
+func (z *parallelZlib) ReadFrom(r io.Reader) (int64, error) {
+	if z.ended {
+		return 0, errors.New("parallel zlib: closed")
+	}
+	var total int64
+	for {
+		if err := z.failed(); err != nil {
+			return total, err
+		}
+		b := z.buffer()
+		n, err := io.ReadFull(r, b)
+		total += int64(n)
+		if n > 0 {
+			z.submit(b[:n], false)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// Close ends the stream (a final empty block and the Adler-32 trailer) and
+// stops the goroutines; it returns the first error met. After an error of
+// the caller's, Close still stops the goroutines (its result is then moot).
+func (z *parallelZlib) Close() error {
+	if z.ended {
+		return z.failed()
+	}
+	z.ended = true
+	z.submit(nil, true)
+	close(z.order)
+	close(z.work)
+	<-z.wdone
+	z.wg.Wait()
+	if err := z.failed(); err != nil {
+		return err
+	}
+	var t [4]byte
+	binary.BigEndian.PutUint32(t[:], z.adler)
+	_, err := z.dst.Write(t[:])
+	return err
+}
+
+// adler32Combine is the Adler-32 of A followed by B, from the Adler-32 of
+// A (a1), of B (a2) and B's length (zlib's adler32_combine).
+func adler32Combine(a1, a2 uint32, len2 int64) uint32 {
+	const base = 65521
+	rem := uint64(len2 % base)
+	s1a, s2a := uint64(a1&0xffff), uint64(a1>>16)
+	s1b, s2b := uint64(a2&0xffff), uint64(a2>>16)
+	sum1 := (s1a + s1b + base - 1) % base
+	sum2 := (rem*s1a%base + s2a + s2b + base - rem) % base
+	return uint32(sum2<<16 | sum1)
+}
