@@ -354,3 +354,11 @@ func escapeAttr(w *bytes.Buffer, s string) {
 		}
 	}
 }
+
+// childOrNil is child on a possibly missing element.
+func (n *xnode) childOrNil(space, local string) *xnode {
+	if n == nil {
+		return nil
+	}
+	return n.child(space, local)
+}

@@ -492,7 +492,12 @@ func (s *Sim) handle(body []byte) ([]byte, error) {
 	var req *protocol.Request
 	var perr error
 	if tree.local != "ebicsHEVRequest" {
-		req, _, perr = protocol.ParseRequest(body, int(s.cfg.MaxSegmentSize)+256<<10)
+		// Transfer and receipt requests are read from the tree above
+		// (transferRequest); the others through the protocol package.
+		var own bool
+		if req, own, perr = transferRequest(tree); !own {
+			req, _, perr = protocol.ParseRequest(body, int(s.cfg.MaxSegmentSize)+256<<10)
+		}
 	}
 	if schemaErr != nil {
 		if err := <-schemaErr; err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -515,4 +516,66 @@ func validOrderID(id string) bool {
 		}
 	}
 	return true
+}
+
+// ebicsNS are the request namespaces of the versions the bank speaks, by
+// the root's Version attribute.
+var ebicsNS = map[string]string{"H004": "urn:org:ebics:H004", "H005": "urn:org:ebics:H005"}
+
+// transferRequest reads a transfer or receipt request (an ebicsRequest
+// whose header carries a TransactionID) from the simulator's own parse of
+// it: such requests are mostly order data (a segment of up to 1 MB), and
+// reading them from the tree X002 is verified on parses each once.
+// Everything else goes to protocol.ParseRequest (ok false). The fields read
+// are those the transfer phase uses; a malformed one is an error, answered
+// as ParseRequest's are (091010).
+func transferRequest(root *xnode) (req *protocol.Request, ok bool, err error) {
+	if root.local != protocol.KindRequest {
+		return nil, false, nil
+	}
+	ver, _ := root.attr("Version")
+	ns := ebicsNS[ver]
+	if ns == "" || root.space() != ns {
+		return nil, false, nil // ParseRequest names the fault
+	}
+	header := root.child(ns, "header")
+	st, mut := header.childOrNil(ns, "static"), header.childOrNil(ns, "mutable")
+	if st == nil || mut == nil {
+		return nil, false, nil
+	}
+	txt := func(n *xnode, local string) string {
+		if c := n.childOrNil(ns, local); c != nil {
+			return strings.TrimSpace(c.textContent())
+		}
+		return ""
+	}
+	r := &protocol.Request{Kind: protocol.KindRequest, Version: protocol.Version(ver), TransactionID: txt(st, "TransactionID")}
+	if r.TransactionID == "" {
+		return nil, false, nil // an initialisation
+	}
+	r.HostID = txt(st, "HostID")
+	r.Phase = txt(mut, "TransactionPhase")
+	if sn := mut.childOrNil(ns, "SegmentNumber"); sn != nil {
+		n, err := strconv.Atoi(strings.TrimSpace(sn.textContent()))
+		if err != nil || n < 1 {
+			return nil, true, fmt.Errorf("SegmentNumber %q", sn.textContent())
+		}
+		last, _ := sn.attr("lastSegment")
+		r.SegmentNumber, r.LastSegment = n, last == "true"
+	}
+	body := root.child(ns, "body")
+	if body == nil {
+		return nil, true, errors.New("missing body")
+	}
+	if tr := body.child(ns, "TransferReceipt"); tr != nil {
+		n, err := strconv.Atoi(txt(tr, "ReceiptCode"))
+		if err != nil {
+			return nil, true, errors.New("ReceiptCode")
+		}
+		r.HasReceipt, r.ReceiptCode = true, n
+	}
+	if dt := body.child(ns, "DataTransfer"); dt != nil {
+		r.OrderData = txt(dt, "OrderData")
+	}
+	return r, true, nil
 }
