@@ -19,16 +19,19 @@ import (
 )
 
 // Plugin.Calls carries the small, frequent calls (Health,
-// VerifyNotification) over one long-lived gRPC stream per plugin client:
-// a unary gRPC call opens an HTTP/2 stream, sends and parses headers and
-// trailers, and starts a handler goroutine, which on a unix socket costs
-// about as much as the call itself (docs/benchmarks.md, plugin RPC). Each
-// call is a request frame with an id and the protobuf-encoded request,
-// answered by a frame with the same id and the encoded response, or the
-// call's gRPC status exactly as the unary call would return it, so the
-// daemon turns both into the same typed errors (fromStatus). A daemon
-// talking to a plugin built before Calls existed gets Unimplemented on the
-// stream and uses the unary calls from then on.
+// VerifyNotification) over long-lived gRPC streams: a unary gRPC call opens
+// an HTTP/2 stream, sends and parses headers and trailers, and starts a
+// handler goroutine, which on a unix socket costs about as much as the
+// round trip itself (docs/benchmarks.md, plugin RPC). A stream carries one
+// call at a time: the daemon sends a request frame (method, the
+// protobuf-encoded request, its deadline) and the plugin answers with the
+// encoded response, or with the call's gRPC status exactly as the unary
+// call would return it, so the daemon turns both into the same typed
+// errors (fromStatus). The daemon keeps idle streams for the next calls
+// and opens another when all are busy; a caller that gives up cancels its
+// stream, which cancels the call in the plugin. A plugin built before
+// Calls existed answers Unimplemented, and the daemon uses the unary calls
+// for it from then on.
 
 // Methods carried by Plugin.Calls.
 const (
@@ -55,31 +58,11 @@ func (p *PluginGRPCServer) callHandler(method string) callHandler {
 	return p.calls[method]
 }
 
-// Calls implements pluginv1.PluginServer: each request frame runs in its
-// own goroutine, so a slow call does not hold up the others, and its
-// answer is sent when it returns. A cancel frame cancels the call's
-// context; when the stream ends every call still running is cancelled.
+// Calls implements pluginv1.PluginServer: the frames of one stream are
+// answered in turn, each call running with the stream's context (cancelled
+// when the daemon gives up on it) and the frame's deadline.
 func (p *PluginGRPCServer) Calls(stream pluginv1.Plugin_CallsServer) error {
 	ctx := stream.Context()
-	var (
-		sendMu   sync.Mutex
-		mu       sync.Mutex
-		inflight = map[uint64]context.CancelFunc{}
-		wg       sync.WaitGroup
-	)
-	defer func() {
-		mu.Lock()
-		for _, cancel := range inflight {
-			cancel()
-		}
-		mu.Unlock()
-		wg.Wait()
-	}()
-	send := func(f *pluginv1.CallFrame) {
-		sendMu.Lock()
-		defer sendMu.Unlock()
-		_ = stream.Send(f) // a broken stream ends the Recv loop below
-	}
 	for {
 		f, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -88,45 +71,15 @@ func (p *PluginGRPCServer) Calls(stream pluginv1.Plugin_CallsServer) error {
 		if err != nil {
 			return err
 		}
-		id := f.GetId()
-		if f.GetCancel() {
-			mu.Lock()
-			if cancel := inflight[id]; cancel != nil {
-				cancel()
-			}
-			mu.Unlock()
-			continue
-		}
-		var (
-			cctx   context.Context
-			cancel context.CancelFunc
-		)
+		cctx, cancel := ctx, context.CancelFunc(func() {})
 		if d := f.GetDeadline(); d != nil {
 			cctx, cancel = context.WithDeadline(ctx, d.AsTime())
-		} else {
-			cctx, cancel = context.WithCancel(ctx)
 		}
-		mu.Lock()
-		if _, dup := inflight[id]; dup {
-			mu.Unlock()
-			cancel()
-			send(answerFrame(id, nil, status.Errorf(codes.InvalidArgument, "call id %d already in flight", id)))
-			continue
+		msg, err := runCall(cctx, p.callHandler(f.GetMethod()), f.GetMethod(), f.GetPayload())
+		cancel()
+		if err := stream.Send(answerFrame(f.GetId(), msg, err)); err != nil {
+			return err
 		}
-		inflight[id] = cancel
-		mu.Unlock()
-		h := p.callHandler(f.GetMethod())
-		method := f.GetMethod()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			msg, err := runCall(cctx, h, method, f.GetPayload())
-			cancel()
-			mu.Lock()
-			delete(inflight, id)
-			mu.Unlock()
-			send(answerFrame(id, msg, err))
-		}()
 	}
 }
 
@@ -156,114 +109,82 @@ func answerFrame(id uint64, msg proto.Message, err error) *pluginv1.CallFrame {
 	return f
 }
 
+// maxIdleCallStreams bounds the idle streams a client keeps for reuse.
+const maxIdleCallStreams = 64
+
 // callStream is the daemon's side of Plugin.Calls for one plugin client:
-// the stream is opened at the first call and opened again after it broke.
+// a pool of idle streams, each carrying one call at a time.
 type callStream struct {
 	rpc  pluginv1.PluginClient
 	next atomic.Uint64
 	mu   sync.Mutex
-	cur  *callConn // nil until opened, or after it broke
+	idle []*callConn
 	// off: the plugin does not serve Calls (built before it existed);
 	// every call then goes the unary way.
 	off    bool
 	closed bool
 }
 
-// callConn is one opened Calls stream and the calls waiting on it.
+// callConn is one opened Calls stream.
 type callConn struct {
-	st      pluginv1.Plugin_CallsClient
-	cancel  context.CancelFunc
-	sendMu  sync.Mutex
-	mu      sync.Mutex
-	waiting map[uint64]chan callResult
-	err     error // set when the stream broke: later calls fail with it
-}
-
-type callResult struct {
-	f   *pluginv1.CallFrame
-	err error // the stream broke before the answer
+	st     pluginv1.Plugin_CallsClient
+	cancel context.CancelFunc
 }
 
 // errCallsOff tells the caller to use the unary call.
 var errCallsOff = errors.New("plugin does not serve Plugin.Calls")
 
-func (c *callStream) conn() (*callConn, error) {
+// get returns an idle stream, or opens one.
+func (c *callStream) get() (*callConn, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.off || c.closed {
+		c.mu.Unlock()
 		return nil, errCallsOff
 	}
-	if c.cur != nil {
-		return c.cur, nil
+	if n := len(c.idle); n > 0 {
+		cc := c.idle[n-1]
+		c.idle[n-1] = nil
+		c.idle = c.idle[:n-1]
+		c.mu.Unlock()
+		return cc, nil
 	}
+	c.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := c.rpc.Calls(ctx, callOpts...)
 	if err != nil {
 		cancel()
-		if status.Code(err) == codes.Unimplemented {
-			c.off = true
-			return nil, errCallsOff
-		}
 		return nil, err
 	}
-	cc := &callConn{st: st, cancel: cancel, waiting: map[uint64]chan callResult{}}
-	c.cur = cc
-	go c.read(cc)
-	return cc, nil
+	return &callConn{st: st, cancel: cancel}, nil
 }
 
-// read delivers the answers of cc until it breaks, then fails the calls
-// still waiting on it.
-func (c *callStream) read(cc *callConn) {
-	for {
-		f, err := cc.st.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = status.Error(codes.Unavailable, "plugin closed the call stream")
-			}
-			c.mu.Lock()
-			if c.cur == cc {
-				c.cur = nil
-			}
-			if status.Code(err) == codes.Unimplemented {
-				c.off = true
-			}
-			c.mu.Unlock()
-			cc.cancel()
-			cc.mu.Lock()
-			cc.err = err
-			for id, ch := range cc.waiting {
-				ch <- callResult{err: err}
-				delete(cc.waiting, id)
-			}
-			cc.mu.Unlock()
-			return
-		}
-		cc.mu.Lock()
-		ch := cc.waiting[f.GetId()]
-		delete(cc.waiting, f.GetId())
-		cc.mu.Unlock()
-		if ch != nil {
-			ch <- callResult{f: f}
-		}
+// put gives a stream whose call completed back to the pool.
+func (c *callStream) put(cc *callConn) {
+	c.mu.Lock()
+	if c.closed || c.off || len(c.idle) >= maxIdleCallStreams {
+		c.mu.Unlock()
+		cc.cancel()
+		return
 	}
+	c.idle = append(c.idle, cc)
+	c.mu.Unlock()
 }
 
-// close ends the stream; later calls use the unary way.
+// close ends the idle streams; later calls use the unary way.
 func (c *callStream) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
-	if c.cur != nil {
-		c.cur.cancel()
-		c.cur = nil
+	for _, cc := range c.idle {
+		cc.cancel()
 	}
+	c.idle = nil
 }
 
 // call makes one call over Plugin.Calls and decodes the answer into resp.
-// It returns errCallsOff when the plugin does not serve Calls, and then
-// nothing was sent that the plugin acted on. Other errors are the call's,
-// converted as for the unary call.
+// It returns errCallsOff when the plugin does not serve Calls; the plugin
+// then did not run the call. Other errors are the call's, converted as for
+// the unary call.
 func (c *callStream) call(ctx context.Context, method string, req, resp proto.Message) error {
 	wire := method
 	method = method[strings.LastIndexByte(method, '/')+1:] // as the unary call names it in errors
@@ -274,70 +195,62 @@ func (c *callStream) call(ctx context.Context, method string, req, resp proto.Me
 	if err != nil {
 		return fmt.Errorf("plugin %s: encode: %w", method, err)
 	}
-	cc, err := c.conn()
+	f := &pluginv1.CallFrame{Id: c.next.Add(1), Method: wire, Payload: payload}
+	if d, ok := ctx.Deadline(); ok {
+		f.Deadline = timestamppb.New(d)
+	}
+	cc, err := c.get()
 	if err != nil {
 		if errors.Is(err, errCallsOff) {
 			return err
 		}
 		return fromStatus(ctx, method, err)
 	}
-	id := c.next.Add(1)
-	ch := make(chan callResult, 1)
-	cc.mu.Lock()
-	if cc.err != nil {
-		err := cc.err
-		cc.mu.Unlock()
-		return c.broken(ctx, method, err)
-	}
-	cc.waiting[id] = ch
-	cc.mu.Unlock()
-	f := &pluginv1.CallFrame{Id: id, Method: wire, Payload: payload}
-	if d, ok := ctx.Deadline(); ok {
-		f.Deadline = timestamppb.New(d)
-	}
-	cc.sendMu.Lock()
-	err = cc.st.Send(f)
-	cc.sendMu.Unlock()
-	if err != nil && !errors.Is(err, io.EOF) {
-		// io.EOF: the stream broke, and read delivers the reason.
-		cc.mu.Lock()
-		delete(cc.waiting, id)
-		cc.mu.Unlock()
-		return fromStatus(ctx, method, err)
-	}
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return c.broken(ctx, method, r.err)
-		}
-		if len(r.f.GetStatus()) > 0 {
-			var sp spb.Status
-			if err := proto.Unmarshal(r.f.GetStatus(), &sp); err != nil {
-				return &RemoteError{Method: method, Code: codes.Internal, Message: "undecodable status: " + err.Error()}
-			}
-			return fromStatus(ctx, method, status.FromProto(&sp).Err())
-		}
-		if err := proto.Unmarshal(r.f.GetPayload(), resp); err != nil {
-			return &RemoteError{Method: method, Code: codes.Internal, Message: "undecodable answer: " + err.Error()}
-		}
-		return nil
-	case <-ctx.Done():
-		cc.mu.Lock()
-		delete(cc.waiting, id)
-		cc.mu.Unlock()
-		cc.sendMu.Lock()
-		_ = cc.st.Send(&pluginv1.CallFrame{Id: id, Cancel: true})
-		cc.sendMu.Unlock()
+	// The caller giving up cancels the stream, and so the call in the
+	// plugin; the stream is then not reused.
+	stop := context.AfterFunc(ctx, cc.cancel)
+	ans, err := cc.exchange(f)
+	if !stop() {
+		cc.cancel()
 		return fromStatus(ctx, method, status.FromContextError(ctx.Err()).Err())
 	}
+	if err != nil {
+		cc.cancel()
+		if status.Code(err) == codes.Unimplemented {
+			c.mu.Lock()
+			c.off = true
+			c.mu.Unlock()
+			return errCallsOff
+		}
+		return fromStatus(ctx, method, err)
+	}
+	if ans.GetId() != f.GetId() {
+		cc.cancel()
+		return &RemoteError{Method: method, Code: codes.Internal, Message: fmt.Sprintf("answer for call %d, want %d", ans.GetId(), f.GetId())}
+	}
+	c.put(cc)
+	if len(ans.GetStatus()) > 0 {
+		var sp spb.Status
+		if err := proto.Unmarshal(ans.GetStatus(), &sp); err != nil {
+			return &RemoteError{Method: method, Code: codes.Internal, Message: "undecodable status: " + err.Error()}
+		}
+		return fromStatus(ctx, method, status.FromProto(&sp).Err())
+	}
+	if err := proto.Unmarshal(ans.GetPayload(), resp); err != nil {
+		return &RemoteError{Method: method, Code: codes.Internal, Message: "undecodable answer: " + err.Error()}
+	}
+	return nil
 }
 
-// broken is the error of a call whose stream broke: errCallsOff when the
-// plugin turned out not to serve Calls (the call never ran there),
-// otherwise the stream's error as the unary call would have reported it.
-func (c *callStream) broken(ctx context.Context, method string, err error) error {
-	if status.Code(err) == codes.Unimplemented {
-		return errCallsOff
+// exchange sends f and reads its answer. A stream that ended gives the
+// reason as Recv reports it (Send only says io.EOF).
+func (cc *callConn) exchange(f *pluginv1.CallFrame) (*pluginv1.CallFrame, error) {
+	if err := cc.st.Send(f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
 	}
-	return fromStatus(ctx, method, err)
+	ans, err := cc.st.Recv()
+	if errors.Is(err, io.EOF) {
+		err = status.Error(codes.Unavailable, "plugin closed the call stream")
+	}
+	return ans, err
 }

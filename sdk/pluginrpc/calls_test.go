@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 
@@ -149,8 +150,11 @@ func TestCallsConcurrentOutOfOrder(t *testing.T) {
 			t.Errorf("fast call %d took %s: held up behind a slow one", i, took[i])
 		}
 	}
-	if g.calls.off || g.calls.cur == nil {
-		t.Fatalf("the calls did not travel on Plugin.Calls (off %v)", g.calls.off)
+	g.calls.mu.Lock()
+	idle, off := len(g.calls.idle), g.calls.off
+	g.calls.mu.Unlock()
+	if off || idle < 2 {
+		t.Fatalf("the calls did not travel on Plugin.Calls streams (off %v, %d idle streams after 64 concurrent calls)", off, idle)
 	}
 }
 
@@ -242,9 +246,9 @@ func TestCallsPluginGone(t *testing.T) {
 	}
 }
 
-// TestCallsHostileFrames: frames a daemon would never send (an undecodable
-// payload, an id already in flight) get an error answer, and the plugin
-// keeps serving the stream.
+// TestCallsHostileFrames: frames a daemon would never send (an
+// undecodable payload, an unknown method) get an error answer, and the
+// plugin keeps serving the stream.
 func TestCallsHostileFrames(t *testing.T) {
 	g, _ := serveEcho(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -253,37 +257,33 @@ func TestCallsHostileFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	send := func(f *pluginv1.CallFrame) {
-		t.Helper()
-		if err := st.Send(f); err != nil {
-			t.Fatal(err)
+	health := mustMarshal(t, &pluginv1.HealthRequest{Kind: string(sdk.KindPaymentGateway)})
+	for _, tc := range []struct {
+		name string
+		f    *pluginv1.CallFrame
+		want codes.Code
+	}{
+		{"undecodable notification", &pluginv1.CallFrame{Id: 1, Method: callVerifyNotification, Payload: []byte{0xff, 0xff, 0xff}}, codes.InvalidArgument},
+		{"unknown method", &pluginv1.CallFrame{Id: 2, Method: "Plugin/Shutdown", Payload: health}, codes.Unimplemented},
+		{"unknown kind", &pluginv1.CallFrame{Id: 3, Method: callHealth, Payload: mustMarshal(t, &pluginv1.HealthRequest{Kind: "rootkit"})}, codes.Unimplemented},
+		{"deadline passed", &pluginv1.CallFrame{Id: 4, Method: callVerifyNotification, Deadline: timestamppb.New(time.Now().Add(-time.Second)),
+			Payload: mustMarshal(t, &pluginv1.Notification{Body: []byte("\x05R")})}, codes.DeadlineExceeded},
+		{"good Health after them", &pluginv1.CallFrame{Id: 5, Method: callHealth, Payload: health}, codes.OK},
+	} {
+		if err := st.Send(tc.f); err != nil {
+			t.Fatalf("%s: send: %v", tc.name, err)
 		}
-	}
-	// An undecodable Notification.
-	send(&pluginv1.CallFrame{Id: 1, Method: callVerifyNotification, Payload: []byte{0xff, 0xff, 0xff}})
-	// A slow call, then the same id again while it runs.
-	send(&pluginv1.CallFrame{Id: 2, Method: callVerifyNotification, Payload: mustMarshal(t, &pluginv1.Notification{Body: []byte("\xc8slow")})})
-	send(&pluginv1.CallFrame{Id: 2, Method: callHealth, Payload: mustMarshal(t, &pluginv1.HealthRequest{Kind: string(sdk.KindPaymentGateway)})})
-	got := map[uint64][]codes.Code{}
-	for len(got[1])+len(got[2]) < 3 {
-		f, err := st.Recv()
+		ans, err := st.Recv()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", tc.name, err)
 		}
-		c := codes.OK
-		if len(f.GetStatus()) > 0 {
-			c = statusCode(t, f.GetStatus())
+		got := codes.OK
+		if len(ans.GetStatus()) > 0 {
+			got = statusCode(t, ans.GetStatus())
 		}
-		got[f.GetId()] = append(got[f.GetId()], c)
-	}
-	if len(got[1]) != 1 || got[1][0] != codes.InvalidArgument {
-		t.Errorf("undecodable payload answered %v, want InvalidArgument", got[1])
-	}
-	if len(got[2]) != 2 || got[2][0] != codes.InvalidArgument || got[2][1] != codes.OK {
-		t.Errorf("duplicate id answered %v, want InvalidArgument then the slow call's OK", got[2])
-	}
-	if err := g.Health(ctx); err != nil {
-		t.Fatalf("Health after hostile frames: %v", err)
+		if got != tc.want || ans.GetId() != tc.f.GetId() {
+			t.Errorf("%s: answer %d with %v, want %d with %v", tc.name, ans.GetId(), got, tc.f.GetId(), tc.want)
+		}
 	}
 }
 

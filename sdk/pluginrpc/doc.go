@@ -7,9 +7,9 @@
 // A plugin's main calls Serve; the daemon (daemon/pluginhost) starts plugins
 // with Handshake and PluginMap and talks to them through GatewayGRPCClient
 // and TransportGRPCClient, serving them the Host with HostGRPCServer.
-// Health and VerifyNotification travel on Plugin.Calls, one long-lived
-// stream per client (calls.go), falling back to their unary RPCs for a
-// plugin that does not serve it.
+// Health and VerifyNotification travel on Plugin.Calls, long-lived streams
+// reused call after call (calls.go), falling back to their unary RPCs for
+// a plugin that does not serve it.
 //
 // It is a sub-package of sdk rather than sdk/internal because the daemon
 // imports it, and it is not folded into sdk because it imports sdk (its

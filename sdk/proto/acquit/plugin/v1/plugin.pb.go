@@ -102,8 +102,7 @@ func (x *ErrorInfo) GetMessage() string {
 // CallFrame is one request or one answer on Plugin.Calls.
 type CallFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// id names the call: chosen by the daemon, unique among its calls in
-	// flight on the stream, repeated in the answer.
+	// id numbers the daemon's calls; the answer repeats it.
 	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// method (requests only): "Plugin/Health" or
 	// "PaymentGateway/VerifyNotification"; the plugin answers any other with
@@ -116,9 +115,6 @@ type CallFrame struct {
 	// status (failed answers only): a google.rpc.Status, protobuf-encoded,
 	// as the unary call would have returned it (with its ErrorInfo detail).
 	Status []byte `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
-	// cancel (requests only): the daemon gave up on call id; the plugin
-	// cancels its context and sends no answer.
-	Cancel bool `protobuf:"varint,5,opt,name=cancel,proto3" json:"cancel,omitempty"`
 	// deadline (requests only): the caller's deadline, if any.
 	Deadline      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -181,13 +177,6 @@ func (x *CallFrame) GetStatus() []byte {
 		return x.Status
 	}
 	return nil
-}
-
-func (x *CallFrame) GetCancel() bool {
-	if x != nil {
-		return x.Cancel
-	}
-	return false
 }
 
 func (x *CallFrame) GetDeadline() *timestamppb.Timestamp {
@@ -2375,14 +2364,13 @@ const file_acquit_plugin_v1_plugin_proto_rawDesc = "" +
 	"\tErrorInfo\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xb5\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xa3\x01\n" +
 	"\tCallFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\x12\x16\n" +
-	"\x06status\x18\x04 \x01(\fR\x06status\x12\x16\n" +
-	"\x06cancel\x18\x05 \x01(\bR\x06cancel\x126\n" +
-	"\bdeadline\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\"%\n" +
+	"\x06status\x18\x04 \x01(\fR\x06status\x126\n" +
+	"\bdeadline\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadlineJ\x04\b\x05\x10\x06\"%\n" +
 	"\x0fDescribeRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\"\x8d\x01\n" +
 	"\x10DescribeResponse\x12\x12\n" +

@@ -51,12 +51,15 @@ type PluginClient interface {
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
 	RunJob(ctx context.Context, in *RunJobRequest, opts ...grpc.CallOption) (*RunJobResponse, error)
-	// Calls carries unary calls over one long-lived stream: the daemon sends
-	// a request frame per call, the plugin answers each with a frame of the
-	// same id, in any order. It spares each call gRPC's per-call stream set
-	// up (headers, a new HTTP/2 stream, a handler goroutine), about a third
-	// of a small call's round trip. Which methods it carries is listed in
-	// CallFrame.method; the unary RPCs stay the reference for their meaning.
+	// Calls carries unary calls over long-lived streams: the daemon sends a
+	// request frame, the plugin answers it with one frame, and the stream
+	// then carries the daemon's next call. One call at a time per stream:
+	// the daemon keeps idle streams for reuse and opens another when all
+	// are busy; cancelling a call cancels its stream. It spares each call
+	// gRPC's per-call set-up (a new HTTP/2 stream, headers and trailers, a
+	// handler goroutine), about a third of a small call's round trip.
+	// CallFrame.method lists what it carries; the unary RPCs stay the
+	// reference for their meaning.
 	Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallFrame, CallFrame], error)
 }
 
@@ -133,12 +136,15 @@ type PluginServer interface {
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
 	RunJob(context.Context, *RunJobRequest) (*RunJobResponse, error)
-	// Calls carries unary calls over one long-lived stream: the daemon sends
-	// a request frame per call, the plugin answers each with a frame of the
-	// same id, in any order. It spares each call gRPC's per-call stream set
-	// up (headers, a new HTTP/2 stream, a handler goroutine), about a third
-	// of a small call's round trip. Which methods it carries is listed in
-	// CallFrame.method; the unary RPCs stay the reference for their meaning.
+	// Calls carries unary calls over long-lived streams: the daemon sends a
+	// request frame, the plugin answers it with one frame, and the stream
+	// then carries the daemon's next call. One call at a time per stream:
+	// the daemon keeps idle streams for reuse and opens another when all
+	// are busy; cancelling a call cancels its stream. It spares each call
+	// gRPC's per-call set-up (a new HTTP/2 stream, headers and trailers, a
+	// handler goroutine), about a third of a small call's round trip.
+	// CallFrame.method lists what it carries; the unary RPCs stay the
+	// reference for their meaning.
 	Calls(grpc.BidiStreamingServer[CallFrame, CallFrame]) error
 	mustEmbedUnimplementedPluginServer()
 }
