@@ -45,7 +45,7 @@ type pzJob struct {
 	in    []byte
 	dict  []byte
 	last  bool
-	out   bytes.Buffer
+	out   *bytes.Buffer
 	sum   uint32 // Adler-32 of in
 	err   error
 	ready chan struct{}
@@ -61,6 +61,7 @@ type parallelZlib struct {
 	work  chan *pzJob
 	order chan *pzJob
 	free  chan []byte
+	outs  chan *bytes.Buffer
 	wg    sync.WaitGroup
 	wdone chan struct{}
 	mu    sync.Mutex
@@ -83,7 +84,7 @@ func newParallelZlib(dst io.Writer, level, workers int) (*parallelZlib, error) {
 	}
 	inflight := 2 * workers
 	z := &parallelZlib{dst: dst, level: level, work: make(chan *pzJob, inflight), order: make(chan *pzJob, inflight),
-		free: make(chan []byte, inflight+2), wdone: make(chan struct{}), adler: 1}
+		free: make(chan []byte, inflight+2), outs: make(chan *bytes.Buffer, inflight+2), wdone: make(chan struct{}), adler: 1}
 	for range workers {
 		z.wg.Add(1)
 		go z.worker()
@@ -125,11 +126,30 @@ func (z *parallelZlib) failed() error {
 	return z.err
 }
 
+// switchWriter is the flate.Writer's destination, switched per block.
+type switchWriter struct{ w io.Writer }
+
+func (s *switchWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+// worker compresses blocks with one flate.Writer, reset for each block and
+// primed with the block's dictionary by compressing it into io.Discard
+// (then a sync flush): flate.NewWriterDict would allocate a compressor per
+// block (about 1 MB, fresh memory page-faulted in each time).
 func (z *parallelZlib) worker() {
 	defer z.wg.Done()
+	sw := &switchWriter{io.Discard}
+	fw, _ := flate.NewWriter(sw, z.level) // the level is checked in newParallelZlib
 	for j := range z.work {
 		j.sum = adler32.Checksum(j.in)
-		fw, err := flate.NewWriterDict(&j.out, z.level, j.dict)
+		sw.w = io.Discard
+		fw.Reset(sw)
+		var err error
+		if len(j.dict) > 0 {
+			if _, err = fw.Write(j.dict); err == nil {
+				err = fw.Flush()
+			}
+		}
+		sw.w = j.out
 		if err == nil {
 			_, err = fw.Write(j.in)
 		}
@@ -158,6 +178,11 @@ func (z *parallelZlib) writer() {
 			}
 		}
 		z.adler = adler32Combine(z.adler, j.sum, int64(len(j.in)))
+		j.out.Reset()
+		select {
+		case z.outs <- j.out:
+		default:
+		}
 		if cap(j.in) == pzBlock {
 			select {
 			case z.free <- j.in[:pzBlock]:
@@ -180,6 +205,11 @@ func (z *parallelZlib) buffer() []byte {
 // 2 x workers blocks are in flight.
 func (z *parallelZlib) submit(in []byte, last bool) {
 	j := &pzJob{in: in, dict: z.dict, last: last, ready: make(chan struct{})}
+	select {
+	case j.out = <-z.outs:
+	default:
+		j.out = new(bytes.Buffer)
+	}
 	if len(in) >= pzDict {
 		z.dict = bytes.Clone(in[len(in)-pzDict:])
 	} else if len(in) > 0 {
