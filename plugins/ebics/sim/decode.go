@@ -77,7 +77,7 @@ func (d *orderDecoder) run(s *Sim, txID string, key []byte) {
 		// the decoded data is only counted and hashed here.
 		sink = io.Discard
 	}
-	d.size, err = io.Copy(io.MultiWriter(sink, h), io.LimitReader(zr, s.cfg.MaxOrderSize+1))
+	d.size, err = pipeCopy(io.MultiWriter(sink, h), io.LimitReader(zr, s.cfg.MaxOrderSize+1))
 	if err == nil && d.size > s.cfg.MaxOrderSize {
 		err = &protocol.CryptoError{Op: "inflate", Err: protocol.ErrInflateLimit}
 	}
@@ -171,4 +171,63 @@ func (r *segmentReader) Read(p []byte) (int, error) {
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
 	return n, nil
+}
+
+// pipeCopy copies r to w as io.Copy does, with the reading (base64, E002,
+// inflate) in a goroutine of its own, a few buffers ahead of the writing
+// (the order data digest, the spool file) in this one: the two halves of
+// the decoding run on two cores. It returns once that goroutine has ended.
+func pipeCopy(w io.Writer, r io.Reader) (int64, error) {
+	type chunk struct {
+		b   []byte
+		err error
+	}
+	const bufs = 3
+	full, free := make(chan chunk, bufs), make(chan []byte, bufs)
+	for range bufs {
+		free <- make([]byte, 256<<10)
+	}
+	stop, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			n, err := io.ReadFull(r, b)
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			select {
+			case full <- chunk{b[:n], err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-ended }()
+	var total int64
+	for c := range full {
+		if len(c.b) > 0 {
+			n, err := w.Write(c.b)
+			total += int64(n)
+			if err != nil {
+				return total, err
+			}
+		}
+		if c.err == io.EOF {
+			return total, nil
+		}
+		if c.err != nil {
+			return total, c.err
+		}
+		free <- c.b[:cap(c.b)]
+	}
+	return total, nil // not reached: full is never closed
 }
