@@ -1,9 +1,11 @@
 package payments
 
 import (
+	"context"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNotificationRawCommitDeferred: the raw input of a notification is
@@ -52,5 +54,46 @@ func TestNotificationRawCommitDeferred(t *testing.T) {
 			t.Errorf("%s (HTTP %d): %d commits without fsync, %d with; want the raw input's without, then at least one with before the answer",
 				c.name, r.code, lazy, full)
 		}
+	}
+}
+
+// TestApplyFailureKeepsVerifiedInput: a notification that passed
+// verification but could not be applied (here the timeline table is gone)
+// is answered 200 (stored and verified: the reconciler settles the
+// payment), and its raw input gets a verified verdict
+// (apply_error), so raw retention keeps the bank's word for the operator
+// and the reconciler. Before, it had no verdict and PruneRaw deleted it.
+func TestApplyFailureKeepsVerifiedInput(t *testing.T) {
+	e := newEnv(t, nil)
+	st := e.start(t, 100)
+	e.pay(t, st)
+	good := e.sim.decide(t, st.Reference, "00")
+	if _, err := e.db.Exec(`ALTER TABLE payment_responses RENAME TO payment_responses_gone`); err != nil {
+		t.Fatal(err)
+	}
+	// Stored and verified: answered 200, the reconciler settles it.
+	if r := e.post(t, "automatic", good); r.code != 200 {
+		t.Fatalf("HTTP %d %q", r.code, r.body)
+	}
+	rawID, code := e.lastVerdict(t)
+	if code != "apply_error" {
+		t.Fatalf("verdict %q, want apply_error", code)
+	}
+	ctx := context.Background()
+	if _, err := e.st.PruneRaw(ctx, time.Now().Add(365*24*time.Hour), 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.st.GetRaw(ctx, rawID)
+	if err != nil {
+		t.Fatalf("verified input %d pruned: %v", rawID, err)
+	}
+	if v := got.Verdicts[len(got.Verdicts)-1]; !v.Verified || v.Code != "apply_error" {
+		t.Fatalf("verdicts %+v", got.Verdicts)
+	}
+	if _, err := e.db.Exec(`ALTER TABLE payment_responses_gone RENAME TO payment_responses`); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.get(t, st.Reference).Payment; p.State != StatePending {
+		t.Fatalf("payment %s after a failed apply", p.State)
 	}
 }

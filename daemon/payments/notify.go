@@ -165,6 +165,16 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 	res.ProviderReference, res.TransactionDate = pr.Reference, pr.TransactionDate
 	a, err := s.apply(ctx, gateway, channel, rawID, pr, "")
 	if err != nil {
+		// The input passed verification: a verified verdict keeps it from
+		// raw retention (store.PruneRaw deletes only inputs nobody
+		// verified), so the bank's word stays on record for the operator
+		// and the reconciler, whatever failed after.
+		// That commit is also the one that makes the raw input (committed
+		// with DeferSync) durable before the bank is answered: without it,
+		// answer as if nothing was stored.
+		if verr := s.addVerdict(ctx, rawID, store.Verdict{Verified: true, Code: "apply_error", Message: err.Error(), At: s.now().UTC()}); verr != nil {
+			err = fmt.Errorf("%w (%w: verdict: %w)", err, ErrRawNotStored, verr)
+		}
 		res.Verdict = VerdictError
 		s.count(res)
 		s.log.Error().Err(err).Int64("raw_id", rawID).Str("gateway", gateway).Str("provider_reference", pr.Reference).
@@ -210,13 +220,14 @@ const verdictTimeout = 10 * time.Second
 // addVerdict appends a verdict in its own transaction. The request's
 // context may be over (a verification that took the whole budget): the
 // verdict is written anyway, so the raw input says why it was not applied.
-func (s *Service) addVerdict(ctx context.Context, rawID int64, v store.Verdict) {
+func (s *Service) addVerdict(ctx context.Context, rawID int64, v store.Verdict) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), verdictTimeout)
 	defer cancel()
 	err := s.st.InTx(ctx, func(tx store.Tx) error { return tx.AddVerdict(ctx, rawID, v) })
 	if err != nil {
 		s.log.Error().Err(err).Int64("raw_id", rawID).Str("code", v.Code).Msg("verdict not stored")
 	}
+	return err
 }
 
 var errTooLarge = errors.New("body too large")
