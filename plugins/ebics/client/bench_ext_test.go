@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +53,10 @@ func startExternalSim(tb testing.TB, dir string, args ...string) (*client.Client
 	bank := client.Bank{Name: "ext", URL: vals["url"], HostID: vals["host_id"], PartnerID: "PARTNER1", UserID: "USER1", Profile: prof,
 		BankAuthHash: vals["H004 bank_auth_hash"], BankEncHash: vals["H004 bank_enc_hash"]}
 	ks := testKeys(tb, "PARTNER1", "USER1", false, "A006")
-	cl, err := client.New(bank, ks, plugintest.NewMemHost(), client.Options{WorkDir: dir})
+	// EBICS_DEFLATE_WORKERS=1 measures the single zlib stream (default:
+	// the client's default, GOMAXPROCS).
+	workers, _ := strconv.Atoi(os.Getenv("EBICS_DEFLATE_WORKERS"))
+	cl, err := client.New(bank, ks, plugintest.NewMemHost(), client.Options{WorkDir: dir, DeflateWorkers: workers})
 	if err != nil {
 		tb.Fatal(err)
 	}
