@@ -71,9 +71,9 @@ func (o oldPluginServer) Health(ctx context.Context, r *pluginv1.HealthRequest) 
 
 // serveEcho serves an echoGateway over gRPC on a unix socket, as a plugin
 // process would (without go-plugin: no broker is needed here), and
-// returns the daemon's client for it. old serves it as a plugin without
-// Plugin.Calls.
-func serveEcho(t *testing.T, old bool) (*GatewayGRPCClient, *echoGateway) {
+// returns the daemon's client for it and the server (stopped at the
+// test's end). old serves it as a plugin without Plugin.Calls.
+func serveEcho(t *testing.T, old bool) (*GatewayGRPCClient, *echoGateway, *grpc.Server) {
 	t.Helper()
 	impl := &echoGateway{}
 	sock := filepath.Join(t.TempDir(), "p.sock")
@@ -106,14 +106,14 @@ func serveEcho(t *testing.T, old bool) (*GatewayGRPCClient, *echoGateway) {
 	}
 	gc := c.(*GatewayGRPCClient)
 	t.Cleanup(gc.Close)
-	return gc, impl
+	return gc, impl, srv
 }
 
 // TestCallsConcurrentOutOfOrder: 64 calls in flight at once on the one
 // Calls stream, answered in another order than sent (their delays differ),
 // each caller gets its own answer; a slow call does not hold up a fast one.
 func TestCallsConcurrentOutOfOrder(t *testing.T) {
-	g, _ := serveEcho(t, false)
+	g, _, _ := serveEcho(t, false)
 	ctx := context.Background()
 	const n = 64
 	errs := make([]error, n)
@@ -162,7 +162,7 @@ func TestCallsConcurrentOutOfOrder(t *testing.T) {
 // Health and VerifyNotification still work (unary), and the daemon stops
 // trying the stream after the first refusal.
 func TestCallsFallBackToUnary(t *testing.T) {
-	g, impl := serveEcho(t, true)
+	g, impl, _ := serveEcho(t, true)
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		if err := g.Health(ctx); err != nil {
@@ -185,7 +185,7 @@ func TestCallsFallBackToUnary(t *testing.T) {
 // answered Unimplemented, which the daemon reads as sdk.ErrUnsupported,
 // and the stream stays usable.
 func TestCallsUnknownMethod(t *testing.T) {
-	g, _ := serveEcho(t, false)
+	g, _, _ := serveEcho(t, false)
 	ctx := context.Background()
 	err := g.calls.call(ctx, "PaymentGateway/Refund", &pluginv1.HealthRequest{}, &pluginv1.HealthResponse{})
 	if !errors.Is(err, sdk.ErrUnsupported) {
@@ -200,26 +200,7 @@ func TestCallsUnknownMethod(t *testing.T) {
 // flight and the next ones fail as Unavailable (what the supervisor
 // restarts a plugin on), not as a hang or a typed plugin error.
 func TestCallsPluginGone(t *testing.T) {
-	impl := &echoGateway{}
-	sock := filepath.Join(t.TempDir(), "p.sock")
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	gp := &GatewayPlugin{Impl: impl}
-	if err := gp.GRPCServer(nil, srv); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c, _ := gp.GRPCClient(context.Background(), nil, conn)
-	g := c.(*GatewayGRPCClient)
-	defer g.Close()
+	g, _, srv := serveEcho(t, false)
 	if err := g.Health(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +231,7 @@ func TestCallsPluginGone(t *testing.T) {
 // undecodable payload, an unknown method) get an error answer, and the
 // plugin keeps serving the stream.
 func TestCallsHostileFrames(t *testing.T) {
-	g, _ := serveEcho(t, false)
+	g, _, _ := serveEcho(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := g.rpc.Calls(ctx)
