@@ -275,7 +275,6 @@ type applied struct {
 // transaction runs on the single writer goroutine, which should only run
 // statements.
 type encodedResult struct {
-	fields  json.RawMessage // pr.Fields (nil when empty)
 	history json.RawMessage // the decision's history details
 	record  json.RawMessage // the timeline details when there is no reason
 }
@@ -284,17 +283,7 @@ func encodeResult(pr *sdk.PaymentResult) *encodedResult {
 	if pr == nil {
 		return nil
 	}
-	e := &encodedResult{}
-	if len(pr.Fields) > 0 {
-		b, err := json.Marshal(pr.Fields)
-		if err != nil {
-			return nil // encoded again inside, where the error is reported
-		}
-		e.fields = b
-	}
-	e.history = decisionDetails(pr)
-	e.record = responseDetails(pr, "")
-	return e
+	return &encodedResult{history: decisionDetails(pr), record: responseDetails(pr, "")}
 }
 
 // decisionDetails is the details of the history row of a decision.
@@ -544,7 +533,7 @@ func (s *Service) decided(ctx context.Context, tx store.Tx, out *applied, gatewa
 		To: string(p.State), Cause: string(channel), RawID: rawID, Details: det, At: now}); err != nil {
 		return fmt.Errorf("payment %s: history: %w", p.Reference, err)
 	}
-	if err := s.emitEncoded(ctx, tx, "payment."+string(p.State), p, channel, rawID, pr, "", out.enc); err != nil {
+	if err := s.emit(ctx, tx, "payment."+string(p.State), p, channel, rawID, pr, ""); err != nil {
 		return err
 	}
 	out.verdict = VerdictDecided
@@ -605,29 +594,15 @@ func (s *Service) applyOperation(ctx context.Context, tx store.Tx, p *Payment, c
 
 // emit adds a payment event to the outbox.
 func (s *Service) emit(ctx context.Context, tx store.Tx, typ string, p *Payment, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, reason string) error {
-	return s.emitEncoded(ctx, tx, typ, p, channel, rawID, pr, reason, nil)
-}
-
-// eventPayload is EventPayload with its Fields already encoded (the same
-// JSON: the field names, order and omitempty are EventPayload's).
-type eventPayload struct {
-	Payment              Payment         `json:"payment"`
-	Channel              string          `json:"channel"`
-	RawID                int64           `json:"raw_id,omitempty"`
-	Outcome              string          `json:"outcome,omitempty"`
-	ResponseCode         string          `json:"response_code,omitempty"`
-	AcquirerResponseCode string          `json:"acquirer_response_code,omitempty"`
-	AuthorisationID      string          `json:"authorisation_id,omitempty"`
-	Explanation          string          `json:"explanation,omitempty"`
-	Reason               string          `json:"reason,omitempty"`
-	Fields               json.RawMessage `json:"fields,omitempty"`
-	Operation            *OperationInfo  `json:"operation,omitempty"`
-}
-
-// emitEncoded is emit with pr's Fields given already encoded (enc, when
-// not nil, from encodeResult).
-func (s *Service) emitEncoded(ctx context.Context, tx store.Tx, typ string, p *Payment, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, reason string, enc *encodedResult) error {
-	b, err := eventJSON(typ, p, channel, rawID, pr, reason, enc)
+	pl := EventPayload{Payment: *p, Channel: string(channel), RawID: rawID, Reason: reason}
+	if pr != nil {
+		pl.Outcome, pl.ResponseCode, pl.AcquirerResponseCode = string(pr.Outcome), pr.ResponseCode, pr.AcquirerResponseCode
+		pl.AuthorisationID, pl.Explanation, pl.Fields = pr.AuthorisationID, pr.Explanation, pr.Fields
+		if op := pr.Operation; op != nil && isOperationEvent(typ) {
+			pl.Operation = &OperationInfo{ID: op.ID, Kind: op.Kind, Status: op.Status, Amount: op.Amount, Currency: op.Currency}
+		}
+	}
+	b, err := json.Marshal(pl)
 	if err != nil {
 		return fmt.Errorf("payment %s: event %s: %w", p.Reference, typ, err)
 	}
@@ -635,28 +610,6 @@ func (s *Service) emitEncoded(ctx context.Context, tx store.Tx, typ string, p *P
 		return fmt.Errorf("payment %s: emit %s: %w", p.Reference, typ, err)
 	}
 	return nil
-}
-
-// eventJSON is the payload of a payment event: an EventPayload, or, when
-// pr's Fields are already encoded (enc), the same JSON written through
-// eventPayload without encoding them again (TestEventJSONSameEncoded).
-func eventJSON(typ string, p *Payment, channel sdk.Channel, rawID int64, pr *sdk.PaymentResult, reason string, enc *encodedResult) ([]byte, error) {
-	var op *OperationInfo
-	if pr != nil && pr.Operation != nil && isOperationEvent(typ) {
-		o := pr.Operation
-		op = &OperationInfo{ID: o.ID, Kind: o.Kind, Status: o.Status, Amount: o.Amount, Currency: o.Currency}
-	}
-	if enc != nil && pr != nil {
-		return json.Marshal(eventPayload{Payment: *p, Channel: string(channel), RawID: rawID, Reason: reason,
-			Outcome: string(pr.Outcome), ResponseCode: pr.ResponseCode, AcquirerResponseCode: pr.AcquirerResponseCode,
-			AuthorisationID: pr.AuthorisationID, Explanation: pr.Explanation, Fields: enc.fields, Operation: op})
-	}
-	pl := EventPayload{Payment: *p, Channel: string(channel), RawID: rawID, Reason: reason, Operation: op}
-	if pr != nil {
-		pl.Outcome, pl.ResponseCode, pl.AcquirerResponseCode = string(pr.Outcome), pr.ResponseCode, pr.AcquirerResponseCode
-		pl.AuthorisationID, pl.Explanation, pl.Fields = pr.AuthorisationID, pr.Explanation, pr.Fields
-	}
-	return json.Marshal(pl)
 }
 
 func isOperationEvent(typ string) bool {
