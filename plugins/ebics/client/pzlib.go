@@ -3,9 +3,11 @@ package client
 import (
 	"bytes"
 	"compress/flate"
+	"compress/zlib"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/adler32"
 	"io"
 	"runtime"
@@ -18,8 +20,10 @@ import (
 // across blocks as in a single stream) and ended with a sync flush (an
 // empty stored block: the output ends on a byte boundary), the last one
 // with the final block. The outputs, in order, after one zlib header and
-// followed by the Adler-32 of the whole input (combined from the blocks'),
-// are ONE valid zlib stream (RFC 1950/1951) that any inflater reads.
+// followed by the Adler-32 of the whole input,
+// are ONE valid zlib stream (RFC 1950/1951) that any inflater reads. The
+// writer goroutine, which puts the outputs in order, computes the Adler-32
+// over the blocks' inputs in the same order.
 const (
 	pzBlock = 1 << 20
 	pzDict  = 32 << 10
@@ -46,7 +50,6 @@ type pzJob struct {
 	dict  []byte
 	last  bool
 	out   *bytes.Buffer
-	sum   uint32 // Adler-32 of in
 	err   error
 	ready chan struct{}
 }
@@ -66,7 +69,7 @@ type parallelZlib struct {
 	wdone chan struct{}
 	mu    sync.Mutex
 	err   error // the first error of a worker or of dst
-	adler uint32
+	adler hash.Hash32
 	ended bool
 }
 
@@ -79,12 +82,16 @@ func newParallelZlib(dst io.Writer, level, workers int) (*parallelZlib, error) {
 	if level != flate.DefaultCompression && (level < flate.BestSpeed || level > flate.BestCompression) {
 		return nil, fmt.Errorf("parallel zlib: invalid level %d", level)
 	}
-	if _, err := dst.Write(zlibHeader(level)); err != nil {
+	h, err := zlibHeader(level)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dst.Write(h); err != nil {
 		return nil, err
 	}
 	inflight := 2 * workers
 	z := &parallelZlib{dst: dst, level: level, work: make(chan *pzJob, inflight), order: make(chan *pzJob, inflight),
-		free: make(chan []byte, inflight+2), outs: make(chan *bytes.Buffer, inflight+2), wdone: make(chan struct{}), adler: 1}
+		free: make(chan []byte, inflight+2), outs: make(chan *bytes.Buffer, inflight+2), wdone: make(chan struct{}), adler: adler32.New()}
 	for range workers {
 		z.wg.Add(1)
 		go z.worker()
@@ -93,23 +100,19 @@ func newParallelZlib(dst io.Writer, level, workers int) (*parallelZlib, error) {
 	return z, nil
 }
 
-// zlibHeader is the two bytes compress/zlib writes for level: CM 8, a 32 KiB
-// window, FLEVEL from the level, no dictionary, FCHECK.
-func zlibHeader(level int) []byte {
-	var lv byte
-	switch {
-	case level == 0 || level == 1:
-		lv = 0
-	case level >= 2 && level <= 5:
-		lv = 1
-	case level == 6 || level == flate.DefaultCompression:
-		lv = 2
-	default:
-		lv = 3
+// zlibHeader is the two bytes compress/zlib writes for level (CMF, FLG),
+// taken from compress/zlib itself: the stream starts as a single-stream
+// upload does.
+func zlibHeader(level int) ([]byte, error) {
+	var b bytes.Buffer
+	zw, err := zlib.NewWriterLevel(&b, level)
+	if err != nil {
+		return nil, err
 	}
-	h := []byte{0x78, lv << 6}
-	h[1] += byte(31 - (uint16(h[0])<<8+uint16(h[1]))%31)
-	return h
+	if err := zw.Flush(); err != nil { // writes the header, then an empty sync block
+		return nil, err
+	}
+	return b.Bytes()[:2], nil
 }
 
 func (z *parallelZlib) fail(err error) {
@@ -140,7 +143,6 @@ func (z *parallelZlib) worker() {
 	sw := &switchWriter{io.Discard}
 	fw, _ := flate.NewWriter(sw, z.level) // the level is checked in newParallelZlib
 	for j := range z.work {
-		j.sum = adler32.Checksum(j.in)
 		sw.w = io.Discard
 		fw.Reset(sw)
 		var err error
@@ -165,7 +167,8 @@ func (z *parallelZlib) worker() {
 	}
 }
 
-// writer writes the blocks' outputs in order and combines their Adler-32.
+// writer writes the blocks' outputs in order and hashes their inputs, in
+// the same order, into the stream's Adler-32.
 func (z *parallelZlib) writer() {
 	defer close(z.wdone)
 	for j := range z.order {
@@ -177,7 +180,7 @@ func (z *parallelZlib) writer() {
 				z.fail(err)
 			}
 		}
-		z.adler = adler32Combine(z.adler, j.sum, int64(len(j.in)))
+		z.adler.Write(j.in)
 		j.out.Reset()
 		select {
 		case z.outs <- j.out:
@@ -263,19 +266,7 @@ func (z *parallelZlib) Close() error {
 		return err
 	}
 	var t [4]byte
-	binary.BigEndian.PutUint32(t[:], z.adler)
+	binary.BigEndian.PutUint32(t[:], z.adler.Sum32())
 	_, err := z.dst.Write(t[:])
 	return err
-}
-
-// adler32Combine is the Adler-32 of A followed by B, from the Adler-32 of
-// A (a1), of B (a2) and B's length (zlib's adler32_combine).
-func adler32Combine(a1, a2 uint32, len2 int64) uint32 {
-	const base = 65521
-	rem := uint64(len2 % base)
-	s1a, s2a := uint64(a1&0xffff), uint64(a1>>16)
-	s1b, s2b := uint64(a2&0xffff), uint64(a2>>16)
-	sum1 := (s1a + s1b + base - 1) % base
-	sum2 := (rem*s1a%base + s2a + s2b + base - rem) % base
-	return uint32(sum2<<16 | sum1)
 }

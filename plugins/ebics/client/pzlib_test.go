@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"compress/flate"
-	"hash/adler32"
 	"math/rand"
 	"os/exec"
 	"strings"
@@ -105,23 +104,5 @@ func TestParallelZlibTrailerChecked(t *testing.T) {
 	cmd.Stdin = bytes.NewReader(b)
 	if err := cmd.Run(); err == nil {
 		t.Fatal("python3 accepted a wrong Adler-32")
-	}
-}
-
-func TestAdler32Combine(t *testing.T) {
-	rnd := rand.New(rand.NewSource(5))
-	for _, n := range [][2]int{{0, 0}, {0, 5}, {5, 0}, {1, 1}, {65521, 3}, {100000, 65521}, {3, 200000}, {pzBlock, pzBlock + 9}} {
-		a, b := make([]byte, n[0]), make([]byte, n[1])
-		rnd.Read(a)
-		rnd.Read(b)
-		if n[0] == 100000 {
-			for i := range a {
-				a[i] = 0xff // sums close to the modulus
-			}
-		}
-		got := adler32Combine(adler32.Checksum(a), adler32.Checksum(b), int64(len(b)))
-		if want := adler32.Checksum(append(a, b...)); got != want {
-			t.Fatalf("%v: combined %08x, want %08x", n, got, want)
-		}
 	}
 }
