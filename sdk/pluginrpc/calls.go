@@ -52,6 +52,20 @@ func (p *PluginGRPCServer) addCall(method string, h callHandler) {
 	p.calls[method] = h
 }
 
+// unaryCall carries a unary server method on Plugin.Calls: the payload is
+// decoded into a new request (what (named) means in the error of an
+// undecodable one) and handed to method, whose answer and error are those
+// of the unary call.
+func unaryCall[Req, Resp proto.Message](named string, newReq func() Req, method func(context.Context, Req) (Resp, error)) callHandler {
+	return func(ctx context.Context, payload []byte) (proto.Message, error) {
+		req := newReq()
+		if err := proto.Unmarshal(payload, req); err != nil {
+			return nil, status.Error(codes.InvalidArgument, named+": "+err.Error())
+		}
+		return method(ctx, req)
+	}
+}
+
 func (p *PluginGRPCServer) callHandler(method string) callHandler {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -10,9 +10,6 @@ import (
 
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/acquit/acquit/sdk"
 	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
@@ -40,13 +37,7 @@ func (p *GatewayPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) er
 	p.Common.add(s, sdk.KindPaymentGateway, p.Impl, broker)
 	gs := &GatewayGRPCServer{Impl: p.Impl}
 	pluginv1.RegisterPaymentGatewayServer(s, gs)
-	p.Common.addCall(callVerifyNotification, func(ctx context.Context, b []byte) (proto.Message, error) {
-		req := &pluginv1.Notification{}
-		if err := proto.Unmarshal(b, req); err != nil {
-			return nil, status.Error(codes.InvalidArgument, "Notification: "+err.Error())
-		}
-		return gs.VerifyNotification(ctx, req)
-	})
+	p.Common.addCall(callVerifyNotification, unaryCall("Notification", func() *pluginv1.Notification { return &pluginv1.Notification{} }, gs.VerifyNotification))
 	return nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/acquit/acquit/sdk"
 	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
@@ -37,7 +36,6 @@ type PluginGRPCServer struct {
 // add serves impl's common calls for kind on s.
 func (p *PluginGRPCServer) add(s *grpc.Server, kind sdk.Kind, impl sdk.Plugin, broker *plugin.GRPCBroker) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.kinds == nil {
 		p.kinds = map[sdk.Kind]*commonServer{}
 	}
@@ -46,16 +44,8 @@ func (p *PluginGRPCServer) add(s *grpc.Server, kind sdk.Kind, impl sdk.Plugin, b
 		pluginv1.RegisterPluginServer(s, p)
 		p.srv = s
 	}
-	if p.calls == nil {
-		p.calls = map[string]callHandler{}
-	}
-	p.calls[callHealth] = func(ctx context.Context, b []byte) (proto.Message, error) {
-		req := &pluginv1.HealthRequest{}
-		if err := proto.Unmarshal(b, req); err != nil {
-			return nil, status.Error(codes.InvalidArgument, "HealthRequest: "+err.Error())
-		}
-		return p.Health(ctx, req)
-	}
+	p.mu.Unlock()
+	p.addCall(callHealth, unaryCall("HealthRequest", func() *pluginv1.HealthRequest { return &pluginv1.HealthRequest{} }, p.Health))
 }
 
 func (p *PluginGRPCServer) kind(k string) (*commonServer, error) {
