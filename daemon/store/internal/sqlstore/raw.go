@@ -274,17 +274,9 @@ const sweepChunkBatch = 8
 // key refuse that anyway). It reports whether the body is gone.
 func (s *DB) deleteBody(ctx context.Context, bodyID int64) (bool, error) {
 	for {
-		var n int64
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			res, err := s.txExec(ctx, tx, `DELETE FROM raw_body_chunks WHERE body_id = ? AND seq IN
-				(SELECT seq FROM raw_body_chunks WHERE body_id = ? ORDER BY seq LIMIT ?)
-				AND NOT EXISTS (SELECT 1 FROM raw_inputs WHERE body_id = ?)`, bodyID, bodyID, sweepChunkBatch, bodyID)
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
+		n, err := s.execOwnTx(ctx, `DELETE FROM raw_body_chunks WHERE body_id = ? AND seq IN
+			(SELECT seq FROM raw_body_chunks WHERE body_id = ? ORDER BY seq LIMIT ?)
+			AND NOT EXISTS (SELECT 1 FROM raw_inputs WHERE body_id = ?)`, bodyID, bodyID, sweepChunkBatch, bodyID)
 		if err != nil {
 			return false, fmt.Errorf("delete body %d chunks: %w", bodyID, err)
 		}
@@ -292,19 +284,26 @@ func (s *DB) deleteBody(ctx context.Context, bodyID int64) (bool, error) {
 			break
 		}
 	}
-	var gone int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, `DELETE FROM raw_bodies WHERE id = ? AND NOT EXISTS (SELECT 1 FROM raw_inputs WHERE body_id = ?)`, bodyID, bodyID)
-		if err != nil {
-			return err
-		}
-		gone, err = res.RowsAffected()
-		return err
-	})
+	gone, err := s.execOwnTx(ctx, `DELETE FROM raw_bodies WHERE id = ? AND NOT EXISTS (SELECT 1 FROM raw_inputs WHERE body_id = ?)`, bodyID, bodyID)
 	if err != nil {
 		return false, fmt.Errorf("delete body %d: %w", bodyID, err)
 	}
 	return gone == 1, nil
+}
+
+// execOwnTx runs one statement in a transaction of its own and returns the
+// rows it affected.
+func (s *DB) execOwnTx(ctx context.Context, query string, args ...any) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := s.txExec(ctx, tx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }
 
 // SweepRawBodies deletes the bodies that no raw input names and that
