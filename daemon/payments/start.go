@@ -3,11 +3,9 @@ package payments
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/acquit/acquit/internal/unixms"
 	"html/template"
 	"net/url"
 	"regexp"
@@ -16,8 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/acquit/acquit/internal/unixms"
+
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/internal/boundedre"
+	"github.com/acquit/acquit/internal/ulid"
 	"github.com/acquit/acquit/sdk"
 )
 
@@ -300,37 +301,12 @@ func renderPage(method, action string, fields map[string]string) (string, error)
 // ---------------------------------------------------------------------------
 // references
 
-const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
 // NewReference returns a new payment reference: 26 characters of Crockford
 // base32 (upper-case alphanumerics), the first 10 encoding the time in
-// milliseconds so references sort by creation, the last 16 random (80 bits).
-func NewReference(now time.Time) string {
-	var b [26]byte
-	t := uint64(now.UnixMilli())
-	for i := 9; i >= 0; i-- {
-		b[i] = crockford[t&31]
-		t >>= 5
-	}
-	var r [10]byte
-	if _, err := rand.Read(r[:]); err != nil {
-		panic(fmt.Sprintf("crypto/rand: %v", err))
-	}
-	// 80 random bits -> 16 characters.
-	var acc uint64
-	bits := 0
-	j := 10
-	for _, x := range r {
-		acc = acc<<8 | uint64(x)
-		bits += 8
-		for bits >= 5 {
-			bits -= 5
-			b[j] = crockford[(acc>>uint(bits))&31]
-			j++
-		}
-	}
-	return string(b[:])
-}
+// milliseconds so references sort by creation, the last 16 random (80
+// fresh bits: ulid.Random, not ulid.New, whose next id in the same
+// millisecond is the previous one plus one).
+func NewReference(now time.Time) string { return ulid.Random(now) }
 
 var reReference = boundedre.MustCompile(`^[0-9A-Za-z]*$`, 1, 35)
 

@@ -33,3 +33,36 @@ func TestNewTimePrefix(t *testing.T) {
 		t.Fatalf("time prefixes %q and %q do not follow the clock", a[:10], b[:10])
 	}
 }
+
+// TestEncode: the time part of a published example (the README of
+// evokegroup/ulid: 1698075890563 ms gives 01HDEKBMW3904VB2HYTVWWMSY5) and
+// the random part's ends.
+func TestEncode(t *testing.T) {
+	for _, c := range []struct {
+		ms   int64
+		r    [10]byte
+		want string
+	}{
+		{1698075890563, [10]byte{}, "01HDEKBMW30000000000000000"},
+		{1698075890563, [10]byte{9: 1}, "01HDEKBMW30000000000000001"},
+		{0, [10]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "0000000000ZZZZZZZZZZZZZZZZ"},
+		{1<<48 - 1, [10]byte{0: 0x80}, "7ZZZZZZZZZG000000000000000"},
+	} {
+		if got := encode(c.ms, c.r); got != c.want {
+			t.Errorf("encode(%d, %x) = %s, want %s", c.ms, c.r, got, c.want)
+		}
+	}
+}
+
+// TestRandomFresh: Random's ids of one millisecond share its time part and
+// differ in their random part by more than a step of one.
+func TestRandomFresh(t *testing.T) {
+	at := time.Date(2026, 12, 4, 16, 0, 0, 0, time.UTC)
+	a, b := Random(at), Random(at)
+	if a[:10] != b[:10] || a[:10] != encode(at.UnixMilli(), [10]byte{})[:10] {
+		t.Fatalf("time parts %s, %s", a[:10], b[:10])
+	}
+	if a == b || a[10:25] == b[10:25] {
+		t.Fatalf("random parts %s and %s: not fresh", a[10:], b[10:])
+	}
+}
