@@ -56,30 +56,43 @@ func TestMissing(t *testing.T) {
 }
 
 // TestLiveChildren: the CPU of a child still running counts in
-// CPUWithLiveChildren, not in CPUWithChildren.
+// CPUWithLiveChildren, not in CPUWithChildren. The child spins until
+// killed, so it passes 0.1 CPU-second on any machine; the readings are
+// taken in an order that makes the comparison exact (each figure only
+// grows): own and child first, then the total that must cover both.
 func TestLiveChildren(t *testing.T) {
-	cmd := exec.Command("sh", "-c", `i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 30`)
+	cmd := exec.Command("sh", "-c", `while :; do :; done`)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	pid := os.Getpid()
-	deadline := time.Now().Add(20 * time.Second)
+	own0, err := CPUWithChildren(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child0, _ := CPU(cmd.Process.Pid)
+	deadline := time.Now().Add(60 * time.Second) // a hang guard
 	for {
 		own, _ := CPUWithChildren(pid)
+		child, _ := CPU(cmd.Process.Pid)
 		live, err := CPUWithLiveChildren(pid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		child, _ := CPU(cmd.Process.Pid)
-		if child >= 0.1 {
-			if live < own+child-0.02 {
-				t.Fatalf("with live children %.2f s, own and waited-for %.2f s, child %.2f s", live, own, child)
+		if live < own+child {
+			t.Fatalf("with live children %.2f s, less than own and waited-for %.2f s plus the child's %.2f s", live, own, child)
+		}
+		if child-child0 >= 0.2 {
+			// This process mostly slept meanwhile: its figure did not take
+			// in the child's.
+			if grew := own - own0; grew >= (child-child0)/2 {
+				t.Fatalf("CPUWithChildren grew %.2f s while the live child used %.2f s: it counts the child", grew, child-child0)
 			}
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the child used %.2f s", child)
+			t.Fatalf("the child used %.2f s in a minute", child-child0)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -179,11 +179,17 @@ func TestCallsFallBackToUnary(t *testing.T) {
 			t.Fatalf("VerifyNotification on an old plugin: %v, %v", res, err)
 		}
 	}
-	if !g.calls.off {
+	g.calls.mu.Lock()
+	off := g.calls.off
+	g.calls.mu.Unlock()
+	if !off {
 		t.Fatal("the daemon kept trying Plugin.Calls on a plugin without it")
 	}
-	if impl.health != 3 {
-		t.Fatalf("the plugin saw %d Health calls, want 3 (each exactly once)", impl.health)
+	impl.mu.Lock()
+	health := impl.health
+	impl.mu.Unlock()
+	if health != 3 {
+		t.Fatalf("the plugin saw %d Health calls, want 3 (each exactly once)", health)
 	}
 }
 
@@ -197,8 +203,12 @@ func TestCallsUnknownMethod(t *testing.T) {
 	if !errors.Is(err, sdk.ErrUnsupported) {
 		t.Fatalf("unknown method: %v, want ErrUnsupported", err)
 	}
-	if err := g.Health(ctx); err != nil || g.calls.off {
-		t.Fatalf("Health after an unknown method: %v (off %v)", err, g.calls.off)
+	err = g.Health(ctx)
+	g.calls.mu.Lock()
+	off := g.calls.off
+	g.calls.mu.Unlock()
+	if err != nil || off {
+		t.Fatalf("Health after an unknown method: %v (off %v)", err, off)
 	}
 }
 

@@ -88,21 +88,19 @@ func TestParallelZlibIndependentInflate(t *testing.T) {
 	}
 }
 
-// A corrupted Adler-32 trailer is refused by python3's zlib: the check of
-// the test above can fail.
+// A corrupted Adler-32 trailer is refused by python3's zlib (indep.Inflate,
+// the check of the test above): that check can fail.
 func TestParallelZlibTrailerChecked(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Fatal("python3 (independent zlib) not found")
-	}
 	var out bytes.Buffer
 	z, _ := newParallelZlib(&out, flate.DefaultCompression, 2)
 	z.ReadFrom(bytes.NewReader(bytes.Repeat([]byte("abc"), pzBlock)))
 	z.Close()
 	b := out.Bytes()
+	if _, err := indep.Inflate(b); err != nil {
+		t.Fatalf("the intact stream is refused: %v", err)
+	}
 	b[len(b)-1] ^= 1
-	cmd := exec.Command("python3", "-c", "import sys,zlib;zlib.decompress(sys.stdin.buffer.read())")
-	cmd.Stdin = bytes.NewReader(b)
-	if err := cmd.Run(); err == nil {
+	if _, err := indep.Inflate(b); err == nil {
 		t.Fatal("python3 accepted a wrong Adler-32")
 	}
 }
