@@ -73,6 +73,9 @@ func TestIncrementalDecodingRefusals(t *testing.T) {
 				if r := c.upload(painWithNewlines(), 4, ""); code(r) != protocol.CodeOK {
 					t.Fatalf("intact upload after the refusal: %s %s", code(r), r.ReportText)
 				}
+				if n := len(c.s.Orders()); n != 1 {
+					t.Fatalf("intact upload after the refusal: %d orders recorded, want 1", n)
+				}
 			})
 		}
 	}

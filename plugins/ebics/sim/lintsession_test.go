@@ -13,7 +13,9 @@ import (
 // The xmllint session answers every request as an xmllint run of its own
 // does (valid, or the same refusal text), across session ends (3 requests
 // per session here), and a session whose xmllint is killed is replaced:
-// the request is validated by a run of its own meanwhile.
+// a dead session does not answer (validate then runs xmllint for the
+// request alone: runOwn, which the loop compares with the session), and
+// the next request gets a new session.
 func TestSchemaSessionSameAsOwnRun(t *testing.T) {
 	defer func(n int) { sessionDocs = n }(sessionDocs)
 	sessionDocs = 3
@@ -59,8 +61,9 @@ func TestSchemaSessionSameAsOwnRun(t *testing.T) {
 	if valid != 3 {
 		t.Fatalf("%d valid answers, want 3", valid)
 	}
-	// xmllint killed under the session: the next request is validated by
-	// its own run (right answer), the one after by a new session.
+	// xmllint killed under the session: it does not answer the next
+	// request (the caller falls back to runOwn), the one after goes to a
+	// new session.
 	if _, _, used := v.sessionCheck(schema, docs["valid"], time.Now().Add(30*time.Second)); !used { // a new session, 1 of 3 used
 		t.Fatal("no session")
 	}
