@@ -346,18 +346,40 @@ func childrenOf(pid int) []int {
 	return out
 }
 
-func waitGone(pid int, d time.Duration) {
+// waitGone waits up to d for pid's process to be gone (processGone) and
+// reports whether it is.
+func waitGone(pid int, d time.Duration) bool {
 	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if err := syscall.Kill(pid, 0); err != nil {
-			return
+	for {
+		if processGone(pid) {
+			return true
 		}
-		// A zombie child of init is gone for our purposes.
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			if i := strings.LastIndexByte(string(b), ')'); i > 0 && strings.HasPrefix(strings.TrimSpace(string(b[i+1:])), "Z") {
-				return
-			}
+		if !time.Now().Before(deadline) {
+			return false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// processGone reports whether pid's process has released what it held
+// (its sockets, its files): it no longer exists, or all that is left is
+// a zombie thread group leader with no other thread. A multi-threaded
+// process killed with SIGKILL shows its leader as a zombie ("Z" in
+// /proc/<pid>/stat) while its other threads are still exiting and the
+// descriptor table they share is still open: a plugin's listening
+// socket then still accepts connections.
+func processGone(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return true
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || !strings.HasPrefix(strings.TrimSpace(string(b[i+1:])), "Z") {
+		return false
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	return err != nil || len(tasks) <= 1
 }
