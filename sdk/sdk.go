@@ -311,7 +311,10 @@ type UploadResult struct {
 	Segments      int
 	// Resumed is set when the upload continued an interrupted one.
 	Resumed bool
-	// ReturnCode and ReturnText are the bank's final answer.
+	// ReturnCode and ReturnText are the bank's final answer, or a code
+	// of the plugin's own when it could not hear one and will not send
+	// the file again (the EBICS plugin's "spool_lost"): the daemon records
+	// the upload as submitted and its acknowledgement deadline decides.
 	ReturnCode string
 	ReturnText string
 	Details    map[string]string

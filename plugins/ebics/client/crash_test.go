@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -217,5 +218,62 @@ func TestAckLate(t *testing.T) {
 	e.sim.WaitAcks()
 	if d, err := e.cl.Download(ctx, "psr", time.Time{}, time.Time{}); err != nil || d == nil {
 		t.Fatalf("after the acknowledgement: %v %v", d, err)
+	}
+}
+
+// The bank stored the last segment but its answer was lost, and the spool
+// vanished before the restart (a work_dir emptied at boot). With the
+// client's OrderID (2.5) the restart reuses it and the bank's 091115 ends
+// the upload; with an OrderID the bank assigns (3.0) nothing is sent again
+// and the upload ends with spool_lost. Either way, one order at the bank.
+func TestSpoolVanishedAfterLastSegment(t *testing.T) {
+	for _, tc := range []struct {
+		v    protocol.Version
+		code string
+	}{
+		{protocol.H004, protocol.CodeOrderIDExists},
+		{protocol.H005, client.ReturnSpoolLost},
+	} {
+		t.Run(string(tc.v), func(t *testing.T) {
+			e := newEnv(t, tc.v, "", sim.Config{}, true)
+			path := writePain(t, e.tmp, "MSG-VANISH", 300)
+			probe := newEnv(t, tc.v, "", sim.Config{}, true)
+			pr, err := probe.cl.Upload(context.Background(), client.UploadSpec{ID: "P", Function: "sct", Path: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.sim.SetFaults(sim.Faults{DropAfterSegment: pr.Segments})
+			cl, _ := client.New(e.bank, e.keys, e.host, client.Options{WorkDir: e.tmp, Retries: -1})
+			if _, err := cl.Upload(context.Background(), client.UploadSpec{ID: "V1", Function: "sct", Path: path}); err == nil {
+				t.Fatal("want a transport error")
+			}
+			if len(e.sim.Orders()) != 1 {
+				t.Fatal("bank should have the order already")
+			}
+			spools, _ := filepath.Glob(filepath.Join(e.tmp, "*.b64"))
+			if len(spools) != 1 {
+				t.Fatalf("spool files %v, want one", spools)
+			}
+			if err := os.Remove(spools[0]); err != nil {
+				t.Fatal(err)
+			}
+			e.sim.SetFaults(sim.Faults{})
+			res, err := e.newClient(t).Upload(context.Background(), client.UploadSpec{ID: "V1", Function: "sct", Path: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := e.sim.Orders()
+			if len(o) != 1 || res.ReturnCode != tc.code {
+				t.Fatalf("after the spool vanished: return code %q (want %q), %d orders at the bank", res.ReturnCode, tc.code, len(o))
+			}
+			if tc.v == protocol.H004 && res.OrderID != o[0].OrderID {
+				t.Fatalf("order %s at the bank, upload reports %s", o[0].OrderID, res.OrderID)
+			}
+			// Asked again, the same answer: the upload is done.
+			again, err := e.newClient(t).Upload(context.Background(), client.UploadSpec{ID: "V1", Function: "sct", Path: path})
+			if err != nil || again.ReturnCode != tc.code || len(e.sim.Orders()) != 1 {
+				t.Fatalf("asked again: %+v, %v, %d orders", again, err, len(e.sim.Orders()))
+			}
+		})
 	}
 }

@@ -117,10 +117,31 @@ func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, er
 		return c.withDetails(ctx, key, &r)
 	}
 	if !found || st.Spool == "" || !fileExists(st.Spool) {
-		if found && st.TransactionID != "" && st.SegmentsDone > 0 {
-			// The spool vanished mid-transaction: the bank holds an
-			// incomplete transaction that will expire; start a new one.
-			st.TransactionID, st.SegmentsDone = "", 0
+		if found && st.TransactionID != "" && st.LastSent && !c.bank.Profile.SendsOrderID() {
+			// The spool vanished after the last segment went out (a crash
+			// before the bank's answer was recorded, then a work_dir
+			// emptied, e.g. a /tmp cleared at boot): the bank may hold the
+			// complete order under an OrderID it assigned and we never
+			// heard. A new transaction would be a second order for the
+			// same file, so the upload ends here, as when the bank forgets
+			// a transaction whose last segment was sent; the
+			// acknowledgements (HAC, PSR by MsgId) tell what happened,
+			// and the daemon's deadline raises the alarm if none comes.
+			c.log.Warn().Str("id", spec.ID).Str("tx", st.TransactionID).
+				Msg("ebics upload: spool gone after the last segment was sent; not sending the file again")
+			return c.finish(ctx, key, &st, &protocol.Response{TechCode: ReturnSpoolLost,
+				ReportText: "spool lost after the last segment was sent, the bank's answer unknown: the order may exist; check the HAC/PSR before sending again"})
+		}
+		if found && st.TransactionID != "" {
+			// The spool vanished mid-transaction. It is made again below
+			// with a new transaction key, which the bank's transaction
+			// (begun with the old one) cannot take: that transaction is
+			// left to expire and a new one starts. Counted as a restart:
+			// with the client's OrderID (2.5), a bank that completed the
+			// order refuses the same OrderID again (091115), which then
+			// ends the upload instead of failing it again and again.
+			st.TransactionID, st.SegmentsDone, st.LastSent = "", 0, false
+			st.Restarts++
 		}
 		if err := c.prepare(ctx, spec, fn, &st); err != nil {
 			return nil, fmt.Errorf("ebics upload %s: %w", spec.ID, err)
@@ -167,6 +188,12 @@ func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, er
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// ReturnSpoolLost is the ReturnCode of an upload whose spool vanished
+// after its last segment was sent, before the bank's answer was recorded,
+// with an OrderID the bank assigns: not an EBICS code (the bank's answer
+// is unknown), and the file is not sent again.
+const ReturnSpoolLost = "spool_lost"
 
 // FileMismatchError refuses a file that is not the one the caller
 // registered (SHA-256 or size differ), found before anything is sent.
