@@ -111,6 +111,59 @@ func TestFetchAcksByPath(t *testing.T) {
 	}
 }
 
+// A plugin that writes its file again after handing it over (here: once
+// the document is stored) changes nothing: the parser reads the daemon's
+// own copy of the bytes it stored, not the plugin's file a second time,
+// and the copy is gone afterwards.
+func TestDocumentRewrittenAfterHandOver(t *testing.T) {
+	f := newFixture(t)
+	tr := f.submitAndSend(t)
+	b, _ := os.ReadFile("testdata/psr_tx_rjct.xml")
+	other, _ := os.ReadFile("testdata/psr_actc.xml")
+	var path string
+	f.bank.docs = []sdk.Document{{DownloadID: "d1", Function: "psr", Name: "psr.xml", Content: b}}
+	f.bank.byPath = func(req sdk.DownloadRequest, d sdk.Document) sdk.Document {
+		d = spoolFile(t, req.SpoolDir, d)
+		path = d.Path
+		return d
+	}
+	rewrites := 0
+	f.svc.afterStore = func() {
+		rewrites++
+		if err := os.WriteFile(path, other, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.svc.FetchAcks(context.Background(), map[string]string{"bank": "demo"}); err != nil {
+		t.Fatal(err)
+	}
+	if rewrites != 1 {
+		t.Fatalf("the file was rewritten %d times, want once", rewrites)
+	}
+	cur, _ := f.svc.Get(context.Background(), tr.ID)
+	if cur.State != StatePartial {
+		t.Fatalf("state %s: the rewritten file was parsed, not the stored document (want %s)", cur.State, StatePartial)
+	}
+	acks, err := f.svc.AcksOf(context.Background(), tr.ID)
+	if err != nil || len(acks) != 1 {
+		t.Fatalf("acks %v %v", acks, err)
+	}
+	rc, _, err := f.st.OpenRawBody(context.Background(), acks[0].RawID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back bytes.Buffer
+	back.ReadFrom(rc)
+	rc.Close()
+	if !bytes.Equal(back.Bytes(), b) {
+		t.Fatal("stored body differs from the document handed over")
+	}
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(f.bank.requests[0].SpoolDir), ingestCopyPrefix+"*"))
+	if len(left) != 0 {
+		t.Fatalf("private copies left: %v", left)
+	}
+}
+
 // Every way a plugin can hand over a document other than the sdk says is
 // refused: a clear error, a log line, a metric, a negative receipt (the
 // bank delivers it again), nothing stored, and what was stored before is
@@ -317,18 +370,32 @@ func TestFetchAcksSweepsOldDownloadDirs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A private copy of a document being ingested, left by a crash.
+	oldCopy := filepath.Join(f.svc.downloads, ingestCopyPrefix+"killed")
+	recentCopy := filepath.Join(f.svc.downloads, ingestCopyPrefix+"recent")
+	for _, p := range []string{oldCopy, recentCopy} {
+		if err := os.WriteFile(p, []byte("partial copy"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	day := time.Now().Add(-25 * time.Hour)
-	if err := os.Chtimes(old, day, day); err != nil {
-		t.Fatal(err)
+	for _, p := range []string{old, oldCopy} {
+		if err := os.Chtimes(p, day, day); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := f.svc.FetchAcks(context.Background(), map[string]string{"bank": "demo"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("a day-old download directory is still there after a fetch: %v", err)
+	for _, p := range []string{old, oldCopy} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("day-old %s is still there after a fetch: %v", filepath.Base(p), err)
+		}
 	}
-	if _, err := os.Stat(recent); err != nil {
-		t.Fatalf("a recent download directory was removed: %v", err)
+	for _, p := range []string{recent, recentCopy} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("recent %s was removed: %v", filepath.Base(p), err)
+		}
 	}
 }
 

@@ -266,7 +266,7 @@ func (s *Service) ingestIn(ctx context.Context, bank, kind string, doc sdk.Docum
 		if int64(len(doc.Content)) > s.maxDoc {
 			return nil, s.refuse(bank, kind, doc, pluginrpc.SpoolTooLarge, fmt.Errorf("%d bytes, the limit is %d", len(doc.Content), s.maxDoc))
 		}
-		return s.ingest(ctx, bank, kind, doc, bytes.NewReader(doc.Content), int64(len(doc.Content)), sum)
+		return s.ingest(ctx, bank, kind, doc, bytes.NewReader(doc.Content), int64(len(doc.Content)), sum, nil)
 	}
 	if dir == "" {
 		return nil, s.refuse(bank, kind, doc, pluginrpc.SpoolNotInDir, errors.New("a document by path outside a download"))
@@ -279,8 +279,26 @@ func (s *Service) ingestIn(ctx context.Context, bank, kind string, doc sdk.Docum
 		return nil, err
 	}
 	defer f.Close()
-	return s.ingest(ctx, bank, kind, doc, f, doc.Size, strings.ToLower(doc.SHA256))
+	// The plugin's file is read once: what is stored is also written to
+	// a copy of the daemon's own, outside the directory the plugin was
+	// given, and the parser reads that copy. So the bytes parsed are the
+	// bytes stored (and hashed) even if a plugin writes its file again
+	// after handing it over.
+	cp, err := os.CreateTemp(s.downloads, ingestCopyPrefix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("ingest %s: private copy: %w", doc.Name, err)
+	}
+	defer func() {
+		cp.Close()
+		os.Remove(cp.Name())
+	}()
+	return s.ingest(ctx, bank, kind, doc, f, doc.Size, strings.ToLower(doc.SHA256), cp)
 }
+
+// ingestCopyPrefix names the daemon's private copies of documents being
+// ingested, in the downloads directory (sweepDownloads removes those a
+// crash left).
+const ingestCopyPrefix = "ingest-"
 
 // refuse counts, logs and returns the refusal of a delivered document.
 func (s *Service) refuse(bank, kind string, doc sdk.Document, reason string, err error) error {
@@ -293,8 +311,9 @@ func (s *Service) refuse(bank, kind string, doc sdk.Document, reason string, err
 
 // ingest stores the document read through src (size bytes, announced
 // SHA-256 sum) and, unless its content was ingested before, parses and
-// applies it.
-func (s *Service) ingest(ctx context.Context, bank, kind string, doc sdk.Document, src io.ReaderAt, size int64, sum string) (*IngestResult, error) {
+// applies it. With copyTo set, the bytes stored are also written there and
+// the parser reads them from copyTo, not from src again.
+func (s *Service) ingest(ctx context.Context, bank, kind string, doc sdk.Document, src io.ReaderAt, size int64, sum string, copyTo *os.File) (*IngestResult, error) {
 	// A document ingested before (a date-range download returns the same
 	// documents each time; a bank that missed the receipt delivers again)
 	// is not stored a second time: its bytes are checked against the
@@ -306,9 +325,14 @@ func (s *Service) ingest(ctx context.Context, bank, kind string, doc sdk.Documen
 	} else if first != "" {
 		return s.ingestKnown(ctx, bank, kind, doc, src, size, sum, first)
 	}
+	var body io.Reader = io.NewSectionReader(src, 0, size)
+	parseFrom := src
+	if copyTo != nil {
+		body, parseFrom = io.TeeReader(body, copyTo), copyTo
+	}
 	rawID, err := s.d.Store.RecordRawStream(ctx, store.RawInput{Source: "bank:" + bank, Channel: "download:" + kind,
 		Method: "DOWNLOAD", Path: doc.Name, ReceivedAt: s.d.Now(), SHA256: sum, Size: size,
-		Headers: map[string][]string{"format": {doc.Format}, "download_id": {doc.DownloadID}}}, io.NewSectionReader(src, 0, size))
+		Headers: map[string][]string{"format": {doc.Format}, "download_id": {doc.DownloadID}}}, body)
 	if errors.Is(err, store.ErrInvalid) {
 		// The bytes are not what the plugin announced (the size was
 		// checked when the file was opened: the digest, or a file changed
@@ -317,6 +341,9 @@ func (s *Service) ingest(ctx context.Context, bank, kind string, doc sdk.Documen
 	}
 	if err != nil {
 		return nil, fmt.Errorf("record raw: %w", err)
+	}
+	if s.afterStore != nil {
+		s.afterStore()
 	}
 	res := &IngestResult{RawID: rawID}
 	dup, err := s.ackBySHA(ctx, bank, kind, sum)
@@ -329,7 +356,7 @@ func (s *Service) ingest(ctx context.Context, bank, kind string, doc sdk.Documen
 	var fs []finding
 	var perr error
 	if dup == "" {
-		fs, perr = s.parse(bank, kind, src, size)
+		fs, perr = s.parse(bank, kind, parseFrom, size)
 	}
 	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
 		var existing string
@@ -344,7 +371,7 @@ func (s *Service) ingest(ctx context.Context, bank, kind string, doc sdk.Documen
 		if dup != "" {
 			// Its ack row vanished in between (never: acks are kept):
 			// parse now rather than record it unparsed.
-			fs, perr = s.parse(bank, kind, src, size)
+			fs, perr = s.parse(bank, kind, parseFrom, size)
 		}
 		res.AckID = newID("A")
 		if _, err := tx.Exec(ctx, `INSERT INTO acks (id, bank, kind, format, name, raw_id, sha256, received_ms) VALUES (?,?,?,?,?,?,?,?)`,

@@ -135,6 +135,9 @@ type Service struct {
 	m         metrics
 	nonce     string   // this process, in upload lease owners
 	sending   sync.Map // transmission id -> *inflight upload in this process
+	// afterStore, set by tests, runs once a downloaded document is
+	// stored, before it is parsed.
+	afterStore func()
 }
 
 type metrics struct {
@@ -661,10 +664,11 @@ func (s *Service) transition(ctx context.Context, tx store.Tx, t *Transmission, 
 	return nil
 }
 
-// sweepDownloads removes download directories left by a process that died
-// during a download (not confirmed: the bank delivers those documents
-// again). Only directories older than a day go: another process on the
-// same spool (a second instance) may be downloading now.
+// sweepDownloads removes download directories, and private copies of
+// documents being ingested, left by a process that died during a download
+// (not confirmed: the bank delivers those documents again). Only those
+// older than a day go: another process on the same spool (a second
+// instance) may be downloading now.
 func (s *Service) sweepDownloads() {
 	entries, err := os.ReadDir(s.downloads)
 	if err != nil {
@@ -672,7 +676,8 @@ func (s *Service) sweepDownloads() {
 	}
 	for _, e := range entries {
 		fi, err := e.Info()
-		if err != nil || !strings.HasPrefix(e.Name(), "fetch-") || time.Since(fi.ModTime()) < 24*time.Hour {
+		if err != nil || !(strings.HasPrefix(e.Name(), "fetch-") || strings.HasPrefix(e.Name(), ingestCopyPrefix)) ||
+			time.Since(fi.ModTime()) < 24*time.Hour {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(s.downloads, e.Name())); err == nil {
