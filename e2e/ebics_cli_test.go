@@ -70,7 +70,8 @@ func TestEbicsCLI(t *testing.T) {
 		t.Fatalf("fetch-acks: %s", sum)
 	}
 	show := cli("transmissions", "show", id)
-	if !strings.Contains(show, "state:     accepted") || !strings.Contains(show, "ORDER_HAC_FINAL_POS") {
+	if !strings.Contains(show, "state:     accepted") || !strings.Contains(show, "ORDER_HAC_FINAL_POS") ||
+		!strings.Contains(show, "uploads:   1 attempt(s)\n") {
 		t.Fatalf("transmissions show: %s", show)
 	}
 	if err := h.Stop(); err != nil {

@@ -5,6 +5,7 @@
 --   - events: [transmission.partially_accepted] function: on_partial
 --   - events: [transmission.rejected]           function: on_rejected
 --   - events: [transmission.unacknowledged]     function: on_unacknowledged
+--   - events: [transmission.unsent]             function: on_unsent
 --   - events: [ack.unmatched]                   function: on_unmatched
 --
 -- Config: treasury.erp_url (POST endpoint of the ERP), treasury.erp_token,
@@ -103,6 +104,19 @@ function on_rejected(event)
       subject = "[acquit] file rejected by the bank: " .. (d.transmission.file_name or d.transmission.id),
       text = "The bank rejected " .. describe(d.transmission) .. ".\n" ..
         (d.reason_text and ("Reason: " .. (d.reason_code or "") .. " " .. d.reason_text .. "\n") or "") .. rejected_lines(d)}
+  end)
+end
+
+-- transmission.unsent: the bank never took the file (every upload failed)
+-- ack_deadline after it was submitted; acquit keeps trying.
+function on_unsent(event)
+  local d = event.data
+  erp_status(event, "unsent", {deadline = d.deadline, last_error = d.last_error})
+  once(event, "mail", function()
+    mail.send{to = treasurer(), key = event.id .. ":treasurer",
+      subject = "[acquit] file not taken by the bank: " .. (d.transmission.file_name or d.transmission.id),
+      text = describe(d.transmission) .. " is still not uploaded after " .. tostring(d.upload_attempts) ..
+        " attempts (last error: " .. tostring(d.last_error) .. ").\nacquit keeps trying; check the bank connection."}
   end)
 end
 

@@ -243,6 +243,13 @@ func (r *root) transmissionsCmd() *cobra.Command {
 			if !d.DeadlineAt.IsZero() {
 				fmt.Fprintf(w, "deadline:  %s\n", d.DeadlineAt.In(r.loc()).Format(time.RFC3339))
 			}
+			if d.UploadAttempts > 0 || d.LastError != "" {
+				fmt.Fprintf(w, "uploads:   %d attempt(s)", d.UploadAttempts)
+				if d.LastError != "" {
+					fmt.Fprintf(w, ", last error: %s", short(d.LastError, 200))
+				}
+				fmt.Fprintln(w)
+			}
 			fmt.Fprintln(w, "\nhistory:")
 			rows := [][]string{}
 			for _, h := range d.History {

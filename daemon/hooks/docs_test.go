@@ -26,7 +26,7 @@ func TestDocExamples(t *testing.T) {
 	ms := re.FindAllStringSubmatch(section, -1)
 	types := []string{"payment.accepted", "payment.refused", "payment.cancelled", "payment.unknown", "payment.conflict",
 		"payment.mismatch", "transmission.submitted", "transmission.accepted", "transmission.partially_accepted",
-		"transmission.rejected", "transmission.unacknowledged", "ack.unmatched"}
+		"transmission.rejected", "transmission.unsent", "transmission.unacknowledged", "ack.unmatched"}
 	if len(ms) != len(types) {
 		t.Fatalf("found %d examples, want %d", len(ms), len(types))
 	}

@@ -21,6 +21,7 @@ var exampleBindings = []Binding{
 	{Events: []string{"transmission.partially_accepted"}, Script: "treasury", Function: "on_partial"},
 	{Events: []string{"transmission.rejected"}, Script: "treasury", Function: "on_rejected"},
 	{Events: []string{"transmission.unacknowledged"}, Script: "treasury", Function: "on_unacknowledged"},
+	{Events: []string{"transmission.unsent"}, Script: "treasury", Function: "on_unsent"},
 	{Events: []string{"ack.unmatched"}, Script: "treasury", Function: "on_unmatched"},
 	{Events: []string{"*"}, Script: "demo", Function: "on_event"},
 }
@@ -70,6 +71,7 @@ func TestExampleScripts(t *testing.T) {
 		{"transmission.partially_accepted", []want{{path: "/erp", fields: map[string]any{"status": "partially_accepted"}}, {path: "/mail", fields: map[string]any{"to": "treasurer@example.com"}, text: "E2E-0002 Bob Supplier 500.00 EUR: AC04 Closed account number"}}},
 		{"transmission.rejected", []want{{path: "/erp", fields: map[string]any{"status": "rejected"}}, {path: "/mail", text: "group MSG-2026-11-23-01: FF01 Invalid file format"}}},
 		{"transmission.unacknowledged", []want{{path: "/erp", fields: map[string]any{"status": "unacknowledged"}}, {path: "/mail", text: "No acknowledgement arrived before 2026-11-23T21:01:00Z"}}},
+		{"transmission.unsent", []want{{path: "/erp", fields: map[string]any{"status": "unsent"}}, {path: "/mail", text: "still not uploaded after 17 attempts (last error: ebics upload TX-8: post https://ebics.example.com/ebics: connection refused)"}}},
 		{"ack.unmatched", []want{{path: "/mail", text: "group MSG-UNKNOWN-1 RJCT DU01 Duplicate message ID"}}},
 	}
 	for _, tc := range cases {

@@ -147,6 +147,7 @@ type metrics struct {
 	unmatched   prometheus.Counter
 	rejected    *prometheus.CounterVec
 	waiters     prometheus.Gauge
+	unsent      *prometheus.CounterVec
 }
 
 // New builds the service.
@@ -188,9 +189,10 @@ func New(d Deps) (*Service, error) {
 		unmatched:   prometheus.NewCounter(prometheus.CounterOpts{Name: "acquit_acks_unmatched_total", Help: "Acknowledgement entries that matched no transmission."}),
 		rejected:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquit_acks_rejected_input_total", Help: "Downloaded documents refused as hostile or malformed, by reason."}, []string{"bank", "reason"}),
 		waiters:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "acquit_transmission_upload_waiters", Help: "Callers waiting for an upload in progress by another uploader (wait=true)."}),
+		unsent:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquit_transmission_unsent_total", Help: "Transmissions still not taken by the bank at their ack_deadline after submission to acquit (transmission.unsent)."}, []string{"bank"}),
 	}
 	if d.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.m.transitions, s.m.uploads, s.m.acks, s.m.unmatched, s.m.rejected, s.m.waiters} {
+		for _, c := range []prometheus.Collector{s.m.transitions, s.m.uploads, s.m.acks, s.m.unmatched, s.m.rejected, s.m.waiters, s.m.unsent} {
 			if err := d.Registerer.Register(c); err != nil {
 				return nil, err
 			}

@@ -1,6 +1,7 @@
 package transmissions
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -351,6 +352,86 @@ func TestUnmatchedAndMalformedAcks(t *testing.T) {
 	cur, _ := f.svc.Get(context.Background(), tr.ID)
 	if cur.State != StateSubmitted {
 		t.Fatalf("unrelated acks moved the transmission to %s", cur.State)
+	}
+}
+
+// TestUnsentAlarm: a file the bank never takes (every upload fails) raises
+// transmission.unsent once, its bank's ack_deadline after it was submitted
+// to acquit, with the last upload error; it stays queued and is sent when
+// the bank takes it, and the acknowledgement deadline then starts afresh.
+// A file sent in time raises no such alarm.
+func TestUnsentAlarm(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	sentInTime := f.submitAndSend(t)
+	f.bank.fail = 1 << 20
+	b, err := os.ReadFile("testdata/pain001_3tx.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := filepath.Join(t.TempDir(), "second.xml")
+	b = bytes.Replace(b, []byte("<MsgId>"), []byte("<MsgId>UNSENT-"), 1)
+	if err := os.WriteFile(second, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.svc.Submit(ctx, "demo", "sct", second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.Transmission.ID
+	if _, err := f.svc.Send(ctx, id, "test", nil); err == nil {
+		t.Fatal("upload to a failing bank succeeded")
+	}
+	f.now = f.now.Add(59 * time.Minute)
+	if n, err := f.svc.CheckDeadlines(ctx); n != 0 || err != nil {
+		t.Fatalf("before the deadline: %d alarms, %v", n, err)
+	}
+	f.now = f.now.Add(2 * time.Minute)
+	// The file sent in time is now unacknowledged: one alarm each.
+	if n, err := f.svc.CheckDeadlines(ctx); n != 2 || err != nil {
+		t.Fatalf("at the deadline: %d alarms, %v; want unacknowledged and unsent", n, err)
+	}
+	if n, err := f.svc.CheckDeadlines(ctx); n != 0 || err != nil {
+		t.Fatalf("again: %d alarms, %v", n, err)
+	}
+	evs := f.events(t, "transmission.unsent")
+	if len(evs) != 1 || evs[0].Subject != "transmission:"+id {
+		t.Fatalf("transmission.unsent events %+v", evs)
+	}
+	var pl struct {
+		Deadline       time.Time    `json:"deadline"`
+		UploadAttempts int64        `json:"upload_attempts"`
+		LastError      string       `json:"last_error"`
+		Transmission   Transmission `json:"transmission"`
+	}
+	if err := json.Unmarshal(evs[0].Payload, &pl); err != nil {
+		t.Fatal(err)
+	}
+	if !pl.Deadline.Equal(res.Transmission.CreatedAt.Add(time.Hour)) || pl.UploadAttempts != 1 ||
+		!strings.Contains(pl.LastError, "connection reset") || pl.Transmission.State != StateQueued {
+		t.Fatalf("payload %+v", pl)
+	}
+	if got := testutil.ToFloat64(f.svc.m.unsent.WithLabelValues("demo")); got != 1 {
+		t.Fatalf("acquit_transmission_unsent_total = %v", got)
+	}
+	if evs := f.events(t, "transmission.unsent"); len(evs) != 1 {
+		t.Fatalf("%d unsent events for two transmissions", len(evs))
+	}
+	if cur, _ := f.svc.Get(ctx, sentInTime.ID); cur.State != StateUnacknowledged {
+		t.Fatalf("the file sent in time: %s", cur.State)
+	}
+
+	// The bank takes it at last.
+	f.bank.fail = 0
+	tr, err := f.svc.Send(ctx, id, "test", nil)
+	if err != nil || tr.State != StateSubmitted {
+		t.Fatalf("late send: %+v %v", tr, err)
+	}
+	if !tr.DeadlineAt.Equal(f.now.Add(time.Hour)) {
+		t.Fatalf("acknowledgement deadline %s, want an hour after the late send (%s)", tr.DeadlineAt, f.now)
+	}
+	if n, err := f.svc.CheckDeadlines(ctx); n != 0 || err != nil {
+		t.Fatalf("after the late send: %d alarms, %v", n, err)
 	}
 }
 

@@ -308,8 +308,77 @@ func (s *Service) SendPending(ctx context.Context, owner string) (sent int, err 
 
 // CheckDeadlines marks transmissions with no final acknowledgement past
 // their bank's deadline as unacknowledged and raises
-// transmission.unacknowledged (once per transmission).
+// transmission.unacknowledged (once per transmission), and raises
+// transmission.unsent for those the bank never took (checkUnsent). It
+// reports how many alarms it raised.
 func (s *Service) CheckDeadlines(ctx context.Context) (int, error) {
+	n, err := s.checkUnacknowledged(ctx)
+	if err != nil {
+		return n, err
+	}
+	m, err := s.checkUnsent(ctx)
+	return n + m, err
+}
+
+// causeUnsent is the history cause of the transmission.unsent alarm; its
+// history row is what keeps it from being raised twice.
+const causeUnsent = "unsent"
+
+// checkUnsent raises transmission.unsent, once, for each transmission
+// still queued its bank's ack_deadline after it was submitted to acquit.
+// The acknowledgement deadline starts when the bank takes the file; a
+// file it never takes (the bank unreachable for days, an upload failing at
+// every attempt) would otherwise wait without a word. The state stays
+// queued and the uploads go on: sending late may still be wanted, and the
+// operator decides.
+func (s *Service) checkUnsent(ctx context.Context) (int, error) {
+	queued, err := s.List(ctx, string(StateQueued), 1000)
+	if err != nil {
+		return 0, err
+	}
+	now := s.d.Now()
+	n := 0
+	for i := range queued {
+		t := &queued[i]
+		b, ok := s.banks[t.Bank]
+		if !ok || now.Sub(t.CreatedAt) < b.AckDeadline {
+			continue
+		}
+		deadline := t.CreatedAt.Add(b.AckDeadline)
+		raised := false
+		err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+			var one int
+			err := tx.QueryRow(ctx, `SELECT 1 FROM history WHERE entity = 'transmission' AND entity_id = ? AND cause = ?`,
+				t.ID, causeUnsent).Scan(&one)
+			if err == nil {
+				return nil // raised before
+			}
+			if notFound(err) != store.ErrNotFound {
+				return err
+			}
+			raised = true
+			return s.transition(ctx, tx, t, StateQueued, causeUnsent, 0, "transmission.unsent",
+				map[string]any{"deadline": deadline, "upload_attempts": t.UploadAttempts, "last_error": t.LastError}, nil)
+		})
+		if errors.Is(err, store.ErrConflict) {
+			continue // an upload attempt changed it: next time
+		}
+		if err != nil {
+			return n, fmt.Errorf("transmission %s: unsent alarm: %w", t.ID, err)
+		}
+		if !raised {
+			continue
+		}
+		s.m.unsent.WithLabelValues(t.Bank).Inc()
+		s.d.Logger.Warn().Str("transmission", t.ID).Str("bank", t.Bank).Str("file", t.FileName).Time("deadline", deadline).
+			Int64("upload_attempts", t.UploadAttempts).Str("last_error", t.LastError).Msg("transmission still not taken by the bank at its deadline")
+		n++
+	}
+	return n, nil
+}
+
+// checkUnacknowledged is CheckDeadlines for transmissions the bank took.
+func (s *Service) checkUnacknowledged(ctx context.Context) (int, error) {
 	now := s.d.Now().UnixMilli()
 	var due []Transmission
 	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
