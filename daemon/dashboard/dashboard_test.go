@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -168,7 +169,8 @@ func newEnvOn(t *testing.T, st store.Store) *env {
 
 	// A transmission with a hostile creditor name, and a hostile PSR.
 	e.spoolDir = filepath.Join(t.TempDir(), "spool")
-	e.tr, err = transmissions.New(transmissions.Deps{Store: st, Banks: []transmissions.Bank{{Name: "demobank", Plugin: "ebics", AckKinds: []string{"psr"}}},
+	// ack_deadline 1ns: a file submitted and never taken is overdue at once.
+	e.tr, err = transmissions.New(transmissions.Deps{Store: st, Banks: []transmissions.Bank{{Name: "demobank", Plugin: "ebics", AckKinds: []string{"psr"}, AckDeadline: time.Nanosecond}},
 		SpoolDir: e.spoolDir, Logger: zerolog.Nop(),
 		Transport: func(string) (sdk.BankTransport, error) { return nil, fmt.Errorf("no transport in this test") }})
 	if err != nil {
@@ -185,6 +187,23 @@ func newEnvOn(t *testing.T, st store.Store) *env {
 	}
 	if _, err := e.tr.Ingest(ctx, "demobank", "psr", sdk.Document{DownloadID: "d1", Function: "psr", Name: `psr"<b>.xml`, Content: psr}); err != nil {
 		t.Fatal(err)
+	}
+
+	// A file the bank never took: its only upload attempt failed.
+	b, err := os.ReadFile("testdata/pain001_hostile.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := filepath.Join(t.TempDir(), "late-file.xml")
+	if err := os.WriteFile(late, bytes.Replace(b, []byte("<MsgId>"), []byte("<MsgId>LATE-"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lateSub, err := e.tr.Submit(ctx, "demobank", "sct", late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.tr.Send(ctx, lateSub.Transmission.ID, "test", nil); err == nil {
+		t.Fatal("upload without a transport succeeded")
 	}
 
 	// A dead event with hostile payload, subject and error.
@@ -582,7 +601,8 @@ func checkOverview(t *testing.T, e *env) {
 	c := e.srv.Client()
 	_, page := e.do(t, c, "GET", "/ui/", nil, bearer())
 	for _, want := range []string{"Payments still unknown", e.lostRef, "25.00 EUR", "Dead events", e.deadID, "Failing schedules", "nightly", "Plugins down", "restarting",
-		"1/2</span> plugins up", "0/1</span> schedules ok", "pain001_hostile.xml", "partially_accepted"} {
+		"1/2</span> plugins up", "0/1</span> schedules ok", "pain001_hostile.xml", "partially_accepted",
+		"Files the bank has not taken by their deadline", "late-file.xml", "no transport in this test"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("overview lacks %q", want)
 		}

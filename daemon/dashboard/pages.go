@@ -144,6 +144,7 @@ type overviewData struct {
 
 	Unknown, Conflict, Mismatch []payments.Payment
 	Troubled                    []transmissions.Transmission
+	Unsent                      []transmissions.Transmission // queued past their deadline
 	Dead                        []store.Event
 	FailingSchedules            []schedule.Info
 	PluginsDown                 []pluginhost.Status
@@ -209,6 +210,10 @@ func (db *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 			o.Troubled = append(o.Troubled, ts...)
 		}
 		sort.SliceStable(o.Troubled, func(i, j int) bool { return o.Troubled[i].UpdatedAt.After(o.Troubled[j].UpdatedAt) })
+		if o.Unsent, err = t.Unsent(ctx, 20); err != nil {
+			db.fail(w, r, err)
+			return
+		}
 	}
 	for _, st := range []store.EventState{store.EventPending, store.EventRunning, store.EventDelivered, store.EventDead} {
 		n, err := db.d.Store.CountEvents(ctx, st)
@@ -248,7 +253,7 @@ func (db *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	o.Quiet = len(o.Unknown)+len(o.Conflict)+len(o.Mismatch)+len(o.Troubled)+len(o.Dead)+len(o.FailingSchedules)+len(o.PluginsDown) == 0
+	o.Quiet = len(o.Unknown)+len(o.Conflict)+len(o.Mismatch)+len(o.Troubled)+len(o.Unsent)+len(o.Dead)+len(o.FailingSchedules)+len(o.PluginsDown) == 0
 	db.render(w, r, http.StatusOK, "overview", &view{Title: "Overview", Nav: "overview", Refresh: 10, Data: &o})
 }
 

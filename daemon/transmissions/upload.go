@@ -332,19 +332,14 @@ const causeUnsent = "unsent"
 // queued and the uploads go on: sending late may still be wanted, and the
 // operator decides.
 func (s *Service) checkUnsent(ctx context.Context) (int, error) {
-	queued, err := s.List(ctx, string(StateQueued), 1000)
+	overdue, err := s.Unsent(ctx, 1000)
 	if err != nil {
 		return 0, err
 	}
-	now := s.d.Now()
 	n := 0
-	for i := range queued {
-		t := &queued[i]
-		b, ok := s.banks[t.Bank]
-		if !ok || now.Sub(t.CreatedAt) < b.AckDeadline {
-			continue
-		}
-		deadline := t.CreatedAt.Add(b.AckDeadline)
+	for i := range overdue {
+		t := &overdue[i]
+		deadline := t.CreatedAt.Add(s.banks[t.Bank].AckDeadline)
 		raised := false
 		err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
 			var one int
@@ -375,6 +370,25 @@ func (s *Service) checkUnsent(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// Unsent lists, oldest first, at most limit transmissions still queued
+// (never taken by the bank) their bank's ack_deadline after they were
+// submitted to acquit: those transmission.unsent is about.
+func (s *Service) Unsent(ctx context.Context, limit int) ([]Transmission, error) {
+	queued, err := s.List(ctx, string(StateQueued), 1000)
+	if err != nil {
+		return nil, err
+	}
+	now := s.d.Now()
+	var out []Transmission
+	for i := len(queued) - 1; i >= 0 && len(out) < limit; i-- { // List is newest first
+		t := queued[i]
+		if b, ok := s.banks[t.Bank]; ok && now.Sub(t.CreatedAt) >= b.AckDeadline {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 // checkUnacknowledged is CheckDeadlines for transmissions the bank took.
