@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -273,6 +274,55 @@ func TestSpoolVanishedAfterLastSegment(t *testing.T) {
 			again, err := e.newClient(t).Upload(context.Background(), client.UploadSpec{ID: "V1", Function: "sct", Path: path})
 			if err != nil || again.ReturnCode != tc.code || len(e.sim.Orders()) != 1 {
 				t.Fatalf("asked again: %+v, %v, %d orders", again, err, len(e.sim.Orders()))
+			}
+		})
+	}
+}
+
+// The upload stopped after segment 3 (a crash) and its spool vanished
+// before the restart: the bank cannot have the order (the last segment
+// never went out), so the file is spooled again and sent in a new
+// transaction; one order at the bank, the file's bytes.
+func TestSpoolVanishedMidTransaction(t *testing.T) {
+	for _, v := range []protocol.Version{protocol.H004, protocol.H005} {
+		t.Run(string(v), func(t *testing.T) {
+			e := newEnv(t, v, "", sim.Config{}, true)
+			path := writePain(t, e.tmp, "MSG-VANISH-MID", 300)
+			ctx, cancel := context.WithCancel(context.Background())
+			_, err := e.cl.Upload(ctx, client.UploadSpec{ID: "M1", Function: "sct", Path: path, Progress: func(sent, total int64) {
+				if sent >= 3000 {
+					cancel() // "kill -9" after segment 3 is persisted
+				}
+			}})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("want the crash, got %v", err)
+			}
+			spools, _ := filepath.Glob(filepath.Join(e.tmp, "*.b64"))
+			if len(spools) != 1 {
+				t.Fatalf("spool files %v, want one", spools)
+			}
+			if err := os.Remove(spools[0]); err != nil {
+				t.Fatal(err)
+			}
+			var st struct {
+				OrderID string `json:"order_id"`
+			}
+			if b, _, err := e.host.StateGet(context.Background(), "ebics/"+e.bank.Name+"/upload/M1"); err != nil || json.Unmarshal(b, &st) != nil || st.OrderID == "" {
+				t.Fatalf("the interrupted upload's state: %s, %v", b, err)
+			}
+			res, err := e.newClient(t).Upload(context.Background(), client.UploadSpec{ID: "M1", Function: "sct", Path: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig, _ := os.ReadFile(path)
+			o := e.sim.Orders()
+			if res.ReturnCode != protocol.CodeOK || len(o) != 1 || !bytes.Equal(o[0].Data, orig) || o[0].OrderID != res.OrderID {
+				t.Fatalf("return code %q, %d orders at the bank", res.ReturnCode, len(o))
+			}
+			// Not the OrderID of the transaction left open: a bank that
+			// holds it until that transaction expires would refuse it.
+			if res.OrderID == st.OrderID {
+				t.Fatalf("the new transaction reused OrderID %s of the abandoned one", st.OrderID)
 			}
 		})
 	}

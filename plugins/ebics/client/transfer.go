@@ -136,12 +136,20 @@ func (c *Client) Upload(ctx context.Context, spec UploadSpec) (*UploadResult, er
 			// The spool vanished mid-transaction. It is made again below
 			// with a new transaction key, which the bank's transaction
 			// (begun with the old one) cannot take: that transaction is
-			// left to expire and a new one starts. Counted as a restart:
-			// with the client's OrderID (2.5), a bank that completed the
-			// order refuses the same OrderID again (091115), which then
-			// ends the upload instead of failing it again and again.
+			// left to expire and a new one starts.
+			if st.LastSent {
+				// 2.5 with the client's OrderID: the same one, counted as
+				// a restart, so that a bank that completed the order
+				// refuses it (091115) and the upload ends there.
+				st.Restarts++
+			} else {
+				// The last segment never went out: the bank has no order
+				// for this file, and a new OrderID (the client's next, or
+				// the bank's) cannot collide with the open transaction,
+				// whatever the bank does with the OrderIDs of those.
+				st.OrderID = ""
+			}
 			st.TransactionID, st.SegmentsDone, st.LastSent = "", 0, false
-			st.Restarts++
 		}
 		if err := c.prepare(ctx, spec, fn, &st); err != nil {
 			return nil, fmt.Errorf("ebics upload %s: %w", spec.ID, err)
