@@ -387,6 +387,18 @@ func TestUnsentAlarm(t *testing.T) {
 		t.Fatalf("before the deadline: %d alarms, %v", n, err)
 	}
 	f.now = f.now.Add(2 * time.Minute)
+	// More files wait than one page of List holds, all newer: the overdue
+	// one is found all the same.
+	if err := f.st.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Exec(ctx, `WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1200)
+			INSERT INTO transmissions (id, bank, function, file_name, spool_path, sha256, size, kind, msg_id, nb_of_txs, ctrl_sum,
+				state, created_ms, updated_ms)
+			SELECT 'FILL-' || n, 'demo', 'sct', 'fill.xml', '/nonexistent', 'fill-' || n, 1, 'pain.001.001.03', 'FILL-' || n, 1, '1.00',
+				'queued', ?, ? FROM c`, f.now.UnixMilli(), f.now.UnixMilli())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// The file sent in time is now unacknowledged: one alarm each.
 	if n, err := f.svc.CheckDeadlines(ctx); n != 2 || err != nil {
 		t.Fatalf("at the deadline: %d alarms, %v; want unacknowledged and unsent", n, err)

@@ -374,19 +374,47 @@ func (s *Service) checkUnsent(ctx context.Context) (int, error) {
 
 // Unsent lists, oldest first, at most limit transmissions still queued
 // (never taken by the bank) their bank's ack_deadline after they were
-// submitted to acquit: those transmission.unsent is about.
+// submitted to acquit: those transmission.unsent is about. Each bank is
+// read oldest first, so however many newer files wait, the overdue ones
+// are found.
 func (s *Service) Unsent(ctx context.Context, limit int) ([]Transmission, error) {
-	queued, err := s.List(ctx, string(StateQueued), 1000)
+	now := s.d.Now()
+	names := make([]string, 0, len(s.banks))
+	for n := range s.banks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []Transmission
+	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+		for _, name := range names {
+			cutoff := now.Add(-s.banks[name].AckDeadline).UnixMilli()
+			rows, err := tx.Query(ctx, `SELECT `+txCols+` FROM transmissions WHERE state = ? AND bank = ? AND created_ms <= ?
+				ORDER BY created_ms, id LIMIT ?`, string(StateQueued), name, cutoff, limit)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				t, err := scanTransmission(rows)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				out = append(out, *t)
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	now := s.d.Now()
-	var out []Transmission
-	for i := len(queued) - 1; i >= 0 && len(out) < limit; i-- { // List is newest first
-		t := queued[i]
-		if b, ok := s.banks[t.Bank]; ok && now.Sub(t.CreatedAt) >= b.AckDeadline {
-			out = append(out, t)
-		}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	if len(out) > limit {
+		out = out[:limit]
 	}
 	return out, nil
 }
