@@ -39,6 +39,7 @@ type recordingBank struct {
 	onePerCall bool
 	bigDetails string
 	during     func() // called inside Upload, lock released
+	onUpload   func() // called first thing in Upload, lock not taken
 	// byPath, when set, hands each document over as the file it returns
 	// (written in the call's spool directory, or wherever a test wants).
 	byPath   func(t sdk.DownloadRequest, d sdk.Document) sdk.Document
@@ -51,6 +52,9 @@ func (b *recordingBank) Describe(context.Context) (sdk.Info, error) {
 func (b *recordingBank) Configure(context.Context, []byte, sdk.Host) error { return nil }
 func (b *recordingBank) Health(context.Context) error                      { return nil }
 func (b *recordingBank) Upload(ctx context.Context, req sdk.UploadRequest, progress func(int64, int64)) (*sdk.UploadResult, error) {
+	if b.onUpload != nil {
+		b.onUpload()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.fail > 0 {
@@ -444,6 +448,32 @@ func TestUnsentAlarm(t *testing.T) {
 	}
 	if n, err := f.svc.CheckDeadlines(ctx); n != 0 || err != nil {
 		t.Fatalf("after the late send: %d alarms, %v", n, err)
+	}
+}
+
+// TestUnsentAlarmDuringRefusedUpload: transmission.unsent raised while an
+// upload is under way (the file waited past its deadline) does not keep
+// the bank's refusal from being recorded when that upload ends.
+func TestUnsentAlarmDuringRefusedUpload(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	res, err := f.svc.Submit(ctx, "demo", "sct", "testdata/pain001_3tx.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(2 * time.Hour)
+	f.bank.refuse = true
+	f.bank.onUpload = func() {
+		if n, err := f.svc.CheckDeadlines(ctx); n != 1 || err != nil {
+			t.Errorf("alarm during the upload: %d, %v", n, err)
+		}
+	}
+	tr, err := f.svc.Send(ctx, res.Transmission.ID, "test", nil)
+	if err != nil || tr.State != StateFailed {
+		t.Fatalf("refused upload: %+v, %v", tr, err)
+	}
+	if len(f.events(t, "transmission.unsent")) != 1 || len(f.events(t, "transmission.rejected")) != 1 {
+		t.Fatalf("events: %d unsent, %d rejected", len(f.events(t, "transmission.unsent")), len(f.events(t, "transmission.rejected")))
 	}
 }
 

@@ -209,6 +209,13 @@ func (s *Service) Send(ctx context.Context, id, owner string, progress func(sent
 			s.m.uploads.WithLabelValues(t.Bank, "refused").Inc()
 			log.Warn().Str("code", rej.Code).Str("reason", rej.Message).Msg("bank refused the upload")
 			err2 := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+				// Read again: the row may have changed during the upload
+				// (transmission.unsent raised meanwhile).
+				cur, err := scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE id = ?`, id))
+				if err != nil {
+					return err
+				}
+				*t = *cur
 				return s.transition(ctx, tx, t, StateFailed, "upload", 0, "transmission.rejected",
 					map[string]any{"stage": "upload", "reason_code": rej.Code, "reason_text": rej.Message},
 					map[string]any{"last_error": rej.Error()})
