@@ -955,3 +955,70 @@ func TestEbicsOutboxSlowWriter(t *testing.T) {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 }
+
+// TestEbicsUnsentWhenBankDown: a file submitted while the bank is
+// unreachable stays queued (every upload fails) and, its ack_deadline after
+// submission, the real daemon raises transmission.unsent once to the hook,
+// with the upload attempts and the last error; the transmission is still
+// queued for the next attempt.
+func TestEbicsUnsentWhenBankDown(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder(t, 0)
+	h := newHarness(t)
+	_, gate := startEbicsBank(t, h, "de", 64<<10, sim.Config{})
+	tp := h.Template()
+	tp.RecorderURL = rec.srv.URL
+	tp.Hooks = ebicsHooks
+	tp.AckDeadline = "3s"
+	c := ctx(t)
+	if err := h.Start(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.Onboard(c, h, ebicsBank); err != nil {
+		t.Fatal(err)
+	}
+	gate.srv.CloseClientConnections()
+	gate.srv.Close() // the bank is gone: connections refused
+	p, _, err := demo.GenerateFile(filepath.Join(h.Dir, "files"), "E2E-UNSENT-1", 20, 51)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := demo.Upload(c, h, ebicsBank, p)
+	if err == nil || tr == nil || tr.ID == "" {
+		t.Fatalf("upload to a bank that is down: %+v, %v", tr, err)
+	}
+	var got delivery
+	waitFor(t, time.Minute, "transmission.unsent at the hook", func() bool {
+		for _, d := range rec.all() {
+			if d.Type == "transmission.unsent" {
+				got = d
+				return true
+			}
+		}
+		return false
+	})
+	if got.Subject != "transmission:"+tr.ID {
+		t.Fatalf("transmission.unsent for %s, want %s", got.Subject, tr.ID)
+	}
+	if n, _ := got.Data["upload_attempts"].(float64); n < 1 {
+		t.Fatalf("upload_attempts %v", got.Data["upload_attempts"])
+	}
+	if e, _ := got.Data["last_error"].(string); !strings.Contains(e, "connect") {
+		t.Fatalf("last_error %q, want the connection failure", e)
+	}
+	// Once only, while the daemon keeps trying (its loop runs every 3 s).
+	time.Sleep(7 * time.Second)
+	n := 0
+	for _, d := range rec.all() {
+		if d.Type == "transmission.unsent" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d transmission.unsent deliveries, want 1", n)
+	}
+	cur, err := demo.WaitState(c, h, tr.ID, time.Second, transmissions.StateQueued)
+	if err != nil || cur.UploadAttempts < 2 {
+		t.Fatalf("after the alarm: %+v, %v; want queued and still tried", cur, err)
+	}
+}
