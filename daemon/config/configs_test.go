@@ -96,6 +96,9 @@ func TestExampleConfigs(t *testing.T) {
 			if !cfg.Listen.Admin.Token.IsSet() {
 				t.Error("no admin token")
 			}
+			if w := cfg.Warnings(); len(w) != 0 {
+				t.Errorf("an example config with warnings: %q", w)
+			}
 			// The EBICS plugin accepts its example settings as they reach it
 			// (JSON, secrets resolved): unknown keys (a misspelt
 			// deflate_workers) and values out of range are refused there.

@@ -478,3 +478,42 @@ func TestAdminAddrWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestUnheardSilenceWarnings: a payment gateway that no schedule
+// reconciles, or a bank whose acknowledgements no schedule downloads, is
+// valid but warned about: the missing answers would never become events.
+func TestUnheardSilenceWarnings(t *testing.T) {
+	sched := func(job string, params map[string]string) Schedule { return Schedule{Name: job, Job: job, Params: params} }
+	cases := []struct {
+		name      string
+		schedules []Schedule
+		want      []string // substrings, one warning each
+	}{
+		{"nothing scheduled", nil, []string{"no schedule runs atos.reconcile", "no schedule runs worldline.reconcile", "banks[0] (mybank)", "banks[1] (other)"}},
+		{"everything", []Schedule{sched("atos.reconcile", nil), sched("worldline.reconcile", nil), sched("ebics.fetch_acks", nil)}, nil},
+		{"one fetch per bank", []Schedule{sched("atos.reconcile", nil), sched("worldline.reconcile", nil),
+			sched("ebics.fetch_acks", map[string]string{"bank": "mybank"}), sched("ebics.fetch_acks", map[string]string{"bank": "other"})}, nil},
+		{"a fetch for another bank only", []Schedule{sched("atos.reconcile", nil), sched("worldline.reconcile", nil),
+			sched("ebics.fetch_acks", map[string]string{"bank": "mybank"})}, []string{"banks[1] (other)"}},
+		{"a reconcile job pointed at the other gateway", []Schedule{sched("atos.reconcile", map[string]string{"gateway": "worldline"}),
+			sched("ebics.fetch_acks", nil)}, []string{"no schedule runs atos.reconcile"}},
+		{"a Lua job is no reconcile", []Schedule{sched("lua", map[string]string{"gateway": "atos"}), sched("worldline.reconcile", nil),
+			sched("ebics.fetch_acks", nil)}, []string{"no schedule runs atos.reconcile"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Config{Schedules: tc.schedules, Banks: []Bank{{Name: "mybank", Plugin: "ebics"}, {Name: "other", Plugin: "ebics"}}}
+			c.Listen.Admin.Addr = "127.0.0.1:8081"
+			c.Payments.Gateway, c.Payments.Gateways = "atos", []string{"worldline"}
+			w := c.Warnings()
+			if len(w) != len(tc.want) {
+				t.Fatalf("warnings %q, want %d", w, len(tc.want))
+			}
+			for i, sub := range tc.want {
+				if !strings.Contains(w[i], sub) {
+					t.Errorf("warning %d %q lacks %q", i, w[i], sub)
+				}
+			}
+		})
+	}
+}

@@ -458,7 +458,43 @@ func (c *Config) Warnings() []string {
 			"(bearer token, event replay, payments) would be served in plain HTTP on the network; "+
 			"listen on 127.0.0.1, ::1 or a unix: socket and put a TLS reverse proxy in front if it must be reached remotely", addr))
 	}
+	// Silence nobody would hear: the deadlines that turn a missing answer
+	// into an event run in the scheduled jobs.
+	gateways := slices.Clone(c.Payments.Gateways)
+	if c.Payments.Gateway != "" {
+		gateways = append([]string{c.Payments.Gateway}, gateways...)
+	}
+	for _, g := range gateways {
+		if !c.scheduled(".reconcile", "gateway", g, func(prefix string) bool { return prefix == g }) {
+			out = append(out, fmt.Sprintf("payments: no schedule runs %s.reconcile: a payment of %s whose responses never arrive "+
+				"stays pending and payment.unknown is never raised; add a schedule with job %s.reconcile", g, g, g))
+		}
+	}
+	for i, b := range c.Banks {
+		if !c.scheduled(".fetch_acks", "bank", b.Name, func(string) bool { return true }) {
+			out = append(out, fmt.Sprintf("banks[%d] (%s): no schedule runs fetch_acks for it: its acknowledgements are never "+
+				"downloaded and every file it takes ends unacknowledged; add a schedule with job %s.fetch_acks "+
+				"(params bank: %s, or none for every bank)", i, b.Name, b.Plugin, b.Name))
+		}
+	}
 	return out
+}
+
+// scheduled reports whether a schedule runs a job named "<prefix><suffix>"
+// for value: its params[param] is value, or empty and ownPrefix accepts
+// the job's prefix (a reconcile job without params is its own gateway's;
+// a fetch_acks job without params fetches for every bank).
+func (c *Config) scheduled(suffix, param, value string, ownPrefix func(string) bool) bool {
+	for _, s := range c.Schedules {
+		prefix, ok := strings.CutSuffix(s.Job, suffix)
+		if !ok || prefix == "" {
+			continue
+		}
+		if p := s.Params[param]; p == value || (p == "" && ownPrefix(prefix)) {
+			return true
+		}
+	}
+	return false
 }
 
 // loopbackAddr reports whether host:port names only the loopback
