@@ -483,7 +483,9 @@ func TestAdminAddrWarning(t *testing.T) {
 // reconciles, or a bank whose acknowledgements no schedule downloads, is
 // valid but warned about: the missing answers would never become events.
 func TestUnheardSilenceWarnings(t *testing.T) {
-	sched := func(job string, params map[string]string) Schedule { return Schedule{Name: job, Job: job, Params: params} }
+	sched := func(job string, params map[string]string) Schedule {
+		return Schedule{Name: job, Job: job, Params: params}
+	}
 	cases := []struct {
 		name      string
 		schedules []Schedule
