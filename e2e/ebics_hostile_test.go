@@ -52,21 +52,8 @@ func hostileReports() []struct {
 // report about a file never sent is ack.unmatched with its entries.
 func TestEbicsHostileReports(t *testing.T) {
 	t.Parallel()
-	rec := newRecorder(t, 0)
-	h := newHarness(t)
-	s, _ := startEbicsBank(t, h, "de", 64<<10, sim.Config{})
-	tp := h.Template()
-	tp.RecorderURL = rec.srv.URL
-	tp.Hooks = ebicsHooks
-	tp.AckDeadline = "5m"
-	tp.FetchEvery = "@every 1h" // the test fetches through the admin API
-	c := ctx(t)
-	if err := h.Start(c); err != nil {
-		t.Fatal(err)
-	}
-	if err := demo.Onboard(c, h, ebicsBank); err != nil {
-		t.Fatal(err)
-	}
+	// Fetched through the admin API, not by the schedule.
+	rec, h, s, _, c := startOnboardedRecorded(t, "5m", "@every 1h")
 	hostile := hostileReports()
 	ids := map[string]string{} // document id -> case
 	for _, hc := range hostile {

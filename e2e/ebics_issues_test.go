@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -41,12 +42,33 @@ func startOnboarded(t *testing.T, fetchEvery string) (*demo.Harness, *sim.Sim, *
 
 func startOnboardedProfile(t *testing.T, profile string, segmentSize int, fetchEvery string) (*demo.Harness, *sim.Sim, *bankGate) {
 	t.Helper()
+	return startOnboardedWith(t, profile, segmentSize, fetchEvery, "5m", nil)
+}
+
+// startOnboardedRecorded is startOnboarded with the acknowledgement
+// deadline ackDeadline and the hooks (ebicsHooks) reporting to a new
+// recorder; it returns the recorder and the test's context too.
+func startOnboardedRecorded(t *testing.T, ackDeadline, fetchEvery string) (*recorder, *demo.Harness, *sim.Sim, *bankGate, context.Context) {
+	t.Helper()
+	rec := newRecorder(t, 0)
+	h, s, g := startOnboardedWith(t, "de", 64<<10, fetchEvery, ackDeadline, rec)
+	return rec, h, s, g, ctx(t)
+}
+
+// startOnboardedWith is what the two above share; rec, when set, receives
+// the hooks' reports.
+func startOnboardedWith(t *testing.T, profile string, segmentSize int, fetchEvery, ackDeadline string, rec *recorder) (*demo.Harness, *sim.Sim, *bankGate) {
+	t.Helper()
 	h := newHarness(t)
 	s, g := startEbicsBank(t, h, profile, segmentSize, sim.Config{})
+	tp := h.Template()
 	if fetchEvery != "" {
-		h.Template().FetchEvery = fetchEvery
+		tp.FetchEvery = fetchEvery
 	}
-	h.Template().AckDeadline = "5m"
+	tp.AckDeadline = ackDeadline
+	if rec != nil {
+		tp.RecorderURL, tp.Hooks = rec.srv.URL, ebicsHooks
+	}
 	if err := h.Start(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -326,18 +348,7 @@ func TestEbicsIssueAckBeforeSubmission(t *testing.T) {
 func TestEbicsIssueRejectedEventWithoutDetails(t *testing.T) {
 	// Fixed in 77c707f; kept as a regression test.
 	t.Parallel()
-	rec := newRecorder(t, 0)
-	h := newHarness(t)
-	s, _ := startEbicsBank(t, h, "de", 64<<10, sim.Config{})
-	tp := h.Template()
-	tp.RecorderURL, tp.Hooks, tp.FetchEvery, tp.AckDeadline = rec.srv.URL, ebicsHooks, "@every 1h", "5m"
-	c := ctx(t)
-	if err := h.Start(c); err != nil {
-		t.Fatal(err)
-	}
-	if err := demo.Onboard(c, h, ebicsBank); err != nil {
-		t.Fatal(err)
-	}
+	rec, h, s, _, c := startOnboardedRecorded(t, "5m", "@every 1h")
 	path, _, err := demo.GenerateFile(filepath.Join(h.Dir, "files"), "E2E-HAC-FIRST", 20, 3)
 	if err != nil {
 		t.Fatal(err)

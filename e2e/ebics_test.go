@@ -586,20 +586,7 @@ func psrDelivered(s *sim.Sim) bool {
 // hostile one moved to failed/ with its reason, never sent.
 func TestEbicsOutboxFolder(t *testing.T) {
 	t.Parallel()
-	rec := newRecorder(t, 0)
-	h := newHarness(t)
-	s, _ := startEbicsBank(t, h, "de", 64<<10, sim.Config{})
-	tp := h.Template()
-	tp.RecorderURL = rec.srv.URL
-	tp.Hooks = ebicsHooks
-	tp.AckDeadline = "5m"
-	c := ctx(t)
-	if err := h.Start(c); err != nil {
-		t.Fatal(err)
-	}
-	if err := demo.Onboard(c, h, ebicsBank); err != nil {
-		t.Fatal(err)
-	}
+	_, h, s, _, c := startOnboardedRecorded(t, "5m", "")
 	outbox := filepath.Join(h.Dir, "outbox", ebicsBank)
 	if err := os.MkdirAll(outbox, 0o750); err != nil {
 		t.Fatal(err)
@@ -809,20 +796,7 @@ func BenchmarkEbicsUpload(b *testing.B) {
 // another, each final event once.
 func TestEbicsLateAcknowledgement(t *testing.T) {
 	t.Parallel()
-	rec := newRecorder(t, 0)
-	h := newHarness(t)
-	s, _ := startEbicsBank(t, h, "de", 64<<10, sim.Config{})
-	tp := h.Template()
-	tp.RecorderURL = rec.srv.URL
-	tp.Hooks = ebicsHooks
-	tp.AckDeadline = "3s"
-	c := ctx(t)
-	if err := h.Start(c); err != nil {
-		t.Fatal(err)
-	}
-	if err := demo.Onboard(c, h, ebicsBank); err != nil {
-		t.Fatal(err)
-	}
+	rec, h, s, _, c := startOnboardedRecorded(t, "3s", "")
 	dir := filepath.Join(h.Dir, "files")
 	p1, _, err := demo.GenerateFile(dir, "E2E-LATE-1", 40, 41)
 	if err != nil {
@@ -963,20 +937,7 @@ func TestEbicsOutboxSlowWriter(t *testing.T) {
 // queued for the next attempt.
 func TestEbicsUnsentWhenBankDown(t *testing.T) {
 	t.Parallel()
-	rec := newRecorder(t, 0)
-	h := newHarness(t)
-	_, gate := startEbicsBank(t, h, "de", 64<<10, sim.Config{})
-	tp := h.Template()
-	tp.RecorderURL = rec.srv.URL
-	tp.Hooks = ebicsHooks
-	tp.AckDeadline = "3s"
-	c := ctx(t)
-	if err := h.Start(c); err != nil {
-		t.Fatal(err)
-	}
-	if err := demo.Onboard(c, h, ebicsBank); err != nil {
-		t.Fatal(err)
-	}
+	rec, h, _, gate, c := startOnboardedRecorded(t, "3s", "")
 	gate.srv.CloseClientConnections()
 	gate.srv.Close() // the bank is gone: connections refused
 	p, _, err := demo.GenerateFile(filepath.Join(h.Dir, "files"), "E2E-UNSENT-1", 20, 51)
