@@ -339,7 +339,9 @@ const causeUnsent = "unsent"
 // queued and the uploads go on: sending late may still be wanted, and the
 // operator decides.
 func (s *Service) checkUnsent(ctx context.Context) (int, error) {
-	overdue, err := s.Unsent(ctx, 1000)
+	// Only those not raised yet: this runs every few seconds, and a file
+	// the bank has not taken for days must not cost a transaction each time.
+	overdue, err := s.overdueQueued(ctx, 1000, true)
 	if err != nil {
 		return 0, err
 	}
@@ -349,6 +351,8 @@ func (s *Service) checkUnsent(ctx context.Context) (int, error) {
 		deadline := t.CreatedAt.Add(s.banks[t.Bank].AckDeadline)
 		raised := false
 		err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+			// Again inside the transaction: another instance may have
+			// raised it since the list was read.
 			var one int
 			err := tx.QueryRow(ctx, `SELECT 1 FROM history WHERE entity = 'transmission' AND entity_id = ? AND cause = ?`,
 				t.ID, causeUnsent).Scan(&one)
@@ -385,6 +389,17 @@ func (s *Service) checkUnsent(ctx context.Context) (int, error) {
 // read oldest first, so however many newer files wait, the overdue ones
 // are found.
 func (s *Service) Unsent(ctx context.Context, limit int) ([]Transmission, error) {
+	return s.overdueQueued(ctx, limit, false)
+}
+
+// overdueQueued is Unsent; notRaised leaves out the transmissions
+// transmission.unsent was raised for (their history row, causeUnsent).
+func (s *Service) overdueQueued(ctx context.Context, limit int, notRaised bool) ([]Transmission, error) {
+	cond := ""
+	if notRaised {
+		cond = ` AND NOT EXISTS (SELECT 1 FROM history WHERE entity = 'transmission' AND entity_id = transmissions.id AND cause = '` +
+			causeUnsent + `')`
+	}
 	now := s.d.Now()
 	names := make([]string, 0, len(s.banks))
 	for n := range s.banks {
@@ -395,7 +410,7 @@ func (s *Service) Unsent(ctx context.Context, limit int) ([]Transmission, error)
 	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
 		for _, name := range names {
 			cutoff := now.Add(-s.banks[name].AckDeadline).UnixMilli()
-			rows, err := tx.Query(ctx, `SELECT `+txCols+` FROM transmissions WHERE state = ? AND bank = ? AND created_ms <= ?
+			rows, err := tx.Query(ctx, `SELECT `+txCols+` FROM transmissions WHERE state = ? AND bank = ? AND created_ms <= ?`+cond+`
 				ORDER BY created_ms, id LIMIT ?`, string(StateQueued), name, cutoff, limit)
 			if err != nil {
 				return err
