@@ -266,7 +266,7 @@ func (s *Service) ingestIn(ctx context.Context, bank, kind string, doc sdk.Docum
 		if int64(len(doc.Content)) > s.maxDoc {
 			return nil, s.refuse(bank, kind, doc, pluginrpc.SpoolTooLarge, fmt.Errorf("%d bytes, the limit is %d", len(doc.Content), s.maxDoc))
 		}
-		return s.ingest(ctx, bank, kind, doc, bytes.NewReader(doc.Content), int64(len(doc.Content)), sum, nil)
+		return s.ingest(ctx, bank, kind, doc, bytes.NewReader(doc.Content), int64(len(doc.Content)), sum, false)
 	}
 	if dir == "" {
 		return nil, s.refuse(bank, kind, doc, pluginrpc.SpoolNotInDir, errors.New("a document by path outside a download"))
@@ -279,20 +279,7 @@ func (s *Service) ingestIn(ctx context.Context, bank, kind string, doc sdk.Docum
 		return nil, err
 	}
 	defer f.Close()
-	// The plugin's file is read once: what is stored is also written to
-	// a copy of the daemon's own, outside the directory the plugin was
-	// given, and the parser reads that copy. So the bytes parsed are the
-	// bytes stored (and hashed) even if a plugin writes its file again
-	// after handing it over.
-	cp, err := os.CreateTemp(s.downloads, ingestCopyPrefix+"*")
-	if err != nil {
-		return nil, fmt.Errorf("ingest %s: private copy: %w", doc.Name, err)
-	}
-	defer func() {
-		cp.Close()
-		os.Remove(cp.Name())
-	}()
-	return s.ingest(ctx, bank, kind, doc, f, doc.Size, strings.ToLower(doc.SHA256), cp)
+	return s.ingest(ctx, bank, kind, doc, f, doc.Size, strings.ToLower(doc.SHA256), true)
 }
 
 // ingestCopyPrefix names the daemon's private copies of documents being
@@ -311,9 +298,12 @@ func (s *Service) refuse(bank, kind string, doc sdk.Document, reason string, err
 
 // ingest stores the document read through src (size bytes, announced
 // SHA-256 sum) and, unless its content was ingested before, parses and
-// applies it. With copyTo set, the bytes stored are also written there and
-// the parser reads them from copyTo, not from src again.
-func (s *Service) ingest(ctx context.Context, bank, kind string, doc sdk.Document, src io.ReaderAt, size int64, sum string, copyTo *os.File) (*IngestResult, error) {
+// applies it. With private set (src is the plugin's file), src is read
+// once: the bytes stored are also written to a copy of the daemon's own,
+// outside the directory the plugin was given, and the parser reads that
+// copy. So the bytes parsed are the bytes stored (and hashed) even if a
+// plugin writes its file again after handing it over.
+func (s *Service) ingest(ctx context.Context, bank, kind string, doc sdk.Document, src io.ReaderAt, size int64, sum string, private bool) (*IngestResult, error) {
 	// A document ingested before (a date-range download returns the same
 	// documents each time; a bank that missed the receipt delivers again)
 	// is not stored a second time: its bytes are checked against the
@@ -327,8 +317,16 @@ func (s *Service) ingest(ctx context.Context, bank, kind string, doc sdk.Documen
 	}
 	var body io.Reader = io.NewSectionReader(src, 0, size)
 	parseFrom := src
-	if copyTo != nil {
-		body, parseFrom = io.TeeReader(body, copyTo), copyTo
+	if private {
+		cp, err := os.CreateTemp(s.downloads, ingestCopyPrefix+"*")
+		if err != nil {
+			return nil, fmt.Errorf("ingest %s: private copy: %w", doc.Name, err)
+		}
+		defer func() {
+			cp.Close()
+			os.Remove(cp.Name())
+		}()
+		body, parseFrom = io.TeeReader(body, cp), cp
 	}
 	rawID, err := s.d.Store.RecordRawStream(ctx, store.RawInput{Source: "bank:" + bank, Channel: "download:" + kind,
 		Method: "DOWNLOAD", Path: doc.Name, ReceivedAt: s.d.Now(), SHA256: sum, Size: size,
