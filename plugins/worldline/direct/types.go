@@ -3,6 +3,8 @@ package direct
 import (
 	"fmt"
 	"strings"
+
+	"github.com/acquit/acquit/internal/boundedre"
 )
 
 // AmountOfMoney is an amount in minor units and its ISO 4217 currency.
@@ -170,28 +172,20 @@ type ErrorResponse struct {
 }
 
 // SplitPaymentID splits "paymentid_operationid": 1-20 digits, '_', 1-10
-// digits. (Checked without a regexp: Go's compiles each bounded
-// repetition into one copy of its class per length.)
+// digits.
 func SplitPaymentID(id string) (payment, operation string, err error) {
 	payment, operation, ok := strings.Cut(id, "_")
-	if !ok || !digits(payment, 20) || !digits(operation, 10) {
+	if !ok || !rePaymentPart.MatchString(payment) || !reOperationPart.MatchString(operation) {
 		return "", "", fmt.Errorf("payment id %q is not <digits>_<digits>", clip(id, 40))
 	}
 	return payment, operation, nil
 }
 
-// digits reports whether s is 1 to max ASCII digits.
-func digits(s string, max int) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+// The two parts of a payment id, their lengths bounded apart (boundedre).
+var (
+	rePaymentPart   = boundedre.MustCompile(`^[0-9]*$`, 1, 20)
+	reOperationPart = boundedre.MustCompile(`^[0-9]*$`, 1, 10)
+)
 
 // ValidCheckoutID reports whether s looks like a hosted checkout id
 // (1-64 letters, digits, '-' or '_').
