@@ -465,13 +465,13 @@ func (c *Config) Warnings() []string {
 		gateways = append([]string{c.Payments.Gateway}, gateways...)
 	}
 	for _, g := range gateways {
-		if !c.scheduled(".reconcile", "gateway", g, func(prefix string) bool { return prefix == g }) {
+		if !c.scheduled(".reconcile", "gateway", g, false) {
 			out = append(out, fmt.Sprintf("payments: no schedule runs %s.reconcile: a payment of %s whose responses never arrive "+
 				"stays pending and payment.unknown is never raised; add a schedule with job %s.reconcile", g, g, g))
 		}
 	}
 	for i, b := range c.Banks {
-		if !c.scheduled(".fetch_acks", "bank", b.Name, func(string) bool { return true }) {
+		if !c.scheduled(".fetch_acks", "bank", b.Name, true) {
 			out = append(out, fmt.Sprintf("banks[%d] (%s): no schedule runs fetch_acks for it: its acknowledgements are never "+
 				"downloaded and every file it takes ends unacknowledged; add a schedule with job %s.fetch_acks "+
 				"(params bank: %s, or none for every bank)", i, b.Name, b.Plugin, b.Name))
@@ -481,16 +481,17 @@ func (c *Config) Warnings() []string {
 }
 
 // scheduled reports whether a schedule runs a job named "<prefix><suffix>"
-// for value: its params[param] is value, or empty and ownPrefix accepts
-// the job's prefix (a reconcile job without params is its own gateway's;
-// a fetch_acks job without params fetches for every bank).
-func (c *Config) scheduled(suffix, param, value string, ownPrefix func(string) bool) bool {
+// for value: its params[param] is value, or it has none and the job
+// covers value anyway: every value with allWithout (a fetch_acks job
+// fetches for every bank), else the prefix's own (a reconcile job is its
+// gateway's).
+func (c *Config) scheduled(suffix, param, value string, allWithout bool) bool {
 	for _, s := range c.Schedules {
 		prefix, ok := strings.CutSuffix(s.Job, suffix)
 		if !ok || prefix == "" {
 			continue
 		}
-		if p := s.Params[param]; p == value || (p == "" && ownPrefix(prefix)) {
+		if p := s.Params[param]; p == value || (p == "" && (allWithout || prefix == value)) {
 			return true
 		}
 	}

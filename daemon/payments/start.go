@@ -14,11 +14,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/acquit/acquit/internal/unixms"
-
 	"github.com/acquit/acquit/daemon/store"
 	"github.com/acquit/acquit/internal/boundedre"
 	"github.com/acquit/acquit/internal/ulid"
+	"github.com/acquit/acquit/internal/unixms"
 	"github.com/acquit/acquit/sdk"
 )
 
