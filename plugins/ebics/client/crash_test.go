@@ -27,18 +27,7 @@ func TestUploadCrashResume(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				e := newEnv(t, v, "", sim.Config{}, true)
 				path := writePain(t, e.tmp, "MSG-CRASH", 300)
-				ctx, cancel := context.WithCancel(context.Background())
-				_, err := e.cl.Upload(ctx, client.UploadSpec{ID: "C1", Function: "sct", Path: path, Progress: func(sent, total int64) {
-					if sent >= 3000 {
-						cancel() // "kill -9" after segment 3 is persisted
-					}
-				}})
-				if !errors.Is(err, context.Canceled) {
-					t.Fatalf("want the crash, got %v", err)
-				}
-				if len(e.sim.Orders()) != 0 {
-					t.Fatal("order before the upload finished")
-				}
+				crashAfterSegment3(t, e, path, "C1")
 				if expire {
 					e.sim.ExpireTransactions()
 				}
@@ -81,20 +70,7 @@ func TestUploadFaults(t *testing.T) {
 func TestLostFinalAnswer(t *testing.T) {
 	e := newEnv(t, protocol.H004, "", sim.Config{}, true)
 	path := writePain(t, e.tmp, "MSG-LOST", 300)
-	// Learn the segment count from a dry prepare: upload a copy elsewhere.
-	probe := newEnv(t, protocol.H004, "", sim.Config{}, true)
-	pr, err := probe.cl.Upload(context.Background(), client.UploadSpec{ID: "P", Function: "sct", Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.sim.SetFaults(sim.Faults{DropAfterSegment: pr.Segments})
-	cl, _ := client.New(e.bank, e.keys, e.host, client.Options{WorkDir: e.tmp, Retries: -1})
-	if _, err := cl.Upload(context.Background(), client.UploadSpec{ID: "L1", Function: "sct", Path: path}); err == nil {
-		t.Fatal("want a transport error")
-	}
-	if len(e.sim.Orders()) != 1 {
-		t.Fatal("bank should have the order already")
-	}
+	loseFinalAnswer(t, e, path, "L1")
 	res, err := e.newClient(t).Upload(context.Background(), client.UploadSpec{ID: "L1", Function: "sct", Path: path})
 	if err != nil || !res.Resumed {
 		t.Fatalf("%+v %v", res, err)
@@ -110,16 +86,7 @@ func TestLostFinalAnswer(t *testing.T) {
 func TestLostFinalAnswerBankForgets(t *testing.T) {
 	e := newEnv(t, protocol.H004, "", sim.Config{}, true)
 	path := writePain(t, e.tmp, "MSG-FORGET", 300)
-	probe := newEnv(t, protocol.H004, "", sim.Config{}, true)
-	pr, err := probe.cl.Upload(context.Background(), client.UploadSpec{ID: "P", Function: "sct", Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.sim.SetFaults(sim.Faults{DropAfterSegment: pr.Segments})
-	cl, _ := client.New(e.bank, e.keys, e.host, client.Options{WorkDir: e.tmp, Retries: -1})
-	if _, err := cl.Upload(context.Background(), client.UploadSpec{ID: "F1", Function: "sct", Path: path}); err == nil {
-		t.Fatal("want a transport error")
-	}
+	loseFinalAnswer(t, e, path, "F1")
 	e.sim.ForgetTransactions()
 	res, err := e.newClient(t).Upload(context.Background(), client.UploadSpec{ID: "F1", Function: "sct", Path: path})
 	if err != nil {
@@ -238,26 +205,8 @@ func TestSpoolVanishedAfterLastSegment(t *testing.T) {
 		t.Run(string(tc.v), func(t *testing.T) {
 			e := newEnv(t, tc.v, "", sim.Config{}, true)
 			path := writePain(t, e.tmp, "MSG-VANISH", 300)
-			probe := newEnv(t, tc.v, "", sim.Config{}, true)
-			pr, err := probe.cl.Upload(context.Background(), client.UploadSpec{ID: "P", Function: "sct", Path: path})
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.sim.SetFaults(sim.Faults{DropAfterSegment: pr.Segments})
-			cl, _ := client.New(e.bank, e.keys, e.host, client.Options{WorkDir: e.tmp, Retries: -1})
-			if _, err := cl.Upload(context.Background(), client.UploadSpec{ID: "V1", Function: "sct", Path: path}); err == nil {
-				t.Fatal("want a transport error")
-			}
-			if len(e.sim.Orders()) != 1 {
-				t.Fatal("bank should have the order already")
-			}
-			spools, _ := filepath.Glob(filepath.Join(e.tmp, "*.b64"))
-			if len(spools) != 1 {
-				t.Fatalf("spool files %v, want one", spools)
-			}
-			if err := os.Remove(spools[0]); err != nil {
-				t.Fatal(err)
-			}
+			loseFinalAnswer(t, e, path, "V1")
+			removeSpool(t, e)
 			e.sim.SetFaults(sim.Faults{})
 			res, err := e.newClient(t).Upload(context.Background(), client.UploadSpec{ID: "V1", Function: "sct", Path: path})
 			if err != nil {
@@ -288,22 +237,8 @@ func TestSpoolVanishedMidTransaction(t *testing.T) {
 		t.Run(string(v), func(t *testing.T) {
 			e := newEnv(t, v, "", sim.Config{}, true)
 			path := writePain(t, e.tmp, "MSG-VANISH-MID", 300)
-			ctx, cancel := context.WithCancel(context.Background())
-			_, err := e.cl.Upload(ctx, client.UploadSpec{ID: "M1", Function: "sct", Path: path, Progress: func(sent, total int64) {
-				if sent >= 3000 {
-					cancel() // "kill -9" after segment 3 is persisted
-				}
-			}})
-			if !errors.Is(err, context.Canceled) {
-				t.Fatalf("want the crash, got %v", err)
-			}
-			spools, _ := filepath.Glob(filepath.Join(e.tmp, "*.b64"))
-			if len(spools) != 1 {
-				t.Fatalf("spool files %v, want one", spools)
-			}
-			if err := os.Remove(spools[0]); err != nil {
-				t.Fatal(err)
-			}
+			crashAfterSegment3(t, e, path, "M1")
+			removeSpool(t, e)
 			var st struct {
 				OrderID string `json:"order_id"`
 			}
@@ -325,5 +260,58 @@ func TestSpoolVanishedMidTransaction(t *testing.T) {
 				t.Fatalf("the new transaction reused OrderID %s of the abandoned one", st.OrderID)
 			}
 		})
+	}
+}
+
+// crashAfterSegment3 uploads path under id and stops it (as a kill -9
+// would) once segment 3 is persisted; the bank has no order yet.
+func crashAfterSegment3(t *testing.T, e *env, path, id string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := e.cl.Upload(ctx, client.UploadSpec{ID: id, Function: "sct", Path: path, Progress: func(sent, total int64) {
+		if sent >= 3000 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("want the crash, got %v", err)
+	}
+	if len(e.sim.Orders()) != 0 {
+		t.Fatal("order before the upload finished")
+	}
+}
+
+// loseFinalAnswer uploads path under id with a client that does not retry,
+// the bank dropping the connection once it stored the last segment: the
+// bank has the order, the client never heard so. The segment count comes
+// from uploading the same file to a second bank first.
+func loseFinalAnswer(t *testing.T, e *env, path, id string) {
+	t.Helper()
+	probe := newEnv(t, e.v, "", sim.Config{}, true)
+	pr, err := probe.cl.Upload(context.Background(), client.UploadSpec{ID: "P", Function: "sct", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim.SetFaults(sim.Faults{DropAfterSegment: pr.Segments})
+	cl, _ := client.New(e.bank, e.keys, e.host, client.Options{WorkDir: e.tmp, Retries: -1})
+	if _, err := cl.Upload(context.Background(), client.UploadSpec{ID: id, Function: "sct", Path: path}); err == nil {
+		t.Fatal("want a transport error")
+	}
+	if len(e.sim.Orders()) != 1 {
+		t.Fatal("bank should have the order already")
+	}
+}
+
+// removeSpool deletes the one upload spool in the client's work_dir, as a
+// work_dir emptied at boot would.
+func removeSpool(t *testing.T, e *env) {
+	t.Helper()
+	spools, _ := filepath.Glob(filepath.Join(e.tmp, "*.b64"))
+	if len(spools) != 1 {
+		t.Fatalf("spool files %v, want one", spools)
+	}
+	if err := os.Remove(spools[0]); err != nil {
+		t.Fatal(err)
 	}
 }
