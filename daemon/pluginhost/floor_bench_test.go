@@ -88,13 +88,7 @@ func BenchmarkGRPCFloor(b *testing.B) {
 				env = sock + string(filepath.ListSeparator) + cf + string(filepath.ListSeparator) + kf
 				creds = credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "floor", MinVersion: tls.VersionTLS13})
 			}
-			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(os.Environ(), floorServerEnv+"="+env)
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			pid := startFloorServer(b, env)
 			conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(creds))
 			if err != nil {
 				b.Fatal(err)
@@ -112,7 +106,7 @@ func BenchmarkGRPCFloor(b *testing.B) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			cpu := pidCPU(b, cmd.Process.Pid)
+			cpu := pidCPU(b, pid)
 			lat := make([]time.Duration, 0, 1024)
 			for b.Loop() {
 				t0 := time.Now()
@@ -158,13 +152,7 @@ func echoFloor(lis net.Listener) {
 // part of a plugin call that no RPC library can remove.
 func BenchmarkSocketFloor(b *testing.B) {
 	sock := filepath.Join(b.TempDir(), "s")
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), floorServerEnv+"=echo="+sock)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	pid := startFloorServer(b, "echo="+sock)
 	var c net.Conn
 	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -178,7 +166,7 @@ func BenchmarkSocketFloor(b *testing.B) {
 	defer c.Close()
 	var msg, got [16]byte
 	copy(msg[:], "acquit-ping-0123")
-	cpu := pidCPU(b, cmd.Process.Pid)
+	cpu := pidCPU(b, pid)
 	lat := make([]time.Duration, 0, 1024)
 	for b.Loop() {
 		t0 := time.Now()
@@ -217,4 +205,19 @@ func floorCert(b *testing.B) (certPEM, keyPEM []byte, pool *x509.CertPool) {
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), pool
+}
+
+// startFloorServer re-executes the test binary as the floor benchmarks'
+// second process, told what to serve by env (floorServerEnv); it is
+// killed when b ends. It returns the process id.
+func startFloorServer(b *testing.B, env string) int {
+	b.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), floorServerEnv+"="+env)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd.Process.Pid
 }
