@@ -97,3 +97,38 @@ func TestApplyFailureKeepsVerifiedInput(t *testing.T) {
 		t.Fatalf("payment %s after a failed apply", p.State)
 	}
 }
+
+// TestApplyAndVerdictFailureAnswers500: when the notification cannot be
+// applied and its verdict cannot be written either, nothing has flushed
+// its raw input (committed with DeferSync) to disk, so the bank is
+// answered as if nothing was stored (500, "not stored, retry") and will
+// send it again, rather than 200.
+func TestApplyAndVerdictFailureAnswers500(t *testing.T) {
+	e := newEnv(t, nil)
+	st := e.start(t, 100)
+	e.pay(t, st)
+	good := e.sim.decide(t, st.Reference, "00")
+	for _, q := range []string{`ALTER TABLE payment_responses RENAME TO payment_responses_gone`,
+		`ALTER TABLE raw_verdicts RENAME TO raw_verdicts_gone`} {
+		if _, err := e.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.post(t, "automatic", good)
+	if r.code != 500 || !strings.Contains(r.body, "not stored") {
+		t.Fatalf("HTTP %d %q, want 500 not stored", r.code, r.body)
+	}
+	for _, q := range []string{`ALTER TABLE payment_responses_gone RENAME TO payment_responses`,
+		`ALTER TABLE raw_verdicts_gone RENAME TO raw_verdicts`} {
+		if _, err := e.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Sent again, it is applied.
+	if r := e.post(t, "automatic", good); r.code != 200 {
+		t.Fatalf("the retry: HTTP %d %q", r.code, r.body)
+	}
+	if p := e.get(t, st.Reference).Payment; p.State != StateAccepted {
+		t.Fatalf("payment %s after the retry", p.State)
+	}
+}
