@@ -219,13 +219,18 @@ func (s *Service) StartIdempotent(ctx context.Context, req StartRequest, key str
 		answerJSON, _ := json.Marshal(answer)
 		if _, err := tx.Exec(ctx, `INSERT INTO payments (reference, gateway, merchant, provider_reference,
 			transaction_date, order_id, amount, currency, customer_id, customer_email,
-			success_url, failure_url, state, init_raw, created_at, updated_at, next_check_at, check_count, version,
-			attempt, start_answer)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?)`,
+			success_url, failure_url, state, created_at, updated_at, next_check_at, check_count, version, attempt)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?)`,
 			p.Reference, p.Gateway, p.Merchant, p.ProviderReference, p.TransactionDate,
 			p.OrderID, p.Amount, p.Currency, p.CustomerID, p.CustomerEmail, p.SuccessURL, p.FailureURL,
-			string(p.State), string(initRaw), unixms.From(now), unixms.From(now), unixms.From(p.NextCheckAt), attempt, string(answerJSON)); err != nil {
+			string(p.State), unixms.From(now), unixms.From(now), unixms.From(p.NextCheckAt), attempt); err != nil {
 			return fmt.Errorf("insert: %w", err)
+		}
+		// Written once, read only by a repeated start: beside the row a
+		// response updates, not in it (migration 112).
+		if _, err := tx.Exec(ctx, `INSERT INTO payment_starts (reference, init_raw, start_answer) VALUES (?, ?, ?)`,
+			p.Reference, string(initRaw), string(answerJSON)); err != nil {
+			return fmt.Errorf("insert start: %w", err)
 		}
 		det, _ := json.Marshal(map[string]any{"order_id": p.OrderID, "amount": p.Amount, "currency": p.Currency, "provider_reference": provRef})
 		return tx.RecordHistory(ctx, store.History{Entity: "payment", ID: ref, From: "", To: string(StatePending),
