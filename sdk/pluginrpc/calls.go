@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -33,11 +34,25 @@ import (
 // Calls existed answers Unimplemented, and the daemon uses the unary calls
 // for it from then on.
 
-// Methods carried by Plugin.Calls.
+// Host.Calls is the same the other way, for the plugin's calls back to the
+// daemon's Host (state and sequences), which a webhook's verification may
+// make on every notification.
+
+// Methods carried by Plugin.Calls and Host.Calls.
 const (
 	callHealth             = "Plugin/Health"
 	callVerifyNotification = "PaymentGateway/VerifyNotification"
+	callStateGet           = "Host/StateGet"
+	callStatePut           = "Host/StatePut"
+	callNextSequence       = "Host/NextSequence"
 )
+
+// frameStream is one end of a Calls stream, either service's.
+type frameStream interface {
+	Send(*pluginv1.CallFrame) error
+	Recv() (*pluginv1.CallFrame, error)
+	Context() context.Context
+}
 
 // callHandler runs one call carried by Plugin.Calls on the plugin side.
 type callHandler func(ctx context.Context, payload []byte) (proto.Message, error)
@@ -76,6 +91,12 @@ func (p *PluginGRPCServer) callHandler(method string) callHandler {
 // answered in turn, each call running with the stream's context (cancelled
 // when the daemon gives up on it) and the frame's deadline.
 func (p *PluginGRPCServer) Calls(stream pluginv1.Plugin_CallsServer) error {
+	return serveCalls(stream, "Plugin.Calls", p.callHandler)
+}
+
+// serveCalls answers the frames of one Calls stream in turn, finding each
+// method's handler with lookup (service names the stream in errors).
+func serveCalls(stream frameStream, service string, lookup func(method string) callHandler) error {
 	ctx := stream.Context()
 	for {
 		f, err := stream.Recv()
@@ -89,7 +110,13 @@ func (p *PluginGRPCServer) Calls(stream pluginv1.Plugin_CallsServer) error {
 		if d := f.GetDeadline(); d != nil {
 			cctx, cancel = context.WithDeadline(ctx, d.AsTime())
 		}
-		msg, err := runCall(cctx, p.callHandler(f.GetMethod()), f.GetMethod(), f.GetPayload())
+		var msg proto.Message
+		if err = cctx.Err(); err != nil {
+			// Given up already (deadline passed, stream cancelled): not run.
+			err = status.FromContextError(err).Err()
+		} else {
+			msg, err = runCall(cctx, lookup(f.GetMethod()), service, f.GetMethod(), f.GetPayload())
+		}
 		cancel()
 		if err := stream.Send(answerFrame(f.GetId(), msg, err)); err != nil {
 			return err
@@ -99,10 +126,10 @@ func (p *PluginGRPCServer) Calls(stream pluginv1.Plugin_CallsServer) error {
 
 // runCall runs h, turning a missing method into Unimplemented and a panic
 // into Internal, as the unary server does.
-func runCall(ctx context.Context, h callHandler, method string, payload []byte) (msg proto.Message, err error) {
+func runCall(ctx context.Context, h callHandler, service, method string, payload []byte) (msg proto.Message, err error) {
 	defer recoverToStatus(&err)
 	if h == nil {
-		return nil, status.Errorf(codes.Unimplemented, "Plugin.Calls does not carry %q", clip(method))
+		return nil, status.Errorf(codes.Unimplemented, "%s does not carry %q", service, clip(method))
 	}
 	return h(ctx, payload)
 }
@@ -126,13 +153,18 @@ func answerFrame(id uint64, msg proto.Message, err error) *pluginv1.CallFrame {
 // maxIdleCallStreams bounds the idle streams a client keeps for reuse.
 const maxIdleCallStreams = 64
 
-// callStream is the daemon's side of Plugin.Calls for one plugin client:
-// a pool of idle streams, each carrying one call at a time.
+// callStream is the calling side of a Calls stream (the daemon's of
+// Plugin.Calls for one plugin client, the plugin's of Host.Calls): a pool
+// of idle streams, each carrying one call at a time.
 type callStream struct {
-	rpc  pluginv1.PluginClient
-	next atomic.Uint64
-	mu   sync.Mutex
-	idle []*callConn
+	// open opens one more stream (the generated client's Calls).
+	open func(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[pluginv1.CallFrame, pluginv1.CallFrame], error)
+	// prefix is put before the method's name in errors ("sdk.Host." for
+	// the Host's, nothing for the plugin's, as the unary calls name them).
+	prefix string
+	next   atomic.Uint64
+	mu     sync.Mutex
+	idle   []*callConn
 	// off: the plugin does not serve Calls (built before it existed);
 	// every call then goes the unary way.
 	off    bool
@@ -141,12 +173,12 @@ type callStream struct {
 
 // callConn is one opened Calls stream.
 type callConn struct {
-	st     pluginv1.Plugin_CallsClient
+	st     grpc.BidiStreamingClient[pluginv1.CallFrame, pluginv1.CallFrame]
 	cancel context.CancelFunc
 }
 
 // errCallsOff tells the caller to use the unary call.
-var errCallsOff = errors.New("plugin does not serve Plugin.Calls")
+var errCallsOff = errors.New("the other side does not serve Calls")
 
 // get returns an idle stream, or opens one.
 func (c *callStream) get() (*callConn, error) {
@@ -164,7 +196,7 @@ func (c *callStream) get() (*callConn, error) {
 	}
 	c.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := c.rpc.Calls(ctx, callOpts...)
+	st, err := c.open(ctx, callOpts...)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -201,7 +233,7 @@ func (c *callStream) close() {
 // the unary call.
 func (c *callStream) call(ctx context.Context, method string, req, resp proto.Message) error {
 	wire := method
-	method = method[strings.LastIndexByte(method, '/')+1:] // as the unary call names it in errors
+	method = c.prefix + method[strings.LastIndexByte(method, '/')+1:] // as the unary call names it in errors
 	if err := ctx.Err(); err != nil {
 		return fromStatus(ctx, method, status.FromContextError(err).Err())
 	}

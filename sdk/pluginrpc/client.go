@@ -109,7 +109,7 @@ type commonClient struct {
 
 func newCommonClient(ctx context.Context, kind sdk.Kind, broker *plugin.GRPCBroker, c *grpc.ClientConn) commonClient {
 	rpc := pluginv1.NewPluginClient(c)
-	return commonClient{rpc: rpc, calls: &callStream{rpc: rpc}, kind: string(kind), broker: broker, done: ctx.Done()}
+	return commonClient{rpc: rpc, calls: &callStream{open: rpc.Calls}, kind: string(kind), broker: broker, done: ctx.Done()}
 }
 
 // Describe implements sdk.Plugin.

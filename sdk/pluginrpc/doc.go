@@ -9,7 +9,8 @@
 // and TransportGRPCClient, serving them the Host with HostGRPCServer.
 // Health and VerifyNotification travel on Plugin.Calls, long-lived streams
 // reused call after call (calls.go), falling back to their unary RPCs for
-// a plugin that does not serve it.
+// a plugin that does not serve it; the plugin's Host calls travel the same
+// way on Host.Calls.
 //
 // It is a sub-package of sdk rather than sdk/internal because the daemon
 // imports it, and it is not folded into sdk because it imports sdk (its

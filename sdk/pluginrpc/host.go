@@ -2,6 +2,7 @@ package pluginrpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -83,19 +84,55 @@ func (s *HostGRPCServer) NextSequence(ctx context.Context, req *pluginv1.NextSeq
 	return &pluginv1.NextSequenceResponse{Value: v}, nil
 }
 
+// Calls implements pluginv1.HostServer: Host.Calls, the plugin's Host
+// calls over long-lived streams, each answered as its unary call is (the
+// same checks, the same errors).
+func (s *HostGRPCServer) Calls(stream pluginv1.Host_CallsServer) error {
+	return serveCalls(stream, "Host.Calls", s.callHandler)
+}
+
+// callHandler returns the handler of a Host.Calls method, or nil.
+func (s *HostGRPCServer) callHandler(method string) callHandler {
+	switch method {
+	case callStateGet:
+		return unaryCall("StateGetRequest", func() *pluginv1.StateGetRequest { return &pluginv1.StateGetRequest{} }, s.StateGet)
+	case callStatePut:
+		return unaryCall("StatePutRequest", func() *pluginv1.StatePutRequest { return &pluginv1.StatePutRequest{} }, s.StatePut)
+	case callNextSequence:
+		return unaryCall("NextSequenceRequest", func() *pluginv1.NextSequenceRequest { return &pluginv1.NextSequenceRequest{} }, s.NextSequence)
+	}
+	return nil
+}
+
 // HostGRPCClient is the Host a plugin receives in Configure: each call
-// goes back to the daemon over the go-plugin broker.
+// goes back to the daemon over the go-plugin broker, on a Host.Calls
+// stream (the unary call when the daemon has no Host.Calls).
 type HostGRPCClient struct {
 	client pluginv1.HostClient
+	calls  *callStream
 }
 
 var _ sdk.Host = (*HostGRPCClient)(nil)
 
+// newHostClient returns the Host client on conn.
+func newHostClient(conn grpc.ClientConnInterface) *HostGRPCClient {
+	client := pluginv1.NewHostClient(conn)
+	return &HostGRPCClient{client: client, calls: &callStream{open: client.Calls, prefix: "sdk.Host."}}
+}
+
+// close ends the client's idle Host.Calls streams.
+func (c *HostGRPCClient) close() { c.calls.close() }
+
 // StateGet implements Host.
 func (c *HostGRPCClient) StateGet(ctx context.Context, key string) ([]byte, int64, error) {
-	r, err := c.client.StateGet(ctx, &pluginv1.StateGetRequest{Key: key})
+	req, r := &pluginv1.StateGetRequest{Key: key}, &pluginv1.StateGetResponse{}
+	err := c.calls.call(ctx, callStateGet, req, r)
+	if errors.Is(err, errCallsOff) {
+		r, err = c.client.StateGet(ctx, req)
+		err = fromStatus(ctx, "sdk.Host.StateGet", err)
+	}
 	if err != nil {
-		return nil, 0, fromStatus(ctx, "sdk.Host.StateGet", err)
+		return nil, 0, err
 	}
 	if !r.GetFound() {
 		return nil, 0, nil
@@ -105,18 +142,28 @@ func (c *HostGRPCClient) StateGet(ctx context.Context, key string) ([]byte, int6
 
 // StatePut implements Host.
 func (c *HostGRPCClient) StatePut(ctx context.Context, key string, value []byte, version int64) (int64, error) {
-	r, err := c.client.StatePut(ctx, &pluginv1.StatePutRequest{Key: key, Value: value, Version: version})
+	req, r := &pluginv1.StatePutRequest{Key: key, Value: value, Version: version}, &pluginv1.StatePutResponse{}
+	err := c.calls.call(ctx, callStatePut, req, r)
+	if errors.Is(err, errCallsOff) {
+		r, err = c.client.StatePut(ctx, req)
+		err = fromStatus(ctx, "sdk.Host.StatePut", err)
+	}
 	if err != nil {
-		return 0, fromStatus(ctx, "sdk.Host.StatePut", err)
+		return 0, err
 	}
 	return r.GetVersion(), nil
 }
 
 // NextSequence implements Host.
 func (c *HostGRPCClient) NextSequence(ctx context.Context, name string) (int64, error) {
-	r, err := c.client.NextSequence(ctx, &pluginv1.NextSequenceRequest{Name: name})
+	req, r := &pluginv1.NextSequenceRequest{Name: name}, &pluginv1.NextSequenceResponse{}
+	err := c.calls.call(ctx, callNextSequence, req, r)
+	if errors.Is(err, errCallsOff) {
+		r, err = c.client.NextSequence(ctx, req)
+		err = fromStatus(ctx, "sdk.Host.NextSequence", err)
+	}
 	if err != nil {
-		return 0, fromStatus(ctx, "sdk.Host.NextSequence", err)
+		return 0, err
 	}
 	return r.GetValue(), nil
 }
@@ -185,12 +232,14 @@ func (d *hostDialer) configure(id uint32, apply func(sdk.Host) error) error {
 	if err != nil {
 		return fmt.Errorf("dial host on broker id %d: %w", id, err)
 	}
-	h := &HostGRPCClient{client: pluginv1.NewHostClient(conn)}
+	h := newHostClient(conn)
 	if err := apply(h); err != nil {
+		h.close()
 		_ = conn.Close()
 		return err
 	}
 	if d.conn != nil {
+		d.host.close()
 		_ = d.conn.Close()
 	}
 	d.id, d.conn, d.host = id, conn, h
