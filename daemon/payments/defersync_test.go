@@ -2,10 +2,15 @@ package payments
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acquit/acquit/sdk"
 )
 
 // TestNotificationRawCommitDeferred: the raw input of a notification is
@@ -130,5 +135,61 @@ func TestApplyAndVerdictFailureAnswers500(t *testing.T) {
 	}
 	if p := e.get(t, st.Reference).Payment; p.State != StateAccepted {
 		t.Fatalf("payment %s after the retry", p.State)
+	}
+}
+
+// failingGateway's verification fails with an error that is no refusal
+// (verify_error).
+type failingGateway struct{ *simGateway }
+
+func (g failingGateway) VerifyNotification(context.Context, sdk.Notification) (*sdk.PaymentResult, error) {
+	return nil, errors.New("plugin call: connection reset")
+}
+
+// TestUnverifiedAndVerdictFailureAnswers500: the other two paths that
+// answer "stored, retry" (503) follow the rule of
+// TestApplyAndVerdictFailureAnswers500: a notification whose gateway is
+// unavailable, or whose verification failed, is answered 503 when its
+// verdict is written (that commit flushes the raw input), and 500 ("not
+// stored, retry") when it could not be.
+func TestUnverifiedAndVerdictFailureAnswers500(t *testing.T) {
+	e := newEnv(t, nil)
+	e.gateways["failing"] = failingGateway{e.gw}
+	lookup := e.svc.gateway
+	e.svc.gateway = func(name string) (sdk.PaymentGateway, error) {
+		if name == "down" {
+			return nil, fmt.Errorf("plugin down restarting: %w", ErrUnavailable)
+		}
+		return lookup(name)
+	}
+	post := func(gateway string) reply {
+		t.Helper()
+		resp, err := e.client.Post(e.pub.URL+"/notify/"+gateway+"/automatic", "application/x-www-form-urlencoded", strings.NewReader("Data=x&Seal=y"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return reply{code: resp.StatusCode, body: string(b)}
+	}
+	for _, c := range []struct{ gateway, verdict string }{{"down", "unavailable"}, {"failing", "verify_error"}} {
+		t.Run(c.gateway, func(t *testing.T) {
+			if r := post(c.gateway); r.code != 503 {
+				t.Fatalf("verdict written: HTTP %d %q, want 503", r.code, r.body)
+			}
+			if _, code := e.lastVerdict(t); code != c.verdict {
+				t.Fatalf("verdict %q, want %s", code, c.verdict)
+			}
+			if _, err := e.db.Exec(`ALTER TABLE raw_verdicts RENAME TO raw_verdicts_gone`); err != nil {
+				t.Fatal(err)
+			}
+			r := post(c.gateway)
+			if _, err := e.db.Exec(`ALTER TABLE raw_verdicts_gone RENAME TO raw_verdicts`); err != nil {
+				t.Fatal(err)
+			}
+			if r.code != 500 || !strings.Contains(r.body, "not stored") {
+				t.Fatalf("verdict not written: HTTP %d %q, want 500 not stored", r.code, r.body)
+			}
+		})
 	}
 }

@@ -137,7 +137,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 		return s.reject(ctx, res, refusal), nil
 	}
 	if err := gwErr; err != nil {
-		s.addVerdict(ctx, rawID, store.Verdict{Code: "unavailable", Message: err.Error(), At: s.now().UTC()})
+		err = s.failVerdict(ctx, rawID, store.Verdict{Code: "unavailable", Message: err.Error(), At: s.now().UTC()}, err)
 		res.Verdict, res.RejectCode = VerdictError, "unavailable"
 		s.count(res)
 		s.log.Error().Err(err).Int64("raw_id", rawID).Str("gateway", gateway).Msg("notification stored, gateway unavailable")
@@ -152,7 +152,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 		if errors.As(err, &rej) {
 			return s.reject(ctx, res, rej), nil
 		}
-		s.addVerdict(ctx, rawID, store.Verdict{Code: "verify_error", Message: err.Error(), At: s.now().UTC()})
+		err = s.failVerdict(ctx, rawID, store.Verdict{Code: "verify_error", Message: err.Error(), At: s.now().UTC()}, err)
 		res.Verdict, res.RejectCode = VerdictError, "verify_error"
 		s.count(res)
 		s.log.Error().Err(err).Int64("raw_id", rawID).Str("gateway", gateway).Msg("notification stored, verification failed")
@@ -169,12 +169,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 		// raw retention (store.PruneRaw deletes only inputs nobody
 		// verified), so the bank's word stays on record for the operator
 		// and the reconciler, whatever failed after.
-		// That commit is also the one that makes the raw input (committed
-		// with DeferSync) durable before the bank is answered: without it,
-		// answer as if nothing was stored.
-		if verr := s.addVerdict(ctx, rawID, store.Verdict{Verified: true, Code: "apply_error", Message: err.Error(), At: s.now().UTC()}); verr != nil {
-			err = fmt.Errorf("%w (%w: verdict: %w)", err, ErrRawNotStored, verr)
-		}
+		err = s.failVerdict(ctx, rawID, store.Verdict{Verified: true, Code: "apply_error", Message: err.Error(), At: s.now().UTC()}, err)
 		res.Verdict = VerdictError
 		s.count(res)
 		s.log.Error().Err(err).Int64("raw_id", rawID).Str("gateway", gateway).Str("provider_reference", pr.Reference).
@@ -211,6 +206,19 @@ func (s *Service) reject(ctx context.Context, res *NotificationResult, rej *sdk.
 	s.log.Warn().Int64("raw_id", res.RawID).Str("gateway", res.Gateway).Str("channel", string(res.Channel)).
 		Str("remote", res.remoteAddr).Str("code", rej.Code).Str("reason", rej.Message).Msg("notification rejected")
 	return res
+}
+
+// failVerdict records the verdict of a notification that could not be
+// verified or applied and returns err, wrapping ErrRawNotStored as well
+// when the verdict could not be written: that commit is the one whose
+// flush makes the raw input (committed with DeferSync) durable before the
+// sender is answered, so without it the sender is answered as if nothing
+// was stored (500, retry) rather than "stored, retry" (503).
+func (s *Service) failVerdict(ctx context.Context, rawID int64, v store.Verdict, err error) error {
+	if verr := s.addVerdict(ctx, rawID, v); verr != nil {
+		return fmt.Errorf("%w (%w: verdict: %w)", err, ErrRawNotStored, verr)
+	}
+	return err
 }
 
 // verdictTimeout bounds the writing of a verdict, which does not stop with
