@@ -67,6 +67,38 @@ func BenchmarkAutomaticResponse32(b *testing.B) {
 	}
 }
 
+// BenchmarkAutomaticResponse32WithReads is BenchmarkAutomaticResponse32
+// with an operator's screen open: one client listing the 100 newest
+// payments (the admin API's List) back to back the whole time. Reads go
+// through store.View, on the reader connections, not on the writer.
+func BenchmarkAutomaticResponse32WithReads(b *testing.B) {
+	e := newEnvOn(b, "sqlite", nil)
+	forms := atosResponses(b, e, b.N)
+	reqs := make([]benchRequest, len(forms))
+	for i, f := range forms {
+		reqs[i] = benchRequest{body: f, ctype: "application/x-www-form-urlencoded"}
+	}
+	stop, done := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			if _, err := e.svc.List(context.Background(), ListFilter{Limit: 100}); err != nil {
+				b.Error(err)
+			}
+			n++
+		}
+	}()
+	runSenders(b, e, "atos", reqs, 32)
+	close(stop)
+	b.ReportMetric(float64(<-done)/b.Elapsed().Seconds(), "lists/s")
+}
+
 // BenchmarkAutomaticResponseOffered1000 offers 1,000 responses a second
 // (open loop: a response is sent at its scheduled time whether or not the
 // earlier ones were answered) and reports the latency from the scheduled

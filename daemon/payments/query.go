@@ -35,7 +35,7 @@ func States() []State {
 // absent).
 func (s *Service) CountByState(ctx context.Context) (map[State]int64, error) {
 	out := map[State]int64{}
-	err := s.st.InTx(ctx, func(tx store.Tx) error {
+	err := s.st.View(ctx, func(tx store.Tx) error {
 		byKey, err := store.CountGroups(ctx, tx, `SELECT state, COUNT(*) FROM payments GROUP BY state`)
 		clear(out)
 		for k, n := range byKey {
@@ -55,7 +55,7 @@ func (s *Service) History(ctx context.Context, ref string) ([]store.History, err
 		return nil, &ValidationError{Field: "reference", Message: "must be 1-35 alphanumerics"}
 	}
 	var out []store.History
-	err := s.st.InTx(ctx, func(tx store.Tx) error {
+	err := s.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		out, err = store.ReadHistory(ctx, tx, "payment", ref)
 		return err
@@ -98,7 +98,7 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]Payment, error) {
 	q += ` ORDER BY created_at DESC, reference DESC LIMIT ?`
 	args = append(args, f.Limit)
 	out := []Payment{}
-	err := s.st.InTx(ctx, func(tx store.Tx) error {
+	err := s.st.View(ctx, func(tx store.Tx) error {
 		out = out[:0]
 		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
@@ -127,7 +127,7 @@ func (s *Service) Get(ctx context.Context, ref string) (*Detail, error) {
 		return nil, &ValidationError{Field: "reference", Message: "must be 1-35 alphanumerics"}
 	}
 	var d Detail
-	err := s.st.InTx(ctx, func(tx store.Tx) error {
+	err := s.st.View(ctx, func(tx store.Tx) error {
 		p, err := getPayment(ctx, tx, ref)
 		if err != nil {
 			return err

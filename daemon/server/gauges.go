@@ -107,7 +107,7 @@ func (g *storeGauges) Collect(ch chan<- prometheus.Metric) {
 // finished (schedule_runs stores Unix milliseconds).
 func lastSuccessfulRuns(ctx context.Context, st store.Store) (map[string]time.Time, error) {
 	out := map[string]time.Time{}
-	err := st.InTx(ctx, func(tx store.Tx) error {
+	err := st.View(ctx, func(tx store.Tx) error {
 		clear(out)
 		rows, err := tx.Query(ctx, `SELECT schedule, MAX(finished) FROM schedule_runs WHERE ok <> 0 AND finished <> 0 GROUP BY schedule`)
 		if err != nil {

@@ -44,10 +44,23 @@ var ErrTooLarge = errors.New("too large")
 // integer.
 var ErrNotInteger = errors.New("value is not an integer")
 
+// ErrReadOnly is returned by a write attempted inside Store.View.
+var ErrReadOnly = errors.New("store: write inside a read-only View")
+
 // Store is acquit's durable state.
 type Store interface {
 	// InTx runs fn in one transaction; it commits when fn returns nil.
 	InTx(ctx context.Context, fn func(tx Tx) error) error
+
+	// View runs fn in a read-only transaction that leaves the writer
+	// alone: on SQLite on a reader connection, all of fn's statements
+	// reading one snapshot; on PostgreSQL a READ ONLY transaction (read
+	// committed, as InTx's). Whatever fn tries to write fails (Tx.Emit,
+	// AddVerdict and RecordHistory with ErrReadOnly, Tx.Exec with the
+	// database's refusal). For the reads behind the admin API, the CLI
+	// and the dashboard, which on the single SQLite writer would wait for
+	// (and hold up) the notifications being recorded.
+	View(ctx context.Context, fn func(tx Tx) error) error
 
 	// RecordRaw stores one raw input as received and returns its id. It is
 	// its own transaction, committed before the input is acted on.

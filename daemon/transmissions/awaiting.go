@@ -22,7 +22,7 @@ type Awaiting struct {
 // acknowledgement; one indexed query (transmissions_state).
 func (s *Service) AwaitingAcks(ctx context.Context) (map[string]Awaiting, error) {
 	out := map[string]Awaiting{}
-	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+	err := s.d.Store.View(ctx, func(tx store.Tx) error {
 		clear(out)
 		rows, err := tx.Query(ctx, `SELECT bank, COUNT(*), MIN(submitted_ms) FROM transmissions
 			WHERE state IN (?, ?, ?) GROUP BY bank`, string(StateSubmitted), string(StateReceived), string(StateSignatureVerified))

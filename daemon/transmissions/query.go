@@ -47,7 +47,7 @@ func (s *Service) Describe(ctx context.Context, id string) (*Detail, error) {
 		return nil, err
 	}
 	d := &Detail{Transmission: *t}
-	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
+	err = s.d.Store.View(ctx, func(tx store.Tx) error {
 		var err error
 		if d.Rejected, err = s.txs(ctx, tx, id, true); err != nil {
 			return err
@@ -78,7 +78,7 @@ func (s *Service) Describe(ctx context.Context, id string) (*Detail, error) {
 
 func (s *Service) history(ctx context.Context, id string) ([]HistoryRow, error) {
 	var out []HistoryRow
-	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+	err := s.d.Store.View(ctx, func(tx store.Tx) error {
 		hs, err := store.ReadHistory(ctx, tx, "transmission", id)
 		out = out[:0]
 		for _, h := range hs {

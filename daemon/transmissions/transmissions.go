@@ -535,7 +535,7 @@ func notFound(err error) error {
 // Get returns one transmission.
 func (s *Service) Get(ctx context.Context, id string) (*Transmission, error) {
 	var t *Transmission
-	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+	err := s.d.Store.View(ctx, func(tx store.Tx) error {
 		var err error
 		t, err = scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE id = ?`, id))
 		return err
@@ -552,7 +552,7 @@ func (s *Service) List(ctx context.Context, state string, limit int) ([]Transmis
 		return nil, fmt.Errorf("%w %q (one of %s)", ErrUnknownState, state, joinStates())
 	}
 	var out []Transmission
-	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+	err := s.d.Store.View(ctx, func(tx store.Tx) error {
 		q := `SELECT ` + txCols + ` FROM transmissions`
 		args := []any{}
 		if state != "" {

@@ -273,3 +273,44 @@ func TestDeferSyncGroups(t *testing.T) {
 		t.Fatalf("after lazy groups an ordinary transaction runs with synchronous=%d", m)
 	}
 }
+
+// TestViewSnapshot: on SQLite all of a View's statements read one
+// snapshot (a write committed between two of them is not seen by the
+// second), and a View does not hold up a write made meanwhile.
+func TestViewSnapshot(t *testing.T) {
+	ctx := context.Background()
+	s, _ := groupEnv(t)
+	insert := func(k string) error {
+		return s.InTx(ctx, func(tx store.Tx) error {
+			_, err := tx.Exec(ctx, "INSERT INTO t (k) VALUES (?)", k)
+			return err
+		})
+	}
+	if err := insert("a"); err != nil {
+		t.Fatal(err)
+	}
+	count := func(tx store.Tx) (n int) {
+		t.Helper()
+		if err := tx.QueryRow(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	var first, second int
+	if err := s.View(ctx, func(tx store.Tx) error {
+		first = count(tx)
+		if err := insert("b"); err != nil {
+			return fmt.Errorf("write during a View: %w", err)
+		}
+		second = count(tx)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if first != 1 || second != 1 {
+		t.Fatalf("inside one View: %d rows, then %d after a commit; want 1 and 1 (one snapshot)", first, second)
+	}
+	if got := keys(t, s); !got["a"] || !got["b"] {
+		t.Fatalf("rows after the View: %v", got)
+	}
+}

@@ -61,6 +61,7 @@ func Run(t *testing.T, open Opener) {
 		{"Schedules", testSchedules},
 		{"SchedulesConcurrentStart", testSchedulesConcurrent},
 		{"TxExecQuery", testTxExecQuery},
+		{"View", testView},
 		{"TimesInMilliseconds", testTimesInMilliseconds},
 	}
 	for _, tc := range tests {
@@ -1282,6 +1283,124 @@ func testTxExecQuery(t *testing.T, s store.Store) {
 		return tx.QueryRow(ctx, `SELECT value FROM kv WHERE ns = ?`, "none").Scan(&v)
 	})
 	wantErr(t, err, store.ErrNotFound)
+}
+
+// testView: a View reads what was committed (a missing row is
+// ErrNotFound, placeholders rebound), refuses every write (Emit,
+// AddVerdict, RecordHistory with ErrReadOnly, an INSERT through Exec) and
+// stores nothing; and it does not wait for the writer: it completes while
+// a write transaction is held open.
+func testView(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO kv (ns, k, value, expires_at) VALUES (?, ?, ?, ?)`, "view", "k1", "v1", 0)
+		return err
+	}))
+	rawID, err := s.RecordRaw(ctx, store.RawInput{Source: "t", Channel: "c", Body: []byte("x")})
+	must(t, err)
+	read := func() (string, error) {
+		var v string
+		err := s.View(ctx, func(tx store.Tx) error {
+			return tx.QueryRow(ctx, `SELECT value FROM kv WHERE ns = ? AND k = ?`, "view", "k1").Scan(&v)
+		})
+		return v, err
+	}
+	if v, err := read(); err != nil || v != "v1" {
+		t.Fatalf("View read %q, %v; want v1", v, err)
+	}
+	err = s.View(ctx, func(tx store.Tx) error {
+		var v string
+		return tx.QueryRow(ctx, `SELECT value FROM kv WHERE ns = ?`, "none").Scan(&v)
+	})
+	wantErr(t, err, store.ErrNotFound)
+	err = s.View(ctx, func(tx store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT k FROM kv WHERE ns = ?`, "view")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		if n != 1 {
+			return fmt.Errorf("View query: %d rows, want 1", n)
+		}
+		return rows.Err()
+	})
+	must(t, err)
+
+	writes := []struct {
+		name string
+		fn   func(tx store.Tx) error
+		want error
+	}{
+		{"Emit", func(tx store.Tx) error { _, err := tx.Emit(ctx, ev("view.t", "s")); return err }, store.ErrReadOnly},
+		{"AddVerdict", func(tx store.Tx) error {
+			return tx.AddVerdict(ctx, rawID, store.Verdict{Code: "view", At: time.Now()})
+		}, store.ErrReadOnly},
+		{"RecordHistory", func(tx store.Tx) error {
+			return tx.RecordHistory(ctx, store.History{Entity: "view", ID: "x", To: "y", Cause: "t", At: time.Now()})
+		}, store.ErrReadOnly},
+		{"Exec INSERT", func(tx store.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO kv (ns, k, value, expires_at) VALUES (?, ?, ?, ?)`, "view", "k2", "v2", 0)
+			return err
+		}, nil},
+	}
+	for _, w := range writes {
+		err := s.View(ctx, w.fn)
+		if err == nil || (w.want != nil && !errors.Is(err, w.want)) {
+			t.Errorf("%s inside View: %v, want a refusal (%v)", w.name, err, w.want)
+		}
+	}
+	if n := countRows(t, s, `SELECT COUNT(*) FROM kv WHERE ns = ?`, "view"); n != 1 {
+		t.Errorf("%d kv rows after refused writes, want 1", n)
+	}
+	if n := countRows(t, s, `SELECT COUNT(*) FROM history WHERE entity = ?`, "view"); n != 0 {
+		t.Errorf("%d history rows written inside View", n)
+	}
+	got, err := s.GetRaw(ctx, rawID)
+	must(t, err)
+	if len(got.Verdicts) != 0 {
+		t.Errorf("verdicts %+v written inside View", got.Verdicts)
+	}
+	if evs, err := s.ListEvents(ctx, store.EventFilter{}); err != nil || len(evs) != 0 {
+		t.Errorf("events %v (%v) emitted inside View", evs, err)
+	}
+
+	// The writer held by an open transaction: a View still reads.
+	inside, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.InTx(ctx, func(tx store.Tx) error {
+			if _, err := tx.Exec(ctx, `UPDATE kv SET value = ? WHERE ns = ? AND k = ?`, "v1b", "view", "k1"); err != nil {
+				return err
+			}
+			close(inside)
+			<-release
+			return nil
+		})
+	}()
+	<-inside
+	viewed := make(chan error, 1)
+	go func() {
+		v, err := read()
+		if err == nil && v != "v1" {
+			err = fmt.Errorf("View read %q while the write was open, want the committed v1", v)
+		}
+		viewed <- err
+	}()
+	select {
+	case err := <-viewed:
+		must(t, err)
+	case <-time.After(20 * time.Second): // a hang guard, not a speed bound
+		close(release)
+		t.Fatal("View waited for the open write transaction")
+	}
+	close(release)
+	must(t, <-done)
+	if v, err := read(); err != nil || v != "v1b" {
+		t.Fatalf("View after the write committed: %q, %v; want v1b", v, err)
+	}
 }
 
 func testPrune(t *testing.T, s store.Store) {

@@ -362,6 +362,18 @@ func (s *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, s: s}) })
 }
 
+// View implements store.Store: fn runs in a read-only transaction on the
+// reader pool (SQLite: query_only connections, one snapshot from the
+// first read to the end; PostgreSQL: READ ONLY), never on the writer.
+func (s *DB) View(ctx context.Context, fn func(tx store.Tx) error) error {
+	sqlTx, err := s.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.WriterSlots == nil})
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer sqlTx.Rollback() //nolint:errcheck // the transaction only read
+	return fn(&Tx{tx: sqlTx, s: s, view: true})
+}
+
 // inTx is InTx for the store's own use.
 func (s *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return s.inTxSync(ctx, false, fn)

@@ -17,10 +17,16 @@ import (
 type Tx struct {
 	tx *sql.Tx
 	s  *DB
+	// view: a read-only transaction on the reader pool (DB.View): no
+	// statement cache (it holds the writer's statements) and no write.
+	view bool
 }
 
 // Emit adds an event to the outbox.
 func (t *Tx) Emit(ctx context.Context, ev store.NewEvent) (store.Event, error) {
+	if t.view {
+		return store.Event{}, fmt.Errorf("emit %s: %w", ev.Type, store.ErrReadOnly)
+	}
 	if err := checkName("event type", ev.Type); err != nil {
 		return store.Event{}, fmt.Errorf("emit: %w", err)
 	}
@@ -62,6 +68,9 @@ func (t *Tx) Emit(ctx context.Context, ev store.NewEvent) (store.Event, error) {
 
 // AddVerdict appends a verdict to a raw input.
 func (t *Tx) AddVerdict(ctx context.Context, rawID int64, v store.Verdict) error {
+	if t.view {
+		return fmt.Errorf("verdict for raw %d: %w", rawID, store.ErrReadOnly)
+	}
 	return addVerdict(ctx, t.s, t.tx, rawID, v)
 }
 
@@ -95,6 +104,9 @@ func addVerdict(ctx context.Context, s *DB, tx *sql.Tx, rawID int64, v store.Ver
 
 // RecordHistory appends a state transition.
 func (t *Tx) RecordHistory(ctx context.Context, h store.History) error {
+	if t.view {
+		return fmt.Errorf("history %s %s: %w", h.Entity, h.ID, store.ErrReadOnly)
+	}
 	if err := checkName("history entity", h.Entity); err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
@@ -125,7 +137,13 @@ func (t *Tx) RecordHistory(ctx context.Context, h store.History) error {
 // Exec runs a statement with ? placeholders and returns the rows affected.
 // A unique violation is wrapped as store.ErrConflict.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := t.s.txExec(ctx, t.tx, query, args...)
+	var res sql.Result
+	var err error
+	if t.view {
+		res, err = t.tx.ExecContext(ctx, t.s.q(query), args...)
+	} else {
+		res, err = t.s.txExec(ctx, t.tx, query, args...)
+	}
 	if err != nil {
 		return 0, t.s.conflict(err)
 	}
@@ -139,11 +157,21 @@ func (t *Tx) Exec(ctx context.Context, query string, args ...any) (int64, error)
 // QueryRow runs a query returning one row; no row scans as store.ErrNotFound
 // (which also matches sql.ErrNoRows).
 func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) store.Row {
+	if t.view {
+		return row{t.tx.QueryRowContext(ctx, t.s.q(query), args...)}
+	}
 	return row{t.s.txQueryRow(ctx, t.tx, query, args...)}
 }
 
 // Query runs a query.
 func (t *Tx) Query(ctx context.Context, query string, args ...any) (store.Rows, error) {
+	if t.view {
+		rows, err := t.tx.QueryContext(ctx, t.s.q(query), args...)
+		if err != nil {
+			return nil, err
+		}
+		return rows, nil
+	}
 	rows, err := t.s.txQuery(ctx, t.tx, query, args...)
 	if err != nil {
 		return nil, err
