@@ -117,11 +117,12 @@ func (s *Service) manualTarget(res *NotificationResult) string {
 	}
 	if res.Outcome != "" && res.ProviderReference != "" {
 		// Verified but not applied (store slow or down): one short read
-		// for the URLs; the verified outcome chooses.
+		// for the URLs, on a reader (not queued behind the writer that
+		// is slow); the verified outcome chooses.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		var p *Payment
-		err := s.st.InTx(ctx, func(tx store.Tx) error {
+		err := s.st.View(ctx, func(tx store.Tx) error {
 			var err error
 			p, _, err = findByProvider(ctx, tx, res.Gateway, &sdk.PaymentResult{Reference: res.ProviderReference, TransactionDate: res.TransactionDate})
 			return err

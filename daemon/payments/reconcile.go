@@ -297,7 +297,7 @@ func (s *Service) recheck(ctx context.Context, p *Payment, rawID int64, res *sdk
 // refreshPending sets the pending gauge to the exact count.
 func (s *Service) refreshPending(ctx context.Context) {
 	var n int64
-	err := s.st.InTx(ctx, func(tx store.Tx) error {
+	err := s.st.View(ctx, func(tx store.Tx) error {
 		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM payments WHERE state = 'pending'`).Scan(&n)
 	})
 	if err != nil {

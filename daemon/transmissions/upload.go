@@ -407,7 +407,7 @@ func (s *Service) overdueQueued(ctx context.Context, limit int, notRaised bool) 
 	}
 	sort.Strings(names)
 	var out []Transmission
-	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+	err := s.d.Store.View(ctx, func(tx store.Tx) error {
 		for _, name := range names {
 			cutoff := now.Add(-s.banks[name].AckDeadline).UnixMilli()
 			rows, err := tx.Query(ctx, `SELECT `+txCols+` FROM transmissions WHERE state = ? AND bank = ? AND created_ms <= ?`+cond+`
@@ -445,7 +445,7 @@ func (s *Service) overdueQueued(ctx context.Context, limit int, notRaised bool) 
 func (s *Service) checkUnacknowledged(ctx context.Context) (int, error) {
 	now := s.d.Now().UnixMilli()
 	var due []Transmission
-	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+	err := s.d.Store.View(ctx, func(tx store.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT `+txCols+` FROM transmissions WHERE state IN (?, ?, ?) AND deadline_ms > 0 AND deadline_ms <= ?`,
 			string(StateSubmitted), string(StateReceived), string(StateSignatureVerified), now)
 		if err != nil {

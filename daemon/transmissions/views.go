@@ -13,7 +13,7 @@ import (
 // absent).
 func (s *Service) CountByState(ctx context.Context) (map[State]int64, error) {
 	out := map[State]int64{}
-	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+	err := s.d.Store.View(ctx, func(tx store.Tx) error {
 		byKey, err := store.CountGroups(ctx, tx, `SELECT state, COUNT(*) FROM transmissions GROUP BY state`)
 		clear(out)
 		for k, n := range byKey {
@@ -59,7 +59,7 @@ func scanAck(r store.Row) (*Ack, error) {
 // matched to transmission id, in the order they were received.
 func (s *Service) AcksOf(ctx context.Context, id string) ([]Ack, error) {
 	var out []Ack
-	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+	err := s.d.Store.View(ctx, func(tx store.Tx) error {
 		out = out[:0]
 		rows, err := tx.Query(ctx, `SELECT `+ackCols+` FROM acks WHERE id IN (SELECT ack_id FROM ack_entries WHERE transmission_id = ?)
 			ORDER BY received_ms, id`, id)
@@ -86,7 +86,7 @@ func (s *Service) AcksOf(ctx context.Context, id string) ([]Ack, error) {
 // store.ErrNotFound when there is none).
 func (s *Service) GetAck(ctx context.Context, ackID string) (*Ack, error) {
 	var a *Ack
-	err := s.d.Store.InTx(ctx, func(tx store.Tx) error {
+	err := s.d.Store.View(ctx, func(tx store.Tx) error {
 		var err error
 		a, err = scanAck(tx.QueryRow(ctx, `SELECT `+ackCols+` FROM acks WHERE id = ?`, ackID))
 		return err
