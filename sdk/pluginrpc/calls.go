@@ -54,7 +54,8 @@ type frameStream interface {
 	Context() context.Context
 }
 
-// callHandler runs one call carried by Plugin.Calls on the plugin side.
+// callHandler runs one call carried by a Calls stream on the answering
+// side (the plugin's for Plugin.Calls, the daemon's for Host.Calls).
 type callHandler func(ctx context.Context, payload []byte) (proto.Message, error)
 
 // addCall makes method available on Plugin.Calls.
@@ -165,8 +166,8 @@ type callStream struct {
 	next   atomic.Uint64
 	mu     sync.Mutex
 	idle   []*callConn
-	// off: the plugin does not serve Calls (built before it existed);
-	// every call then goes the unary way.
+	// off: the other side does not serve Calls (built before it
+	// existed); every call then goes the unary way.
 	off    bool
 	closed bool
 }
