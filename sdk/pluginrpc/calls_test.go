@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,11 +76,51 @@ func (o oldPluginServer) Health(ctx context.Context, r *pluginv1.HealthRequest) 
 	return o.p.Health(ctx, r)
 }
 
+// closingPluginServer is the common service of a live plugin that ends
+// its Calls streams: while closing is set, a stream that receives a frame
+// ends (its handler returns) without answering it.
+type closingPluginServer struct {
+	*PluginGRPCServer
+	closing atomic.Bool
+	closed  atomic.Int64
+}
+
+func (c *closingPluginServer) Calls(stream pluginv1.Plugin_CallsServer) error {
+	return c.PluginGRPCServer.Calls(closingStream{stream, c})
+}
+
+// closingStream makes the Calls loop see the end of the stream instead
+// of a frame received while closing is set.
+type closingStream struct {
+	pluginv1.Plugin_CallsServer
+	c *closingPluginServer
+}
+
+func (s closingStream) Recv() (*pluginv1.CallFrame, error) {
+	f, err := s.Plugin_CallsServer.Recv()
+	if err == nil && s.c.closing.Load() {
+		s.c.closed.Add(1)
+		return nil, io.EOF
+	}
+	return f, err
+}
+
 // serveEcho serves an echoGateway over gRPC on a unix socket, as a plugin
 // process would (without go-plugin: no broker is needed here), and
 // returns the daemon's client for it and the server (stopped at the
 // test's end). old serves it as a plugin without Plugin.Calls.
 func serveEcho(t *testing.T, old bool) (*GatewayGRPCClient, *echoGateway, *grpc.Server) {
+	t.Helper()
+	var common pluginv1.PluginServer
+	if old {
+		common = oldPluginServer{}
+	}
+	return serveEchoWith(t, common)
+}
+
+// serveEchoWith is serveEcho with the common service served by common
+// (wrapping the real one, which it is given), or the real one when nil.
+func serveEchoWith(t *testing.T, common pluginv1.PluginServer) (*GatewayGRPCClient, *echoGateway, *grpc.Server) {
 	t.Helper()
 	impl := &echoGateway{gate: make(chan struct{})}
 	sock := filepath.Join(t.TempDir(), "p.sock")
@@ -87,14 +129,22 @@ func serveEcho(t *testing.T, old bool) (*GatewayGRPCClient, *echoGateway, *grpc.
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	common := &PluginGRPCServer{}
-	if old {
-		// Register the old common service first: add then sees the
-		// server as taken and only records the kind.
-		common.srv = srv
-		pluginv1.RegisterPluginServer(srv, oldPluginServer{p: common})
+	real := &PluginGRPCServer{}
+	switch c := common.(type) {
+	case nil:
+	case oldPluginServer:
+		c.p = real
+		common = c
+	case *closingPluginServer:
+		c.PluginGRPCServer = real
 	}
-	gp := &GatewayPlugin{Impl: impl, Common: common}
+	if common != nil {
+		// Register the wrapping common service first: add then sees the
+		// server as taken and only records the kind.
+		real.srv = srv
+		pluginv1.RegisterPluginServer(srv, common)
+	}
+	gp := &GatewayPlugin{Impl: impl, Common: real}
 	if err := gp.GRPCServer(nil, srv); err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +240,45 @@ func TestCallsFallBackToUnary(t *testing.T) {
 	impl.mu.Unlock()
 	if health != 3 {
 		t.Fatalf("the plugin saw %d Health calls, want 3 (each exactly once)", health)
+	}
+}
+
+// TestCallsStreamClosedByLivePlugin: a live plugin that ends the Calls
+// stream a call travels on (without answering it) fails that call as
+// Unavailable, at once, not as a hang or a typed plugin error; the
+// closed stream is not reused, and the next calls work on fresh streams
+// once the plugin answers again, without falling back to unary.
+func TestCallsStreamClosedByLivePlugin(t *testing.T) {
+	cs := &closingPluginServer{}
+	g, _, _ := serveEchoWith(t, cs)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cs.closing.Store(true)
+	for i := 0; i < 2; i++ {
+		_, err := g.VerifyNotification(ctx, sdk.Notification{Body: []byte("\x00R1")})
+		var re *RemoteError
+		if !errors.As(err, &re) || !re.Unavailable() {
+			t.Fatalf("call %d on a stream the plugin closed: %v (%T), want Unavailable", i, err, err)
+		}
+	}
+	if n := cs.closed.Load(); n != 2 {
+		t.Fatalf("the plugin closed %d streams, want 2 (one per call: a closed stream is not reused)", n)
+	}
+	cs.closing.Store(false)
+	for i := 0; i < 3; i++ {
+		res, err := g.VerifyNotification(ctx, sdk.Notification{Body: []byte("\x00R2")})
+		if err != nil || res.Reference != "R2" {
+			t.Fatalf("call %d once the plugin answers again: %v, %v", i, res, err)
+		}
+	}
+	g.calls.mu.Lock()
+	off := g.calls.off
+	g.calls.mu.Unlock()
+	if off {
+		t.Fatal("a closed stream made the daemon fall back to unary calls")
 	}
 }
 
