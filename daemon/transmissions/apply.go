@@ -222,7 +222,7 @@ func (s *Service) match(ctx context.Context, tx store.Tx, bank string, f finding
 
 // applyTo merges the entries of one acknowledgement into one transmission.
 func (s *Service) applyTo(ctx context.Context, tx store.Tx, id string, rawID int64, ackID, kind string, fs []finding) (bool, error) {
-	t, err := scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE id = ?`, id))
+	t, err := loadTransmission(ctx, tx, id)
 	if err != nil {
 		return false, err
 	}

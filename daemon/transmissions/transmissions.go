@@ -532,12 +532,17 @@ func notFound(err error) error {
 	return err
 }
 
+// loadTransmission reads transmission id inside tx.
+func loadTransmission(ctx context.Context, tx store.Tx, id string) (*Transmission, error) {
+	return scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE id = ?`, id))
+}
+
 // Get returns one transmission.
 func (s *Service) Get(ctx context.Context, id string) (*Transmission, error) {
 	var t *Transmission
 	err := s.d.Store.View(ctx, func(tx store.Tx) error {
 		var err error
-		t, err = scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE id = ?`, id))
+		t, err = loadTransmission(ctx, tx, id)
 		return err
 	})
 	return t, notFound(err)

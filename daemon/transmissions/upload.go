@@ -59,7 +59,7 @@ func (s *Service) claim(ctx context.Context, id, instance string, lease time.Dur
 		if n != 1 {
 			return ErrBusy
 		}
-		t, err = scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE id = ?`, id))
+		t, err = loadTransmission(ctx, tx, id)
 		return err
 	})
 	if err != nil {
@@ -211,7 +211,7 @@ func (s *Service) Send(ctx context.Context, id, owner string, progress func(sent
 			err2 := s.d.Store.InTx(ctx, func(tx store.Tx) error {
 				// Read again: the row may have changed during the upload
 				// (transmission.unsent raised meanwhile).
-				cur, err := scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE id = ?`, id))
+				cur, err := loadTransmission(ctx, tx, id)
 				if err != nil {
 					return err
 				}
@@ -253,7 +253,7 @@ func (s *Service) Send(ctx context.Context, id, owner string, progress func(sent
 		"deadline_ms": now.Add(bank.AckDeadline).UnixMilli(), "details": string(db), "last_error": ""}
 	evPayload := map[string]any{"segments": res.Segments, "return_code": res.ReturnCode}
 	err = s.d.Store.InTx(ctx, func(tx store.Tx) error {
-		cur, err := scanTransmission(tx.QueryRow(ctx, `SELECT `+txCols+` FROM transmissions WHERE id = ?`, id))
+		cur, err := loadTransmission(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -359,7 +359,7 @@ func (s *Service) checkUnsent(ctx context.Context) (int, error) {
 			if err == nil {
 				return nil // raised before
 			}
-			if notFound(err) != store.ErrNotFound {
+			if !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
 			raised = true
