@@ -122,8 +122,8 @@ func (s *Service) existingStart(ctx context.Context, req StartRequest, key, hash
 func answerOf(ctx context.Context, tx store.Tx, ref string) (*Started, error) {
 	var raw string
 	var attempt int64
-	if err := tx.QueryRow(ctx, `SELECT COALESCE(s.start_answer, ''), p.attempt FROM payments p
-		LEFT JOIN payment_starts s ON s.reference = p.reference WHERE p.reference = ?`, ref).Scan(&raw, &attempt); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT s.start_answer, p.attempt FROM payments p
+		JOIN payment_starts s ON s.reference = p.reference WHERE p.reference = ?`, ref).Scan(&raw, &attempt); err != nil {
 		return nil, fmt.Errorf("payment %s: %w", ref, err)
 	}
 	var st Started
