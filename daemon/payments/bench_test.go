@@ -73,11 +73,7 @@ func BenchmarkAutomaticResponse32(b *testing.B) {
 // through store.View, on the reader connections, not on the writer.
 func BenchmarkAutomaticResponse32WithReads(b *testing.B) {
 	e := newEnvOn(b, "sqlite", nil)
-	forms := atosResponses(b, e, b.N)
-	reqs := make([]benchRequest, len(forms))
-	for i, f := range forms {
-		reqs[i] = benchRequest{body: f, ctype: "application/x-www-form-urlencoded"}
-	}
+	reqs := atosRequests(b, e, b.N)
 	stop, done := make(chan struct{}), make(chan int)
 	go func() {
 		n := 0
@@ -139,12 +135,17 @@ func benchOffered(b *testing.B, driver string, rate int) {
 
 func benchAutomatic(b *testing.B, driver string, senders int) {
 	e := newEnvOn(b, driver, nil)
-	forms := atosResponses(b, e, b.N)
+	runSenders(b, e, "atos", atosRequests(b, e, b.N), senders)
+}
+
+// atosRequests is atosResponses as the requests runSenders posts.
+func atosRequests(b *testing.B, e *env, n int) []benchRequest {
+	forms := atosResponses(b, e, n)
 	reqs := make([]benchRequest, len(forms))
 	for i, f := range forms {
 		reqs[i] = benchRequest{body: f, ctype: "application/x-www-form-urlencoded"}
 	}
-	runSenders(b, e, "atos", reqs, senders)
+	return reqs
 }
 
 // benchRequest is one notification to post.
