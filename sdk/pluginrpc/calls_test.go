@@ -344,18 +344,29 @@ func TestCallsHostileFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	health := mustMarshal(t, &pluginv1.HealthRequest{Kind: string(sdk.KindPaymentGateway)})
-	for _, tc := range []struct {
-		name string
-		f    *pluginv1.CallFrame
-		want codes.Code
-	}{
+	exchangeFrames(t, st, []frameCase{
 		{"undecodable notification", &pluginv1.CallFrame{Id: 1, Method: callVerifyNotification, Payload: []byte{0xff, 0xff, 0xff}}, codes.InvalidArgument},
 		{"unknown method", &pluginv1.CallFrame{Id: 2, Method: "Plugin/Shutdown", Payload: health}, codes.Unimplemented},
 		{"unknown kind", &pluginv1.CallFrame{Id: 3, Method: callHealth, Payload: mustMarshal(t, &pluginv1.HealthRequest{Kind: "rootkit"})}, codes.Unimplemented},
 		{"deadline passed", &pluginv1.CallFrame{Id: 4, Method: callVerifyNotification, Deadline: timestamppb.New(time.Now().Add(-time.Second)),
 			Payload: mustMarshal(t, &pluginv1.Notification{Body: []byte("\x05R")})}, codes.DeadlineExceeded},
 		{"good Health after them", &pluginv1.CallFrame{Id: 5, Method: callHealth, Payload: health}, codes.OK},
-	} {
+	})
+}
+
+// frameCase is a frame sent on a raw Calls stream and the status its
+// answer must carry.
+type frameCase struct {
+	name string
+	f    *pluginv1.CallFrame
+	want codes.Code
+}
+
+// exchangeFrames sends each case's frame on st in turn and checks that
+// its answer names the frame and carries the wanted status.
+func exchangeFrames(t *testing.T, st grpc.BidiStreamingClient[pluginv1.CallFrame, pluginv1.CallFrame], cases []frameCase) {
+	t.Helper()
+	for _, tc := range cases {
 		if err := st.Send(tc.f); err != nil {
 			t.Fatalf("%s: send: %v", tc.name, err)
 		}

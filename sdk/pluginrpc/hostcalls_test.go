@@ -201,11 +201,7 @@ func TestHostCallsHostileFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name string
-		f    *pluginv1.CallFrame
-		want codes.Code
-	}{
+	exchangeFrames(t, st, []frameCase{
 		{"undecodable request", &pluginv1.CallFrame{Id: 1, Method: callStatePut, Payload: []byte{0xff, 0xff, 0xff}}, codes.InvalidArgument},
 		{"unknown method", &pluginv1.CallFrame{Id: 2, Method: "Host/StateDelete", Payload: mustMarshal(t, &pluginv1.StateGetRequest{Key: "k"})}, codes.Unimplemented},
 		{"a plugin method", &pluginv1.CallFrame{Id: 3, Method: callHealth, Payload: mustMarshal(t, &pluginv1.HealthRequest{})}, codes.Unimplemented},
@@ -214,22 +210,7 @@ func TestHostCallsHostileFrames(t *testing.T) {
 		{"deadline passed", &pluginv1.CallFrame{Id: 6, Method: callNextSequence, Deadline: timestamppb.New(time.Now().Add(-time.Second)),
 			Payload: mustMarshal(t, &pluginv1.NextSequenceRequest{Name: "late"})}, codes.DeadlineExceeded},
 		{"good get after them", &pluginv1.CallFrame{Id: 7, Method: callStateGet, Payload: mustMarshal(t, &pluginv1.StateGetRequest{Key: "big"})}, codes.OK},
-	} {
-		if err := st.Send(tc.f); err != nil {
-			t.Fatalf("%s: send: %v", tc.name, err)
-		}
-		ans, err := st.Recv()
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		got := codes.OK
-		if len(ans.GetStatus()) > 0 {
-			got = statusCode(t, ans.GetStatus())
-		}
-		if got != tc.want || ans.GetId() != tc.f.GetId() {
-			t.Errorf("%s: answer %d with %v, want %d with %v", tc.name, ans.GetId(), got, tc.f.GetId(), tc.want)
-		}
-	}
+	})
 	// Nothing the refused frames carried reached the store.
 	if v, ver, err := c.StateGet(ctx, "big"); err != nil || v != nil || ver != 0 {
 		t.Fatalf("refused put stored: %q %d %v", v, ver, err)
