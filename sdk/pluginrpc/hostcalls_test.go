@@ -16,44 +16,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/acquit/acquit/sdk"
+	"github.com/acquit/acquit/sdk/internal/memhost"
 	pluginv1 "github.com/acquit/acquit/sdk/proto/acquit/plugin/v1"
 )
-
-// stateHost is an in-memory sdk.Host with versioned values.
-type stateHost struct {
-	mu   sync.Mutex
-	vals map[string][]byte
-	vers map[string]int64
-	seqs map[string]int64
-}
-
-func newStateHost() *stateHost {
-	return &stateHost{vals: map[string][]byte{}, vers: map[string]int64{}, seqs: map[string]int64{}}
-}
-
-func (h *stateHost) StateGet(_ context.Context, key string) ([]byte, int64, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.vals[key], h.vers[key], nil
-}
-
-func (h *stateHost) StatePut(_ context.Context, key string, value []byte, version int64) (int64, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.vers[key] != version {
-		return 0, sdk.ErrConflict
-	}
-	h.vals[key] = append([]byte(nil), value...)
-	h.vers[key]++
-	return h.vers[key], nil
-}
-
-func (h *stateHost) NextSequence(_ context.Context, name string) (int64, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.seqs[name]++
-	return h.seqs[name], nil
-}
 
 // countingHostServer is the daemon's Host server counting the unary calls
 // it serves; old serves it as a daemon built before Host.Calls.
@@ -95,7 +60,7 @@ func serveHostTest(t *testing.T, old bool) (*HostGRPCClient, *countingHostServer
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(sdk.MaxStateValueLen + 64<<10))
-	hs := &countingHostServer{HostGRPCServer: &HostGRPCServer{Impl: newStateHost()}, old: old}
+	hs := &countingHostServer{HostGRPCServer: &HostGRPCServer{Impl: memhost.New()}, old: old}
 	pluginv1.RegisterHostServer(srv, hs)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
