@@ -1,6 +1,7 @@
 package payments
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/acquit/acquit/sdk"
 )
@@ -155,6 +158,8 @@ func (g failingGateway) VerifyNotification(context.Context, sdk.Notification) (*
 func TestUnverifiedAndVerdictFailureAnswers500(t *testing.T) {
 	e := newEnv(t, nil)
 	e.gateways["failing"] = failingGateway{e.gw}
+	var logs bytes.Buffer
+	e.svc.log = zerolog.New(&logs)
 	lookup := e.svc.gateway
 	e.svc.gateway = func(name string) (sdk.PaymentGateway, error) {
 		if name == "down" {
@@ -180,6 +185,10 @@ func TestUnverifiedAndVerdictFailureAnswers500(t *testing.T) {
 			if _, code := e.lastVerdict(t); code != c.verdict {
 				t.Fatalf("verdict %q, want %s", code, c.verdict)
 			}
+			if !strings.Contains(logs.String(), `"message":"notification stored, `) {
+				t.Fatalf("verdict written: log %s, want notification stored", logs.String())
+			}
+			logs.Reset()
 			if _, err := e.db.Exec(`ALTER TABLE raw_verdicts RENAME TO raw_verdicts_gone`); err != nil {
 				t.Fatal(err)
 			}
@@ -190,6 +199,10 @@ func TestUnverifiedAndVerdictFailureAnswers500(t *testing.T) {
 			if r.code != 500 || !strings.Contains(r.body, "not stored") {
 				t.Fatalf("verdict not written: HTTP %d %q, want 500 not stored", r.code, r.body)
 			}
+			if l := logs.String(); !strings.Contains(l, `"message":"notification not durably stored, `) || strings.Contains(l, `"message":"notification stored`) {
+				t.Fatalf("verdict not written: log %s, want notification not durably stored", l)
+			}
+			logs.Reset()
 		})
 	}
 }

@@ -140,7 +140,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 		err = s.failVerdict(ctx, rawID, store.Verdict{Code: "unavailable", Message: err.Error(), At: s.now().UTC()}, err)
 		res.Verdict, res.RejectCode = VerdictError, "unavailable"
 		s.count(res)
-		s.log.Error().Err(err).Int64("raw_id", rawID).Str("gateway", gateway).Msg("notification stored, gateway unavailable")
+		s.log.Error().Err(err).Int64("raw_id", rawID).Str("gateway", gateway).Msg(failMsg(err, "gateway unavailable"))
 		return res, fmt.Errorf("notification %d: gateway %s: %w: %w", rawID, gateway, ErrUnavailable, err)
 	}
 	pr, err := gw.VerifyNotification(ctx, sdk.Notification{
@@ -155,7 +155,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 		err = s.failVerdict(ctx, rawID, store.Verdict{Code: "verify_error", Message: err.Error(), At: s.now().UTC()}, err)
 		res.Verdict, res.RejectCode = VerdictError, "verify_error"
 		s.count(res)
-		s.log.Error().Err(err).Int64("raw_id", rawID).Str("gateway", gateway).Msg("notification stored, verification failed")
+		s.log.Error().Err(err).Int64("raw_id", rawID).Str("gateway", gateway).Msg(failMsg(err, "verification failed"))
 		return res, fmt.Errorf("notification %d: verify: %w: %w", rawID, ErrUnavailable, err)
 	}
 	if pr == nil {
@@ -173,7 +173,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 		res.Verdict = VerdictError
 		s.count(res)
 		s.log.Error().Err(err).Int64("raw_id", rawID).Str("gateway", gateway).Str("provider_reference", pr.Reference).
-			Msg("notification stored and verified, not applied")
+			Msg(failMsg(err, "verified, not applied"))
 		return res, fmt.Errorf("notification %d: apply: %w: %w", rawID, ErrUnavailable, err)
 	}
 	res.Verdict = a.verdict
@@ -219,6 +219,17 @@ func (s *Service) failVerdict(ctx context.Context, rawID int64, v store.Verdict,
 		return fmt.Errorf("%w (%w: verdict: %w)", err, ErrRawNotStored, verr)
 	}
 	return err
+}
+
+// failMsg is the log message of a notification that failed after its raw
+// input was recorded (err from failVerdict): stored, unless the verdict
+// could not be written either, whose commit is the one that makes the raw
+// input durable.
+func failMsg(err error, what string) string {
+	if errors.Is(err, ErrRawNotStored) {
+		return "notification not durably stored, " + what
+	}
+	return "notification stored, " + what
 }
 
 // verdictTimeout bounds the writing of a verdict, which does not stop with
