@@ -29,8 +29,9 @@ var (
 	buildErr  error
 )
 
-// binDir returns the folder with acquit and the plugins: $ACQUIT_BIN_DIR
-// (make test builds them there) or a fresh build in a temp folder.
+// binDir returns the folder with acquit, the plugins and the simulators:
+// $ACQUIT_BIN_DIR (make test builds them there) or, for a plain go test, a
+// fresh make build into a temp folder.
 func binDir(t *testing.T) string {
 	t.Helper()
 	if d := os.Getenv("ACQUIT_BIN_DIR"); d != "" {
@@ -44,19 +45,13 @@ func binDir(t *testing.T) string {
 			return
 		}
 		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Dir(filepath.Dir(file))
-		for out, pkg := range map[string]string{
-			"acquit":                  "./cmd/acquit",
-			"acquit-plugin-atos":      "./plugins/atos/cmd/acquit-plugin-atos",
-			"acquit-plugin-ebics":     "./plugins/ebics/cmd/acquit-plugin-ebics",
-			"acquit-plugin-worldline": "./plugins/worldline/cmd/acquit-plugin-worldline",
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(builtDir, out), pkg)
-			cmd.Dir = root
-			if b, err := cmd.CombinedOutput(); err != nil {
-				buildErr = &buildError{pkg: pkg, out: string(b)}
-				return
-			}
+		// make build, into that folder: the same binaries, with the same
+		// flags, as make test gives the tests in bin/ (the simulators too,
+		// which the README test runs).
+		cmd := exec.Command("make", "-s", "build", "BIN="+builtDir)
+		cmd.Dir = filepath.Dir(filepath.Dir(file))
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = &buildError{pkg: "make build", out: err.Error() + "\n" + string(b)}
 		}
 	})
 	if buildErr != nil {
@@ -65,9 +60,18 @@ func binDir(t *testing.T) string {
 	return builtDir
 }
 
+// TestMain removes the binaries binDir built for this run (about 200 MB).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		_ = os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
+
 type buildError struct{ pkg, out string }
 
-func (e *buildError) Error() string { return "go build " + e.pkg + ": " + e.out }
+func (e *buildError) Error() string { return e.pkg + ": " + e.out }
 
 // delivery is one hook call as the recorder saw it.
 type delivery struct {

@@ -5,7 +5,7 @@
 package demo
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -232,8 +232,11 @@ func (h *Harness) Start(ctx context.Context) error {
 		return fmt.Errorf("start acquit: %w", err)
 	}
 	h.cmd = cmd
-	h.exited = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(h.exited) }()
+	// The goroutine closes its own channel: a later Start replaces
+	// h.exited while this one may still be running.
+	exited := make(chan struct{})
+	h.exited = exited
+	go func() { _ = cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -263,21 +266,25 @@ func (h *Harness) Pid() int {
 }
 
 // Kill9 sends SIGKILL to the daemon and, when withPlugins, to its plugin
-// processes too (they share its process group); it waits for the daemon to
-// be reaped.
+// processes too: to its whole process group, which the plugins share with
+// it (Setpgid), as systemd's KillMode=control-group does, so plugins left
+// by a daemon that already died (crashed, or killed by a test) are killed
+// as well. It waits for the daemon to be reaped, and for the group to be
+// gone.
 func (h *Harness) Kill9(withPlugins bool) error {
 	if h.cmd == nil {
 		return errors.New("not running")
 	}
 	pid := h.cmd.Process.Pid
 	kids := childrenOf(pid)
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		return err
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err // ESRCH: it died already and was reaped
 	}
 	<-h.exited
 	if withPlugins {
-		for _, k := range kids {
-			_ = syscall.Kill(k, syscall.SIGKILL)
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		for _, k := range procsWhere(func(_, pgrp int) bool { return pgrp == pid }) {
+			waitGone(k, 10*time.Second)
 		}
 	}
 	// Orphaned plugins notice their host is gone and exit; make sure.
@@ -320,6 +327,12 @@ func (h *Harness) PluginPids() []int { return childrenOf(h.Pid()) }
 
 // childrenOf lists the direct children of pid from /proc.
 func childrenOf(pid int) []int {
+	return procsWhere(func(ppid, _ int) bool { return ppid == pid })
+}
+
+// procsWhere lists the processes whose parent and process group (from
+// /proc/<pid>/stat) match.
+func procsWhere(match func(ppid, pgrp int) bool) []int {
 	ents, _ := os.ReadDir("/proc")
 	var out []int
 	for _, e := range ents {
@@ -327,17 +340,17 @@ func childrenOf(pid int) []int {
 		if err != nil {
 			continue
 		}
-		f, err := os.Open(filepath.Join("/proc", e.Name(), "stat"))
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
 		if err != nil {
 			continue
 		}
-		line, _ := bufio.NewReader(f).ReadString('\n')
-		f.Close()
-		// pid (comm) state ppid ...
-		if i := strings.LastIndexByte(line, ')'); i > 0 {
-			fields := strings.Fields(line[i+1:])
-			if len(fields) > 1 {
-				if pp, _ := strconv.Atoi(fields[1]); pp == pid {
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses
+		if i := bytes.LastIndexByte(b, ')'); i > 0 {
+			fields := strings.Fields(string(b[i+1:]))
+			if len(fields) > 2 {
+				ppid, _ := strconv.Atoi(fields[1])
+				pgrp, _ := strconv.Atoi(fields[2])
+				if match(ppid, pgrp) {
 					out = append(out, n)
 				}
 			}
