@@ -178,8 +178,9 @@ type Service struct {
 	cfg     Config
 	m       *metrics
 	limit   *clientLimiter
-	// serialWriter: the store runs every write transaction on one writer
-	// (SQLite), so a row read inside one is current until its commit.
+	// serialWriter: the store runs write transactions one at a time
+	// (store.Store.SerialWrites: SQLite), so a row read inside one is
+	// current until it returns.
 	serialWriter bool
 }
 
@@ -230,7 +231,7 @@ func New(deps Deps) *Service {
 		m:       newMetrics(deps.Registerer),
 		limit:   newClientLimiter(c.NotifyRate, c.NotifyBurst),
 
-		serialWriter: deps.Store != nil && deps.Store.Driver() == "sqlite",
+		serialWriter: deps.Store != nil && deps.Store.SerialWrites(),
 	}
 }
 

@@ -111,6 +111,12 @@ type Store interface {
 	Close() error
 	// Driver names the implementation ("sqlite" or "postgres").
 	Driver() string
+	// SerialWrites reports that write transactions never overlap: InTx's
+	// fn runs alone, from its first statement to its return, so a row it
+	// reads stays current until then and needs no row lock (SQLite, with
+	// its one writer). False when transactions run concurrently
+	// (PostgreSQL): a read-then-write must lock its row first.
+	SerialWrites() bool
 }
 
 // Tx is what can be done inside one transaction.

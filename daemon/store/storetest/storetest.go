@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -61,6 +63,7 @@ func Run(t *testing.T, open Opener) {
 		{"Schedules", testSchedules},
 		{"SchedulesConcurrentStart", testSchedulesConcurrent},
 		{"TxExecQuery", testTxExecQuery},
+		{"SerialWrites", testSerialWrites},
 		{"View", testView},
 		{"TimesInMilliseconds", testTimesInMilliseconds},
 	}
@@ -1774,5 +1777,68 @@ func testRawChunksCascade(t *testing.T, s store.Store) {
 	must(t, err)
 	if size != int64(len(body)) || !bytes.Equal(back, body) {
 		t.Fatal("the kept input's body changed")
+	}
+}
+
+// testSerialWrites: a store that reports SerialWrites runs InTx's fns one
+// at a time, so a read-then-write without a row lock loses no update
+// (what the payments service relies on to skip its row lock on SQLite).
+// A store that does not report it (PostgreSQL) is seen to overlap them,
+// so neither answer is a guess.
+func testSerialWrites(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO kv (ns, k, value, expires_at) VALUES (?, ?, ?, ?)`, "serial", "n", "0", 0)
+		return err
+	}))
+	const g, each = 6, 15
+	var active, overlaps atomic.Int32
+	var wg sync.WaitGroup
+	errc := make(chan error, g)
+	for i := 0; i < g; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				err := s.InTx(ctx, func(tx store.Tx) error {
+					if active.Add(1) > 1 {
+						overlaps.Add(1)
+					}
+					defer active.Add(-1)
+					var v string
+					if err := tx.QueryRow(ctx, `SELECT value FROM kv WHERE ns = ? AND k = ?`, "serial", "n").Scan(&v); err != nil {
+						return err
+					}
+					n, err := strconv.Atoi(v)
+					if err != nil {
+						return err
+					}
+					time.Sleep(200 * time.Microsecond) // the window a concurrent writer would use
+					_, err = tx.Exec(ctx, `UPDATE kv SET value = ? WHERE ns = ? AND k = ?`, strconv.Itoa(n+1), "serial", "n")
+					return err
+				})
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	v, _, err := s.KVGet(ctx, "serial", "n")
+	must(t, err)
+	if !s.SerialWrites() {
+		if overlaps.Load() == 0 {
+			t.Fatalf("%s: SerialWrites is false, yet none of %d transactions overlapped another", s.Driver(), g*each)
+		}
+		t.Logf("%s: %d overlaps, counter %s of %d without a row lock", s.Driver(), overlaps.Load(), v, g*each)
+		return
+	}
+	if overlaps.Load() != 0 || v != strconv.Itoa(g*each) {
+		t.Fatalf("%s: SerialWrites, yet %d transactions overlapped and the counter is %s, want %d", s.Driver(), overlaps.Load(), v, g*each)
 	}
 }
