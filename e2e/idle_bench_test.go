@@ -24,7 +24,10 @@ import (
 // heaps, stacks, runtime and SQLite about 14.5 MB: see docs/benchmarks.md,
 // "idle daemon". The bound catches a regression (a table built at start,
 // a state pool filled eagerly, a dependency that doubles a binary) without
-// claiming the target.
+// claiming the target. What keeps the target out of reach (seventh pass
+// there): Linux keeps nearly all of each binary's code resident, and
+// go-plugin's net/rpc server (plugins) and html/template (daemon) make
+// the linker keep every exported method (tools/reflectroots).
 const idleRSSBoundMB = 64
 
 // idleFigures are one idle start's measurements.
