@@ -17,7 +17,7 @@ all=0
 if [ "$all" = 1 ] && [ -z "${ACQUIT_TEST_PG_DSN:-}" ] && [ -x tools/pg-start.sh ]; then eval "$(tools/pg-start.sh)"; fi
 out="bench/results-$(date -u +%Y%m%d-%H%M).txt"
 run() {
-	echo "== go test -run '^\$' -bench '$2' $3 $1    [$(uptime | sed 's/.*load/load/')]" | tee -a "$out"
+	echo "== ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS }go test -run '^\$' -bench '$2' $3 $1    [$(uptime | sed 's/.*load/load/')]" | tee -a "$out"
 	go test -run '^$' -bench "$2" $3 "$1" 2>&1 | grep -E '^(Benchmark|goos|cpu|ok|FAIL)' | tee -a "$out"
 }
 { uname -a; nproc; grep -m1 'model name' /proc/cpuinfo; uptime; } >> "$out"
@@ -30,6 +30,10 @@ run ./plugins/ebics/protocol 'BenchmarkDeflateAES' '-benchtime 5x'
 run ./plugins/ebics/client 'BenchmarkUpload100MBExternalSim' '-benchtime 1x'
 run ./daemon/acks 'BenchmarkParsePSR100k' '-benchtime 3x'
 run ./daemon/pluginhost 'BenchmarkPluginRPC|BenchmarkGRPCFloor|BenchmarkSocketFloor' '-benchtime 3000x'
+# The same with the calling process on one scheduler thread: what the
+# second one costs each round trip on this machine (only the max_procs=1
+# figures count: max_procs=0 plugins inherit GOMAXPROCS=1 here).
+GOMAXPROCS=1 run ./daemon/pluginhost 'BenchmarkPluginRPC$|BenchmarkPluginRPCHealth|BenchmarkGRPCFloor' '-benchtime 3000x'
 ACQUIT_BIN_DIR=$PWD/bin run ./e2e 'BenchmarkIdleDaemon' '-benchtime 1x'
 if [ "$all" = 1 ]; then
 	run ./daemon/payments 'BenchmarkAutomaticResponse|BenchmarkAutomaticResponseParallel' '-benchtime 2000x'
