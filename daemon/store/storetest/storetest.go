@@ -996,25 +996,14 @@ func testKV(t *testing.T, s store.Store) {
 func testKVConcurrentIncr(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
 	const g, each = 6, 25
-	var wg sync.WaitGroup
-	errc := make(chan error, g)
-	for i := 0; i < g; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < each; j++ {
-				if _, err := s.KVIncr(ctx, "c", "n", 1); err != nil {
-					errc <- err
-					return
-				}
+	concurrently(t, g, func() error {
+		for j := 0; j < each; j++ {
+			if _, err := s.KVIncr(ctx, "c", "n", 1); err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Fatal(err)
-	}
+		}
+		return nil
+	})
 	v, _, err := s.KVGet(ctx, "c", "n")
 	must(t, err)
 	if v != fmt.Sprint(g*each) {
@@ -1077,50 +1066,35 @@ func testStateCAS(t *testing.T, s store.Store) {
 func testStateCASConcurrent(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
 	const g, each = 4, 15
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conflicts int
-	errc := make(chan error, g)
-	for i := 0; i < g; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for done := 0; done < each; {
-				v, ver, err := s.StateGet(ctx, "p", "counter")
-				if err != nil {
-					errc <- err
-					return
-				}
-				var n int
-				if len(v) > 0 {
-					fmt.Sscan(string(v), &n)
-				}
-				_, err = s.StatePut(ctx, "p", "counter", []byte(fmt.Sprint(n+1)), ver)
-				if errors.Is(err, store.ErrConflict) {
-					mu.Lock()
-					conflicts++
-					mu.Unlock()
-					continue
-				}
-				if err != nil {
-					errc <- err
-					return
-				}
-				done++
+	var conflicts atomic.Int32
+	concurrently(t, g, func() error {
+		for done := 0; done < each; {
+			v, ver, err := s.StateGet(ctx, "p", "counter")
+			if err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Fatal(err)
-	}
+			var n int
+			if len(v) > 0 {
+				fmt.Sscan(string(v), &n)
+			}
+			_, err = s.StatePut(ctx, "p", "counter", []byte(fmt.Sprint(n+1)), ver)
+			if errors.Is(err, store.ErrConflict) {
+				conflicts.Add(1)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			done++
+		}
+		return nil
+	})
 	v, ver, err := s.StateGet(ctx, "p", "counter")
 	must(t, err)
 	if string(v) != fmt.Sprint(g*each) || ver != g*each {
 		t.Fatalf("counter = %s version %d, want %d (a CAS let a lost update through)", v, ver, g*each)
 	}
-	t.Logf("%d CAS conflicts retried", conflicts)
+	t.Logf("%d CAS conflicts retried", conflicts.Load())
 }
 
 func testSequences(t *testing.T, s store.Store) {
@@ -1128,32 +1102,22 @@ func testSequences(t *testing.T, s store.Store) {
 	const g, each = 6, 25
 	var mu sync.Mutex
 	seen := map[int64]bool{}
-	var wg sync.WaitGroup
-	errc := make(chan error, g)
-	for i := 0; i < g; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < each; j++ {
-				v, err := s.NextSequence(ctx, "atos", "daily")
-				if err != nil {
-					errc <- err
-					return
-				}
-				mu.Lock()
-				if seen[v] {
-					errc <- fmt.Errorf("value %d handed out twice", v)
-				}
-				seen[v] = true
-				mu.Unlock()
+	concurrently(t, g, func() error {
+		for j := 0; j < each; j++ {
+			v, err := s.NextSequence(ctx, "atos", "daily")
+			if err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Fatal(err)
-	}
+			mu.Lock()
+			twice := seen[v]
+			seen[v] = true
+			mu.Unlock()
+			if twice {
+				return fmt.Errorf("value %d handed out twice", v)
+			}
+		}
+		return nil
+	})
 	for i := int64(1); i <= g*each; i++ {
 		if !seen[i] {
 			t.Fatalf("value %d never handed out", i)
@@ -1793,42 +1757,31 @@ func testSerialWrites(t *testing.T, s store.Store) {
 	}))
 	const g, each = 6, 15
 	var active, overlaps atomic.Int32
-	var wg sync.WaitGroup
-	errc := make(chan error, g)
-	for i := 0; i < g; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < each; j++ {
-				err := s.InTx(ctx, func(tx store.Tx) error {
-					if active.Add(1) > 1 {
-						overlaps.Add(1)
-					}
-					defer active.Add(-1)
-					var v string
-					if err := tx.QueryRow(ctx, `SELECT value FROM kv WHERE ns = ? AND k = ?`, "serial", "n").Scan(&v); err != nil {
-						return err
-					}
-					n, err := strconv.Atoi(v)
-					if err != nil {
-						return err
-					}
-					time.Sleep(200 * time.Microsecond) // the window a concurrent writer would use
-					_, err = tx.Exec(ctx, `UPDATE kv SET value = ? WHERE ns = ? AND k = ?`, strconv.Itoa(n+1), "serial", "n")
-					return err
-				})
-				if err != nil {
-					errc <- err
-					return
+	concurrently(t, g, func() error {
+		for j := 0; j < each; j++ {
+			err := s.InTx(ctx, func(tx store.Tx) error {
+				if active.Add(1) > 1 {
+					overlaps.Add(1)
 				}
+				defer active.Add(-1)
+				var v string
+				if err := tx.QueryRow(ctx, `SELECT value FROM kv WHERE ns = ? AND k = ?`, "serial", "n").Scan(&v); err != nil {
+					return err
+				}
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return err
+				}
+				time.Sleep(200 * time.Microsecond) // the window a concurrent writer would use
+				_, err = tx.Exec(ctx, `UPDATE kv SET value = ? WHERE ns = ? AND k = ?`, strconv.Itoa(n+1), "serial", "n")
+				return err
+			})
+			if err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Fatal(err)
-	}
+		}
+		return nil
+	})
 	v, _, err := s.KVGet(ctx, "serial", "n")
 	must(t, err)
 	if !s.SerialWrites() {
@@ -1840,5 +1793,27 @@ func testSerialWrites(t *testing.T, s store.Store) {
 	}
 	if overlaps.Load() != 0 || v != strconv.Itoa(g*each) {
 		t.Fatalf("%s: SerialWrites, yet %d transactions overlapped and the counter is %s, want %d", s.Driver(), overlaps.Load(), v, g*each)
+	}
+}
+
+// concurrently runs worker in g goroutines at once and fails t with the
+// errors they return.
+func concurrently(t *testing.T, g int, worker func() error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errc := make(chan error, g)
+	for i := 0; i < g; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := worker(); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
 	}
 }
