@@ -283,6 +283,9 @@ func (h *Harness) Kill9(withPlugins bool) error {
 	<-h.exited
 	if withPlugins {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		for _, k := range kids { // in case one left the group
+			_ = syscall.Kill(k, syscall.SIGKILL)
+		}
 		for _, k := range procsWhere(func(_, pgrp int) bool { return pgrp == pid }) {
 			waitGone(k, 10*time.Second)
 		}
