@@ -153,8 +153,9 @@ func (g failingGateway) VerifyNotification(context.Context, sdk.Notification) (*
 // answer "stored, retry" (503) follow the rule of
 // TestApplyAndVerdictFailureAnswers500: a notification whose gateway is
 // unavailable, or whose verification failed, is answered 503 when its
-// verdict is written (that commit flushes the raw input), and 500 ("not
-// stored, retry") when it could not be.
+// verdict is written (that commit flushes the raw input), one refused is
+// answered 400, and each is answered 500 ("not stored, retry") when its
+// verdict could not be written.
 func TestUnverifiedAndVerdictFailureAnswers500(t *testing.T) {
 	e := newEnv(t, nil)
 	e.gateways["failing"] = failingGateway{e.gw}
@@ -177,16 +178,27 @@ func TestUnverifiedAndVerdictFailureAnswers500(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return reply{code: resp.StatusCode, body: string(b)}
 	}
-	for _, c := range []struct{ gateway, verdict string }{{"down", "unavailable"}, {"failing", "verify_error"}} {
+	for _, c := range []struct {
+		gateway, verdict string
+		code             int    // the answer when the verdict is written
+		log              string // the start of the log message then
+		failLog          string // and when the verdict cannot be written
+	}{
+		{"down", "unavailable", 503, "notification stored, ", "notification not durably stored, "},
+		{"failing", "verify_error", 503, "notification stored, ", "notification not durably stored, "},
+		// Refused by the plugin (Data is not its format): a refusal's
+		// verdict is the commit that makes its raw input durable too.
+		{"sim", "malformed", 400, "notification rejected", "notification not durably stored, rejected"},
+	} {
 		t.Run(c.gateway, func(t *testing.T) {
-			if r := post(c.gateway); r.code != 503 {
-				t.Fatalf("verdict written: HTTP %d %q, want 503", r.code, r.body)
+			if r := post(c.gateway); r.code != c.code {
+				t.Fatalf("verdict written: HTTP %d %q, want %d", r.code, r.body, c.code)
 			}
 			if _, code := e.lastVerdict(t); code != c.verdict {
 				t.Fatalf("verdict %q, want %s", code, c.verdict)
 			}
-			if !strings.Contains(logs.String(), `"message":"notification stored, `) {
-				t.Fatalf("verdict written: log %s, want notification stored", logs.String())
+			if !strings.Contains(logs.String(), `"message":"`+c.log) {
+				t.Fatalf("verdict written: log %s, want %s", logs.String(), c.log)
 			}
 			logs.Reset()
 			if _, err := e.db.Exec(`ALTER TABLE raw_verdicts RENAME TO raw_verdicts_gone`); err != nil {
@@ -199,8 +211,8 @@ func TestUnverifiedAndVerdictFailureAnswers500(t *testing.T) {
 			if r.code != 500 || !strings.Contains(r.body, "not stored") {
 				t.Fatalf("verdict not written: HTTP %d %q, want 500 not stored", r.code, r.body)
 			}
-			if l := logs.String(); !strings.Contains(l, `"message":"notification not durably stored, `) || strings.Contains(l, `"message":"notification stored`) {
-				t.Fatalf("verdict not written: log %s, want notification not durably stored", l)
+			if l := logs.String(); !strings.Contains(l, `"message":"`+c.failLog) || strings.Contains(l, `"message":"`+c.log) {
+				t.Fatalf("verdict not written: log %s, want %s", l, c.failLog)
 			}
 			logs.Reset()
 		})

@@ -59,7 +59,8 @@ type NotificationResult struct {
 // gateway names no configured gateway (wraps ErrUnknownGateway: nothing is
 // stored), when the raw input could not be stored (wraps ErrRawNotStored) or when it was
 // stored but could not be verified or applied now (wraps ErrUnavailable);
-// rejections are not errors (see Verdict and RejectCode).
+// rejections are not errors (see Verdict and RejectCode), unless their
+// verdict could not be written (wraps ErrRawNotStored).
 func (s *Service) HandleNotification(ctx context.Context, gateway string, channel sdk.Channel, r *http.Request) (*NotificationResult, error) {
 	start := time.Now()
 	defer func() { s.m.duration.WithLabelValues(string(channel)).Observe(time.Since(start).Seconds()) }()
@@ -134,7 +135,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 	}
 	res.RawID = rawID
 	if refusal != nil {
-		return s.reject(ctx, res, refusal), nil
+		return s.reject(ctx, res, refusal)
 	}
 	if err := gwErr; err != nil {
 		err = s.failVerdict(ctx, rawID, store.Verdict{Code: "unavailable", Message: err.Error(), At: s.now().UTC()}, err)
@@ -150,7 +151,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 	if err != nil {
 		var rej *sdk.RejectError
 		if errors.As(err, &rej) {
-			return s.reject(ctx, res, rej), nil
+			return s.reject(ctx, res, rej)
 		}
 		err = s.failVerdict(ctx, rawID, store.Verdict{Code: "verify_error", Message: err.Error(), At: s.now().UTC()}, err)
 		res.Verdict, res.RejectCode = VerdictError, "verify_error"
@@ -159,7 +160,7 @@ func (s *Service) HandleNotification(ctx context.Context, gateway string, channe
 		return res, fmt.Errorf("notification %d: verify: %w: %w", rawID, ErrUnavailable, err)
 	}
 	if pr == nil {
-		return s.reject(ctx, res, &sdk.RejectError{Code: "empty_result", Message: "gateway returned no result"}), nil
+		return s.reject(ctx, res, &sdk.RejectError{Code: "empty_result", Message: "gateway returned no result"})
 	}
 	res.Outcome, res.AskLater = pr.Outcome, pr.AskLater
 	res.ProviderReference, res.TransactionDate = pr.Reference, pr.TransactionDate
@@ -197,15 +198,27 @@ func (s *Service) count(res *NotificationResult) {
 	s.m.notifications.WithLabelValues(res.Gateway, string(res.Channel), string(res.Verdict)).Inc()
 }
 
-// reject records a rejection verdict; nothing else stored changes.
-func (s *Service) reject(ctx context.Context, res *NotificationResult, rej *sdk.RejectError) *NotificationResult {
+// reject records a rejection verdict; nothing else stored changes. When
+// the verdict cannot be written it returns an error wrapping
+// ErrRawNotStored, as failVerdict does: that commit is the one that makes
+// the raw input (committed with DeferSync) durable, and a refusal is
+// evidence too (a bank's genuine message refused after a key rotation or a
+// configuration change), so the sender is asked to retry (500) rather than
+// told it was refused for good (400).
+func (s *Service) reject(ctx context.Context, res *NotificationResult, rej *sdk.RejectError) (*NotificationResult, error) {
 	res.Verdict, res.RejectCode = VerdictRejected, rej.Code
-	s.addVerdict(ctx, res.RawID, store.Verdict{Verified: false, Code: rej.Code, Message: rej.Message, At: s.now().UTC()})
 	s.m.rejects.WithLabelValues(res.Gateway, rej.Code).Inc()
+	if err := s.addVerdict(ctx, res.RawID, store.Verdict{Verified: false, Code: rej.Code, Message: rej.Message, At: s.now().UTC()}); err != nil {
+		res.Verdict = VerdictError
+		s.count(res)
+		s.log.Error().Err(err).Int64("raw_id", res.RawID).Str("gateway", res.Gateway).Str("channel", string(res.Channel)).
+			Str("remote", res.remoteAddr).Str("code", rej.Code).Msg("notification not durably stored, rejected")
+		return res, fmt.Errorf("notification %d: rejected (%s): %w: verdict: %w", res.RawID, rej.Code, ErrRawNotStored, err)
+	}
 	s.count(res)
 	s.log.Warn().Int64("raw_id", res.RawID).Str("gateway", res.Gateway).Str("channel", string(res.Channel)).
 		Str("remote", res.remoteAddr).Str("code", rej.Code).Str("reason", rej.Message).Msg("notification rejected")
-	return res
+	return res, nil
 }
 
 // failVerdict records the verdict of a notification that could not be
