@@ -28,7 +28,13 @@ import (
 // there): Linux keeps nearly all of each binary's code resident, and
 // go-plugin's net/rpc server (plugins) and html/template (daemon) make
 // the linker keep every exported method (tools/reflectroots).
-const idleRSSBoundMB = 64
+//
+// 64 MB until session 8, when CI's own runs measured 64,860 and 65,252 kB
+// (63.3 and 63.7 MB, 0.3 MB under that bound) and bench/run.sh 62.7-63.7
+// MB: 65 leaves about 1.3 MB for a busier machine, and a regression of 2
+// MB (a dependency that doubles a binary, a table built at start) still
+// fails it.
+const idleRSSBoundMB = 65
 
 // idleFigures are one idle start's measurements.
 type idleFigures struct {
