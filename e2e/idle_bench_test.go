@@ -18,7 +18,7 @@ import (
 // 60 MB; 62.0-62.7 MB is measured with `make build` (CGO_ENABLED=0,
 // grpcnotrace) since the dashboard and payment-page templates are parsed
 // at first use and the validation patterns lost their bounded
-// repetitions (64.2-64.8 MB before, which this bound fails), of which
+// repetitions (64.2-64.8 MB before), of which
 // about 48 MB are the three binaries' own code and read-only data mapped
 // from the file (clean pages shared with the page cache), and the Go
 // heaps, stacks, runtime and SQLite about 14.5 MB: see docs/benchmarks.md,
