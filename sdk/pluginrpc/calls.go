@@ -234,7 +234,7 @@ func (c *callStream) close() {
 // the unary call.
 func (c *callStream) call(ctx context.Context, method string, req, resp proto.Message) error {
 	wire := method
-	method = c.prefix + method[strings.LastIndexByte(method, '/')+1:] // as the unary call names it in errors
+	method = c.name(method)
 	if err := ctx.Err(); err != nil {
 		return fromStatus(ctx, method, status.FromContextError(err).Err())
 	}
@@ -287,6 +287,25 @@ func (c *callStream) call(ctx context.Context, method string, req, resp proto.Me
 		return &RemoteError{Method: method, Code: codes.Internal, Message: "undecodable answer: " + err.Error()}
 	}
 	return nil
+}
+
+// name is method as its unary call is named in errors ("Health",
+// "sdk.Host.StateGet").
+func (c *callStream) name(method string) string {
+	return c.prefix + method[strings.LastIndexByte(method, '/')+1:]
+}
+
+// callOrUnary makes one call on c's streams or, when the other side does
+// not serve them, with its unary RPC; either way the errors are those of
+// the unary call, named as it names them.
+func callOrUnary[Req, Resp proto.Message](ctx context.Context, c *callStream, method string, req Req, resp Resp,
+	unary func(context.Context, Req, ...grpc.CallOption) (Resp, error)) (Resp, error) {
+	err := c.call(ctx, method, req, resp)
+	if !errors.Is(err, errCallsOff) {
+		return resp, err
+	}
+	r, err := unary(ctx, req, callOpts...)
+	return r, fromStatus(ctx, c.name(method), err)
 }
 
 // exchange sends f and reads its answer. A stream that ended gives the

@@ -132,12 +132,8 @@ func (c *commonClient) Configure(ctx context.Context, settings []byte, host sdk.
 
 // Health implements sdk.Plugin.
 func (c *commonClient) Health(ctx context.Context) error {
-	req := &pluginv1.HealthRequest{Kind: c.kind}
-	if err := c.calls.call(ctx, callHealth, req, &pluginv1.HealthResponse{}); !errors.Is(err, errCallsOff) {
-		return err
-	}
-	_, err := c.rpc.Health(ctx, req, callOpts...)
-	return fromStatus(ctx, "Health", err)
+	_, err := callOrUnary(ctx, c.calls, callHealth, &pluginv1.HealthRequest{Kind: c.kind}, &pluginv1.HealthResponse{}, c.rpc.Health)
+	return err
 }
 
 // RunJob implements sdk.JobRunner; it returns sdk.ErrUnsupported when the
@@ -222,12 +218,7 @@ func (c *GatewayGRPCClient) InitPayment(ctx context.Context, req sdk.PaymentRequ
 
 // VerifyNotification implements PaymentGateway.
 func (c *GatewayGRPCClient) VerifyNotification(ctx context.Context, n sdk.Notification) (*sdk.PaymentResult, error) {
-	req, r := notificationToWire(n), &pluginv1.PaymentResult{}
-	err := c.calls.call(ctx, callVerifyNotification, req, r)
-	if errors.Is(err, errCallsOff) {
-		r, err = c.client.VerifyNotification(ctx, req, callOpts...)
-		err = fromStatus(ctx, "VerifyNotification", err)
-	}
+	r, err := callOrUnary(ctx, c.calls, callVerifyNotification, notificationToWire(n), &pluginv1.PaymentResult{}, c.client.VerifyNotification)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package pluginrpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -125,12 +124,7 @@ func (c *HostGRPCClient) close() { c.calls.close() }
 
 // StateGet implements Host.
 func (c *HostGRPCClient) StateGet(ctx context.Context, key string) ([]byte, int64, error) {
-	req, r := &pluginv1.StateGetRequest{Key: key}, &pluginv1.StateGetResponse{}
-	err := c.calls.call(ctx, callStateGet, req, r)
-	if errors.Is(err, errCallsOff) {
-		r, err = c.client.StateGet(ctx, req)
-		err = fromStatus(ctx, "sdk.Host.StateGet", err)
-	}
+	r, err := callOrUnary(ctx, c.calls, callStateGet, &pluginv1.StateGetRequest{Key: key}, &pluginv1.StateGetResponse{}, c.client.StateGet)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -142,12 +136,7 @@ func (c *HostGRPCClient) StateGet(ctx context.Context, key string) ([]byte, int6
 
 // StatePut implements Host.
 func (c *HostGRPCClient) StatePut(ctx context.Context, key string, value []byte, version int64) (int64, error) {
-	req, r := &pluginv1.StatePutRequest{Key: key, Value: value, Version: version}, &pluginv1.StatePutResponse{}
-	err := c.calls.call(ctx, callStatePut, req, r)
-	if errors.Is(err, errCallsOff) {
-		r, err = c.client.StatePut(ctx, req)
-		err = fromStatus(ctx, "sdk.Host.StatePut", err)
-	}
+	r, err := callOrUnary(ctx, c.calls, callStatePut, &pluginv1.StatePutRequest{Key: key, Value: value, Version: version}, &pluginv1.StatePutResponse{}, c.client.StatePut)
 	if err != nil {
 		return 0, err
 	}
@@ -156,12 +145,7 @@ func (c *HostGRPCClient) StatePut(ctx context.Context, key string, value []byte,
 
 // NextSequence implements Host.
 func (c *HostGRPCClient) NextSequence(ctx context.Context, name string) (int64, error) {
-	req, r := &pluginv1.NextSequenceRequest{Name: name}, &pluginv1.NextSequenceResponse{}
-	err := c.calls.call(ctx, callNextSequence, req, r)
-	if errors.Is(err, errCallsOff) {
-		r, err = c.client.NextSequence(ctx, req)
-		err = fromStatus(ctx, "sdk.Host.NextSequence", err)
-	}
+	r, err := callOrUnary(ctx, c.calls, callNextSequence, &pluginv1.NextSequenceRequest{Name: name}, &pluginv1.NextSequenceResponse{}, c.client.NextSequence)
 	if err != nil {
 		return 0, err
 	}
