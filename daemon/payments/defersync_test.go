@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 	"testing"
@@ -170,13 +169,7 @@ func TestUnverifiedAndVerdictFailureAnswers500(t *testing.T) {
 	}
 	post := func(gateway string) reply {
 		t.Helper()
-		resp, err := e.client.Post(e.pub.URL+"/notify/"+gateway+"/automatic", "application/x-www-form-urlencoded", strings.NewReader("Data=x&Seal=y"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return reply{code: resp.StatusCode, body: string(b)}
+		return e.postTo(t, gateway, "automatic", []byte("Data=x&Seal=y"))
 	}
 	for _, c := range []struct {
 		gateway, verdict string

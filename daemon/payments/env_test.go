@@ -169,7 +169,13 @@ type reply struct {
 
 func (e *env) postBody(t testing.TB, channel string, body []byte) reply {
 	t.Helper()
-	resp, err := e.client.Post(e.pub.URL+"/notify/sim/"+channel, "application/x-www-form-urlencoded", strings.NewReader(string(body)))
+	return e.postTo(t, "sim", channel, body)
+}
+
+// postTo posts body as a form to gateway's notification endpoint.
+func (e *env) postTo(t testing.TB, gateway, channel string, body []byte) reply {
+	t.Helper()
+	resp, err := e.client.Post(e.pub.URL+"/notify/"+gateway+"/"+channel, "application/x-www-form-urlencoded", strings.NewReader(string(body)))
 	if err != nil {
 		t.Fatal(err)
 	}

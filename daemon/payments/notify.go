@@ -208,12 +208,12 @@ func (s *Service) count(res *NotificationResult) {
 func (s *Service) reject(ctx context.Context, res *NotificationResult, rej *sdk.RejectError) (*NotificationResult, error) {
 	res.Verdict, res.RejectCode = VerdictRejected, rej.Code
 	s.m.rejects.WithLabelValues(res.Gateway, rej.Code).Inc()
-	if err := s.addVerdict(ctx, res.RawID, store.Verdict{Verified: false, Code: rej.Code, Message: rej.Message, At: s.now().UTC()}); err != nil {
+	if err := s.writeVerdict(ctx, res.RawID, store.Verdict{Verified: false, Code: rej.Code, Message: rej.Message, At: s.now().UTC()}); err != nil {
 		res.Verdict = VerdictError
 		s.count(res)
 		s.log.Error().Err(err).Int64("raw_id", res.RawID).Str("gateway", res.Gateway).Str("channel", string(res.Channel)).
-			Str("remote", res.remoteAddr).Str("code", rej.Code).Msg("notification not durably stored, rejected")
-		return res, fmt.Errorf("notification %d: rejected (%s): %w: verdict: %w", res.RawID, rej.Code, ErrRawNotStored, err)
+			Str("remote", res.remoteAddr).Str("code", rej.Code).Msg(failMsg(err, "rejected"))
+		return res, fmt.Errorf("notification %d: rejected (%s): %w", res.RawID, rej.Code, err)
 	}
 	s.count(res)
 	s.log.Warn().Int64("raw_id", res.RawID).Str("gateway", res.Gateway).Str("channel", string(res.Channel)).
@@ -221,21 +221,31 @@ func (s *Service) reject(ctx context.Context, res *NotificationResult, rej *sdk.
 	return res, nil
 }
 
+// writeVerdict records a notification's verdict; its error wraps
+// ErrRawNotStored: that commit is the one whose flush makes the raw input
+// (committed with DeferSync) durable before the sender is answered, so
+// without it the sender is answered as if nothing was stored (500, retry).
+func (s *Service) writeVerdict(ctx context.Context, rawID int64, v store.Verdict) error {
+	if err := s.addVerdict(ctx, rawID, v); err != nil {
+		return fmt.Errorf("%w: verdict: %w", ErrRawNotStored, err)
+	}
+	return nil
+}
+
 // failVerdict records the verdict of a notification that could not be
-// verified or applied and returns err, wrapping ErrRawNotStored as well
-// when the verdict could not be written: that commit is the one whose
-// flush makes the raw input (committed with DeferSync) durable before the
-// sender is answered, so without it the sender is answered as if nothing
-// was stored (500, retry) rather than "stored, retry" (503).
+// verified or applied and returns err, with writeVerdict's error as well
+// when the verdict could not be written (500 rather than "stored, retry",
+// 503).
 func (s *Service) failVerdict(ctx context.Context, rawID int64, v store.Verdict, err error) error {
-	if verr := s.addVerdict(ctx, rawID, v); verr != nil {
-		return fmt.Errorf("%w (%w: verdict: %w)", err, ErrRawNotStored, verr)
+	if verr := s.writeVerdict(ctx, rawID, v); verr != nil {
+		return fmt.Errorf("%w (%w)", err, verr)
 	}
 	return err
 }
 
-// failMsg is the log message of a notification that failed after its raw
-// input was recorded (err from failVerdict): stored, unless the verdict
+// failMsg is the log message of a notification that failed or was refused
+// after its raw input was recorded (err from failVerdict or
+// writeVerdict): stored, unless the verdict
 // could not be written either, whose commit is the one that makes the raw
 // input durable.
 func failMsg(err error, what string) string {
