@@ -150,9 +150,6 @@ func Open(ctx context.Context, path string, opts ...store.Option) (*Store, error
 				Rebind:       func(s string) string { return s },
 				IsUnique:     isUnique,
 				IsForeignKey: isForeignKey,
-				// One writer connection; group commit runs its callers'
-				// fns one after the other, each in its savepoint.
-				SerialWrites: true,
 			},
 		},
 		path: abs,

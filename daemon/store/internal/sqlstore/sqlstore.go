@@ -33,9 +33,6 @@ type Dialect struct {
 	ClaimLock string
 	// RowLock is appended to SELECTs of a row about to be updated (" FOR UPDATE").
 	RowLock string
-	// SerialWrites: write transactions never overlap (store.Store's
-	// SerialWrites).
-	SerialWrites bool
 	// SubjectLock, when set, is run (with the subject as argument) in Emit
 	// before the event row is inserted, so that the insertion order of a
 	// subject's events is also their commit order.
@@ -354,8 +351,10 @@ func (s *DB) Close() error {
 // Driver names the dialect.
 func (s *DB) Driver() string { return s.D.Name }
 
-// SerialWrites implements store.Store: the dialect's.
-func (s *DB) SerialWrites() bool { return s.D.SerialWrites }
+// SerialWrites implements store.Store: with WriterSlots set (SQLite)
+// every write transaction goes to the group commit (inTxSync), whose one
+// writer goroutine runs the callers' fns one after the other.
+func (s *DB) SerialWrites() bool { return s.WriterSlots != nil }
 
 // InTx runs fn in one transaction on the writer pool. fn must not call
 // other Store methods that write (SQLite has one writer connection: that
